@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/* config.h - the YAML configuration: loading, defaults and validation. */
+#ifndef BMS_CONFIG_H
+#define BMS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* bus.mode: how packs are reached. */
+enum config_bus_mode {
+    CONFIG_MODE_MODBUS_PER_PACK, /* "modbus_per_pack": Modbus RTU master, a port per pack */
+    CONFIG_MODE_ACTIVE,          /* "active": legacy EG4 7E..0D protocol on bus.port */
+    CONFIG_MODE_PASSIVE,         /* "passive": Modbus RTU listener on bus.port */
+};
+
+/* bus.transport: "serial" (real ports) or "mock" (built-in simulated packs). */
+enum config_transport {
+    CONFIG_TRANSPORT_SERIAL,
+    CONFIG_TRANSPORT_MOCK,
+};
+
+/* One entry of `packs:`. Strings are owned by the config (freed by config_free). */
+struct config_pack {
+    char *name;    /* HA device/unique_id prefix, [A-Za-z0-9_-], 1..64 chars, unique */
+    int address;   /* Modbus slave id (1..247) or legacy address; default 0x40 */
+    char *port;    /* serial device; NULL when absent */
+    int baud;      /* per-pack baud; 0 = use bus.baud */
+    int line;      /* 1-based position of the pack's `name` in the file, for messages */
+    int column;
+};
+
+/* `bus:` section. Keys and defaults of the original eg4-battery config. */
+struct config_bus {
+    enum config_bus_mode mode;     /* required */
+    enum config_transport transport; /* default serial */
+    char *port;                    /* shared port (active, passive); NULL when absent */
+    int baud;                      /* default 9600 */
+    int read_chunk;                /* default 512 bytes (passive mode read size) */
+    double timeout_s;              /* per-request response timeout, default 1.5 s */
+    double poll_interval_s;        /* cycle period, default 10 s; 0 = back to back */
+    int offline_after;             /* failed polls in a row before a pack is offline, default 3 */
+};
+
+/* `mqtt:` section. */
+struct config_mqtt {
+    char *host;             /* default "localhost" */
+    int port;               /* default 1883 (8883 when tls_ca_file is set) */
+    char *username;         /* NULL or "" = no authentication */
+    char *password;         /* NULL when absent */
+    char *discovery_prefix; /* default "homeassistant" */
+    char *base_topic;       /* default "bms2mqtt": state and availability topics live under it */
+    char *client_id;        /* NULL = "bms2mqtt-<host>-<hash of pack names>", unique per instance */
+    int keepalive;          /* seconds, default 60 */
+    char *tls_ca_file;      /* enables TLS when set */
+    char *tls_cert_file;    /* client certificate (optional) */
+    char *tls_key_file;     /* client key (optional) */
+    bool tls_insecure;      /* skip server hostname verification, default false */
+};
+
+/* The whole file. */
+struct config {
+    char *path;             /* the file it was read from */
+    struct config_bus bus;
+    struct config_mqtt mqtt;
+    struct config_pack *packs; /* n_packs entries, in file order */
+    size_t n_packs;
+    int cell_count;         /* cells per pack (active mode), 1..32, default 16 */
+};
+
+/*
+ * Fill *cfg with every default (mode modbus_per_pack, no packs). Strings that have a
+ * default are allocated. Returns 0, or -1 on allocation failure.
+ */
+int config_defaults(struct config *cfg);
+
+/*
+ * Load and validate the YAML file at `path` into *cfg (which need not be initialised).
+ * Accepts the original eg4-battery format unchanged (bus, mqtt, packs, cell_count) plus
+ * the keys documented in doc/bms2mqtt.yaml.5.md. Integers may be decimal, 0x hex, 0o or
+ * leading-0 octal, or 0b binary (YAML 1.1, as PyYAML reads them).
+ *
+ * On error returns -1, leaves *cfg freed, and writes one message to err (errlen bytes,
+ * always NUL-terminated) of the form "path:line:column: what is wrong", with 1-based line
+ * and column pointing at the offending key or value. Errors: unreadable file, YAML syntax,
+ * unknown or misspelt key, wrong type, value out of range (address 1..247, port 1..65535,
+ * baud not a standard termios rate, ...), unknown mode or transport, duplicate pack name,
+ * a modbus_per_pack pack without `port` (serial transport), no packs at all.
+ * Returns 0 on success; the caller must config_free() it.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * The same as config_load() over an in-memory document; `name` is used in messages
+ * in place of a path. Used by tests and the config fuzzer.
+ */
+int config_load_buffer(struct config *cfg, const char *name, const char *text, size_t len,
+                       char *err, size_t errlen);
+
+/* Free everything *cfg owns and zero it. Safe on a zeroed or already freed config. */
+void config_free(struct config *cfg);
+
+/* True if `baud` is a rate a Linux serial port can be set to (a termios Bxxx constant). */
+bool config_baud_supported(int baud);
+
+/* "modbus_per_pack", "active" or "passive". */
+const char *config_mode_name(enum config_bus_mode mode);
+
+/* The baud a pack is polled at: its own, else the bus's. */
+int config_pack_baud(const struct config *cfg, const struct config_pack *pack);
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int bms_placeholder_mqtt;
