@@ -21,24 +21,24 @@ enum config_transport {
 
 /* One entry of `packs:`. Strings are owned by the config (freed by config_free). */
 struct config_pack {
-    char *name;    /* HA device/unique_id prefix, [A-Za-z0-9_-], 1..64 chars, unique */
-    int address;   /* Modbus slave id (1..247) or legacy address; default 0x40 */
-    char *port;    /* serial device; NULL when absent */
-    int baud;      /* per-pack baud; 0 = use bus.baud */
-    int line;      /* 1-based position of the pack's `name` in the file, for messages */
+    char *name;  /* HA device/unique_id prefix, [A-Za-z0-9_-], 1..64 chars, unique */
+    int address; /* Modbus slave id (1..247) or legacy address; default 0x40 */
+    char *port;  /* serial device; NULL when absent */
+    int baud;    /* per-pack baud; 0 = use bus.baud */
+    int line;    /* 1-based position of the pack's `name` in the file, for messages */
     int column;
 };
 
 /* `bus:` section. Keys and defaults of the original eg4-battery config. */
 struct config_bus {
-    enum config_bus_mode mode;     /* required */
+    enum config_bus_mode mode;       /* required */
     enum config_transport transport; /* default serial */
-    char *port;                    /* shared port (active, passive); NULL when absent */
-    int baud;                      /* default 9600 */
-    int read_chunk;                /* default 512 bytes (passive mode read size) */
-    double timeout_s;              /* per-request response timeout, default 1.5 s */
-    double poll_interval_s;        /* cycle period, default 10 s; 0 = back to back */
-    int offline_after;             /* failed polls in a row before a pack is offline, default 3 */
+    char *port;                      /* shared port (active, passive); NULL when absent */
+    int baud;                        /* default 9600 */
+    int read_chunk;                  /* default 512 bytes (passive mode read size) */
+    double timeout_s;                /* per-request response timeout, default 1.5 s */
+    double poll_interval_s;          /* cycle period, default 10 s; 0 = back to back */
+    int offline_after;               /* failed polls in a row before a pack is offline, default 3 */
 };
 
 /* `mqtt:` section. */
@@ -59,12 +59,12 @@ struct config_mqtt {
 
 /* The whole file. */
 struct config {
-    char *path;             /* the file it was read from */
+    char *path; /* the file it was read from */
     struct config_bus bus;
     struct config_mqtt mqtt;
     struct config_pack *packs; /* n_packs entries, in file order */
     size_t n_packs;
-    int cell_count;         /* cells per pack (active mode), 1..32, default 16 */
+    int cell_count; /* cells per pack (active mode), 1..32, default 16 */
 };
 
 /*

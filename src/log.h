@@ -43,8 +43,8 @@ void log_hex(const char *prefix, const uint8_t *buf, size_t n);
  * message is due (true if a failure had been logged). Not thread-safe: one owner.
  */
 struct log_throttle {
-    char category[48];  /* last failure category, "" when healthy */
-    unsigned repeats;   /* consecutive failures of any category */
+    char category[48]; /* last failure category, "" when healthy */
+    unsigned repeats;  /* consecutive failures of any category */
     unsigned remind_every;
 };
 

@@ -1,1 +1,319 @@
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+/* main.c - bms2mqtt: command line, start-up and clean shutdown; no protocol logic. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "config.h"
+#include "log.h"
+#include "mqtt.h"
+#include "poller.h"
+#include "version.h"
+
+#define DEFAULT_CONFIG "/etc/bms2mqtt.yaml"
+
+struct options {
+    const char *config;
+    bool dry_run;
+    bool trace;
+    bool once;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "Usage: bms2mqtt [-C FILE] [options]\n"
+        "Poll battery packs over RS-485 and publish them to MQTT with Home Assistant discovery.\n"
+        "\n"
+        "  -C, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
+        "      --dry-run         one cycle against built-in simulated packs; print what\n"
+        "                        would be published (\"topic payload\" lines) and exit\n"
+        "      --once            poll every pack once, publish, and exit\n"
+        "      --trace           log every frame in hex (implies --log-level debug)\n"
+        "  -l, --log-level LEVEL error, warning, notice, info (default) or debug\n"
+        "  -v, --verbose         same as --log-level debug\n"
+        "  -V, --version         print the version and exit\n"
+        "  -h, --help            print this help and exit\n"
+        "\n"
+        "Signals: SIGTERM and SIGINT publish \"offline\", close the ports and exit.\n");
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'C'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"once", no_argument, NULL, '1'},
+        {"trace", no_argument, NULL, 't'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    enum log_level level;
+    int c;
+
+    o->config = DEFAULT_CONFIG;
+    while ((c = getopt_long(argc, argv, "C:l:vVh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'C':
+            o->config = optarg;
+            break;
+        case 'n':
+            o->dry_run = true;
+            break;
+        case '1':
+            o->once = true;
+            break;
+        case 't':
+            o->trace = true;
+            log_set_level(LOG_LVL_DEBUG);
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &level) < 0) {
+                fprintf(stderr, "bms2mqtt: unknown log level '%s'\n", optarg);
+                return 2;
+            }
+            log_set_level(level);
+            break;
+        case 'v':
+            log_set_level(LOG_LVL_DEBUG);
+            break;
+        case 'V':
+            printf("bms2mqtt %s\n", BMS_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bms2mqtt: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+/* Default client id: unique per instance (host and configured packs) and stable across
+ * restarts, so two daemons on one broker never take each other's session. */
+static void default_client_id(const struct config *cfg, char *buf, size_t len)
+{
+    char host[64] = "localhost";
+    uint32_t h = 2166136261u; /* FNV-1a over the pack names */
+
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    for (char *s = host; *s; s++)
+        if (*s == '/' || *s == '+' || *s == '#' || *s == ' ')
+            *s = '_';
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        for (const char *s = cfg->packs[i].name;; s++) {
+            h = (h ^ (uint8_t)*s) * 16777619u;
+            if (!*s)
+                break;
+        }
+    snprintf(buf, len, "bms2mqtt-%s-%08x", host, h);
+}
+
+/* --dry-run sink: one "topic payload" line per message, as `mosquitto_sub -v` prints. */
+static int stdout_publish(void *ctx, const char *topic, const char *payload, int qos, bool retain)
+{
+    (void)ctx;
+    (void)qos;
+    (void)retain;
+    printf("%s %s\n", topic, payload);
+    return 0;
+}
+
+static int packs_init(const struct config *cfg, struct pack *packs, bool simulate, bool trace)
+{
+    for (size_t i = 0; i < cfg->n_packs; i++) {
+        const struct config_pack *c = &cfg->packs[i];
+        struct pack *p = &packs[i];
+        const char *port = c->port ? c->port : (cfg->bus.port ? cfg->bus.port : "(simulated)");
+
+        p->cfg = c;
+        p->name = c->name;
+        p->defs = lp4v2_readings;
+        p->n_defs = lp4v2_n_readings;
+        p->need_identity = true;
+        p->throttle.remind_every = 360;
+        p->values = calloc(p->n_defs, sizeof(*p->values));
+        if (!p->values)
+            return -1;
+        if (mb_link_init(&p->link, port, config_pack_baud(cfg, c), c->address, cfg->bus.timeout_s,
+                         trace) < 0) {
+            log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
+            return -1;
+        }
+        if (simulate) {
+            p->sim = calloc(1, sizeof(*p->sim));
+            if (!p->sim)
+                return -1;
+            simpack_init(p->sim, (unsigned)i + 1);
+        }
+    }
+    return 0;
+}
+
+static void packs_free(struct pack *packs, size_t n)
+{
+    for (size_t i = 0; packs && i < n; i++) {
+        mb_link_close(&packs[i].link);
+        free(packs[i].values);
+        free(packs[i].sim);
+    }
+    free(packs);
+}
+
+static int run_dry(const struct config *cfg, struct pack *packs)
+{
+    struct sink out = {stdout_publish, NULL};
+    char client_id[128];
+    struct bridge *b;
+
+    default_client_id(cfg, client_id, sizeof(client_id));
+    b = bridge_new(cfg, packs, cfg->n_packs, cfg->mqtt.client_id ? cfg->mqtt.client_id : client_id,
+                   out);
+    if (!b)
+        return 1;
+    bridge_on_connect(b);
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        poller_poll_pack(&packs[i], b, 0);
+    fflush(stdout);
+    bridge_free(b);
+    return 0;
+}
+
+struct daemon {
+    struct bridge *bridge;
+    struct poller *poller;
+    sigset_t sigs;
+};
+
+static void on_connect(void *ud)
+{
+    bridge_on_connect(((struct daemon *)ud)->bridge);
+}
+
+static void on_ha_status(void *ud, bool online)
+{
+    if (online)
+        bridge_on_ha_online(((struct daemon *)ud)->bridge);
+}
+
+/* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. */
+static void *signal_thread(void *arg)
+{
+    struct daemon *d = arg;
+    int sig = 0;
+
+    for (;;) {
+        if (sigwait(&d->sigs, &sig) != 0)
+            continue;
+        if (sig == SIGHUP)
+            continue;
+        break;
+    }
+    log_msg(LOG_LVL_NOTICE, "signal %d: stopping", sig);
+    poller_request_stop(d->poller);
+    return NULL;
+}
+
+static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
+{
+    struct mqtt_callbacks cb = {on_connect, on_ha_status};
+    struct daemon d = {0};
+    char client_id[128], status_topic[512];
+    const char *cid = cfg->mqtt.client_id;
+    struct mqtt *m;
+    pthread_t sig_thread;
+    int rc = 1;
+
+    if (!cid) {
+        default_client_id(cfg, client_id, sizeof(client_id));
+        cid = client_id;
+    }
+    sigemptyset(&d.sigs);
+    sigaddset(&d.sigs, SIGTERM);
+    sigaddset(&d.sigs, SIGINT);
+    sigaddset(&d.sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    bridge_format_status_topic(status_topic, sizeof(status_topic), cfg, cid);
+    m = mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d);
+    if (!m)
+        return 1;
+    d.bridge = bridge_new(cfg, packs, cfg->n_packs, cid, mqtt_sink(m));
+    d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, once);
+    if (!d.bridge || !d.poller)
+        goto out_mqtt;
+    log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), mode %s, broker %s:%d, client id %s",
+            BMS_VERSION, cfg->n_packs, config_mode_name(cfg->bus.mode), cfg->mqtt.host,
+            cfg->mqtt.port, cid);
+    if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
+        goto out_mqtt;
+    pthread_detach(sig_thread);
+    if (poller_start(d.poller) < 0) {
+        log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
+        poller_request_stop(d.poller);
+    }
+    poller_wait(d.poller);
+    poller_stop(d.poller);
+    rc = 0;
+out_mqtt:
+    mqtt_stop(m, status_topic, "offline");
+    mqtt_free(m);
+    poller_free(d.poller);
+    bridge_free(d.bridge);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    struct config cfg;
+    char err[512];
+    struct pack *packs;
+    int rc = parse_args(argc, argv, &o);
+
+    if (rc >= 0)
+        return rc;
+    if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bms2mqtt: %s\n", err);
+        return 1;
+    }
+    if (cfg.bus.mode != CONFIG_MODE_MODBUS_PER_PACK && !o.dry_run) {
+        fprintf(stderr,
+                "bms2mqtt: %s: bus.mode '%s' is not supported by this version; use "
+                "modbus_per_pack\n",
+                o.config, config_mode_name(cfg.bus.mode));
+        config_free(&cfg);
+        return 1;
+    }
+    packs = calloc(cfg.n_packs, sizeof(*packs));
+    bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
+    if (!packs || packs_init(&cfg, packs, simulate, o.trace) < 0) {
+        fprintf(stderr, "bms2mqtt: out of memory\n");
+        rc = 1;
+    } else {
+        rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
+    }
+    packs_free(packs, cfg.n_packs);
+    config_free(&cfg);
+    return rc;
+}

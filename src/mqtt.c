@@ -1,1 +1,235 @@
-/* placeholder */ typedef int bms_placeholder_mqtt;
+/* SPDX-License-Identifier: MIT */
+/* mqtt.c - libmosquitto client on its own thread, reconnecting with backoff. */
+#include "mqtt.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#define MQTT_BACKOFF_MIN_S 1
+#define MQTT_BACKOFF_MAX_S 60
+
+struct mqtt {
+    struct mosquitto *mosq;
+    const struct config_mqtt *cfg;
+    struct mqtt_callbacks cb;
+    void *ud;
+    char *ha_status_topic;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+    atomic_bool connected;
+    pthread_mutex_t lock; /* guards the backoff wait */
+    pthread_cond_t wake;
+    struct log_throttle complain;
+};
+
+static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
+{
+    struct mqtt *m = ud;
+
+    if (rc != 0) {
+        if (log_complain(&m->complain, "refused"))
+            log_msg(LOG_LVL_ERROR, "mqtt: broker %s:%d refused the connection: %s", m->cfg->host,
+                    m->cfg->port, mosquitto_connack_string(rc));
+        return;
+    }
+    unsigned failures = log_release(&m->complain);
+    log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
+            failures ? " (reconnected)" : "");
+    atomic_store(&m->connected, true);
+    mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
+    if (m->cb.on_connect)
+        m->cb.on_connect(m->ud);
+}
+
+static void mqtt_on_disconnect(struct mosquitto *mosq, void *ud, int rc)
+{
+    struct mqtt *m = ud;
+
+    (void)mosq;
+    atomic_store(&m->connected, false);
+    if (rc != 0 && !atomic_load(&m->stop))
+        log_msg(LOG_LVL_WARNING, "mqtt: connection to %s:%d lost", m->cfg->host, m->cfg->port);
+}
+
+static void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg)
+{
+    struct mqtt *m = ud;
+
+    (void)mosq;
+    if (strcmp(msg->topic, m->ha_status_topic) != 0 || !m->cb.on_ha_status)
+        return;
+    /* A retained birth arrives right after subscribing, when everything has just been
+     * published: only a live birth message means that HA restarted. */
+    if (msg->retain)
+        return;
+    bool online = msg->payloadlen == 6 && memcmp(msg->payload, "online", 6) == 0;
+    log_msg(LOG_LVL_INFO, "mqtt: Home Assistant is %s", online ? "online" : "offline");
+    m->cb.on_ha_status(m->ud, online);
+}
+
+struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, const char *will_topic,
+                      const char *will_payload, const struct mqtt_callbacks *cb, void *ud)
+{
+    struct mqtt *m = calloc(1, sizeof(*m));
+    size_t tlen;
+
+    if (!m)
+        return NULL;
+    mosquitto_lib_init();
+    m->cfg = cfg;
+    m->cb = *cb;
+    m->ud = ud;
+    m->complain.remind_every = 60;
+    tlen = strlen(cfg->discovery_prefix) + sizeof("/status");
+    m->ha_status_topic = malloc(tlen);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->wake, NULL);
+    m->mosq = mosquitto_new(client_id, true, m);
+    if (!m->mosq || !m->ha_status_topic) {
+        log_msg(LOG_LVL_ERROR, "mqtt: cannot create client: %s", strerror(errno));
+        mqtt_free(m);
+        return NULL;
+    }
+    snprintf(m->ha_status_topic, tlen, "%s/status", cfg->discovery_prefix);
+    mosquitto_threaded_set(m->mosq, true);
+    mosquitto_connect_callback_set(m->mosq, mqtt_on_connect);
+    mosquitto_disconnect_callback_set(m->mosq, mqtt_on_disconnect);
+    mosquitto_message_callback_set(m->mosq, mqtt_on_message);
+    if (cfg->username && cfg->username[0])
+        mosquitto_username_pw_set(m->mosq, cfg->username, cfg->password);
+    mosquitto_will_set(m->mosq, will_topic, (int)strlen(will_payload), will_payload, 1, true);
+    if (cfg->tls_ca_file) {
+        int rc = mosquitto_tls_set(m->mosq, cfg->tls_ca_file, NULL, cfg->tls_cert_file,
+                                   cfg->tls_key_file, NULL);
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_tls_insecure_set(m->mosq, cfg->tls_insecure);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            log_msg(LOG_LVL_ERROR, "mqtt: TLS set-up failed: %s", mosquitto_strerror(rc));
+            mqtt_free(m);
+            return NULL;
+        }
+    }
+    return m;
+}
+
+/* Wait up to `s` seconds, or until mqtt_stop() wakes us. */
+static void mqtt_backoff_wait(struct mqtt *m, int s)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += s;
+    pthread_mutex_lock(&m->lock);
+    while (!atomic_load(&m->stop))
+        if (pthread_cond_timedwait(&m->wake, &m->lock, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&m->lock);
+}
+
+static const char *mqtt_rc_text(int rc)
+{
+    return rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+}
+
+static void *mqtt_thread(void *arg)
+{
+    struct mqtt *m = arg;
+    int backoff = MQTT_BACKOFF_MIN_S;
+    int rc = mosquitto_connect_async(m->mosq, m->cfg->host, m->cfg->port, m->cfg->keepalive);
+
+    while (!atomic_load(&m->stop)) {
+        if (rc == MOSQ_ERR_SUCCESS)
+            rc = mosquitto_loop(m->mosq, 1000, 1);
+        if (rc == MOSQ_ERR_SUCCESS) {
+            if (atomic_load(&m->connected))
+                backoff = MQTT_BACKOFF_MIN_S;
+            continue;
+        }
+        if (atomic_load(&m->stop))
+            break;
+        atomic_store(&m->connected, false);
+        if (log_complain(&m->complain, "down"))
+            log_msg(LOG_LVL_WARNING,
+                    "mqtt: cannot reach broker %s:%d: %s; retrying (backoff up to %d s)",
+                    m->cfg->host, m->cfg->port, mqtt_rc_text(rc), MQTT_BACKOFF_MAX_S);
+        mqtt_backoff_wait(m, backoff);
+        backoff = backoff * 2 > MQTT_BACKOFF_MAX_S ? MQTT_BACKOFF_MAX_S : backoff * 2;
+        if (!atomic_load(&m->stop))
+            rc = mosquitto_reconnect_async(m->mosq);
+    }
+    /* Let the queued last messages and DISCONNECT go out. */
+    for (int i = 0; i < 20 && mosquitto_want_write(m->mosq); i++)
+        if (mosquitto_loop(m->mosq, 100, 1) != MOSQ_ERR_SUCCESS)
+            break;
+    return NULL;
+}
+
+int mqtt_start(struct mqtt *m)
+{
+    if (pthread_create(&m->thread, NULL, mqtt_thread, m) != 0)
+        return -1;
+    m->started = true;
+    return 0;
+}
+
+int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos, bool retain)
+{
+    if (!atomic_load(&m->connected))
+        return -1;
+    int rc = mosquitto_publish(m->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
+}
+
+static int mqtt_sink_publish(void *ctx, const char *topic, const char *payload, int qos,
+                             bool retain)
+{
+    return mqtt_publish(ctx, topic, payload, qos, retain);
+}
+
+struct sink mqtt_sink(struct mqtt *m)
+{
+    struct sink s = {mqtt_sink_publish, m};
+    return s;
+}
+
+bool mqtt_is_connected(struct mqtt *m)
+{
+    return atomic_load(&m->connected);
+}
+
+void mqtt_stop(struct mqtt *m, const char *last_topic, const char *last_payload)
+{
+    if (!m || !m->started)
+        return;
+    if (last_topic)
+        mqtt_publish(m, last_topic, last_payload, 1, true);
+    atomic_store(&m->stop, true);
+    mosquitto_disconnect(m->mosq);
+    pthread_mutex_lock(&m->lock);
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    m->started = false;
+}
+
+void mqtt_free(struct mqtt *m)
+{
+    if (!m)
+        return;
+    if (m->mosq)
+        mosquitto_destroy(m->mosq);
+    free(m->ha_status_topic);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->wake);
+    free(m);
+    mosquitto_lib_cleanup();
+}

@@ -1,1 +1,285 @@
-/* placeholder */ typedef int bms_placeholder_poller;
+/* SPDX-License-Identifier: MIT */
+/* poller.c - per-bus threads that poll packs on schedule and hand results to the bridge. */
+#include "poller.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct poller_bus {
+    struct poller *pl;
+    struct pack **packs;
+    size_t n;
+    pthread_t thread;
+    bool started;
+};
+
+struct poller {
+    const struct config *cfg;
+    struct bridge *bridge;
+    bool once;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC: stop requests and bus completion */
+    bool stop;
+    size_t done; /* buses that finished (with `once`) */
+    size_t n_buses;
+    struct poller_bus *buses;
+    struct timespec t0;
+};
+
+static double poller_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Read registers from the pack's transport: the serial link or the simulated pack. */
+static enum mb_result poller_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+                                  double now_s)
+{
+    if (!p->sim)
+        return mb_read_holding(&p->link, start, count, out);
+    simpack_step(p->sim, now_s);
+    memcpy(out, p->sim->regs + start, count * sizeof(*out));
+    return MB_OK;
+}
+
+static void poller_identify(struct pack *p, struct bridge *b, double now_s)
+{
+    uint16_t regs[LP4V2_ID_COUNT];
+    enum mb_result r = poller_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
+
+    if (r == MB_ERR_TIMEOUT || r == MB_ERR_IO || r == MB_ERR_OPEN)
+        return; /* no answer at all: try again after the next good poll */
+    p->need_identity = false;
+    if (r != MB_OK) {
+        log_msg(LOG_LVL_NOTICE,
+                "pack %s: identity registers %d-%d not readable (%s); polling "
+                "without model, firmware and serial",
+                p->name, LP4V2_ID_START, LP4V2_ID_START + LP4V2_ID_COUNT - 1,
+                p->sim ? "" : p->link.what);
+        return;
+    }
+    lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
+    log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name, p->id.model,
+            p->id.firmware, p->id.serial);
+    bridge_pack_identity(b, p);
+}
+
+static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
+{
+    const char *cause = mb_result_name(r);
+    bool same = strcmp(p->throttle.category, cause) == 0;
+    const char *what = r == MB_ERR_ZERO ? "registers 0-18 all zero (an aggregated master map?); "
+                                          "nothing published"
+                                        : p->link.what;
+
+    p->errors[r]++;
+    p->failures++;
+    if (log_complain(&p->throttle, cause)) {
+        if (same)
+            log_msg(LOG_LVL_WARNING,
+                    "pack %s (slave 0x%02x on %s): still failing after %u polls: %s", p->name,
+                    (unsigned)p->link.slave, p->link.port, p->failures, what);
+        else
+            log_msg(LOG_LVL_WARNING, "pack %s (slave 0x%02x on %s): %s", p->name,
+                    (unsigned)p->link.slave, p->link.port, what);
+    }
+    bridge_pack_failed(b, p);
+}
+
+enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
+{
+    uint16_t regs[LP4V2_BLOCK_COUNT];
+    unsigned long opens = p->link.opens;
+    enum mb_result r;
+
+    p->polls++;
+    r = poller_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
+    if (p->link.opens != opens)
+        p->need_identity = true; /* a new connection: the pack may have been swapped */
+    if (r == MB_OK && lp4v2_decode(regs, LP4V2_BLOCK_COUNT, p->values) == -ENODATA)
+        r = MB_ERR_ZERO;
+    if (r != MB_OK) {
+        poller_failed(p, b, r);
+        return r;
+    }
+    unsigned had = log_release(&p->throttle);
+    if (had)
+        log_msg(LOG_LVL_NOTICE, "pack %s: answering again after %u failed polls", p->name, had);
+    p->failures = 0;
+    if (p->need_identity)
+        poller_identify(p, b, now_s);
+    bridge_pack_good(b, p, p->values);
+    return r;
+}
+
+static struct timespec poller_ts(double t)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Sleep until monotonic time `until` or a stop request. Returns true if stopping. */
+static bool poller_sleep(struct poller *pl, double until)
+{
+    struct timespec ts = poller_ts(until);
+    bool stop;
+
+    pthread_mutex_lock(&pl->lock);
+    while (!pl->stop)
+        if (pthread_cond_timedwait(&pl->wake, &pl->lock, &ts) == ETIMEDOUT)
+            break;
+    stop = pl->stop;
+    pthread_mutex_unlock(&pl->lock);
+    return stop;
+}
+
+static bool poller_stopping(struct poller *pl)
+{
+    pthread_mutex_lock(&pl->lock);
+    bool stop = pl->stop;
+    pthread_mutex_unlock(&pl->lock);
+    return stop;
+}
+
+static void *poller_bus_thread(void *arg)
+{
+    struct poller_bus *bus = arg;
+    struct poller *pl = bus->pl;
+    double interval = pl->cfg->bus.poll_interval_s;
+    double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
+    double next = poller_now();
+
+    for (;;) {
+        for (size_t i = 0; i < bus->n && !poller_stopping(pl); i++)
+            poller_poll_pack(bus->packs[i], pl->bridge, poller_now() - t0);
+        if (pl->once)
+            break;
+        /* Fixed cadence; after an overrun start the next cycle at once, without
+         * trying to catch up on the missed ones. */
+        next += interval;
+        double now = poller_now();
+        if (next < now)
+            next = now;
+        if (poller_sleep(pl, next))
+            break;
+    }
+    for (size_t i = 0; i < bus->n; i++)
+        mb_link_close(&bus->packs[i]->link);
+    pthread_mutex_lock(&pl->lock);
+    pl->done++;
+    pthread_cond_broadcast(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+    return NULL;
+}
+
+/* Packs share a bus when they name the same port; mock packs never share. */
+static bool poller_same_bus(const struct pack *a, const struct pack *b)
+{
+    return !a->sim && !b->sim && strcmp(a->link.port, b->link.port) == 0;
+}
+
+struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
+                          bool once)
+{
+    struct poller *pl = calloc(1, sizeof(*pl));
+    pthread_condattr_t ca;
+
+    if (!pl)
+        return NULL;
+    pl->cfg = cfg;
+    pl->bridge = b;
+    pl->once = once;
+    pl->buses = calloc(n ? n : 1, sizeof(*pl->buses));
+    if (!pl->buses) {
+        free(pl);
+        return NULL;
+    }
+    pthread_mutex_init(&pl->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pl->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    clock_gettime(CLOCK_MONOTONIC, &pl->t0);
+    for (size_t i = 0; i < n; i++) {
+        struct poller_bus *bus = NULL;
+        for (size_t k = 0; k < pl->n_buses && !bus; k++)
+            if (poller_same_bus(pl->buses[k].packs[0], &packs[i]))
+                bus = &pl->buses[k];
+        if (!bus) {
+            bus = &pl->buses[pl->n_buses++];
+            bus->pl = pl;
+            bus->packs = calloc(n, sizeof(*bus->packs));
+            if (!bus->packs) {
+                poller_free(pl);
+                return NULL;
+            }
+        }
+        bus->packs[bus->n++] = &packs[i];
+    }
+    return pl;
+}
+
+int poller_start(struct poller *pl)
+{
+    for (size_t k = 0; k < pl->n_buses; k++) {
+        if (pthread_create(&pl->buses[k].thread, NULL, poller_bus_thread, &pl->buses[k]) != 0)
+            return -1;
+        pl->buses[k].started = true;
+    }
+    return 0;
+}
+
+void poller_request_stop(struct poller *pl)
+{
+    pthread_mutex_lock(&pl->lock);
+    pl->stop = true;
+    pthread_cond_broadcast(&pl->wake);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+void poller_wait(struct poller *pl)
+{
+    pthread_mutex_lock(&pl->lock);
+    while (!pl->stop && !(pl->once && pl->done == pl->n_buses))
+        pthread_cond_wait(&pl->wake, &pl->lock);
+    pthread_mutex_unlock(&pl->lock);
+}
+
+void poller_stop(struct poller *pl)
+{
+    if (!pl)
+        return;
+    poller_request_stop(pl);
+    for (size_t k = 0; k < pl->n_buses; k++) {
+        if (pl->buses[k].started)
+            pthread_join(pl->buses[k].thread, NULL);
+        pl->buses[k].started = false;
+    }
+}
+
+void poller_free(struct poller *pl)
+{
+    if (!pl)
+        return;
+    for (size_t k = 0; k < pl->n_buses; k++)
+        free(pl->buses[k].packs);
+    free(pl->buses);
+    pthread_mutex_destroy(&pl->lock);
+    pthread_cond_destroy(&pl->wake);
+    free(pl);
+}

@@ -12,23 +12,23 @@
  * HA component, device_class and state_class, so that no other file names a unit.
  */
 enum quantity {
-    Q_VOLTAGE,      /* V, device_class voltage, measurement */
-    Q_VOLTAGE_MV,   /* mV, voltage, measurement */
-    Q_CURRENT,      /* A, current, measurement */
-    Q_POWER,        /* W, power, measurement */
-    Q_TEMPERATURE,  /* °C, temperature, measurement */
-    Q_SOC,          /* %, battery, measurement */
-    Q_PERCENT,      /* %, no device class (SoH), measurement */
-    Q_CHARGE,       /* Ah, no device class (HA has none for charge), measurement */
-    Q_ENERGY,       /* kWh, energy, total_increasing (Energy dashboard counters) */
-    Q_COUNT,        /* no unit, total_increasing (cycle count) */
-    Q_NUMBER,       /* no unit, no class (indices, counts of cells) */
-    Q_RAW,          /* raw register value: no unit, no class */
-    Q_ENUM,         /* text from a fixed list: device_class enum with options */
-    Q_PROBLEM,      /* binary_sensor problem: on = warning / error */
-    Q_SAFETY,       /* binary_sensor safety: on = protection tripped */
-    Q_HEAT,         /* binary_sensor heat: on = heater on */
-    Q_RUNNING,      /* binary_sensor running: on = cell balancing */
+    Q_VOLTAGE,     /* V, device_class voltage, measurement */
+    Q_VOLTAGE_MV,  /* mV, voltage, measurement */
+    Q_CURRENT,     /* A, current, measurement */
+    Q_POWER,       /* W, power, measurement */
+    Q_TEMPERATURE, /* °C, temperature, measurement */
+    Q_SOC,         /* %, battery, measurement */
+    Q_PERCENT,     /* %, no device class (SoH), measurement */
+    Q_CHARGE,      /* Ah, no device class (HA has none for charge), measurement */
+    Q_ENERGY,      /* kWh, energy, total_increasing (Energy dashboard counters) */
+    Q_COUNT,       /* no unit, total_increasing (cycle count) */
+    Q_NUMBER,      /* no unit, no class (indices, counts of cells) */
+    Q_RAW,         /* raw register value: no unit, no class */
+    Q_ENUM,        /* text from a fixed list: device_class enum with options */
+    Q_PROBLEM,     /* binary_sensor problem: on = warning / error */
+    Q_SAFETY,      /* binary_sensor safety: on = protection tripped */
+    Q_HEAT,        /* binary_sensor heat: on = heater on */
+    Q_RUNNING,     /* binary_sensor running: on = cell balancing */
 };
 
 /* How a reading is taken from a register image (see lp4v2.c for the map). */
@@ -48,17 +48,17 @@ enum reading_src {
 
 /* The static description of one reading. Tables of these are const, per protocol. */
 struct reading_def {
-    const char *key;      /* JSON key and unique_id part, e.g. "pack_voltage" */
-    const char *name;     /* HA entity name without the pack, e.g. "Pack voltage" */
+    const char *key;  /* JSON key and unique_id part, e.g. "pack_voltage" */
+    const char *name; /* HA entity name without the pack, e.g. "Pack voltage" */
     enum quantity q;
     enum reading_src src;
-    uint16_t reg;         /* register number for the SRC_* above */
-    uint8_t arg;          /* bit number or byte index */
-    uint8_t precision;    /* decimals in the state JSON and suggested_display_precision */
-    double scale;         /* raw * scale = value in the quantity's unit */
-    unsigned flags;       /* READING_* */
-    const char *icon;     /* mdi icon or NULL */
-    const char *const *options; /* Q_ENUM: NULL-terminated texts, index = stored value */
+    uint16_t reg;                 /* register number for the SRC_* above */
+    uint8_t arg;                  /* bit number or byte index */
+    uint8_t precision;            /* decimals in the state JSON and suggested_display_precision */
+    double scale;                 /* raw * scale = value in the quantity's unit */
+    unsigned flags;               /* READING_* */
+    const char *icon;             /* mdi icon or NULL */
+    const char *const *options;   /* Q_ENUM: NULL-terminated texts, index = stored value */
     const uint16_t *option_codes; /* Q_ENUM: raw code for each option (same length) */
 };
 

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/* bridge.h - what goes to MQTT: discovery, availability and states of every pack. */
+#ifndef BMS_BRIDGE_H
+#define BMS_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "pack.h"
+#include "sink.h"
+
+/*
+ * Topics (base = mqtt.base_topic, prefix = mqtt.discovery_prefix):
+ *   <base>/bridge/<client_id>/status    "online"/"offline", retained, also the LWT
+ *   <base>/<pack>/availability          "online"/"offline", retained
+ *   <base>/<pack>/state                 JSON of every reading, once per poll
+ *   <prefix>/<component>/<pack>_<key>/config   discovery, retained
+ * All functions are thread-safe (one lock); poller threads and the MQTT thread call them.
+ */
+struct bridge;
+
+/*
+ * A bridge for packs[0..n) (kept by reference) publishing through `sink`.
+ * client_id names the status topic. Returns NULL when out of memory.
+ */
+struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
+                          const char *client_id, struct sink sink);
+
+/* The daemon's status topic (for the MQTT last will). */
+const char *bridge_status_topic(const struct bridge *b);
+
+/* Write the status topic of a daemon with this config and client id into buf (len
+ * bytes), as bridge_new() will use it. Returns the length needed (as snprintf). */
+int bridge_format_status_topic(char *buf, size_t len, const struct config *cfg,
+                               const char *client_id);
+
+/*
+ * A new MQTT session: publish "online" on the status topic, empty retained configs on
+ * the retired topics of the eg4-battery script (its flag sensors and keys that no
+ * longer exist), the discovery configs of every pack polled at least once (a pack is
+ * announced at its first poll outcome, good or bad, so that its device block carries
+ * the identity), every pack's availability and the latest state of each pack.
+ */
+void bridge_on_connect(struct bridge *b);
+
+/* Home Assistant (re)started: publish discovery and the latest states again. */
+void bridge_on_ha_online(struct bridge *b);
+
+/*
+ * A good poll of pack p, with readings values[p->n_defs]: publish the state, and the
+ * availability "online" if the pack was not online. Resets the failure count.
+ */
+void bridge_pack_good(struct bridge *b, struct pack *p, const double *values);
+
+/*
+ * A failed poll of pack p (p->failures already counts it): once it reaches
+ * cfg->bus.offline_after in a row, publish availability "offline". Nothing else is
+ * published: a bad frame never becomes a value.
+ */
+void bridge_pack_failed(struct bridge *b, struct pack *p);
+
+/* Pack p's identity (model, firmware, serial) changed: republish its discovery. */
+void bridge_pack_identity(struct bridge *b, struct pack *p);
+
+/* Free the bridge (publishes nothing). */
+void bridge_free(struct bridge *b);
+
+#endif

@@ -1,1 +1,0 @@
-/* placeholder */ typedef int bms_placeholder_discovery;

@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/* ha.c - Home Assistant MQTT discovery configs and pack state messages (jansson). */
+#include "ha.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "version.h"
+
+#define HA_MANUFACTURER  "EG4 Electronics"
+#define HA_DEFAULT_MODEL "LifePower4 v2 (Modbus)"
+
+int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *component,
+                       const char *pack, const char *key)
+{
+    return snprintf(buf, len, "%s/%s/%s_%s/config", prefix, component, pack, key);
+}
+
+/* "sensor.<pack>_<key>" with the characters HA allows in an object id. */
+static void ha_default_entity_id(char *buf, size_t len, const char *component, const char *pack,
+                                 const char *key)
+{
+    int n = snprintf(buf, len, "%s.%s_%s", component, pack, key);
+    size_t start = strlen(component) + 1;
+
+    for (size_t i = start; n > 0 && i < (size_t)n && i < len; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        buf[i] = isalnum(ch) ? (char)tolower(ch) : '_';
+    }
+}
+
+static json_t *ha_device(const struct ha_pack_ctx *ctx)
+{
+    const struct pack_identity *id = ctx->id;
+    char name[128];
+    json_t *dev;
+
+    snprintf(name, sizeof(name), "EG4 LifePower4 %s", ctx->pack);
+    dev = json_pack("{s:[s],s:s,s:s,s:s}", "identifiers", ctx->pack, "name", name, "manufacturer",
+                    HA_MANUFACTURER, "model", id && id->model[0] ? id->model : HA_DEFAULT_MODEL);
+    if (dev && id && id->firmware[0])
+        json_object_set_new(dev, "sw_version", json_string(id->firmware));
+    if (dev && id && id->serial[0])
+        json_object_set_new(dev, "serial_number", json_string(id->serial));
+    return dev;
+}
+
+static void ha_set_str(json_t *o, const char *k, const char *v)
+{
+    if (v)
+        json_object_set_new(o, k, json_string(v));
+}
+
+char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_def *d)
+{
+    const struct quantity_info *qi = quantity_info(d->q);
+    char uid[160], eid[200], tmpl[160];
+    json_t *cfg;
+    char *text = NULL;
+
+    snprintf(uid, sizeof(uid), "%s_%s_eg4", ctx->pack, d->key);
+    ha_default_entity_id(eid, sizeof(eid), qi->component, ctx->pack, d->key);
+    snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s }}", d->key);
+    cfg =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:[{s:s},{s:s}],s:s,s:i}", "name", d->name, "unique_id",
+                  uid, "default_entity_id", eid, "state_topic", ctx->state_topic, "value_template",
+                  tmpl, "availability", "topic", ctx->bridge_topic, "topic", ctx->avail_topic,
+                  "availability_mode", "all", "expire_after", ctx->expire_after);
+    if (!cfg)
+        return NULL;
+    ha_set_str(cfg, "unit_of_measurement", qi->unit);
+    ha_set_str(cfg, "device_class", qi->device_class);
+    ha_set_str(cfg, "state_class", qi->state_class);
+    ha_set_str(cfg, "icon", d->icon);
+    if (quantity_is_binary(d->q)) {
+        json_object_set_new(cfg, "payload_on", json_string("1"));
+        json_object_set_new(cfg, "payload_off", json_string("0"));
+    } else if (d->q == Q_ENUM) {
+        json_t *opts = json_array();
+        for (size_t k = 0; d->options && d->options[k]; k++)
+            json_array_append_new(opts, json_string(d->options[k]));
+        json_object_set_new(cfg, "options", opts);
+    } else if (qi->unit) {
+        json_object_set_new(cfg, "suggested_display_precision", json_integer(d->precision));
+    }
+    if (d->flags & READING_DIAGNOSTIC)
+        json_object_set_new(cfg, "entity_category", json_string("diagnostic"));
+    if (d->flags & READING_DISABLED)
+        json_object_set_new(cfg, "enabled_by_default", json_false());
+    json_object_set_new(cfg, "device", ha_device(ctx));
+    json_object_set_new(cfg, "origin",
+                        json_pack("{s:s,s:s}", "name", "bms2mqtt", "sw_version", BMS_VERSION));
+    text = json_dumps(cfg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(cfg);
+    return text;
+}
+
+static json_t *ha_state_value(const struct reading_def *d, double v)
+{
+    if (isnan(v))
+        return json_null();
+    if (d->q == Q_ENUM) {
+        size_t k = (size_t)v;
+        for (size_t i = 0; d->options && d->options[i]; i++)
+            if (i == k)
+                return json_string(d->options[i]);
+        return json_null();
+    }
+    if (quantity_is_binary(d->q) || d->precision == 0)
+        return json_integer((json_int_t)llround(v));
+    return json_real(v);
+}
+
+char *ha_state_json(const struct reading_def *defs, size_t n, const double *values)
+{
+    json_t *obj = json_object();
+    char *text;
+
+    if (!obj)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new_nocheck(obj, defs[i].key, ha_state_value(&defs[i], values[i]));
+    /* 10 significant digits print every value at its table precision without the
+     * binary noise of doubles (53.12, not 53.119999999999997). */
+    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(obj);
+    return text;
+}

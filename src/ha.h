@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* ha.h - Home Assistant MQTT discovery configs and the JSON state of a pack. */
+#ifndef BMS_HA_H
+#define BMS_HA_H
+
+#include <stddef.h>
+
+#include "lp4v2.h"
+#include "reading.h"
+
+/* Everything an entity config of one pack refers to. */
+struct ha_pack_ctx {
+    const char *pack;               /* pack name: device identifier and unique_id prefix */
+    const char *state_topic;        /* <base>/<pack>/state */
+    const char *bridge_topic;       /* the daemon's status topic (LWT) */
+    const char *avail_topic;        /* <base>/<pack>/availability */
+    const struct pack_identity *id; /* model, firmware, serial: may be empty */
+    int expire_after;               /* seconds without a state before HA shows unavailable */
+};
+
+/*
+ * The discovery topic of one entity: "<prefix>/<component>/<pack>_<key>/config", the
+ * eg4-battery script's layout. Writes at most len bytes (NUL-terminated). Returns the
+ * length it needed (as snprintf).
+ */
+int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *component,
+                       const char *pack, const char *key);
+
+/*
+ * The discovery config (JSON object text, malloc'd; the caller frees) of reading d of a
+ * pack: name without the pack, unique_id "<pack>_<key>_eg4" (the script's, so history
+ * survives), default_entity_id "<component>.<pack>_<key>", the pack's state_topic with
+ * value_template "{{ value_json.<key> }}", unit/device_class/state_class from the
+ * quantity table, suggested_display_precision, icon, entity_category and
+ * enabled_by_default from the flags, payload_on "1"/payload_off "0" for binary sensors,
+ * options for enums, availability [bridge, pack] with availability_mode "all",
+ * expire_after, the device (identifiers [pack], name, manufacturer, model, sw_version,
+ * serial_number) and the origin (bms2mqtt and its version).
+ * Returns NULL when out of memory.
+ */
+char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_def *d);
+
+/*
+ * The state message of one poll: a JSON object with one member per reading, in table
+ * order: numbers rounded to the reading's precision, 0/1 for binary readings, the
+ * option text for enums, null for NaN (HA shows unknown). malloc'd; NULL when out of
+ * memory.
+ */
+char *ha_state_json(const struct reading_def *defs, size_t n, const double *values);
+
+#endif

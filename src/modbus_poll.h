@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/* modbus_poll.h - a Modbus RTU master link to one slave: read holding registers. */
+#ifndef BMS_MODBUS_POLL_H
+#define BMS_MODBUS_POLL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Why an exchange failed. Counted per pack; names are stable (logs, diagnostics). */
+enum mb_result {
+    MB_OK = 0,
+    MB_ERR_OPEN,      /* the port could not be opened or configured */
+    MB_ERR_IO,        /* write/read error on an open port (adapter unplugged...) */
+    MB_ERR_TIMEOUT,   /* no reply, or the reply stopped before its end */
+    MB_ERR_CRC,       /* CRC-16/MODBUS of the reply is wrong */
+    MB_ERR_SLAVE,     /* the reply came from another slave id */
+    MB_ERR_FUNCTION,  /* the reply is for another function code */
+    MB_ERR_LENGTH,    /* byte count does not match the request, or frame too short */
+    MB_ERR_EXCEPTION, /* the slave answered with a Modbus exception */
+    MB_ERR_ZERO,      /* registers 0..18 all zero (an aggregated master map) */
+    MB_RESULT_COUNT,
+};
+
+/* Short stable name of a result: "ok", "open", "io", "timeout", "crc", "slave", ... */
+const char *mb_result_name(enum mb_result r);
+
+/*
+ * Check a raw RTU response ADU (slave, function, byte count, data, CRC lo, CRC hi) to a
+ * "read holding registers" (function 0x03) request for `count` registers at `slave`,
+ * and copy the registers (big-endian on the wire) to out[0..count).
+ * Returns MB_OK, or MB_ERR_LENGTH (short frame, byte count != 2*count), MB_ERR_CRC,
+ * MB_ERR_SLAVE, MB_ERR_FUNCTION, MB_ERR_EXCEPTION (*exception = the exception code).
+ * Reads only through a bounds-checked cursor: any byte string is safe input.
+ * Modbus Application Protocol V1.1b3 §6.3; Modbus over serial line V1.02 §2.5.1.
+ */
+enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t slave, uint16_t count,
+                                      uint16_t *out, uint8_t *exception);
+
+/*
+ * Build the 8-byte RTU request "read `count` holding registers from `start`" for `slave`
+ * into req[8], CRC included (low byte first). Returns 8.
+ */
+size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint8_t req[8]);
+
+/* One serial link, driven by libmodbus (it owns the fd, termios and timeouts). */
+struct mb_link {
+    void *ctx;           /* modbus_t *, NULL while closed */
+    char port[256];      /* serial device path */
+    int baud;            /* 8N1 at this rate */
+    uint8_t slave;       /* slave (unit) id answered by the pack */
+    double timeout_s;    /* response timeout */
+    bool trace;          /* log every frame in hex (--trace) */
+    char what[80];       /* text of the last failure, for logs */
+    unsigned long opens; /* successful opens so far: a change means a new connection */
+};
+
+/*
+ * Prepare a link (does not open the port). port is copied. Returns 0, or -1 if an
+ * argument is out of range (slave 1..247, baud > 0, timeout > 0).
+ */
+int mb_link_init(struct mb_link *l, const char *port, int baud, int slave, double timeout_s,
+                 bool trace);
+
+/*
+ * Read `count` (1..125) holding registers from `start` into out[]. Opens the port if it
+ * is closed; after an I/O error the port is closed so the next call reopens it (an
+ * adapter that was unplugged and came back under the same path). Stale input is
+ * flushed before each request. Blocks at most timeout_s plus the reply's own duration.
+ * Returns MB_OK or the failure (see enum mb_result); l->what describes it.
+ */
+enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count, uint16_t *out);
+
+/* Close the port (restoring its termios). Safe when already closed. */
+void mb_link_close(struct mb_link *l);
+
+#endif

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/* pack.h - one battery pack at run time: its link, latest readings and health. */
+#ifndef BMS_PACK_H
+#define BMS_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "lp4v2.h"
+#include "log.h"
+#include "modbus_poll.h"
+#include "simpack.h"
+
+/* Availability of a pack as HA sees it. */
+enum pack_avail {
+    PACK_UNKNOWN, /* not polled yet: published as offline */
+    PACK_ONLINE,
+    PACK_OFFLINE,
+};
+
+/*
+ * A pack. The poller thread of its bus owns `link`/`sim`, `id` and the counters; the
+ * bridge copies what it publishes under its own lock.
+ */
+struct pack {
+    const struct config_pack *cfg;  /* name, address, port */
+    const char *name;               /* = cfg->name */
+    const struct reading_def *defs; /* reading table of the pack's protocol */
+    size_t n_defs;
+    struct mb_link link;                   /* serial transport (modbus_per_pack) */
+    struct simpack *sim;                   /* built-in simulated pack (mock transport, --dry-run) */
+    struct pack_identity id;               /* from registers 105..127; empty until read */
+    bool need_identity;                    /* read the identity on the next good poll */
+    unsigned failures;                     /* consecutive failed polls */
+    unsigned long polls;                   /* polls attempted */
+    unsigned long errors[MB_RESULT_COUNT]; /* failed polls by cause */
+    struct log_throttle throttle;          /* failure logging */
+    double *values;                        /* scratch: n_defs readings of the current poll */
+};
+
+#endif

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* poller.h - the scheduler: one thread per bus, each polling its packs in turn. */
+#ifndef BMS_POLLER_H
+#define BMS_POLLER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bridge.h"
+#include "config.h"
+#include "pack.h"
+
+struct poller;
+
+/*
+ * Group packs[0..n) into buses (packs naming the same port share one bus and are polled
+ * one after another; every other pack has a bus of its own) and prepare one thread per
+ * bus. A bus polls each of its packs once per bus.poll_interval_s; a pack that does not
+ * answer costs its own bus one response timeout and never delays another bus.
+ * With `once`, every bus stops after one cycle. Returns NULL when out of memory.
+ */
+struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
+                          bool once);
+
+/* Start the bus threads. Returns 0, or -1 if a thread could not be created. */
+int poller_start(struct poller *pl);
+
+/* Ask every bus to stop after its current exchange (async-signal context not allowed). */
+void poller_request_stop(struct poller *pl);
+
+/* Block until a stop was requested or, with `once`, every bus finished its cycle. */
+void poller_wait(struct poller *pl);
+
+/* Stop and join every bus thread, closing their ports. Safe if never started. */
+void poller_stop(struct poller *pl);
+
+/* Free a stopped poller. NULL is allowed. */
+void poller_free(struct poller *pl);
+
+/*
+ * One poll of pack p (used by the bus threads and by --dry-run): read holding
+ * registers 0..46, decode, and hand the result to the bridge; on a pack's first good
+ * poll of a connection also read its identity (105..127). Failures are counted in
+ * p->errors, logged with throttling, and never published as values. `now_s` is the
+ * simulated time for mock packs. Returns the result of the block read.
+ */
+enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s);
+
+#endif
