@@ -101,6 +101,9 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
     }
     snprintf(m->ha_status_topic, tlen, "%s/status", cfg->discovery_prefix);
     mosquitto_threaded_set(m->mosq, true);
+    /* No in-flight window: QoS 1 messages (discovery, availability) must leave in the
+     * order they were published, before the QoS 0 state that follows them. */
+    mosquitto_max_inflight_messages_set(m->mosq, 0);
     mosquitto_connect_callback_set(m->mosq, mqtt_on_connect);
     mosquitto_disconnect_callback_set(m->mosq, mqtt_on_disconnect);
     mosquitto_message_callback_set(m->mosq, mqtt_on_message);

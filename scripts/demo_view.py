@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Summarise bms2mqtt's MQTT traffic ("topic payload" lines on stdin) for people."""
+import json
+import sys
+import time
+
+announced = set()
+
+
+def main():
+    configs = {}
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        topic, _, payload = line.partition(" ")
+        parts = topic.split("/")
+        now = time.strftime("%H:%M:%S")
+        if topic.endswith("/config") and parts[0] == "homeassistant":
+            if not payload:
+                continue
+            cfg = json.loads(payload)
+            pack = cfg.get("device", {}).get("identifiers", ["?"])[0]
+            configs.setdefault(pack, {})[cfg["unique_id"]] = (parts[1], cfg)
+        elif parts[-1] == "status" and parts[1] == "bridge":
+            print(f"{now} bridge {parts[2]} is {payload}", flush=True)
+        elif parts[-1] == "availability":
+            print(f"{now} {parts[1]} is {payload}", flush=True)
+        elif parts[-1] == "state":
+            pack = parts[1]
+            s = json.loads(payload)
+            if pack not in announced and pack in configs:
+                announced.add(pack)
+                cfgs = configs[pack]
+                dev = next(iter(cfgs.values()))[1]["device"]
+                kinds = {}
+                for comp, _ in cfgs.values():
+                    kinds[comp] = kinds.get(comp, 0) + 1
+                print(f"{now} HA discovery for {pack}: "
+                      + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+                      + f" ({dev.get('manufacturer')} {dev.get('model')}, firmware "
+                      f"{dev.get('sw_version', '?')}, serial {dev.get('serial_number', '?')})",
+                      flush=True)
+            cells = [s.get(f"cell_{i:02d}_voltage") for i in range(1, 17)]
+            cells = [c for c in cells if c is not None]
+            print(f"{now} {pack}: {s.get('pack_voltage')} V {s.get('pack_current'):+} A "
+                  f"{s.get('pack_power'):+} W  SoC {s.get('soc')} %  SoH {s.get('soh')} %  "
+                  f"{s.get('status')}  cells {min(cells):.3f}..{max(cells):.3f} V "
+                  f"(delta {s.get('cell_voltage_delta_mv')} mV)  {s.get('temperature_pcb')} °C",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (KeyboardInterrupt, BrokenPipeError):
+        pass
