@@ -12,6 +12,7 @@
 
 #include "bridge.h"
 #include "config.h"
+#include "lp4v2.h"
 #include "log.h"
 #include "mqtt.h"
 #include "poller.h"
@@ -38,12 +39,44 @@ static void usage(FILE *out)
         "                        would be published (\"topic payload\" lines) and exit\n"
         "      --once            poll every pack once, publish, and exit\n"
         "      --trace           log every frame in hex (implies --log-level debug)\n"
+        "      --list-readings   print the readings table (Markdown) and exit\n"
         "  -l, --log-level LEVEL error, warning, notice, info (default) or debug\n"
         "  -v, --verbose         same as --log-level debug\n"
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
         "\n"
         "Signals: SIGTERM and SIGINT publish \"offline\", close the ports and exit.\n");
+}
+
+static const char *const src_names[] = {
+    [SRC_U16] = "u16",         [SRC_S16] = "s16", [SRC_U32] = "u32",
+    [SRC_BYTE_S8] = "byte",    [SRC_BIT] = "bit", [SRC_ENUM_LOW] = "low byte",
+    [SRC_DERIVED] = "derived",
+};
+
+/* The readings registry (doc/readings.md is this output). */
+static void list_readings(const struct reading_def *defs, size_t n)
+{
+    printf("| key | HA name | component | unit | device_class | state_class | source |\n"
+           "|---|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < n; i++) {
+        const struct reading_def *d = &defs[i];
+        const struct quantity_info *q = quantity_info(d->q);
+        char src[48];
+        if (d->src == SRC_DERIVED)
+            snprintf(src, sizeof(src), "derived");
+        else if (d->src == SRC_BIT || d->src == SRC_BYTE_S8)
+            snprintf(src, sizeof(src), "reg %u %s %u", d->reg, src_names[d->src], d->arg);
+        else if (d->scale != 1)
+            snprintf(src, sizeof(src), "reg %u %s x %g", d->reg, src_names[d->src], d->scale);
+        else
+            snprintf(src, sizeof(src), "reg %u %s", d->reg, src_names[d->src]);
+        printf("| `%s` | %s | %s | %s | %s | %s | %s%s%s |\n", d->key, d->name, q->component,
+               q->unit ? q->unit : "", q->device_class ? q->device_class : "",
+               q->state_class ? q->state_class : "", src,
+               d->flags & READING_DIAGNOSTIC ? ", diagnostic" : "",
+               d->flags & READING_DISABLED ? ", disabled" : "");
+    }
 }
 
 static int parse_args(int argc, char **argv, struct options *o)
@@ -57,6 +90,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
+        {"list-readings", no_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     enum log_level level;
@@ -90,6 +124,9 @@ static int parse_args(int argc, char **argv, struct options *o)
             break;
         case 'V':
             printf("bms2mqtt %s\n", BMS_VERSION);
+            return 0;
+        case 'R':
+            list_readings(lp4v2_readings, lp4v2_n_readings);
             return 0;
         case 'h':
             usage(stdout);
