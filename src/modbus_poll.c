@@ -183,6 +183,12 @@ enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count
             modbus_flush(l->ctx); /* drop the rest of a broken reply */
         return r;
     }
+    if (n == 0) {
+        /* libmodbus drops a frame whose address is not our slave id before its CRC
+         * is checked, and reports it as an empty message. */
+        modbus_flush(l->ctx);
+        return mb_fail(l, MB_ERR_SLAVE, "%s", "reply from another slave id");
+    }
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s rx", l->port);
         log_hex(tag, rsp, (size_t)n);
