@@ -206,6 +206,26 @@ static int packs_init(const struct config *cfg, struct pack *packs, bool simulat
     return 0;
 }
 
+/* One line per pack: polls and failed polls by cause. */
+static void packs_report(const struct pack *packs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct pack *p = &packs[i];
+        char causes[256] = "";
+        size_t off = 0;
+        unsigned long failed = 0;
+        for (int r = MB_OK + 1; r < MB_RESULT_COUNT; r++) {
+            if (!p->errors[r] || off >= sizeof(causes))
+                continue;
+            failed += p->errors[r];
+            off += (size_t)snprintf(causes + off, sizeof(causes) - off, "%s%s %lu",
+                                    off ? ", " : " (", mb_result_name(r), p->errors[r]);
+        }
+        log_msg(LOG_LVL_NOTICE, "pack %s: %lu polls, %lu failed%s%s", p->name, p->polls, failed,
+                causes, off ? ")" : "");
+    }
+}
+
 static void packs_free(struct pack *packs, size_t n)
 {
     for (size_t i = 0; packs && i < n; i++) {
@@ -311,6 +331,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     }
     poller_wait(d.poller);
     poller_stop(d.poller);
+    packs_report(packs, cfg->n_packs);
     rc = 0;
 out_mqtt:
     mqtt_stop(m, status_topic, "offline");
