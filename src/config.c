@@ -92,6 +92,7 @@ static const struct key_spec top_keys[] = {
     {"mqtt",       V_SECTION, 0, 0, 0, 0,          parse_mqtt},
     {"packs",      V_SECTION, 0, 0, 0, F_REQUIRED, parse_packs},
     {"cell_count", V_INT, offsetof(struct config, cell_count), 1, 32, 0, NULL},
+    {"state_file", V_STRING, offsetof(struct config, state_file), 0, 0, F_EMPTY_NULL, NULL},
 };
 
 static const struct key_spec bus_keys[] = {
@@ -1135,6 +1136,7 @@ void config_free(struct config *cfg)
     if (!cfg)
         return;
     free(cfg->path);
+    free(cfg->state_file);
     free(cfg->bus.port);
     free(cfg->mqtt.host);
     free(cfg->mqtt.username);

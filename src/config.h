@@ -64,7 +64,8 @@ struct config {
     struct config_mqtt mqtt;
     struct config_pack *packs; /* n_packs entries, in file order */
     size_t n_packs;
-    int cell_count; /* cells per pack (active mode), 1..32, default 16 */
+    int cell_count;   /* cells per pack (active mode), 1..32, default 16 */
+    char *state_file; /* where energy counters persist; NULL = $STATE_DIRECTORY or none */
 };
 
 /*

@@ -51,6 +51,10 @@ const struct reading_def lp4v2_readings[] = {
     {"pack_voltage", "Pack voltage", Q_VOLTAGE, SRC_U16, LP4V2_REG_VOLTAGE, 0, 2, 0.01, 0, "mdi:battery-outline", NULL, NULL},
     {"pack_current", "Pack current", Q_CURRENT, SRC_S16, LP4V2_REG_CURRENT, 0, 2, 0.01, 0, "mdi:current-dc", NULL, NULL},
     DERIVED("pack_power", "Pack power", Q_POWER, 0, "mdi:flash"),
+    /* Integrated by the poller from pack_power (energy.c): the Energy dashboard's
+     * "energy going in to / coming out of the battery". */
+    DERIVED("energy_charged_kwh", "Energy charged", Q_ENERGY, 3, "mdi:battery-arrow-up"),
+    DERIVED("energy_discharged_kwh", "Energy discharged", Q_ENERGY, 3, "mdi:battery-arrow-down"),
     {"soc", "State of charge", Q_SOC, SRC_U16, LP4V2_REG_SOC, 0, 0, 1, 0, NULL, NULL, NULL},
     {"soh", "State of health", Q_PERCENT, SRC_U16, LP4V2_REG_SOH, 0, 0, 1, 0, "mdi:battery-heart-variant", NULL, NULL},
     {"remaining_ah", "Remaining capacity", Q_CHARGE, SRC_U16, LP4V2_REG_REMAINING, 0, 0, 1, 0, "mdi:battery-clock", NULL, NULL},

@@ -189,6 +189,11 @@ static int packs_init(const struct config *cfg, struct pack *packs, bool simulat
         p->need_identity = true;
         p->throttle.remind_every = 360;
         p->values = calloc(p->n_defs, sizeof(*p->values));
+        energy_init(&p->energy);
+        p->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
+        p->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
+        p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
+        p->energy_interval_s = cfg->bus.poll_interval_s;
         if (!p->values)
             return -1;
         if (mb_link_init(&p->link, port, config_pack_baud(cfg, c), c->address, cfg->bus.timeout_s,
@@ -231,9 +236,46 @@ static void packs_free(struct pack *packs, size_t n)
     for (size_t i = 0; packs && i < n; i++) {
         mb_link_close(&packs[i].link);
         free(packs[i].values);
+        energy_destroy(&packs[i].energy);
         free(packs[i].sim);
     }
     free(packs);
+}
+
+#define STATE_SAVE_EVERY_S 300
+
+/* The energy state file: state_file from the config, else $STATE_DIRECTORY (systemd's
+ * StateDirectory=) /bms2mqtt.json, else none (counters restart from 0, which HA's
+ * total_increasing statistics take as a meter reset). */
+static const char *state_path(const struct config *cfg, char *buf, size_t len)
+{
+    const char *dir = getenv("STATE_DIRECTORY");
+
+    if (cfg->state_file)
+        return cfg->state_file;
+    if (!dir || !*dir)
+        return NULL;
+    snprintf(buf, len, "%s/bms2mqtt.json", dir);
+    return buf;
+}
+
+static void state_io(const struct config *cfg, struct pack *packs, bool save)
+{
+    const char *names[cfg->n_packs ? cfg->n_packs : 1];
+    struct energy *e[cfg->n_packs ? cfg->n_packs : 1];
+    char buf[4096], err[512];
+    const char *path = state_path(cfg, buf, sizeof(buf));
+
+    if (!path)
+        return;
+    for (size_t i = 0; i < cfg->n_packs; i++) {
+        names[i] = packs[i].name;
+        e[i] = &packs[i].energy;
+    }
+    if (save && energy_save(path, names, e, cfg->n_packs) < 0)
+        log_msg(LOG_LVL_WARNING, "cannot save energy counters to %s: %s", path, strerror(errno));
+    if (!save && energy_load(path, names, e, cfg->n_packs, err, sizeof(err)) < 0)
+        log_msg(LOG_LVL_WARNING, "energy counters not restored (%s); they start from 0", err);
 }
 
 static int run_dry(const struct config *cfg, struct pack *packs)
@@ -325,12 +367,15 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_mqtt;
     pthread_detach(sig_thread);
+    state_io(cfg, packs, false);
     if (poller_start(d.poller) < 0) {
         log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
         poller_request_stop(d.poller);
     }
-    poller_wait(d.poller);
+    while (!poller_wait(d.poller, STATE_SAVE_EVERY_S))
+        state_io(cfg, packs, true);
     poller_stop(d.poller);
+    state_io(cfg, packs, true);
     packs_report(packs, cfg->n_packs);
     rc = 0;
 out_mqtt:

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "energy.h"
 #include "lp4v2.h"
 #include "log.h"
 #include "modbus_poll.h"
@@ -37,6 +38,9 @@ struct pack {
     unsigned long errors[MB_RESULT_COUNT]; /* failed polls by cause */
     struct log_throttle throttle;          /* failure logging */
     double *values;                        /* scratch: n_defs readings of the current poll */
+    struct energy energy;                  /* charge / discharge counters */
+    int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
+    double energy_interval_s;                   /* poll period, bounds the integration gap */
 };
 
 #endif

@@ -72,6 +72,22 @@ static void poller_identify(struct pack *p, struct bridge *b, double now_s)
     bridge_pack_identity(b, p);
 }
 
+/* Integrate the pack's power into its counters, and publish them with this poll. */
+static void poller_energy(struct pack *p, double now_s)
+{
+    double c, d;
+    double interval = p->energy_interval_s > 5.0 / 3 ? p->energy_interval_s : 5.0 / 3;
+
+    if (p->idx_power < 0 || p->idx_charged < 0 || p->idx_discharged < 0)
+        return;
+    /* Integrate across up to three poll periods (never less than 5 s): a longer silence
+     * is a gap in the data, not a period of constant power. */
+    energy_update(&p->energy, now_s, p->values[p->idx_power], 3 * interval);
+    energy_get(&p->energy, &c, &d);
+    p->values[p->idx_charged] = reading_round(c, p->defs[p->idx_charged].precision);
+    p->values[p->idx_discharged] = reading_round(d, p->defs[p->idx_discharged].precision);
+}
+
 static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
 {
     const char *cause = mb_result_name(r);
@@ -110,6 +126,7 @@ enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
         poller_failed(p, b, r);
         return r;
     }
+    poller_energy(p, now_s);
     unsigned had = log_release(&p->throttle);
     if (had)
         log_msg(LOG_LVL_NOTICE, "pack %s: answering again after %u failed polls", p->name, had);
@@ -252,12 +269,23 @@ void poller_request_stop(struct poller *pl)
     pthread_mutex_unlock(&pl->lock);
 }
 
-void poller_wait(struct poller *pl)
+bool poller_wait(struct poller *pl, double timeout_s)
 {
+    struct timespec until = poller_ts(poller_now() + timeout_s);
+    bool done;
+
     pthread_mutex_lock(&pl->lock);
-    while (!pl->stop && !(pl->once && pl->done == pl->n_buses))
-        pthread_cond_wait(&pl->wake, &pl->lock);
+    for (;;) {
+        done = pl->stop || (pl->once && pl->done == pl->n_buses);
+        if (done)
+            break;
+        if (timeout_s <= 0)
+            pthread_cond_wait(&pl->wake, &pl->lock);
+        else if (pthread_cond_timedwait(&pl->wake, &pl->lock, &until) == ETIMEDOUT)
+            break;
+    }
     pthread_mutex_unlock(&pl->lock);
+    return done;
 }
 
 void poller_stop(struct poller *pl)

@@ -28,8 +28,9 @@ int poller_start(struct poller *pl);
 /* Ask every bus to stop after its current exchange (async-signal context not allowed). */
 void poller_request_stop(struct poller *pl);
 
-/* Block until a stop was requested or, with `once`, every bus finished its cycle. */
-void poller_wait(struct poller *pl);
+/* Block until a stop was requested or, with `once`, every bus finished its cycle (returns
+ * true), or until timeout_s seconds have passed (returns false; 0 = no timeout). */
+bool poller_wait(struct poller *pl, double timeout_s);
 
 /* Stop and join every bus thread, closing their ports. Safe if never started. */
 void poller_stop(struct poller *pl);
