@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* bridge.c - discovery, availability and state publishing for every pack. */
+/* bridge.c - discovery, availability and state publishing for every pack and the bank. */
 #include "bridge.h"
 
 #include <math.h>
@@ -8,13 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bank.h"
 #include "ha.h"
 #include "log.h"
 
 #define TOPIC_MAX 512
 
-struct bridge_pack {
-    struct pack *p;
+/* One HA device: a pack, or the bank. */
+struct bridge_dev {
+    const char *name;
+    const struct reading_def *defs;
+    size_t n_defs;
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
     enum pack_avail avail;
@@ -23,12 +27,23 @@ struct bridge_pack {
     char *last_state;        /* latest state JSON, republished on (re)connect */
 };
 
+struct bridge_pack {
+    struct bridge_dev dev;
+    struct pack *p;
+    double *last_values; /* latest good poll, for the bank; NULL before the first */
+    bool reported;       /* had an outcome in the current bank round */
+};
+
 struct bridge {
     const struct config *cfg;
     struct sink sink;
     pthread_mutex_t lock;
     char status_topic[TOPIC_MAX];
     int expire_after;
+    bool has_bank;
+    struct bridge_dev bank;
+    double *bank_values;
+    char bank_model[64];
     size_t n;
     struct bridge_pack packs[];
 };
@@ -39,8 +54,19 @@ static void bridge_pub(struct bridge *b, const char *topic, const char *payload,
     b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
 }
 
+static void bridge_dev_init(struct bridge_dev *d, const char *base, const char *name,
+                            const struct reading_def *defs, size_t n_defs)
+{
+    d->name = name;
+    d->defs = defs;
+    d->n_defs = n_defs;
+    d->avail = PACK_UNKNOWN;
+    snprintf(d->state_topic, TOPIC_MAX, "%s/%s/state", base, name);
+    snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
+}
+
 struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
-                          const char *client_id, struct sink sink)
+                          const char *client_id, const char *bank_name, struct sink sink)
 {
     struct bridge *b = calloc(1, sizeof(*b) + n * sizeof(b->packs[0]));
     const char *base = cfg->mqtt.base_topic;
@@ -62,9 +88,22 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     for (size_t i = 0; i < n; i++) {
         struct bridge_pack *bp = &b->packs[i];
         bp->p = &packs[i];
-        bp->avail = PACK_UNKNOWN;
-        snprintf(bp->state_topic, TOPIC_MAX, "%s/%s/state", base, packs[i].name);
-        snprintf(bp->avail_topic, TOPIC_MAX, "%s/%s/availability", base, packs[i].name);
+        bridge_dev_init(&bp->dev, base, packs[i].name, packs[i].defs, packs[i].n_defs);
+        bp->last_values = calloc(packs[i].n_defs, sizeof(double));
+        if (!bp->last_values) {
+            bridge_free(b);
+            return NULL;
+        }
+    }
+    if (bank_name && n >= 2) {
+        b->has_bank = true;
+        bridge_dev_init(&b->bank, base, bank_name, bank_readings, bank_n_readings);
+        snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
+        b->bank_values = calloc(bank_n_readings, sizeof(double));
+        if (!b->bank_values) {
+            bridge_free(b);
+            return NULL;
+        }
     }
     return b;
 }
@@ -80,22 +119,34 @@ const char *bridge_status_topic(const struct bridge *b)
     return b->status_topic;
 }
 
-static void bridge_discovery(struct bridge *b, struct bridge_pack *bp)
+static void bridge_discovery(struct bridge *b, struct bridge_dev *d)
 {
     const char *prefix = b->cfg->mqtt.discovery_prefix;
-    struct ha_pack_ctx ctx = {bp->p->name,     bp->state_topic, b->status_topic,
-                              bp->avail_topic, &bp->id,         b->expire_after};
-    char topic[TOPIC_MAX];
+    bool bank = d == &b->bank;
+    char devname[128], topic[TOPIC_MAX];
+    struct ha_pack_ctx ctx = {
+        d->name,
+        d->state_topic,
+        b->status_topic,
+        d->avail_topic,
+        &d->id,
+        b->expire_after,
+        bank ? "bms2mqtt" : "eg4",
+        devname,
+        bank ? "bms2mqtt" : "EG4 Electronics",
+        bank ? b->bank_model : "LifePower4 v2 (Modbus)",
+    };
 
-    for (size_t i = 0; i < bp->p->n_defs; i++) {
-        const struct reading_def *d = &bp->p->defs[i];
-        char *cfg = ha_discovery_config(&ctx, d);
+    snprintf(devname, sizeof(devname), bank ? "Battery bank %s" : "EG4 LifePower4 %s", d->name);
+    for (size_t i = 0; i < d->n_defs; i++) {
+        const struct reading_def *r = &d->defs[i];
+        char *cfg = ha_discovery_config(&ctx, r);
         if (!cfg) {
-            log_msg(LOG_LVL_ERROR, "pack %s: out of memory building discovery", bp->p->name);
+            log_msg(LOG_LVL_ERROR, "%s: out of memory building discovery", d->name);
             return;
         }
-        ha_discovery_topic(topic, sizeof(topic), prefix, quantity_info(d->q)->component,
-                           bp->p->name, d->key);
+        ha_discovery_topic(topic, sizeof(topic), prefix, quantity_info(r->q)->component, d->name,
+                           r->key);
         bridge_pub(b, topic, cfg, 1, true);
         free(cfg);
     }
@@ -103,17 +154,17 @@ static void bridge_discovery(struct bridge *b, struct bridge_pack *bp)
 
 /* Remove the script's sensors that no longer exist as sensors (retired keys, and the
  * flags that are binary_sensors now) with an empty retained config. */
-static void bridge_retire(struct bridge *b, struct bridge_pack *bp)
+static void bridge_retire(struct bridge *b, struct bridge_dev *d)
 {
     char topic[TOPIC_MAX];
 
     for (size_t k = 0; lp4v2_original_sensor_keys[k]; k++) {
         const char *key = lp4v2_original_sensor_keys[k];
-        int i = reading_find(bp->p->defs, bp->p->n_defs, key);
-        if (i >= 0 && !quantity_is_binary(bp->p->defs[i].q))
+        int i = reading_find(d->defs, d->n_defs, key);
+        if (i >= 0 && !quantity_is_binary(d->defs[i].q))
             continue;
-        ha_discovery_topic(topic, sizeof(topic), b->cfg->mqtt.discovery_prefix, "sensor",
-                           bp->p->name, key);
+        ha_discovery_topic(topic, sizeof(topic), b->cfg->mqtt.discovery_prefix, "sensor", d->name,
+                           key);
         bridge_pub(b, topic, "", 1, true);
     }
 }
@@ -123,21 +174,28 @@ static const char *bridge_avail_text(enum pack_avail a)
     return a == PACK_ONLINE ? "online" : "offline";
 }
 
+/* A device's discovery (once it was announced), availability and latest state. */
+static void bridge_dev_publish(struct bridge *b, struct bridge_dev *d)
+{
+    if (d->announced)
+        bridge_discovery(b, d);
+    bridge_pub(b, d->avail_topic, bridge_avail_text(d->avail), 1, true);
+    if (d->last_state && d->avail == PACK_ONLINE)
+        bridge_pub(b, d->state_topic, d->last_state, 0, false);
+}
+
 /* Everything a fresh session or a restarted HA needs. A pack's discovery waits for its
  * first poll, so that the device block already carries its model and firmware. */
 static void bridge_publish_all(struct bridge *b, bool retire)
 {
     bridge_pub(b, b->status_topic, "online", 1, true);
     for (size_t i = 0; i < b->n; i++) {
-        struct bridge_pack *bp = &b->packs[i];
         if (retire)
-            bridge_retire(b, bp);
-        if (bp->announced)
-            bridge_discovery(b, bp);
-        bridge_pub(b, bp->avail_topic, bridge_avail_text(bp->avail), 1, true);
-        if (bp->last_state && bp->avail == PACK_ONLINE)
-            bridge_pub(b, bp->state_topic, bp->last_state, 0, false);
+            bridge_retire(b, &b->packs[i].dev);
+        bridge_dev_publish(b, &b->packs[i].dev);
     }
+    if (b->has_bank)
+        bridge_dev_publish(b, &b->bank);
 }
 
 void bridge_on_connect(struct bridge *b)
@@ -154,13 +212,65 @@ void bridge_on_ha_online(struct bridge *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* First outcome of a pack's polls: announce it to HA. Lock held. */
-static void bridge_announce(struct bridge *b, struct bridge_pack *bp)
+/* First outcome of a device: announce it to HA. Lock held. */
+static void bridge_announce(struct bridge *b, struct bridge_dev *d)
 {
-    if (bp->announced)
+    if (d->announced)
         return;
-    bp->announced = true;
-    bridge_discovery(b, bp);
+    d->announced = true;
+    bridge_discovery(b, d);
+}
+
+static void bridge_set_avail(struct bridge *b, struct bridge_dev *d, enum pack_avail a)
+{
+    if (d->avail == a)
+        return;
+    d->avail = a;
+    bridge_pub(b, d->avail_topic, bridge_avail_text(a), 1, true);
+}
+
+/* Publish a device's state. Takes ownership of json. Lock held. */
+static void bridge_dev_state(struct bridge *b, struct bridge_dev *d, char *json)
+{
+    free(d->last_state);
+    d->last_state = json;
+    bridge_announce(b, d);
+    bridge_set_avail(b, d, PACK_ONLINE);
+    bridge_pub(b, d->state_topic, json, 0, false);
+}
+
+/*
+ * The bank is published once per round: when every pack has had an outcome (good or
+ * failed) since the last bank state, so its totals come from one cycle. Lock held.
+ */
+static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
+{
+    struct bank_member m[b->n];
+    unsigned online = 0;
+
+    if (!b->has_bank)
+        return;
+    done->reported = true;
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->packs[i].reported)
+            return;
+    for (size_t i = 0; i < b->n; i++) {
+        struct bridge_pack *bp = &b->packs[i];
+        bp->reported = false;
+        m[i].defs = bp->dev.defs;
+        m[i].n_defs = bp->dev.n_defs;
+        m[i].values = bp->dev.last_state ? bp->last_values : NULL;
+        m[i].online = bp->dev.avail == PACK_ONLINE;
+        online += m[i].online;
+    }
+    if (!online) {
+        bridge_set_avail(b, &b->bank, PACK_OFFLINE);
+        return;
+    }
+    bank_compute(m, b->n, b->bank_values);
+    char *json = ha_state_json(bank_readings, bank_n_readings, b->bank_values);
+    if (json)
+        bridge_dev_state(b, &b->bank, json);
 }
 
 static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
@@ -181,14 +291,9 @@ void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
         return;
     }
     pthread_mutex_lock(&b->lock);
-    free(bp->last_state);
-    bp->last_state = json;
-    bridge_announce(b, bp);
-    if (bp->avail != PACK_ONLINE) {
-        bp->avail = PACK_ONLINE;
-        bridge_pub(b, bp->avail_topic, "online", 1, true);
-    }
-    bridge_pub(b, bp->state_topic, json, 0, false);
+    memcpy(bp->last_values, values, p->n_defs * sizeof(double));
+    bridge_dev_state(b, &bp->dev, json);
+    bridge_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -199,13 +304,13 @@ void bridge_pack_failed(struct bridge *b, struct pack *p)
     if (!bp)
         return;
     pthread_mutex_lock(&b->lock);
-    bridge_announce(b, bp);
-    if (p->failures >= (unsigned)b->cfg->bus.offline_after && bp->avail != PACK_OFFLINE) {
-        bp->avail = PACK_OFFLINE;
+    bridge_announce(b, &bp->dev);
+    if (p->failures >= (unsigned)b->cfg->bus.offline_after && bp->dev.avail != PACK_OFFLINE) {
         log_msg(LOG_LVL_WARNING, "pack %s: offline after %u failed polls in a row", p->name,
                 p->failures);
-        bridge_pub(b, bp->avail_topic, "offline", 1, true);
+        bridge_set_avail(b, &bp->dev, PACK_OFFLINE);
     }
+    bridge_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -216,10 +321,10 @@ void bridge_pack_identity(struct bridge *b, struct pack *p)
     if (!bp)
         return;
     pthread_mutex_lock(&b->lock);
-    if (memcmp(&bp->id, &p->id, sizeof(bp->id)) != 0) {
-        bp->id = p->id;
-        if (bp->announced)
-            bridge_discovery(b, bp);
+    if (memcmp(&bp->dev.id, &p->id, sizeof(bp->dev.id)) != 0) {
+        bp->dev.id = p->id;
+        if (bp->dev.announced)
+            bridge_discovery(b, &bp->dev);
     }
     pthread_mutex_unlock(&b->lock);
 }
@@ -228,8 +333,12 @@ void bridge_free(struct bridge *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++)
-        free(b->packs[i].last_state);
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->packs[i].dev.last_state);
+        free(b->packs[i].last_values);
+    }
+    free(b->bank.last_state);
+    free(b->bank_values);
     pthread_mutex_destroy(&b->lock);
     free(b);
 }

@@ -22,10 +22,12 @@ struct bridge;
 
 /*
  * A bridge for packs[0..n) (kept by reference) publishing through `sink`.
- * client_id names the status topic. Returns NULL when out of memory.
+ * client_id names the status topic. With bank_name and two packs or more, a bank device
+ * (<base>/<bank_name>/state, unique_ids "<bank_name>_<key>_bms2mqtt") carries the totals
+ * of bank.h, published once per round of polls. Returns NULL when out of memory.
  */
 struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
-                          const char *client_id, struct sink sink);
+                          const char *client_id, const char *bank_name, struct sink sink);
 
 /* The daemon's status topic (for the MQTT last will). */
 const char *bridge_status_topic(const struct bridge *b);

@@ -93,6 +93,8 @@ static const struct key_spec top_keys[] = {
     {"packs",      V_SECTION, 0, 0, 0, F_REQUIRED, parse_packs},
     {"cell_count", V_INT, offsetof(struct config, cell_count), 1, 32, 0, NULL},
     {"state_file", V_STRING, offsetof(struct config, state_file), 0, 0, F_EMPTY_NULL, NULL},
+    {"bank",       V_BOOL,   offsetof(struct config, bank), 0, 0, 0, NULL},
+    {"bank_name",  V_STRING, offsetof(struct config, bank_name), 0, 0, F_NONEMPTY | F_PACK_NAME, NULL},
 };
 
 static const struct key_spec bus_keys[] = {
@@ -913,6 +915,14 @@ static int check_whole(struct loader *ld)
     const struct config *cfg = ld->cfg;
     bool serial = cfg->bus.transport == CONFIG_TRANSPORT_SERIAL;
 
+    for (size_t i = 0; cfg->bank_name && i < cfg->n_packs; i++)
+        if (strcmp(cfg->packs[i].name, cfg->bank_name) == 0)
+            return fail(
+                ld,
+                (yaml_mark_t){0, (size_t)cfg->packs[i].line - 1, (size_t)cfg->packs[i].column - 1},
+                "pack name '%s' is also the name of the bank totals (bank_name); "
+                "rename one of them",
+                cfg->bank_name);
     if (cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK) {
         if (serial && !cfg->bus.port)
             return fail(ld, ld->bus_key->start_mark,
@@ -1036,6 +1046,7 @@ int config_defaults(struct config *cfg)
     cfg->mqtt.keepalive = 60;
     cfg->mqtt.tls_insecure = false;
     cfg->cell_count = 16;
+    cfg->bank = true;
     cfg->mqtt.host = strdup("localhost");
     cfg->mqtt.discovery_prefix = strdup("homeassistant");
     cfg->mqtt.base_topic = strdup("bms2mqtt");
@@ -1137,6 +1148,7 @@ void config_free(struct config *cfg)
         return;
     free(cfg->path);
     free(cfg->state_file);
+    free(cfg->bank_name);
     free(cfg->bus.port);
     free(cfg->mqtt.host);
     free(cfg->mqtt.username);

@@ -66,6 +66,8 @@ struct config {
     size_t n_packs;
     int cell_count;   /* cells per pack (active mode), 1..32, default 16 */
     char *state_file; /* where energy counters persist; NULL = $STATE_DIRECTORY or none */
+    bool bank;        /* publish the bank totals device (with 2 packs or more), default true */
+    char *bank_name;  /* its name in topics and unique_ids; NULL = "bank_<hash of pack names>" */
 };
 
 /*

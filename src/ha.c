@@ -10,9 +10,6 @@
 
 #include "version.h"
 
-#define HA_MANUFACTURER  "EG4 Electronics"
-#define HA_DEFAULT_MODEL "LifePower4 v2 (Modbus)"
-
 int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *component,
                        const char *pack, const char *key)
 {
@@ -35,12 +32,11 @@ static void ha_default_entity_id(char *buf, size_t len, const char *component, c
 static json_t *ha_device(const struct ha_pack_ctx *ctx)
 {
     const struct pack_identity *id = ctx->id;
-    char name[128];
     json_t *dev;
 
-    snprintf(name, sizeof(name), "EG4 LifePower4 %s", ctx->pack);
-    dev = json_pack("{s:[s],s:s,s:s,s:s}", "identifiers", ctx->pack, "name", name, "manufacturer",
-                    HA_MANUFACTURER, "model", id && id->model[0] ? id->model : HA_DEFAULT_MODEL);
+    dev = json_pack("{s:[s],s:s,s:s,s:s}", "identifiers", ctx->pack, "name", ctx->device_name,
+                    "manufacturer", ctx->manufacturer, "model",
+                    id && id->model[0] ? id->model : ctx->model);
     if (dev && id && id->firmware[0])
         json_object_set_new(dev, "sw_version", json_string(id->firmware));
     if (dev && id && id->serial[0])
@@ -61,7 +57,7 @@ char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_de
     json_t *cfg;
     char *text = NULL;
 
-    snprintf(uid, sizeof(uid), "%s_%s_eg4", ctx->pack, d->key);
+    snprintf(uid, sizeof(uid), "%s_%s_%s", ctx->pack, d->key, ctx->uid_suffix);
     ha_default_entity_id(eid, sizeof(eid), qi->component, ctx->pack, d->key);
     snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s }}", d->key);
     cfg =

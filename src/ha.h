@@ -10,12 +10,16 @@
 
 /* Everything an entity config of one pack refers to. */
 struct ha_pack_ctx {
-    const char *pack;               /* pack name: device identifier and unique_id prefix */
+    const char *pack;               /* device identifier and unique_id prefix (pack name) */
     const char *state_topic;        /* <base>/<pack>/state */
     const char *bridge_topic;       /* the daemon's status topic (LWT) */
     const char *avail_topic;        /* <base>/<pack>/availability */
-    const struct pack_identity *id; /* model, firmware, serial: may be empty */
+    const struct pack_identity *id; /* model, firmware, serial: may be NULL or empty */
     int expire_after;               /* seconds without a state before HA shows unavailable */
+    const char *uid_suffix;         /* unique_id "<pack>_<key>_<uid_suffix>": "eg4" for packs */
+    const char *device_name;        /* HA device name */
+    const char *manufacturer;       /* HA device manufacturer */
+    const char *model;              /* HA device model when the identity has none */
 };
 
 /*
@@ -29,8 +33,8 @@ int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *co
 /*
  * The discovery config (JSON object text, malloc'd; the caller frees) of reading d of a
  * pack: name without the pack, unique_id "<pack>_<key>_eg4" (the script's, so history
- * survives), default_entity_id "<component>.<pack>_<key>", the pack's state_topic with
- * value_template "{{ value_json.<key> }}", unit/device_class/state_class from the
+ * survives; uid_suffix "eg4" for packs), default_entity_id "<component>.<pack>_<key>", the pack's
+ * state_topic with value_template "{{ value_json.<key> }}", unit/device_class/state_class from the
  * quantity table, suggested_display_precision, icon, entity_category and
  * enabled_by_default from the flags, payload_on "1"/payload_off "0" for binary sensors,
  * options for enums, availability [bridge, pack] with availability_mode "all",

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bank.h"
 #include "bridge.h"
 #include "config.h"
 #include "lp4v2.h"
@@ -126,7 +127,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             printf("bms2mqtt %s\n", BMS_VERSION);
             return 0;
         case 'R':
+            printf("## Pack readings (EG4 LifePower4 v2, Modbus RTU)\n\n");
             list_readings(lp4v2_readings, lp4v2_n_readings);
+            printf("\n## Bank readings (unique_id <bank>_<key>_bms2mqtt)\n\n");
+            list_readings(bank_readings, bank_n_readings);
             return 0;
         case 'h':
             usage(stdout);
@@ -144,25 +148,44 @@ static int parse_args(int argc, char **argv, struct options *o)
     return -1; /* go on */
 }
 
-/* Default client id: unique per instance (host and configured packs) and stable across
- * restarts, so two daemons on one broker never take each other's session. */
-static void default_client_id(const struct config *cfg, char *buf, size_t len)
+/* FNV-1a over the pack names: tells this daemon's packs from another daemon's. */
+static uint32_t pack_names_hash(const struct config *cfg)
 {
-    char host[64] = "localhost";
-    uint32_t h = 2166136261u; /* FNV-1a over the pack names */
+    uint32_t h = 2166136261u;
 
-    gethostname(host, sizeof(host) - 1);
-    host[sizeof(host) - 1] = '\0';
-    for (char *s = host; *s; s++)
-        if (*s == '/' || *s == '+' || *s == '#' || *s == ' ')
-            *s = '_';
     for (size_t i = 0; i < cfg->n_packs; i++)
         for (const char *s = cfg->packs[i].name;; s++) {
             h = (h ^ (uint8_t)*s) * 16777619u;
             if (!*s)
                 break;
         }
-    snprintf(buf, len, "bms2mqtt-%s-%08x", host, h);
+    return h;
+}
+
+/* Default client id: unique per instance (host and configured packs) and stable across
+ * restarts, so two daemons on one broker never take each other's session. */
+static void default_client_id(const struct config *cfg, char *buf, size_t len)
+{
+    char host[64] = "localhost";
+
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    for (char *s = host; *s; s++)
+        if (*s == '/' || *s == '+' || *s == '#' || *s == ' ')
+            *s = '_';
+    snprintf(buf, len, "bms2mqtt-%s-%08x", host, pack_names_hash(cfg));
+}
+
+/* The bank device's name: configured, or "bank_<hash>" so that two daemons' banks on one
+ * broker stay apart. NULL when the bank is switched off. */
+static const char *bank_name(const struct config *cfg, char *buf, size_t len)
+{
+    if (!cfg->bank)
+        return NULL;
+    if (cfg->bank_name)
+        return cfg->bank_name;
+    snprintf(buf, len, "bank_%08x", pack_names_hash(cfg));
+    return buf;
 }
 
 /* --dry-run sink: one "topic payload" line per message, as `mosquitto_sub -v` prints. */
@@ -281,12 +304,12 @@ static void state_io(const struct config *cfg, struct pack *packs, bool save)
 static int run_dry(const struct config *cfg, struct pack *packs)
 {
     struct sink out = {stdout_publish, NULL};
-    char client_id[128];
+    char client_id[128], bank[64];
     struct bridge *b;
 
     default_client_id(cfg, client_id, sizeof(client_id));
     b = bridge_new(cfg, packs, cfg->n_packs, cfg->mqtt.client_id ? cfg->mqtt.client_id : client_id,
-                   out);
+                   bank_name(cfg, bank, sizeof(bank)), out);
     if (!b)
         return 1;
     bridge_on_connect(b);
@@ -336,7 +359,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
 {
     struct mqtt_callbacks cb = {on_connect, on_ha_status};
     struct daemon d = {0};
-    char client_id[128], status_topic[512];
+    char client_id[128], status_topic[512], bank[64];
     const char *cid = cfg->mqtt.client_id;
     struct mqtt *m;
     pthread_t sig_thread;
@@ -357,7 +380,8 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     m = mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d);
     if (!m)
         return 1;
-    d.bridge = bridge_new(cfg, packs, cfg->n_packs, cid, mqtt_sink(m));
+    d.bridge =
+        bridge_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)), mqtt_sink(m));
     d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, once);
     if (!d.bridge || !d.poller)
         goto out_mqtt;

@@ -22,6 +22,10 @@ static const struct ha_pack_ctx ctx = {
     "bms2mqtt/lifepower4_1/availability",
     &ident,
     50,
+    "eg4",
+    "EG4 LifePower4 lifepower4_1",
+    "EG4 Electronics",
+    "LifePower4 v2 (Modbus)",
 };
 
 static json_t *config_of(const char *key)

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/* test_bank.c - totals over the packs of a bank. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "bank.h"
+#include "lp4v2.h"
+
+static double *pack_values(double v, double i, double soc, double full, double cmin, double cmax,
+                           double tmax, double charged)
+{
+    double *x = malloc(lp4v2_n_readings * sizeof(*x));
+    for (size_t k = 0; k < lp4v2_n_readings; k++)
+        x[k] = NAN;
+#define SET(key, val) x[reading_find(lp4v2_readings, lp4v2_n_readings, key)] = (val)
+    SET("pack_voltage", v);
+    SET("pack_current", i);
+    SET("pack_power", v * i);
+    SET("soc", soc);
+    SET("full_capacity_ah", full);
+    SET("remaining_ah", soc * full / 100);
+    SET("cell_voltage_min", cmin);
+    SET("cell_voltage_max", cmax);
+    SET("temperature_max", tmax);
+    SET("energy_charged_kwh", charged);
+    SET("energy_discharged_kwh", 0);
+#undef SET
+    return x;
+}
+
+static double get(const double *out, const char *key)
+{
+    int i = reading_find(bank_readings, bank_n_readings, key);
+    assert_true(i >= 0);
+    return out[i];
+}
+
+static void test_bank_sums_currents_and_weights_soc_by_capacity(void **state)
+{
+    double *a = pack_values(53.0, 10, 50, 200, 3.300, 3.310, 25, 1.5);
+    double *b = pack_values(53.2, -4, 80, 100, 3.290, 3.320, 28, 2.0);
+    struct bank_member m[2] = {
+        {lp4v2_readings, lp4v2_n_readings, a, true},
+        {lp4v2_readings, lp4v2_n_readings, b, true},
+    };
+    double out[32];
+    (void)state;
+
+    assert_true(bank_n_readings <= 32);
+    bank_compute(m, 2, out);
+    assert_float_equal(get(out, "voltage"), 53.1, 1e-9);
+    assert_float_equal(get(out, "current"), 6, 1e-9);
+    assert_float_equal(get(out, "soc"), 60, 1e-9); /* (50*200 + 80*100) / 300 */
+    assert_float_equal(get(out, "full_capacity_ah"), 300, 1e-9);
+    assert_float_equal(get(out, "remaining_ah"), 180, 1e-9);
+    assert_float_equal(get(out, "cell_voltage_min"), 3.290, 1e-9);
+    assert_float_equal(get(out, "cell_voltage_max"), 3.320, 1e-9);
+    assert_float_equal(get(out, "cell_voltage_delta_mv"), 30, 1e-9);
+    assert_float_equal(get(out, "temperature_max"), 28, 1e-9);
+    assert_float_equal(get(out, "packs_online"), 2, 0);
+    assert_float_equal(get(out, "energy_charged_kwh"), 3.5, 1e-9);
+    free(a);
+    free(b);
+}
+
+static void test_bank_leaves_offline_packs_out_but_keeps_their_energy(void **state)
+{
+    double *a = pack_values(53.0, 10, 50, 100, 3.300, 3.310, 25, 1.5);
+    double *b = pack_values(53.2, -4, 80, 100, 3.290, 3.320, 28, 2.0);
+    struct bank_member m[2] = {
+        {lp4v2_readings, lp4v2_n_readings, a, true},
+        {lp4v2_readings, lp4v2_n_readings, b, false},
+    };
+    double out[32];
+    (void)state;
+
+    bank_compute(m, 2, out);
+    assert_float_equal(get(out, "current"), 10, 1e-9);
+    assert_float_equal(get(out, "soc"), 50, 1e-9);
+    assert_float_equal(get(out, "packs_online"), 1, 0);
+    assert_float_equal(get(out, "energy_charged_kwh"), 3.5, 1e-9);
+    /* A pack never polled: its counter is unknown, so the sum is too (no false reset). */
+    m[1].values = NULL;
+    bank_compute(m, 2, out);
+    assert_true(isnan(get(out, "energy_charged_kwh")));
+    free(a);
+    free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bank_sums_currents_and_weights_soc_by_capacity),
+        cmocka_unit_test(test_bank_leaves_offline_packs_out_but_keeps_their_energy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
