@@ -31,15 +31,30 @@ const size_t bank_n_readings = sizeof(bank_readings) / sizeof(bank_readings[0]);
 
 enum { B_V, B_I, B_P, B_SOC, B_REM, B_FULL, B_CMIN, B_CMAX, B_DELTA, B_TMAX, B_ONLINE, B_EC, B_ED };
 
-static double member_value(const struct bank_member *m, const char *key)
+static const char *const bank_input_keys[BANK_IN_COUNT] = {
+    [BANK_IN_VOLTAGE] = "pack_voltage",       [BANK_IN_CURRENT] = "pack_current",
+    [BANK_IN_POWER] = "pack_power",           [BANK_IN_SOC] = "soc",
+    [BANK_IN_REMAINING] = "remaining_ah",     [BANK_IN_FULL] = "full_capacity_ah",
+    [BANK_IN_DESIGN] = "capacity_ah",         [BANK_IN_CELL_MIN] = "cell_voltage_min",
+    [BANK_IN_CELL_MAX] = "cell_voltage_max",  [BANK_IN_TEMP_MAX] = "temperature_max",
+    [BANK_IN_CHARGED] = "energy_charged_kwh", [BANK_IN_DISCHARGED] = "energy_discharged_kwh",
+};
+
+void bank_member_bind(struct bank_member *m, const struct reading_def *defs, size_t n)
 {
-    int i = reading_find(m->defs, m->n_defs, key);
+    for (int k = 0; k < BANK_IN_COUNT; k++)
+        m->idx[k] = reading_find(defs, n, bank_input_keys[k]);
+}
+
+static double member_value(const struct bank_member *m, enum bank_input in)
+{
+    int i = m->idx[in];
     return i < 0 || !m->values ? NAN : m->values[i];
 }
 
 /* Sum of `key` over the online members; NaN without contribution. With `all`, over every
  * member, and NaN unless every member has it. */
-static double bank_sum(const struct bank_member *m, size_t n, const char *key, bool all,
+static double bank_sum(const struct bank_member *m, size_t n, enum bank_input key, bool all,
                        unsigned *count)
 {
     double sum = 0;
@@ -59,7 +74,7 @@ static double bank_sum(const struct bank_member *m, size_t n, const char *key, b
     return k ? sum : NAN;
 }
 
-static double bank_extreme(const struct bank_member *m, size_t n, const char *key, int sign)
+static double bank_extreme(const struct bank_member *m, size_t n, enum bank_input key, int sign)
 {
     double best = NAN;
 
@@ -74,14 +89,14 @@ static double bank_extreme(const struct bank_member *m, size_t n, const char *ke
 /* SoC weighted by capacity: a 200 Ah pack at 50 % holds twice what a 100 Ah one does. */
 static double bank_soc(const struct bank_member *m, size_t n)
 {
-    static const char *const weights[] = {"full_capacity_ah", "capacity_ah", NULL};
+    static const int weights[] = {BANK_IN_FULL, BANK_IN_DESIGN, -1};
     double num = 0, den = 0;
 
     for (size_t w = 0; w <= 2; w++) {
         num = den = 0;
         for (size_t i = 0; i < n; i++) {
-            double soc = member_value(&m[i], "soc");
-            double cap = weights[w] ? member_value(&m[i], weights[w]) : 1;
+            double soc = member_value(&m[i], BANK_IN_SOC);
+            double cap = weights[w] >= 0 ? member_value(&m[i], weights[w]) : 1;
             if (!m[i].online || isnan(soc))
                 continue;
             if (isnan(cap) || cap <= 0)
@@ -101,21 +116,21 @@ void bank_compute(const struct bank_member *m, size_t n, double *out)
 
     for (size_t i = 0; i < n; i++)
         online += m[i].online && m[i].values;
-    out[B_V] = bank_sum(m, n, "pack_voltage", false, &nv);
+    out[B_V] = bank_sum(m, n, BANK_IN_VOLTAGE, false, &nv);
     out[B_V] = nv ? out[B_V] / nv : NAN;
-    out[B_I] = bank_sum(m, n, "pack_current", false, NULL);
-    out[B_P] = bank_sum(m, n, "pack_power", false, NULL);
+    out[B_I] = bank_sum(m, n, BANK_IN_CURRENT, false, NULL);
+    out[B_P] = bank_sum(m, n, BANK_IN_POWER, false, NULL);
     out[B_SOC] = bank_soc(m, n);
-    out[B_REM] = bank_sum(m, n, "remaining_ah", false, NULL);
-    out[B_FULL] = bank_sum(m, n, "full_capacity_ah", false, NULL);
-    out[B_CMIN] = bank_extreme(m, n, "cell_voltage_min", -1);
-    out[B_CMAX] = bank_extreme(m, n, "cell_voltage_max", +1);
+    out[B_REM] = bank_sum(m, n, BANK_IN_REMAINING, false, NULL);
+    out[B_FULL] = bank_sum(m, n, BANK_IN_FULL, false, NULL);
+    out[B_CMIN] = bank_extreme(m, n, BANK_IN_CELL_MIN, -1);
+    out[B_CMAX] = bank_extreme(m, n, BANK_IN_CELL_MAX, +1);
     out[B_DELTA] = (out[B_CMAX] - out[B_CMIN]) * 1000;
-    out[B_TMAX] = bank_extreme(m, n, "temperature_max", +1);
+    out[B_TMAX] = bank_extreme(m, n, BANK_IN_TEMP_MAX, +1);
     out[B_ONLINE] = online;
     /* Counters of offline packs still count: the sums must never go down. */
-    out[B_EC] = bank_sum(m, n, "energy_charged_kwh", true, NULL);
-    out[B_ED] = bank_sum(m, n, "energy_discharged_kwh", true, NULL);
+    out[B_EC] = bank_sum(m, n, BANK_IN_CHARGED, true, NULL);
+    out[B_ED] = bank_sum(m, n, BANK_IN_DISCHARGED, true, NULL);
     for (size_t k = 0; k < bank_n_readings; k++)
         out[k] = reading_round(out[k], bank_readings[k].precision);
 }

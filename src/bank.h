@@ -17,21 +17,37 @@
 extern const struct reading_def bank_readings[];
 extern const size_t bank_n_readings;
 
-/* One pack as the bank sees it: its reading table and latest values. */
-struct bank_member {
-    const struct reading_def *defs;
-    size_t n_defs;
-    const double *values; /* latest good poll, NULL if the pack has none */
-    bool online;          /* only online packs count, except for the energy counters */
+/* The pack readings the bank is made of. */
+enum bank_input {
+    BANK_IN_VOLTAGE,    /* pack_voltage */
+    BANK_IN_CURRENT,    /* pack_current */
+    BANK_IN_POWER,      /* pack_power */
+    BANK_IN_SOC,        /* soc */
+    BANK_IN_REMAINING,  /* remaining_ah */
+    BANK_IN_FULL,       /* full_capacity_ah */
+    BANK_IN_DESIGN,     /* capacity_ah */
+    BANK_IN_CELL_MIN,   /* cell_voltage_min */
+    BANK_IN_CELL_MAX,   /* cell_voltage_max */
+    BANK_IN_TEMP_MAX,   /* temperature_max */
+    BANK_IN_CHARGED,    /* energy_charged_kwh */
+    BANK_IN_DISCHARGED, /* energy_discharged_kwh */
+    BANK_IN_COUNT,
 };
 
+/* One pack as the bank sees it. */
+struct bank_member {
+    int idx[BANK_IN_COUNT]; /* index of each input in the pack's values, -1 if it has none */
+    const double *values;   /* latest good poll, NULL if the pack has none */
+    bool online;            /* only online packs count, except for the energy counters */
+};
+
+/* Find the inputs in a pack's reading table (once, at start-up). */
+void bank_member_bind(struct bank_member *m, const struct reading_def *defs, size_t n);
+
 /*
- * Compute out[bank_n_readings] from n members. Members' readings are found by key
- * (pack_voltage, pack_current, pack_power, soc, remaining_ah, full_capacity_ah,
- * capacity_ah, cell_voltage_min/max, temperature_max, energy_*): a key a pack lacks or
- * reports as NaN is left out of that total. A total with no contribution is NaN.
- * SoC falls back to the design capacity, then to equal weights, when full capacity is
- * unknown.
+ * Compute out[bank_n_readings] from n members. A reading a pack lacks or reports as NaN
+ * is left out of that total; a total with no contribution is NaN. SoC falls back to the
+ * design capacity, then to equal weights, when full capacity is unknown.
  */
 void bank_compute(const struct bank_member *m, size_t n, double *out);
 

@@ -24,14 +24,15 @@ struct bridge_dev {
     enum pack_avail avail;
     bool announced;          /* discovery published since the first poll outcome */
     struct pack_identity id; /* copy published in the device block */
-    char *last_state;        /* latest state JSON, republished on (re)connect */
+    struct ha_state *state;  /* latest state JSON, republished on (re)connect */
 };
 
 struct bridge_pack {
     struct bridge_dev dev;
     struct pack *p;
-    double *last_values; /* latest good poll, for the bank; NULL before the first */
-    bool reported;       /* had an outcome in the current bank round */
+    double *last_values;       /* latest good poll, for the bank; NULL before the first */
+    struct bank_member member; /* the pack's readings as the bank finds them */
+    bool reported;             /* had an outcome in the current bank round */
 };
 
 struct bridge {
@@ -54,8 +55,8 @@ static void bridge_pub(struct bridge *b, const char *topic, const char *payload,
     b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
 }
 
-static void bridge_dev_init(struct bridge_dev *d, const char *base, const char *name,
-                            const struct reading_def *defs, size_t n_defs)
+static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *name,
+                           const struct reading_def *defs, size_t n_defs)
 {
     d->name = name;
     d->defs = defs;
@@ -63,6 +64,8 @@ static void bridge_dev_init(struct bridge_dev *d, const char *base, const char *
     d->avail = PACK_UNKNOWN;
     snprintf(d->state_topic, TOPIC_MAX, "%s/%s/state", base, name);
     snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
+    d->state = ha_state_new(defs, n_defs);
+    return d->state ? 0 : -1;
 }
 
 struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
@@ -88,19 +91,20 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     for (size_t i = 0; i < n; i++) {
         struct bridge_pack *bp = &b->packs[i];
         bp->p = &packs[i];
-        bridge_dev_init(&bp->dev, base, packs[i].name, packs[i].defs, packs[i].n_defs);
         bp->last_values = calloc(packs[i].n_defs, sizeof(double));
-        if (!bp->last_values) {
+        bank_member_bind(&bp->member, packs[i].defs, packs[i].n_defs);
+        if (bridge_dev_init(&bp->dev, base, packs[i].name, packs[i].defs, packs[i].n_defs) < 0 ||
+            !bp->last_values) {
             bridge_free(b);
             return NULL;
         }
     }
     if (bank_name && n >= 2) {
         b->has_bank = true;
-        bridge_dev_init(&b->bank, base, bank_name, bank_readings, bank_n_readings);
         snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
         b->bank_values = calloc(bank_n_readings, sizeof(double));
-        if (!b->bank_values) {
+        if (bridge_dev_init(&b->bank, base, bank_name, bank_readings, bank_n_readings) < 0 ||
+            !b->bank_values) {
             bridge_free(b);
             return NULL;
         }
@@ -180,8 +184,8 @@ static void bridge_dev_publish(struct bridge *b, struct bridge_dev *d)
     if (d->announced)
         bridge_discovery(b, d);
     bridge_pub(b, d->avail_topic, bridge_avail_text(d->avail), 1, true);
-    if (d->last_state && d->avail == PACK_ONLINE)
-        bridge_pub(b, d->state_topic, d->last_state, 0, false);
+    if (ha_state_text(d->state) && d->avail == PACK_ONLINE)
+        bridge_pub(b, d->state_topic, ha_state_text(d->state), 0, false);
 }
 
 /* Everything a fresh session or a restarted HA needs. A pack's discovery waits for its
@@ -229,11 +233,15 @@ static void bridge_set_avail(struct bridge *b, struct bridge_dev *d, enum pack_a
     bridge_pub(b, d->avail_topic, bridge_avail_text(a), 1, true);
 }
 
-/* Publish a device's state. Takes ownership of json. Lock held. */
-static void bridge_dev_state(struct bridge *b, struct bridge_dev *d, char *json)
+/* Publish a device's state from values[d->n_defs]. Lock held. */
+static void bridge_dev_state(struct bridge *b, struct bridge_dev *d, const double *values)
 {
-    free(d->last_state);
-    d->last_state = json;
+    const char *json = ha_state_format(d->state, values);
+
+    if (!json) {
+        log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
+        return;
+    }
     bridge_announce(b, d);
     bridge_set_avail(b, d, PACK_ONLINE);
     bridge_pub(b, d->state_topic, json, 0, false);
@@ -257,9 +265,8 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
     for (size_t i = 0; i < b->n; i++) {
         struct bridge_pack *bp = &b->packs[i];
         bp->reported = false;
-        m[i].defs = bp->dev.defs;
-        m[i].n_defs = bp->dev.n_defs;
-        m[i].values = bp->dev.last_state ? bp->last_values : NULL;
+        m[i] = bp->member;
+        m[i].values = ha_state_text(bp->dev.state) ? bp->last_values : NULL;
         m[i].online = bp->dev.avail == PACK_ONLINE;
         online += m[i].online;
     }
@@ -268,9 +275,7 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
         return;
     }
     bank_compute(m, b->n, b->bank_values);
-    char *json = ha_state_json(bank_readings, bank_n_readings, b->bank_values);
-    if (json)
-        bridge_dev_state(b, &b->bank, json);
+    bridge_dev_state(b, &b->bank, b->bank_values);
 }
 
 static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
@@ -284,15 +289,12 @@ static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
 void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
 {
     struct bridge_pack *bp = bridge_find(b, p);
-    char *json = ha_state_json(p->defs, p->n_defs, values);
 
-    if (!bp || !json) {
-        free(json);
+    if (!bp)
         return;
-    }
     pthread_mutex_lock(&b->lock);
     memcpy(bp->last_values, values, p->n_defs * sizeof(double));
-    bridge_dev_state(b, &bp->dev, json);
+    bridge_dev_state(b, &bp->dev, values);
     bridge_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
 }
@@ -334,10 +336,10 @@ void bridge_free(struct bridge *b)
     if (!b)
         return;
     for (size_t i = 0; i < b->n; i++) {
-        free(b->packs[i].dev.last_state);
+        ha_state_free(b->packs[i].dev.state);
         free(b->packs[i].last_values);
     }
-    free(b->bank.last_state);
+    ha_state_free(b->bank.state);
     free(b->bank_values);
     pthread_mutex_destroy(&b->lock);
     free(b);

@@ -6,6 +6,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "version.h"
@@ -94,34 +96,117 @@ char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_de
     return text;
 }
 
-static json_t *ha_state_value(const struct reading_def *d, double v)
+struct ha_state {
+    const struct reading_def *defs;
+    size_t n;
+    json_t *obj;   /* members in table order */
+    json_t **vals; /* vals[i]: the member of defs[i] (borrowed from obj) */
+    char *buf;     /* last output */
+    size_t cap;
+    bool formatted;
+};
+
+struct ha_state *ha_state_new(const struct reading_def *defs, size_t n)
 {
-    if (isnan(v))
-        return json_null();
-    if (d->q == Q_ENUM) {
-        size_t k = (size_t)v;
-        for (size_t i = 0; d->options && d->options[i]; i++)
-            if (i == k)
-                return json_string(d->options[i]);
-        return json_null();
+    struct ha_state *s = calloc(1, sizeof(*s));
+
+    if (!s)
+        return NULL;
+    s->defs = defs;
+    s->n = n;
+    s->obj = json_object();
+    s->vals = calloc(n ? n : 1, sizeof(*s->vals));
+    s->cap = 4096;
+    s->buf = malloc(s->cap);
+    if (!s->obj || !s->vals || !s->buf) {
+        ha_state_free(s);
+        return NULL;
     }
-    if (quantity_is_binary(d->q) || d->precision == 0)
-        return json_integer((json_int_t)llround(v));
-    return json_real(v);
+    for (size_t i = 0; i < n; i++) {
+        s->vals[i] = json_null();
+        json_object_set_new_nocheck(s->obj, defs[i].key, s->vals[i]);
+    }
+    return s;
 }
 
-char *ha_state_json(const struct reading_def *defs, size_t n, const double *values)
+/* Replace member i by a new value (only when its JSON type changes). */
+static void ha_state_replace(struct ha_state *s, size_t i, json_t *v)
 {
-    json_t *obj = json_object();
-    char *text;
+    s->vals[i] = v;
+    json_object_set_new_nocheck(s->obj, s->defs[i].key, v);
+}
 
-    if (!obj)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        json_object_set_new_nocheck(obj, defs[i].key, ha_state_value(&defs[i], values[i]));
+static void ha_state_set(struct ha_state *s, size_t i, double v)
+{
+    const struct reading_def *d = &s->defs[i];
+    json_t *cur = s->vals[i];
+
+    if (isnan(v)) {
+        if (!json_is_null(cur))
+            ha_state_replace(s, i, json_null());
+        return;
+    }
+    if (d->q == Q_ENUM) {
+        const char *text = NULL;
+        for (size_t k = 0; d->options && d->options[k]; k++)
+            if (k == (size_t)v)
+                text = d->options[k];
+        if (!text)
+            ha_state_replace(s, i, json_null());
+        else if (!json_is_string(cur) || strcmp(json_string_value(cur), text) != 0)
+            ha_state_replace(s, i, json_string(text));
+        return;
+    }
+    if (quantity_is_binary(d->q) || d->precision == 0) {
+        json_int_t iv = (json_int_t)llround(v);
+        if (json_is_integer(cur))
+            json_integer_set(cur, iv);
+        else
+            ha_state_replace(s, i, json_integer(iv));
+        return;
+    }
+    if (json_is_real(cur))
+        json_real_set(cur, v);
+    else
+        ha_state_replace(s, i, json_real(v));
+}
+
+const char *ha_state_format(struct ha_state *s, const double *values)
+{
     /* 10 significant digits print every value at its table precision without the
      * binary noise of doubles (53.12, not 53.119999999999997). */
-    text = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-    json_decref(obj);
-    return text;
+    const size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(10);
+    size_t need;
+
+    for (size_t i = 0; i < s->n; i++)
+        ha_state_set(s, i, values[i]);
+    need = json_dumpb(s->obj, s->buf, s->cap - 1, flags);
+    if (need == 0)
+        return NULL;
+    if (need >= s->cap) {
+        char *nb = realloc(s->buf, need + 1024);
+        if (!nb)
+            return NULL;
+        s->buf = nb;
+        s->cap = need + 1024;
+        need = json_dumpb(s->obj, s->buf, s->cap - 1, flags);
+    }
+    s->buf[need] = '\0';
+    s->formatted = true;
+    return s->buf;
+}
+
+const char *ha_state_text(const struct ha_state *s)
+{
+    return s && s->formatted ? s->buf : NULL;
+}
+
+void ha_state_free(struct ha_state *s)
+{
+    if (!s)
+        return;
+    json_decref(s->obj);
+    free(s->vals);
+    free(s->buf);
+    free(s);
 }

@@ -45,11 +45,27 @@ int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *co
 char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_def *d);
 
 /*
- * The state message of one poll: a JSON object with one member per reading, in table
- * order: numbers rounded to the reading's precision, 0/1 for binary readings, the
- * option text for enums, null for NaN (HA shows unknown). malloc'd; NULL when out of
- * memory.
+ * The state message of a device: a JSON object with one member per reading, in table
+ * order: numbers rounded to the reading's precision, 0/1 for binary readings, the option
+ * text for enums, null for NaN (HA shows unknown). The object and its output buffer are
+ * kept between polls and updated in place, so a poll costs no allocation.
  */
-char *ha_state_json(const struct reading_def *defs, size_t n, const double *values);
+struct ha_state;
+
+/* A state for defs[0..n) (kept by reference), every member null. NULL when out of memory. */
+struct ha_state *ha_state_new(const struct reading_def *defs, size_t n);
+
+/*
+ * Set the members from values[n] and return the JSON text (NUL-terminated). The text
+ * stays valid until the next ha_state_format() or ha_state_free() of s; the caller
+ * serialises calls on one state. NULL when out of memory.
+ */
+const char *ha_state_format(struct ha_state *s, const double *values);
+
+/* The text of the last ha_state_format(), or NULL before the first. */
+const char *ha_state_text(const struct ha_state *s);
+
+/* Free s. NULL is allowed. */
+void ha_state_free(struct ha_state *s);
 
 #endif

@@ -130,6 +130,8 @@ static enum mb_result mb_open(struct mb_link *l)
         modbus_free(ctx);
         return mb_fail(l, MB_ERR_OPEN, "cannot open port: %s", strerror(e));
     }
+    /* Whatever an earlier user of the port left unread must not pass for our reply. */
+    modbus_flush(ctx);
     l->ctx = ctx;
     l->opens++;
     return MB_OK;
@@ -166,8 +168,8 @@ enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count
         snprintf(tag, sizeof(tag), "%s tx", l->port);
         log_hex(tag, req, sizeof(req));
     }
-    modbus_flush(l->ctx);
-    /* libmodbus appends the CRC to the 6-byte PDU+address itself. */
+    /* No flush here: the input was drained at open and after every bad reply, and a
+     * syscall per poll is not free. libmodbus appends the CRC to the 6-byte PDU+address itself. */
     if (modbus_send_raw_request(l->ctx, req, 6) < 0) {
         int e = errno;
         mb_link_close(l);

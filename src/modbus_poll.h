@@ -66,8 +66,8 @@ int mb_link_init(struct mb_link *l, const char *port, int baud, int slave, doubl
  * Read `count` (1..125) holding registers from `start` into out[]. Opens the port if it
  * is closed; after an I/O error the port is closed so the next call reopens it (an
  * adapter that was unplugged and came back under the same path). Stale input is
- * flushed before each request. Blocks at most timeout_s plus the reply's own duration.
- * Returns MB_OK or the failure (see enum mb_result); l->what describes it.
+ * flushed at open and after every failed exchange. Blocks at most timeout_s plus the reply's own
+ * duration. Returns MB_OK or the failure (see enum mb_result); l->what describes it.
  */
 enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count, uint16_t *out);
 

@@ -15,6 +15,9 @@
 
 #define MQTT_BACKOFF_MIN_S 1
 #define MQTT_BACKOFF_MAX_S 60
+/* mosquitto_loop() shortens its wait to the next keepalive itself, and a publish or
+ * mosquitto_disconnect() wakes it: a long timeout only saves idle wake-ups. */
+#define MQTT_LOOP_TIMEOUT_MS 60000
 
 struct mqtt {
     struct mosquitto *mosq;
@@ -151,7 +154,7 @@ static void *mqtt_thread(void *arg)
 
     while (!atomic_load(&m->stop)) {
         if (rc == MOSQ_ERR_SUCCESS)
-            rc = mosquitto_loop(m->mosq, 1000, 1);
+            rc = mosquitto_loop(m->mosq, MQTT_LOOP_TIMEOUT_MS, 1);
         if (rc == MOSQ_ERR_SUCCESS) {
             if (atomic_load(&m->connected))
                 backoff = MQTT_BACKOFF_MIN_S;

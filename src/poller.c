@@ -157,7 +157,8 @@ static bool poller_sleep(struct poller *pl, double until)
     bool stop;
 
     pthread_mutex_lock(&pl->lock);
-    while (!pl->stop)
+    /* Back to back (poll_interval_s 0) the deadline has passed already: no timed wait. */
+    while (!pl->stop && until > poller_now())
         if (pthread_cond_timedwait(&pl->wake, &pl->lock, &ts) == ETIMEDOUT)
             break;
     stop = pl->stop;

@@ -34,6 +34,16 @@ static double *pack_values(double v, double i, double soc, double full, double c
     return x;
 }
 
+static void bind(struct bank_member *m, const double *a, const double *b, bool on_a, bool on_b)
+{
+    bank_member_bind(&m[0], lp4v2_readings, lp4v2_n_readings);
+    bank_member_bind(&m[1], lp4v2_readings, lp4v2_n_readings);
+    m[0].values = a;
+    m[0].online = on_a;
+    m[1].values = b;
+    m[1].online = on_b;
+}
+
 static double get(const double *out, const char *key)
 {
     int i = reading_find(bank_readings, bank_n_readings, key);
@@ -45,10 +55,8 @@ static void test_bank_sums_currents_and_weights_soc_by_capacity(void **state)
 {
     double *a = pack_values(53.0, 10, 50, 200, 3.300, 3.310, 25, 1.5);
     double *b = pack_values(53.2, -4, 80, 100, 3.290, 3.320, 28, 2.0);
-    struct bank_member m[2] = {
-        {lp4v2_readings, lp4v2_n_readings, a, true},
-        {lp4v2_readings, lp4v2_n_readings, b, true},
-    };
+    struct bank_member m[2];
+    bind(m, a, b, true, true);
     double out[32];
     (void)state;
 
@@ -73,10 +81,8 @@ static void test_bank_leaves_offline_packs_out_but_keeps_their_energy(void **sta
 {
     double *a = pack_values(53.0, 10, 50, 100, 3.300, 3.310, 25, 1.5);
     double *b = pack_values(53.2, -4, 80, 100, 3.290, 3.320, 28, 2.0);
-    struct bank_member m[2] = {
-        {lp4v2_readings, lp4v2_n_readings, a, true},
-        {lp4v2_readings, lp4v2_n_readings, b, false},
-    };
+    struct bank_member m[2];
+    bind(m, a, b, true, false);
     double out[32];
     (void)state;
 

@@ -157,15 +157,29 @@ static void test_state_json_numbers_flags_enums_and_null(void **state)
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "soc")] = 55;
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "status")] = 1;
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "warning_pack_ov")] = 1;
-    char *text = ha_state_json(lp4v2_readings, lp4v2_n_readings, v);
+    struct ha_state *s = ha_state_new(lp4v2_readings, lp4v2_n_readings);
+    assert_non_null(s);
+    assert_null(ha_state_text(s));
+    const char *text = ha_state_format(s, v);
     assert_non_null(text);
+    assert_ptr_equal(ha_state_text(s), text);
     assert_non_null(strstr(text, "\"pack_voltage\":53.12,"));
     assert_non_null(strstr(text, "\"cell_01_voltage\":3.281,"));
     assert_non_null(strstr(text, "\"soc\":55,"));
     assert_non_null(strstr(text, "\"status\":\"charging\""));
     assert_non_null(strstr(text, "\"warning_pack_ov\":1,"));
     assert_non_null(strstr(text, "\"soh\":null"));
-    free(text);
+    /* Members in table order, and updated in place on the next poll (types may change). */
+    static const char head[] = "{\"pack_voltage\":53.12,\"pack_current\":null,";
+    assert_memory_equal(text, head, sizeof(head) - 1);
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "pack_voltage")] = NAN;
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "soh")] = 99;
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "status")] = 2;
+    text = ha_state_format(s, v);
+    assert_non_null(strstr(text, "\"pack_voltage\":null,"));
+    assert_non_null(strstr(text, "\"soh\":99,"));
+    assert_non_null(strstr(text, "\"status\":\"discharging\""));
+    ha_state_free(s);
     free(v);
 }
 
