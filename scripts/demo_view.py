@@ -39,6 +39,13 @@ def main():
                       + f" ({dev.get('manufacturer')} {dev.get('model')}, firmware "
                       f"{dev.get('sw_version', '?')}, serial {dev.get('serial_number', '?')})",
                       flush=True)
+            if "packs_online" in s:
+                print(f"{now} {pack} (bank of {s['packs_online']} online): {s.get('voltage')} V "
+                      f"{s.get('current')} A {s.get('power')} W  SoC {s.get('soc')} %  "
+                      f"cells {s.get('cell_voltage_min')}..{s.get('cell_voltage_max')} V  "
+                      f"charged {s.get('energy_charged_kwh')} kWh, discharged "
+                      f"{s.get('energy_discharged_kwh')} kWh", flush=True)
+                continue
             cells = [s.get(f"cell_{i:02d}_voltage") for i in range(1, 17)]
             cells = [c for c in cells if c is not None]
             print(f"{now} {pack}: {s.get('pack_voltage')} V {s.get('pack_current'):+} A "

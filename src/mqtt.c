@@ -4,7 +4,11 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +19,6 @@
 
 #define MQTT_BACKOFF_MIN_S 1
 #define MQTT_BACKOFF_MAX_S 60
-/* mosquitto_loop() shortens its wait to the next keepalive itself, and a publish or
- * mosquitto_disconnect() wakes it: a long timeout only saves idle wake-ups. */
-#define MQTT_LOOP_TIMEOUT_MS 60000
 
 struct mqtt {
     struct mosquitto *mosq;
@@ -29,8 +30,9 @@ struct mqtt {
     bool started;
     atomic_bool stop;
     atomic_bool connected;
-    pthread_mutex_t lock; /* guards the backoff wait */
-    pthread_cond_t wake;
+    int wake_fd;            /* eventfd: stop requests, and output left to the thread */
+    const char *last_topic; /* published by the thread when it stops */
+    const char *last_payload;
     struct log_throttle complain;
 };
 
@@ -87,6 +89,7 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
 
     if (!m)
         return NULL;
+    m->wake_fd = -1;
     mosquitto_lib_init();
     m->cfg = cfg;
     m->cb = *cb;
@@ -94,16 +97,18 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
     m->complain.remind_every = 60;
     tlen = strlen(cfg->discovery_prefix) + sizeof("/status");
     m->ha_status_topic = malloc(tlen);
-    pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->wake, NULL);
+    m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     m->mosq = mosquitto_new(client_id, true, m);
-    if (!m->mosq || !m->ha_status_topic) {
+    if (!m->mosq || !m->ha_status_topic || m->wake_fd < 0) {
         log_msg(LOG_LVL_ERROR, "mqtt: cannot create client: %s", strerror(errno));
         mqtt_free(m);
         return NULL;
     }
     snprintf(m->ha_status_topic, tlen, "%s/status", cfg->discovery_prefix);
-    mosquitto_threaded_set(m->mosq, true);
+    /* Not mosquitto_threaded_set(): the library then writes a publish to the socket in
+     * the publishing (bus) thread itself, so a poll costs no wake-up of the MQTT thread,
+     * whose loop (mqtt_thread) watches only the socket. Writes are serialised inside
+     * libmosquitto (its out-packet mutexes). */
     /* No in-flight window: QoS 1 messages (discovery, availability) must leave in the
      * order they were published, before the QoS 0 state that follows them. */
     mosquitto_max_inflight_messages_set(m->mosq, 0);
@@ -127,23 +132,73 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
     return m;
 }
 
+static void mqtt_wake(struct mqtt *m)
+{
+    uint64_t one = 1;
+    ssize_t w = write(m->wake_fd, &one, sizeof(one));
+    (void)w; /* the counter saturating only means a wake-up is pending already */
+}
+
+static void mqtt_drain_wake(struct mqtt *m)
+{
+    uint64_t n;
+    ssize_t r = read(m->wake_fd, &n, sizeof(n));
+    (void)r;
+}
+
 /* Wait up to `s` seconds, or until mqtt_stop() wakes us. */
 static void mqtt_backoff_wait(struct mqtt *m, int s)
 {
-    struct timespec until;
+    struct pollfd pfd = {m->wake_fd, POLLIN, 0};
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += s;
-    pthread_mutex_lock(&m->lock);
-    while (!atomic_load(&m->stop))
-        if (pthread_cond_timedwait(&m->wake, &m->lock, &until) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&m->lock);
+    if (poll(&pfd, 1, s * 1000) > 0)
+        mqtt_drain_wake(m);
 }
 
 static const char *mqtt_rc_text(int rc)
 {
     return rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc);
+}
+
+/* One wait on the socket and the wake-up eventfd, then the library's read, write and
+ * keepalive work. Returns a MOSQ_ERR_* code; anything but success means no session. */
+static int mqtt_step(struct mqtt *m)
+{
+    int sock = mosquitto_socket(m->mosq);
+    /* mosquitto_loop_misc() must run well within the keepalive to send PINGREQ in time. */
+    int timeout_ms = m->cfg->keepalive * 1000 / 4;
+    struct pollfd pfd[2] = {
+        {sock, (short)(POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0)), 0},
+        {m->wake_fd, POLLIN, 0},
+    };
+    int rc = MOSQ_ERR_SUCCESS;
+
+    if (sock < 0)
+        return MOSQ_ERR_NO_CONN;
+    if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR)
+        return MOSQ_ERR_ERRNO;
+    if (pfd[1].revents & POLLIN)
+        mqtt_drain_wake(m);
+    if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
+        rc = mosquitto_loop_read(m->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m->mosq))
+        rc = mosquitto_loop_write(m->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_loop_misc(m->mosq);
+    return rc;
+}
+
+/* Publish the last message, disconnect cleanly, and push it all out. */
+static void mqtt_finish(struct mqtt *m)
+{
+    if (atomic_load(&m->connected) && m->last_topic)
+        mosquitto_publish(m->mosq, NULL, m->last_topic, (int)strlen(m->last_payload),
+                          m->last_payload, 1, true);
+    atomic_store(&m->connected, false);
+    mosquitto_disconnect(m->mosq);
+    for (int i = 0; i < 20 && mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq); i++)
+        if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+            break;
 }
 
 static void *mqtt_thread(void *arg)
@@ -154,7 +209,7 @@ static void *mqtt_thread(void *arg)
 
     while (!atomic_load(&m->stop)) {
         if (rc == MOSQ_ERR_SUCCESS)
-            rc = mosquitto_loop(m->mosq, MQTT_LOOP_TIMEOUT_MS, 1);
+            rc = mqtt_step(m);
         if (rc == MOSQ_ERR_SUCCESS) {
             if (atomic_load(&m->connected))
                 backoff = MQTT_BACKOFF_MIN_S;
@@ -172,10 +227,7 @@ static void *mqtt_thread(void *arg)
         if (!atomic_load(&m->stop))
             rc = mosquitto_reconnect_async(m->mosq);
     }
-    /* Let the queued last messages and DISCONNECT go out. */
-    for (int i = 0; i < 20 && mosquitto_want_write(m->mosq); i++)
-        if (mosquitto_loop(m->mosq, 100, 1) != MOSQ_ERR_SUCCESS)
-            break;
+    mqtt_finish(m);
     return NULL;
 }
 
@@ -192,6 +244,10 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos
     if (!atomic_load(&m->connected))
         return -1;
     int rc = mosquitto_publish(m->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    /* The library wrote what the socket took; a rest (a full socket buffer, or a message
+     * queued while a callback runs) is the MQTT thread's to send. */
+    if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m->mosq))
+        mqtt_wake(m);
     return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
 }
 
@@ -216,13 +272,10 @@ void mqtt_stop(struct mqtt *m, const char *last_topic, const char *last_payload)
 {
     if (!m || !m->started)
         return;
-    if (last_topic)
-        mqtt_publish(m, last_topic, last_payload, 1, true);
+    m->last_topic = last_topic;
+    m->last_payload = last_payload;
     atomic_store(&m->stop, true);
-    mosquitto_disconnect(m->mosq);
-    pthread_mutex_lock(&m->lock);
-    pthread_cond_broadcast(&m->wake);
-    pthread_mutex_unlock(&m->lock);
+    mqtt_wake(m);
     pthread_join(m->thread, NULL);
     m->started = false;
 }
@@ -233,9 +286,9 @@ void mqtt_free(struct mqtt *m)
         return;
     if (m->mosq)
         mosquitto_destroy(m->mosq);
+    if (m->wake_fd >= 0)
+        close(m->wake_fd);
     free(m->ha_status_topic);
-    pthread_mutex_destroy(&m->lock);
-    pthread_cond_destroy(&m->wake);
     free(m);
     mosquitto_lib_cleanup();
 }
