@@ -19,6 +19,7 @@
 
 #define MQTT_BACKOFF_MIN_S 1
 #define MQTT_BACKOFF_MAX_S 60
+#define MQTT_STOP_WAIT_S   5 /* at most this long to deliver what is queued at exit */
 
 struct mqtt {
     struct mosquitto *mosq;
@@ -30,8 +31,10 @@ struct mqtt {
     bool started;
     atomic_bool stop;
     atomic_bool connected;
-    int wake_fd;            /* eventfd: stop requests, and output left to the thread */
-    const char *last_topic; /* published by the thread when it stops */
+    atomic_long outstanding; /* published in this session, not yet written (QoS 0) or
+                                acknowledged (QoS 1): what a clean stop waits for */
+    int wake_fd;             /* eventfd: stop requests, and output left to the thread */
+    const char *last_topic;  /* published by the thread when it stops */
     const char *last_payload;
     struct log_throttle complain;
 };
@@ -46,6 +49,7 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
                     m->cfg->port, mosquitto_connack_string(rc));
         return;
     }
+    atomic_store(&m->outstanding, 0); /* what was queued in a lost session is gone */
     unsigned failures = log_release(&m->complain);
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
             failures ? " (reconnected)" : "");
@@ -53,6 +57,16 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
     mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
     if (m->cb.on_connect)
         m->cb.on_connect(m->ud);
+}
+
+/* QoS 0: the message was written; QoS 1: the broker acknowledged it. */
+static void mqtt_on_publish(struct mosquitto *mosq, void *ud, int mid)
+{
+    struct mqtt *m = ud;
+
+    (void)mosq;
+    (void)mid;
+    atomic_fetch_sub(&m->outstanding, 1);
 }
 
 static void mqtt_on_disconnect(struct mosquitto *mosq, void *ud, int rc)
@@ -115,6 +129,7 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
     mosquitto_connect_callback_set(m->mosq, mqtt_on_connect);
     mosquitto_disconnect_callback_set(m->mosq, mqtt_on_disconnect);
     mosquitto_message_callback_set(m->mosq, mqtt_on_message);
+    mosquitto_publish_callback_set(m->mosq, mqtt_on_publish);
     if (cfg->username && cfg->username[0])
         mosquitto_username_pw_set(m->mosq, cfg->username, cfg->password);
     mosquitto_will_set(m->mosq, will_topic, (int)strlen(will_payload), will_payload, 1, true);
@@ -188,17 +203,65 @@ static int mqtt_step(struct mqtt *m)
     return rc;
 }
 
-/* Publish the last message, disconnect cleanly, and push it all out. */
+static double mqtt_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Serve the socket until done(m) or the deadline (monotonic s); false on a dead socket. */
+static bool mqtt_drain(struct mqtt *m, double deadline, bool (*done)(struct mqtt *m))
+{
+    while (!done(m)) {
+        int sock = mosquitto_socket(m->mosq);
+        double left = deadline - mqtt_now();
+        struct pollfd pfd = {sock, (short)(POLLIN | (mosquitto_want_write(m->mosq) ? POLLOUT : 0)),
+                             0};
+        if (sock < 0 || left <= 0)
+            return false;
+        if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+            return false;
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+            mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+            return false;
+        if (mosquitto_want_write(m->mosq) && mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+            return false;
+    }
+    return true;
+}
+
+static bool mqtt_all_delivered(struct mqtt *m)
+{
+    return atomic_load(&m->outstanding) <= 0 && !mosquitto_want_write(m->mosq);
+}
+
+static bool mqtt_socket_closed(struct mqtt *m)
+{
+    return mosquitto_socket(m->mosq) < 0;
+}
+
+/*
+ * A clean stop: the last message (retained "offline"), then wait until everything
+ * queued is written and every QoS 1 message acknowledged, then DISCONNECT, so that the
+ * broker neither loses the burst in flight nor fires the last will. Bounded by
+ * MQTT_STOP_WAIT_S in all.
+ */
 static void mqtt_finish(struct mqtt *m)
 {
-    if (atomic_load(&m->connected) && m->last_topic)
-        mosquitto_publish(m->mosq, NULL, m->last_topic, (int)strlen(m->last_payload),
-                          m->last_payload, 1, true);
+    double deadline = mqtt_now() + MQTT_STOP_WAIT_S;
+
+    if (atomic_load(&m->connected)) {
+        if (m->last_topic)
+            mqtt_publish(m, m->last_topic, m->last_payload, 1, true);
+        if (!mqtt_drain(m, deadline, mqtt_all_delivered))
+            log_msg(LOG_LVL_WARNING, "mqtt: stopping with %ld message(s) not delivered",
+                    atomic_load(&m->outstanding));
+    }
     atomic_store(&m->connected, false);
     mosquitto_disconnect(m->mosq);
-    for (int i = 0; i < 20 && mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq); i++)
-        if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
-            break;
+    mqtt_drain(m, deadline, mqtt_socket_closed);
 }
 
 static void *mqtt_thread(void *arg)
@@ -243,7 +306,11 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos
 {
     if (!atomic_load(&m->connected))
         return -1;
+    /* Counted before: a QoS 0 message may be written, and counted off, inside the call. */
+    atomic_fetch_add(&m->outstanding, 1);
     int rc = mosquitto_publish(m->mosq, NULL, topic, (int)strlen(payload), payload, qos, retain);
+    if (rc != MOSQ_ERR_SUCCESS)
+        atomic_fetch_sub(&m->outstanding, 1);
     /* The library wrote what the socket took; a rest (a full socket buffer, or a message
      * queued while a callback runs) is the MQTT thread's to send. */
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m->mosq))
