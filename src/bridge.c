@@ -22,15 +22,17 @@ struct bridge_dev {
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
     enum pack_avail avail;
-    bool announced;          /* discovery published since the first poll outcome */
-    struct pack_identity id; /* copy published in the device block */
-    struct ha_state *state;  /* latest state JSON, republished on (re)connect */
+    bool announced;             /* discovery published since the first poll outcome */
+    struct pack_identity id;    /* copy published in the device block */
+    struct ha_state *state;     /* latest state JSON, republished on (re)connect */
+    pthread_mutex_t state_lock; /* serialises formatting and sending of `state` */
 };
 
 struct bridge_pack {
     struct bridge_dev dev;
     struct pack *p;
     double *last_values;       /* latest good poll, for the bank; NULL before the first */
+    bool has_values;           /* last_values holds a poll */
     struct bank_member member; /* the pack's readings as the bank finds them */
     bool reported;             /* had an outcome in the current bank round */
 };
@@ -65,6 +67,7 @@ static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *n
     snprintf(d->state_topic, TOPIC_MAX, "%s/%s/state", base, name);
     snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
     d->state = ha_state_new(defs, n_defs);
+    pthread_mutex_init(&d->state_lock, NULL);
     return d->state ? 0 : -1;
 }
 
@@ -184,8 +187,10 @@ static void bridge_dev_publish(struct bridge *b, struct bridge_dev *d)
     if (d->announced)
         bridge_discovery(b, d);
     bridge_pub(b, d->avail_topic, bridge_avail_text(d->avail), 1, true);
+    pthread_mutex_lock(&d->state_lock);
     if (ha_state_text(d->state) && d->avail == PACK_ONLINE)
         bridge_pub(b, d->state_topic, ha_state_text(d->state), 0, false);
+    pthread_mutex_unlock(&d->state_lock);
 }
 
 /* Everything a fresh session or a restarted HA needs. A pack's discovery waits for its
@@ -233,18 +238,27 @@ static void bridge_set_avail(struct bridge *b, struct bridge_dev *d, enum pack_a
     bridge_pub(b, d->avail_topic, bridge_avail_text(a), 1, true);
 }
 
-/* Publish a device's state from values[d->n_defs]. Lock held. */
-static void bridge_dev_state(struct bridge *b, struct bridge_dev *d, const double *values)
+/* A device answered: announce it if new and mark it online (b->lock held). */
+static void bridge_dev_online(struct bridge *b, struct bridge_dev *d)
 {
-    const char *json = ha_state_format(d->state, values);
-
-    if (!json) {
-        log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
-        return;
-    }
     bridge_announce(b, d);
     bridge_set_avail(b, d, PACK_ONLINE);
-    bridge_pub(b, d->state_topic, json, 0, false);
+}
+
+/*
+ * Format and send a device's state from values[d->n_defs]. Only d->state_lock is taken,
+ * so packs on different buses format and send at the same time; the lock order is
+ * b->lock before state_lock wherever both are held.
+ */
+static void bridge_dev_send_state(struct bridge *b, struct bridge_dev *d, const double *values)
+{
+    pthread_mutex_lock(&d->state_lock);
+    const char *json = ha_state_format(d->state, values);
+    if (json)
+        bridge_pub(b, d->state_topic, json, 0, false);
+    else
+        log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
+    pthread_mutex_unlock(&d->state_lock);
 }
 
 /*
@@ -266,7 +280,7 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
         struct bridge_pack *bp = &b->packs[i];
         bp->reported = false;
         m[i] = bp->member;
-        m[i].values = ha_state_text(bp->dev.state) ? bp->last_values : NULL;
+        m[i].values = bp->has_values ? bp->last_values : NULL;
         m[i].online = bp->dev.avail == PACK_ONLINE;
         online += m[i].online;
     }
@@ -275,7 +289,8 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
         return;
     }
     bank_compute(m, b->n, b->bank_values);
-    bridge_dev_state(b, &b->bank, b->bank_values);
+    bridge_dev_online(b, &b->bank);
+    bridge_dev_send_state(b, &b->bank, b->bank_values);
 }
 
 static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
@@ -294,9 +309,11 @@ void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
         return;
     pthread_mutex_lock(&b->lock);
     memcpy(bp->last_values, values, p->n_defs * sizeof(double));
-    bridge_dev_state(b, &bp->dev, values);
+    bp->has_values = true;
+    bridge_dev_online(b, &bp->dev);
     bridge_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
+    bridge_dev_send_state(b, &bp->dev, values);
 }
 
 void bridge_pack_failed(struct bridge *b, struct pack *p)
@@ -337,9 +354,12 @@ void bridge_free(struct bridge *b)
         return;
     for (size_t i = 0; i < b->n; i++) {
         ha_state_free(b->packs[i].dev.state);
+        pthread_mutex_destroy(&b->packs[i].dev.state_lock);
         free(b->packs[i].last_values);
     }
     ha_state_free(b->bank.state);
+    if (b->has_bank)
+        pthread_mutex_destroy(&b->bank.state_lock);
     free(b->bank_values);
     pthread_mutex_destroy(&b->lock);
     free(b);

@@ -61,7 +61,10 @@ char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_de
 
     snprintf(uid, sizeof(uid), "%s_%s_%s", ctx->pack, d->key, ctx->uid_suffix);
     ha_default_entity_id(eid, sizeof(eid), qi->component, ctx->pack, d->key);
-    snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s }}", d->key);
+    if (d->group)
+        snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s[%u] }}", d->group, (unsigned)d->arg);
+    else
+        snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s }}", d->key);
     cfg =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:[{s:s},{s:s}],s:s,s:i}", "name", d->name, "unique_id",
                   uid, "default_entity_id", eid, "state_topic", ctx->state_topic, "value_template",
@@ -100,10 +103,11 @@ struct ha_state {
     const struct reading_def *defs;
     size_t n;
     json_t *obj;   /* members in table order */
-    json_t **vals; /* vals[i]: the member of defs[i] (borrowed from obj) */
-    char *buf;     /* last output */
-    size_t cap;
+    json_t **vals; /* vals[i]: the JSON value of defs[i] (borrowed from obj) */
+    json_t **arrs; /* arrs[i]: the array holding it for grouped readings, else NULL */
     bool formatted;
+    char *buf; /* last output */
+    size_t cap;
 };
 
 struct ha_state *ha_state_new(const struct reading_def *defs, size_t n)
@@ -116,15 +120,31 @@ struct ha_state *ha_state_new(const struct reading_def *defs, size_t n)
     s->n = n;
     s->obj = json_object();
     s->vals = calloc(n ? n : 1, sizeof(*s->vals));
+    s->arrs = calloc(n ? n : 1, sizeof(*s->arrs));
     s->cap = 4096;
     s->buf = malloc(s->cap);
-    if (!s->obj || !s->vals || !s->buf) {
+    if (!s->obj || !s->vals || !s->arrs || !s->buf) {
         ha_state_free(s);
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
         s->vals[i] = json_null();
-        json_object_set_new_nocheck(s->obj, defs[i].key, s->vals[i]);
+        if (!defs[i].group) {
+            json_object_set_new_nocheck(s->obj, defs[i].key, s->vals[i]);
+            continue;
+        }
+        /* A group is one array member, placed where its first reading stands. */
+        s->arrs[i] = json_object_get(s->obj, defs[i].group);
+        if (!s->arrs[i]) {
+            s->arrs[i] = json_array();
+            json_object_set_new_nocheck(s->obj, defs[i].group, s->arrs[i]);
+        }
+        while (json_array_size(s->arrs[i]) < defs[i].arg)
+            json_array_append_new(s->arrs[i], json_null());
+        if (json_array_size(s->arrs[i]) == defs[i].arg)
+            json_array_append_new(s->arrs[i], s->vals[i]);
+        else
+            json_array_set_new(s->arrs[i], defs[i].arg, s->vals[i]);
     }
     return s;
 }
@@ -133,7 +153,10 @@ struct ha_state *ha_state_new(const struct reading_def *defs, size_t n)
 static void ha_state_replace(struct ha_state *s, size_t i, json_t *v)
 {
     s->vals[i] = v;
-    json_object_set_new_nocheck(s->obj, s->defs[i].key, v);
+    if (s->arrs[i])
+        json_array_set_new(s->arrs[i], s->defs[i].arg, v);
+    else
+        json_object_set_new_nocheck(s->obj, s->defs[i].key, v);
 }
 
 static void ha_state_set(struct ha_state *s, size_t i, double v)
@@ -207,6 +230,7 @@ void ha_state_free(struct ha_state *s)
         return;
     json_decref(s->obj);
     free(s->vals);
+    free(s->arrs);
     free(s->buf);
     free(s);
 }

@@ -38,8 +38,8 @@ static const uint16_t lp4v2_status_codes[] = {0x00, 0x01, 0x02, 0x04, 0x08};
          DIAG)
 #define RAW(nn, n)                                                                                 \
     {                                                                                              \
-        "register_" #nn, "Register " #n, Q_RAW, SRC_U16, n, 0, 0, 1, HIDDEN, "mdi:numeric", NULL,  \
-            NULL                                                                                   \
+        "register_" #nn, "Register " #n, Q_RAW, SRC_U16, n, n, 0, 1, HIDDEN, "mdi:numeric", NULL,  \
+            NULL, "registers"                                                                      \
     }
 #define DERIVED(key, label, q, prec, icon)                                                         \
     {                                                                                              \

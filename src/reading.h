@@ -60,6 +60,8 @@ struct reading_def {
     const char *icon;             /* mdi icon or NULL */
     const char *const *options;   /* Q_ENUM: NULL-terminated texts, index = stored value */
     const uint16_t *option_codes; /* Q_ENUM: raw code for each option (same length) */
+    const char *group; /* published as element `arg` of the JSON array `group`, not as its
+                          own member (raw registers: "registers": [r0, r1, ...]) */
 };
 
 /* Per-quantity HA metadata, from the one table in reading.c. */

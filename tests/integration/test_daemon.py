@@ -107,7 +107,12 @@ class DaemonTest(StackTest):
                 self.assertNotIn(pack, c["name"], "%s: the entity name repeats the pack name "
                                  "(HA prefixes the device name)" % where)
                 self.assertEqual(c.get("state_topic"), state_topic(pack), "%s: state_topic" % where)
-                self.assertIn(key, c.get("value_template", ""), "%s: value_template" % where)
+                if key.startswith("register_"):
+                    # Raw registers travel as one array: register_07 reads registers[7].
+                    want = "value_json.registers[%d]" % int(key[len("register_"):])
+                else:
+                    want = "value_json.%s " % key
+                self.assertIn(want, c.get("value_template", ""), "%s: value_template" % where)
                 self.assertEqual([a.get("topic") for a in c.get("availability", [])],
                                  [status, avail_topic(pack)],
                                  "%s: availability must list the bridge status and the pack "
@@ -173,6 +178,13 @@ class DaemonTest(StackTest):
         self.assertAlmostEqual(s["pack_voltage"], sum(cells), delta=0.05,
                                msg="%s: pack_voltage %r vs sum of cells %.3f"
                                % (w, s["pack_voltage"], sum(cells)))
+        regs = s.get("registers")
+        self.assertIsInstance(regs, list, "%s: registers must be an array" % w)
+        self.assertEqual(len(regs), 47, "%s: registers 0..46" % w)
+        self.assertAlmostEqual(regs[0] / 100, s["pack_voltage"], delta=1e-9,
+                               msg="%s: register 0 is the pack voltage in 10 mV" % w)
+        self.assertEqual([r / 1000 for r in regs[2:18]], cells,
+                         "%s: registers 2-17 are the cells in mV" % w)
         self.assertTrue(0 <= s["soc"] <= 100, "%s: soc %r" % (w, s["soc"]))
         self.assertEqual(s["soh"], 100, "%s: soh" % w)
         self.assertEqual(s["full_capacity_ah"], 100.0, "%s: full_capacity_ah" % w)

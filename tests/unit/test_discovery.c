@@ -132,6 +132,8 @@ static void test_discovery_raw_registers_are_hidden_diagnostics(void **state)
     assert_string_equal(str(j, "entity_category"), "diagnostic");
     assert_true(json_is_false(json_object_get(j, "enabled_by_default")));
     assert_string_equal(str(j, "unique_id"), "lifepower4_1_register_07_eg4");
+    /* Raw registers travel as one array in the state message. */
+    assert_string_equal(str(j, "value_template"), "{{ value_json.registers[7] }}");
     json_decref(j);
 }
 
@@ -169,6 +171,8 @@ static void test_state_json_numbers_flags_enums_and_null(void **state)
     assert_non_null(strstr(text, "\"status\":\"charging\""));
     assert_non_null(strstr(text, "\"warning_pack_ov\":1,"));
     assert_non_null(strstr(text, "\"soh\":null"));
+    assert_non_null(strstr(text, "\"registers\":[null,null,"));
+    assert_null(strstr(text, "register_07"));
     /* Members in table order, and updated in place on the next poll (types may change). */
     static const char head[] = "{\"pack_voltage\":53.12,\"pack_current\":null,";
     assert_memory_equal(text, head, sizeof(head) - 1);
