@@ -930,6 +930,25 @@ static int check_whole(struct loader *ld)
                         config_mode_name(cfg->bus.mode));
         return check_shared_addresses(ld);
     }
+    /* Packs that name one port share an RS-485 bus: one baud, distinct slave ids. */
+    for (size_t i = 1; serial && i < cfg->n_packs; i++) {
+        const struct config_pack *a = &cfg->packs[i];
+        for (size_t j = 0; a->port && j < i; j++) {
+            const struct config_pack *b = &cfg->packs[j];
+            if (!b->port || strcmp(a->port, b->port) != 0)
+                continue;
+            if (a->address == b->address)
+                return fail(ld, pack_node(ld, i)->start_mark,
+                            "packs[%zu] '%s' has address 0x%02X like '%s' (line %d) on the same "
+                            "port; packs on one bus need distinct addresses",
+                            i, a->name, a->address, b->name, b->line);
+            if (config_pack_baud(cfg, a) != config_pack_baud(cfg, b))
+                return fail(ld, pack_node(ld, i)->start_mark,
+                            "packs[%zu] '%s' is on the port of '%s' (line %d) at another baud "
+                            "rate; one bus has one baud rate",
+                            i, a->name, b->name, b->line);
+        }
+    }
     for (size_t i = 0; serial && i < cfg->n_packs; i++) {
         if (!cfg->packs[i].port)
             return fail(ld, pack_node(ld, i)->start_mark,

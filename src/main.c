@@ -199,12 +199,29 @@ static int stdout_publish(void *ctx, const char *topic, const char *payload, int
     return 0;
 }
 
-static int packs_init(const struct config *cfg, struct pack *packs, bool simulate, bool trace)
+/* The link of `port`: the one already made for another pack on it, else a new one in
+ * links[*n]. One libmodbus context per RS-485 bus, whatever the number of packs on it. */
+static struct mb_link *link_for(const struct config *cfg, const struct config_pack *c,
+                                struct mb_link *links, size_t *n, bool trace)
 {
+    const char *port = c->port ? c->port : cfg->bus.port;
+
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp(links[k].port, port) == 0)
+            return &links[k];
+    if (mb_link_init(&links[*n], port, config_pack_baud(cfg, c), cfg->bus.timeout_s, trace) < 0)
+        return NULL;
+    return &links[(*n)++];
+}
+
+static int packs_init(const struct config *cfg, struct pack *packs, struct mb_link *links,
+                      bool simulate, bool trace)
+{
+    size_t n_links = 0;
+
     for (size_t i = 0; i < cfg->n_packs; i++) {
         const struct config_pack *c = &cfg->packs[i];
         struct pack *p = &packs[i];
-        const char *port = c->port ? c->port : (cfg->bus.port ? cfg->bus.port : "(simulated)");
 
         p->cfg = c;
         p->name = c->name;
@@ -220,8 +237,8 @@ static int packs_init(const struct config *cfg, struct pack *packs, bool simulat
         p->energy_interval_s = cfg->bus.poll_interval_s;
         if (!p->values)
             return -1;
-        if (mb_link_init(&p->link, port, config_pack_baud(cfg, c), c->address, cfg->bus.timeout_s,
-                         trace) < 0) {
+        p->slave = (uint8_t)c->address;
+        if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
             log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
             return -1;
         }
@@ -255,15 +272,17 @@ static void packs_report(const struct pack *packs, size_t n)
     }
 }
 
-static void packs_free(struct pack *packs, size_t n)
+static void packs_free(struct pack *packs, struct mb_link *links, size_t n)
 {
+    for (size_t i = 0; links && i < n; i++)
+        mb_link_close(&links[i]);
     for (size_t i = 0; packs && i < n; i++) {
-        mb_link_close(&packs[i].link);
         free(packs[i].values);
         energy_destroy(&packs[i].energy);
         free(packs[i].sim);
     }
     free(packs);
+    free(links);
 }
 
 #define STATE_SAVE_EVERY_S 300
@@ -438,13 +457,14 @@ int main(int argc, char **argv)
     }
     packs = calloc(cfg.n_packs, sizeof(*packs));
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
-    if (!packs || packs_init(&cfg, packs, simulate, o.trace) < 0) {
+    struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));
+    if (!packs || !links || packs_init(&cfg, packs, links, simulate, o.trace) < 0) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }
-    packs_free(packs, cfg.n_packs);
+    packs_free(packs, links, cfg.n_packs);
     config_free(&cfg);
     return rc;
 }

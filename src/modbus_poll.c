@@ -7,6 +7,7 @@
 #include <modbus/modbus.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "crc.h"
 #include "cursor.h"
@@ -83,17 +84,17 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
     return MB_OK;
 }
 
-int mb_link_init(struct mb_link *l, const char *port, int baud, int slave, double timeout_s,
-                 bool trace)
+int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace)
 {
     memset(l, 0, sizeof(*l));
-    if (!port || slave < 1 || slave > 247 || baud <= 0 || !(timeout_s > 0))
+    if (!port || baud <= 0 || !(timeout_s > 0))
         return -1;
     snprintf(l->port, sizeof(l->port), "%s", port);
     l->baud = baud;
-    l->slave = (uint8_t)slave;
     l->timeout_s = timeout_s;
     l->trace = trace;
+    /* 11 bits per character as the spec counts them; fixed 1.75 ms above 19200 baud. */
+    l->silence_s = baud > 19200 ? 0.00175 : 3.5 * 11.0 / baud;
     return 0;
 }
 
@@ -118,7 +119,6 @@ static enum mb_result mb_open(struct mb_link *l)
 
     if (!ctx)
         return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));
-    modbus_set_slave(ctx, l->slave);
     double whole = floor(l->timeout_s);
     modbus_set_response_timeout(ctx, (uint32_t)whole, (uint32_t)((l->timeout_s - whole) * 1e6));
     /* A gap inside one reply longer than this ends it: the longest USB adapter
@@ -152,7 +152,44 @@ static enum mb_result mb_receive_error(struct mb_link *l, int e)
     return mb_fail(l, MB_ERR_IO, "read error: %s", modbus_strerror(e));
 }
 
-enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count, uint16_t *out)
+static double mb_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Keep the line quiet for t3.5 after the last frame: on a shared bus the next slave
+ * would otherwise take our request for the tail of the previous reply. */
+static void mb_wait_silence(struct mb_link *l)
+{
+    double left = l->quiet_until - mb_now();
+
+    if (left > 0) {
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                                  uint16_t *out);
+
+enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                               uint16_t *out)
+{
+    enum mb_result r;
+
+    if (slave < 1 || slave > 247)
+        return mb_fail(l, MB_ERR_LENGTH, "%s", "bad slave id");
+    mb_wait_silence(l);
+    r = mb_exchange(l, slave, start, count, out);
+    l->quiet_until = mb_now() + l->silence_s;
+    return r;
+}
+
+static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                                  uint16_t *out)
 {
     uint8_t req[8], rsp[MODBUS_RTU_MAX_ADU_LENGTH];
     uint8_t exception = 0;
@@ -163,7 +200,8 @@ enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count
         return mb_fail(l, MB_ERR_LENGTH, "%s", "bad register count");
     if (!l->ctx && (r = mb_open(l)) != MB_OK)
         return r;
-    mb_build_read_request(l->slave, start, count, req);
+    modbus_set_slave(l->ctx, slave);
+    mb_build_read_request(slave, start, count, req);
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s tx", l->port);
         log_hex(tag, req, sizeof(req));
@@ -195,7 +233,7 @@ enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count
         snprintf(tag, sizeof(tag), "%s rx", l->port);
         log_hex(tag, rsp, (size_t)n);
     }
-    r = mb_parse_read_response(rsp, (size_t)n, l->slave, count, out, &exception);
+    r = mb_parse_read_response(rsp, (size_t)n, slave, count, out, &exception);
     switch (r) {
     case MB_OK:
         l->what[0] = '\0';

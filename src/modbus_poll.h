@@ -43,13 +43,18 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
  */
 size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint8_t req[8]);
 
-/* One serial link, driven by libmodbus (it owns the fd, termios and timeouts). */
+/*
+ * One serial port, driven by libmodbus (it owns the fd, termios and timeouts). Every
+ * pack that names the port shares it: packs on one RS-485 bus are told apart by slave id
+ * and polled one after another by the bus's thread.
+ */
 struct mb_link {
     void *ctx;           /* modbus_t *, NULL while closed */
     char port[256];      /* serial device path */
     int baud;            /* 8N1 at this rate */
-    uint8_t slave;       /* slave (unit) id answered by the pack */
     double timeout_s;    /* response timeout */
+    double silence_s;    /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
+    double quiet_until;  /* monotonic s before which no new request may start */
     bool trace;          /* log every frame in hex (--trace) */
     char what[80];       /* text of the last failure, for logs */
     unsigned long opens; /* successful opens so far: a change means a new connection */
@@ -57,19 +62,21 @@ struct mb_link {
 
 /*
  * Prepare a link (does not open the port). port is copied. Returns 0, or -1 if an
- * argument is out of range (slave 1..247, baud > 0, timeout > 0).
+ * argument is out of range (baud > 0, timeout > 0).
  */
-int mb_link_init(struct mb_link *l, const char *port, int baud, int slave, double timeout_s,
-                 bool trace);
+int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace);
 
 /*
- * Read `count` (1..125) holding registers from `start` into out[]. Opens the port if it
- * is closed; after an I/O error the port is closed so the next call reopens it (an
- * adapter that was unplugged and came back under the same path). Stale input is
- * flushed at open and after every failed exchange. Blocks at most timeout_s plus the reply's own
- * duration. Returns MB_OK or the failure (see enum mb_result); l->what describes it.
+ * Read `count` (1..125) holding registers from `start` of `slave` (1..247) into out[].
+ * Opens the port if it is closed; after an I/O error the port is closed so the next call
+ * reopens it (an adapter that was unplugged and came back under the same path). Stale
+ * input is flushed at open and after every failed exchange. A request never starts
+ * before the line has been quiet for t3.5 after the previous frame (3.5 character times,
+ * 1.75 ms above 19200 baud). Blocks at most timeout_s plus the reply's own duration.
+ * Returns MB_OK or the failure (see enum mb_result); l->what describes it.
  */
-enum mb_result mb_read_holding(struct mb_link *l, uint16_t start, uint16_t count, uint16_t *out);
+enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                               uint16_t *out);
 
 /* Close the port (restoring its termios). Safe when already closed. */
 void mb_link_close(struct mb_link *l);

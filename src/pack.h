@@ -29,16 +29,18 @@ struct pack {
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
-    struct mb_link link;                   /* serial transport (modbus_per_pack) */
-    struct simpack *sim;                   /* built-in simulated pack (mock transport, --dry-run) */
-    struct pack_identity id;               /* from registers 105..127; empty until read */
-    bool need_identity;                    /* read the identity on the next good poll */
-    unsigned failures;                     /* consecutive failed polls */
-    unsigned long polls;                   /* polls attempted */
-    unsigned long errors[MB_RESULT_COUNT]; /* failed polls by cause */
-    struct log_throttle throttle;          /* failure logging */
-    double *values;                        /* scratch: n_defs readings of the current poll */
-    struct energy energy;                  /* charge / discharge counters */
+    struct mb_link *link;     /* the serial port of its bus (shared), NULL when simulated */
+    uint8_t slave;            /* its slave (unit) id on that bus */
+    unsigned long link_opens; /* link->opens at the last poll: a change is a new connection */
+    struct simpack *sim;      /* built-in simulated pack (mock transport, --dry-run) */
+    struct pack_identity id;  /* from registers 105..127; empty until read */
+    bool need_identity;       /* read the identity on the next good poll */
+    unsigned failures;        /* consecutive failed polls */
+    unsigned long polls;      /* polls attempted */
+    unsigned long errors[MB_RESULT_COUNT];      /* failed polls by cause */
+    struct log_throttle throttle;               /* failure logging */
+    double *values;                             /* scratch: n_defs readings of the current poll */
+    struct energy energy;                       /* charge / discharge counters */
     int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
     double energy_interval_s;                   /* poll period, bounds the integration gap */
 };

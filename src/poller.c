@@ -40,11 +40,16 @@ static double poller_now(void)
 }
 
 /* Read registers from the pack's transport: the serial link or the simulated pack. */
+static const char *pack_port(const struct pack *p)
+{
+    return p->link ? p->link->port : "(simulated)";
+}
+
 static enum mb_result poller_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
                                   double now_s)
 {
     if (!p->sim)
-        return mb_read_holding(&p->link, start, count, out);
+        return mb_read_holding(p->link, p->slave, start, count, out);
     simpack_step(p->sim, now_s);
     memcpy(out, p->sim->regs + start, count * sizeof(*out));
     return MB_OK;
@@ -63,7 +68,7 @@ static void poller_identify(struct pack *p, struct bridge *b, double now_s)
                 "pack %s: identity registers %d-%d not readable (%s); polling "
                 "without model, firmware and serial",
                 p->name, LP4V2_ID_START, LP4V2_ID_START + LP4V2_ID_COUNT - 1,
-                p->sim ? "" : p->link.what);
+                p->sim ? "" : p->link->what);
         return;
     }
     lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
@@ -94,7 +99,8 @@ static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
     bool same = strcmp(p->throttle.category, cause) == 0;
     const char *what = r == MB_ERR_ZERO ? "registers 0-18 all zero (an aggregated master map?); "
                                           "nothing published"
-                                        : p->link.what;
+                       : p->link        ? p->link->what
+                                        : "simulated";
 
     p->errors[r]++;
     p->failures++;
@@ -102,10 +108,10 @@ static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
         if (same)
             log_msg(LOG_LVL_WARNING,
                     "pack %s (slave 0x%02x on %s): still failing after %u polls: %s", p->name,
-                    (unsigned)p->link.slave, p->link.port, p->failures, what);
+                    (unsigned)p->slave, pack_port(p), p->failures, what);
         else
             log_msg(LOG_LVL_WARNING, "pack %s (slave 0x%02x on %s): %s", p->name,
-                    (unsigned)p->link.slave, p->link.port, what);
+                    (unsigned)p->slave, pack_port(p), what);
     }
     bridge_pack_failed(b, p);
 }
@@ -113,13 +119,14 @@ static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
 enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
 {
     uint16_t regs[LP4V2_BLOCK_COUNT];
-    unsigned long opens = p->link.opens;
     enum mb_result r;
 
     p->polls++;
     r = poller_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
-    if (p->link.opens != opens)
+    if (p->link && p->link->opens != p->link_opens) {
+        p->link_opens = p->link->opens;
         p->need_identity = true; /* a new connection: the pack may have been swapped */
+    }
     if (r == MB_OK && lp4v2_decode(regs, LP4V2_BLOCK_COUNT, p->values) == -ENODATA)
         r = MB_ERR_ZERO;
     if (r != MB_OK) {
@@ -196,8 +203,8 @@ static void *poller_bus_thread(void *arg)
         if (poller_sleep(pl, next))
             break;
     }
-    for (size_t i = 0; i < bus->n; i++)
-        mb_link_close(&bus->packs[i]->link);
+    if (bus->packs[0]->link)
+        mb_link_close(bus->packs[0]->link);
     pthread_mutex_lock(&pl->lock);
     pl->done++;
     pthread_cond_broadcast(&pl->wake);
@@ -205,10 +212,10 @@ static void *poller_bus_thread(void *arg)
     return NULL;
 }
 
-/* Packs share a bus when they name the same port; mock packs never share. */
+/* Packs share a bus when they share a port (link); simulated packs never share. */
 static bool poller_same_bus(const struct pack *a, const struct pack *b)
 {
-    return !a->sim && !b->sim && strcmp(a->link.port, b->link.port) == 0;
+    return a->link && a->link == b->link;
 }
 
 struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,

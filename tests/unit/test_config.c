@@ -613,6 +613,32 @@ static void test_config_shared_bus_needs_port_and_distinct_addresses(void **stat
                  "shared bus need distinct addresses");
 }
 
+/* modbus_per_pack packs that name one port form one RS-485 bus. */
+static void test_config_packs_on_one_port_share_baud_and_need_distinct_ids(void **state)
+{
+    struct config cfg;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(load(&cfg,
+                          "bus:\n  mode: modbus_per_pack\npacks:\n"
+                          "  - {name: a, address: 1, port: /dev/ttyUSB0}\n"
+                          "  - {name: b, address: 2, port: /dev/ttyUSB0}\n",
+                          err, sizeof err),
+                     0);
+    config_free(&cfg);
+    expect_error("bus:\n  mode: modbus_per_pack\npacks:\n"
+                 "  - {name: a, address: 1, port: /dev/ttyUSB0}\n"
+                 "  - {name: b, address: 1, port: /dev/ttyUSB0}\n",
+                 "t.yaml:5:5: packs[1] 'b' has address 0x01 like 'a' (line 4) on the same port; "
+                 "packs on one bus need distinct addresses");
+    expect_error("bus:\n  mode: modbus_per_pack\npacks:\n"
+                 "  - {name: a, address: 1, port: /dev/ttyUSB0}\n"
+                 "  - {name: b, address: 2, port: /dev/ttyUSB0, baud: 19200}\n",
+                 "t.yaml:5:5: packs[1] 'b' is on the port of 'a' (line 4) at another baud rate; "
+                 "one bus has one baud rate");
+}
+
 static void test_config_bad_pack_name_is_refused(void **state)
 {
     char yaml[256];
@@ -914,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_config_duplicate_pack_name_points_at_second),
         cmocka_unit_test(test_config_per_pack_serial_pack_without_port_is_refused),
         cmocka_unit_test(test_config_shared_bus_needs_port_and_distinct_addresses),
+        cmocka_unit_test(test_config_packs_on_one_port_share_baud_and_need_distinct_ids),
         cmocka_unit_test(test_config_bad_pack_name_is_refused),
         cmocka_unit_test(test_config_mqtt_port_outside_1_to_65535_is_refused),
         cmocka_unit_test(test_config_timeout_must_be_positive),
