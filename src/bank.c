@@ -44,6 +44,9 @@ void bank_member_bind(struct bank_member *m, const struct reading_def *defs, siz
 {
     for (int k = 0; k < BANK_IN_COUNT; k++)
         m->idx[k] = reading_find(defs, n, bank_input_keys[k]);
+    /* The legacy protocol keeps the eg4-battery script's name for the pack current. */
+    if (m->idx[BANK_IN_CURRENT] < 0)
+        m->idx[BANK_IN_CURRENT] = reading_find(defs, n, "current");
 }
 
 static double member_value(const struct bank_member *m, enum bank_input in)

@@ -19,6 +19,8 @@ struct bridge_dev {
     const char *name;
     const struct reading_def *defs;
     size_t n_defs;
+    const char *model;          /* HA device model when the identity has none */
+    const char *const *retired; /* the script's sensor keys of this kind of device */
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
     enum pack_avail avail;
@@ -96,6 +98,8 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
         bp->p = &packs[i];
         bp->last_values = calloc(packs[i].n_defs, sizeof(double));
         bank_member_bind(&bp->member, packs[i].defs, packs[i].n_defs);
+        bp->dev.model = packs[i].driver->model;
+        bp->dev.retired = packs[i].driver->retired_sensor_keys;
         if (bridge_dev_init(&bp->dev, base, packs[i].name, packs[i].defs, packs[i].n_defs) < 0 ||
             !bp->last_values) {
             bridge_free(b);
@@ -105,6 +109,7 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     if (bank_name && n >= 2) {
         b->has_bank = true;
         snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
+        b->bank.model = b->bank_model;
         b->bank_values = calloc(bank_n_readings, sizeof(double));
         if (bridge_dev_init(&b->bank, base, bank_name, bank_readings, bank_n_readings) < 0 ||
             !b->bank_values) {
@@ -141,7 +146,7 @@ static void bridge_discovery(struct bridge *b, struct bridge_dev *d)
         bank ? "bms2mqtt" : "eg4",
         devname,
         bank ? "bms2mqtt" : "EG4 Electronics",
-        bank ? b->bank_model : "LifePower4 v2 (Modbus)",
+        d->model,
     };
 
     snprintf(devname, sizeof(devname), bank ? "Battery bank %s" : "EG4 LifePower4 %s", d->name);
@@ -165,8 +170,8 @@ static void bridge_retire(struct bridge *b, struct bridge_dev *d)
 {
     char topic[TOPIC_MAX];
 
-    for (size_t k = 0; lp4v2_original_sensor_keys[k]; k++) {
-        const char *key = lp4v2_original_sensor_keys[k];
+    for (size_t k = 0; d->retired && d->retired[k]; k++) {
+        const char *key = d->retired[k];
         int i = reading_find(d->defs, d->n_defs, key);
         if (i >= 0 && !quantity_is_binary(d->defs[i].q))
             continue;

@@ -13,7 +13,9 @@
 
 #include "bank.h"
 #include "bridge.h"
+#include "bustools.h"
 #include "config.h"
+#include "eg4_legacy.h"
 #include "lp4v2.h"
 #include "log.h"
 #include "mqtt.h"
@@ -130,6 +132,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'R':
             printf("## Pack readings (EG4 LifePower4 v2, Modbus RTU)\n\n");
             list_readings(lp4v2_readings, lp4v2_n_readings);
+            printf("\n## Pack readings (EG4 legacy protocol, bus.mode active)\n\n");
+            list_readings(eg4l_readings, eg4l_n_readings);
             printf("\n## Bank readings (unique_id <bank>_<key>_bms2mqtt)\n\n");
             list_readings(bank_readings, bank_n_readings);
             return 0;
@@ -215,9 +219,19 @@ static struct mb_link *link_for(const struct config *cfg, const struct config_pa
 }
 
 static int packs_init(const struct config *cfg, struct pack *packs, struct mb_link *links,
-                      bool simulate, bool trace)
+                      struct ser_link *raw, bool simulate, bool trace)
 {
     size_t n_links = 0;
+    bool legacy = cfg->bus.mode == CONFIG_MODE_ACTIVE;
+    bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
+
+    /* active and passive modes: every pack on the shared bus.port, one raw port for all of
+     * them; passive mode opens it read-only and never writes to it. */
+    if ((legacy || listen) && !simulate &&
+        ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
+        log_msg(LOG_LVL_ERROR, "bus.port %s: bad link parameters", cfg->bus.port);
+        return -1;
+    }
 
     for (size_t i = 0; i < cfg->n_packs; i++) {
         const struct config_pack *c = &cfg->packs[i];
@@ -225,8 +239,10 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 
         p->cfg = c;
         p->name = c->name;
-        p->defs = lp4v2_readings;
-        p->n_defs = lp4v2_n_readings;
+        p->driver = legacy ? &eg4l_driver : &lp4v2_driver;
+        p->defs = p->driver->defs;
+        p->n_defs = *p->driver->n_defs;
+        p->cell_count = (unsigned)cfg->cell_count;
         p->need_identity = true;
         p->throttle.remind_every = 360;
         p->values = calloc(p->n_defs, sizeof(*p->values));
@@ -238,7 +254,9 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
         if (!p->values)
             return -1;
         p->slave = (uint8_t)c->address;
-        if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
+        if ((legacy || listen) && !simulate)
+            p->raw = raw;
+        else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
             log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
             return -1;
         }
@@ -272,8 +290,10 @@ static void packs_report(const struct pack *packs, size_t n)
     }
 }
 
-static void packs_free(struct pack *packs, struct mb_link *links, size_t n)
+static void packs_free(struct pack *packs, struct mb_link *links, struct ser_link *raw, size_t n)
 {
+    if (raw)
+        ser_close(raw);
     for (size_t i = 0; links && i < n; i++)
         mb_link_close(&links[i]);
     for (size_t i = 0; packs && i < n; i++) {
@@ -283,6 +303,7 @@ static void packs_free(struct pack *packs, struct mb_link *links, size_t n)
     }
     free(packs);
     free(links);
+    free(raw);
 }
 
 #define STATE_SAVE_EVERY_S 300
@@ -439,6 +460,11 @@ int main(int argc, char **argv)
     struct config cfg;
     char err[512];
     struct pack *packs;
+
+    if (argc > 1 && strcmp(argv[1], "sniff") == 0)
+        return bustools_sniff(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "scan") == 0)
+        return bustools_scan(argc - 1, argv + 1);
     int rc = parse_args(argc, argv, &o);
 
     if (rc >= 0)
@@ -447,24 +473,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
-    if (cfg.bus.mode != CONFIG_MODE_MODBUS_PER_PACK && !o.dry_run) {
-        fprintf(stderr,
-                "bms2mqtt: %s: bus.mode '%s' is not supported by this version; use "
-                "modbus_per_pack\n",
-                o.config, config_mode_name(cfg.bus.mode));
-        config_free(&cfg);
-        return 1;
-    }
     packs = calloc(cfg.n_packs, sizeof(*packs));
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
     struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));
-    if (!packs || !links || packs_init(&cfg, packs, links, simulate, o.trace) < 0) {
+    struct ser_link *raw = calloc(1, sizeof(*raw));
+    if (raw)
+        raw->fd = -1;
+    if (!packs || !links || !raw || packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }
-    packs_free(packs, links, cfg.n_packs);
+    packs_free(packs, links, raw, cfg.n_packs);
     config_free(&cfg);
     return rc;
 }

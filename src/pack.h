@@ -7,6 +7,8 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "driver.h"
+#include "serial.h"
 #include "energy.h"
 #include "lp4v2.h"
 #include "log.h"
@@ -29,12 +31,16 @@ struct pack {
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
-    struct mb_link *link;     /* the serial port of its bus (shared), NULL when simulated */
-    uint8_t slave;            /* its slave (unit) id on that bus */
+    const struct pack_driver *driver; /* its protocol */
+    struct ser_link *raw;             /* the raw port of its bus (legacy protocol), else NULL */
+    unsigned cell_count;              /* cells per pack where the protocol does not say (legacy) */
+    struct mb_link *link;             /* the serial port of its bus (shared), NULL when simulated */
+    uint8_t slave;                    /* its slave (unit) id on that bus */
     unsigned long link_opens; /* link->opens at the last poll: a change is a new connection */
     struct simpack *sim;      /* built-in simulated pack (mock transport, --dry-run) */
     struct pack_identity id;  /* from registers 105..127; empty until read */
     bool need_identity;       /* read the identity on the next good poll */
+    double last_good_s;       /* monotonic s of the last good reading (listening) */
     unsigned failures;        /* consecutive failed polls */
     unsigned long polls;      /* polls attempted */
     unsigned long errors[MB_RESULT_COUNT];      /* failed polls by cause */

@@ -3,15 +3,19 @@
 #include "poller.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "lp4v2.h"
+#include "rtu_sniff.h"
 
 struct poller_bus {
     struct poller *pl;
+    uint32_t unknown_logged[8]; /* slave ids already reported as not configured */
     struct pack **packs;
     size_t n;
     pthread_t thread;
@@ -39,39 +43,36 @@ static double poller_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Read registers from the pack's transport: the serial link or the simulated pack. */
 static const char *pack_port(const struct pack *p)
 {
-    return p->link ? p->link->port : "(simulated)";
+    return p->link ? p->link->port : p->raw ? p->raw->port : "(simulated)";
 }
 
-static enum mb_result poller_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
-                                  double now_s)
+static const char *pack_what(const struct pack *p)
 {
-    if (!p->sim)
-        return mb_read_holding(p->link, p->slave, start, count, out);
-    simpack_step(p->sim, now_s);
-    memcpy(out, p->sim->regs + start, count * sizeof(*out));
-    return MB_OK;
+    return p->link ? p->link->what : p->raw ? p->raw->what : "simulated";
+}
+
+/* Opens of the pack's port so far: a change means a new connection. */
+static unsigned long pack_opens(const struct pack *p)
+{
+    return p->link ? p->link->opens : p->raw ? p->raw->opens : 0;
 }
 
 static void poller_identify(struct pack *p, struct bridge *b, double now_s)
 {
-    uint16_t regs[LP4V2_ID_COUNT];
-    enum mb_result r = poller_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
+    enum mb_result r = p->driver->identify(p, now_s);
 
     if (r == MB_ERR_TIMEOUT || r == MB_ERR_IO || r == MB_ERR_OPEN)
         return; /* no answer at all: try again after the next good poll */
     p->need_identity = false;
     if (r != MB_OK) {
         log_msg(LOG_LVL_NOTICE,
-                "pack %s: identity registers %d-%d not readable (%s); polling "
-                "without model, firmware and serial",
-                p->name, LP4V2_ID_START, LP4V2_ID_START + LP4V2_ID_COUNT - 1,
-                p->sim ? "" : p->link->what);
+                "pack %s: identity not readable (%s); polling without model, firmware and "
+                "serial",
+                p->name, pack_what(p));
         return;
     }
-    lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
     log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name, p->id.model,
             p->id.firmware, p->id.serial);
     bridge_pack_identity(b, p);
@@ -116,31 +117,35 @@ static void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
     bridge_pack_failed(b, p);
 }
 
-enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
+/* p->values hold a good reading: count it, integrate energy, publish. */
+static void poller_good(struct pack *p, struct bridge *b, double now_s)
 {
-    uint16_t regs[LP4V2_BLOCK_COUNT];
-    enum mb_result r;
-
-    p->polls++;
-    r = poller_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
-    if (p->link && p->link->opens != p->link_opens) {
-        p->link_opens = p->link->opens;
-        p->need_identity = true; /* a new connection: the pack may have been swapped */
-    }
-    if (r == MB_OK && lp4v2_decode(regs, LP4V2_BLOCK_COUNT, p->values) == -ENODATA)
-        r = MB_ERR_ZERO;
-    if (r != MB_OK) {
-        poller_failed(p, b, r);
-        return r;
-    }
     poller_energy(p, now_s);
     unsigned had = log_release(&p->throttle);
     if (had)
         log_msg(LOG_LVL_NOTICE, "pack %s: answering again after %u failed polls", p->name, had);
     p->failures = 0;
-    if (p->need_identity)
-        poller_identify(p, b, now_s);
+    p->last_good_s = now_s;
     bridge_pack_good(b, p, p->values);
+}
+
+enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
+{
+    enum mb_result r;
+
+    p->polls++;
+    r = p->driver->poll(p, p->values, now_s);
+    if (pack_opens(p) != p->link_opens) {
+        p->link_opens = pack_opens(p);
+        p->need_identity = true; /* a new connection: the pack may have been swapped */
+    }
+    if (r != MB_OK) {
+        poller_failed(p, b, r);
+        return r;
+    }
+    if (p->need_identity && p->driver->identify)
+        poller_identify(p, b, now_s);
+    poller_good(p, b, now_s);
     return r;
 }
 
@@ -181,6 +186,103 @@ static bool poller_stopping(struct poller *pl)
     return stop;
 }
 
+/* ---- listen-only (bus.mode passive) ------------------------------------------------ */
+
+struct poller_listen {
+    struct poller_bus *bus;
+    double now_s;
+};
+
+static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t slave)
+{
+    for (size_t i = 0; i < bus->n; i++)
+        if (bus->packs[i]->slave == slave)
+            return bus->packs[i];
+    return NULL;
+}
+
+/* One exchange seen on the bus: an LP4V2 block read (start 0, 39 registers or more)
+ * answered by a configured pack becomes that pack's reading. */
+static void poller_heard(const struct rtu_exchange *x, void *ud)
+{
+    struct poller_listen *ls = ud;
+    struct poller_bus *bus = ls->bus;
+    struct pack *p;
+    char line[200];
+
+    if (bus->pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && log_enabled(LOG_LVL_DEBUG)) {
+        rtu_sniff_describe(x, line, sizeof(line));
+        log_msg(LOG_LVL_DEBUG, "%s: %s", bus->packs[0]->raw->port, line);
+    }
+    if (x->kind != RTU_SNIFF_RESPONSE || !x->paired || x->function != 0x03 || x->start != 0 ||
+        x->n_registers < LP4V2_DOC_COUNT)
+        return;
+    if (!(p = poller_pack_at(bus, x->slave))) {
+        if (!(bus->unknown_logged[x->slave / 32] & (1u << (x->slave % 32))))
+            log_msg(LOG_LVL_NOTICE,
+                    "%s: slave 0x%02x answers an LP4V2 read but no pack has that "
+                    "address; add it to packs to publish it",
+                    bus->packs[0]->raw->port, x->slave);
+        bus->unknown_logged[x->slave / 32] |= 1u << (x->slave % 32);
+        return;
+    }
+    p->polls++;
+    if (lp4v2_decode(x->registers, x->n_registers, p->values) < 0) {
+        poller_failed(p, bus->pl->bridge, MB_ERR_ZERO);
+        return;
+    }
+    poller_good(p, bus->pl->bridge, ls->now_s);
+}
+
+/* Packs the master has not read for offline_after poll periods are offline. */
+static void poller_listen_stale(struct poller_bus *bus, double now_s)
+{
+    const struct config *cfg = bus->pl->cfg;
+    double period = cfg->bus.poll_interval_s > 1 ? cfg->bus.poll_interval_s : 1;
+
+    for (size_t i = 0; i < bus->n; i++) {
+        struct pack *p = bus->packs[i];
+        if (now_s - p->last_good_s < period * (p->failures + 1))
+            continue;
+        snprintf(p->raw->what, sizeof(p->raw->what), "not read by the bus master lately");
+        poller_failed(p, bus->pl->bridge, MB_ERR_TIMEOUT);
+    }
+}
+
+/* Listen to a bus another master polls. The port is opened read-only: nothing is ever
+ * written to it. */
+static void poller_listen(struct poller_bus *bus)
+{
+    struct poller *pl = bus->pl;
+    struct ser_link *l = bus->packs[0]->raw;
+    struct poller_listen ls = {bus, 0};
+    struct rtu_sniff sniff;
+    uint8_t buf[256];
+    double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
+
+    rtu_sniff_init(&sniff, (unsigned)l->baud);
+    for (size_t i = 0; i < bus->n; i++)
+        bus->packs[i]->last_good_s = poller_now() - t0;
+    while (!poller_stopping(pl)) {
+        ls.now_s = poller_now() - t0;
+        if (l->fd < 0 && ser_open(l) != MB_OK) {
+            poller_listen_stale(bus, ls.now_s);
+            if (poller_sleep(pl, poller_now() + 1))
+                break;
+            continue;
+        }
+        ssize_t n = ser_read(l, buf, sizeof(buf), 200);
+        ls.now_s = poller_now() - t0;
+        if (n > 0) {
+            if (l->trace)
+                log_hex(l->port, buf, (size_t)n);
+            rtu_sniff_feed(&sniff, buf, (size_t)n, ls.now_s, poller_heard, &ls);
+        }
+        poller_listen_stale(bus, ls.now_s);
+    }
+    ser_close(l);
+}
+
 static void *poller_bus_thread(void *arg)
 {
     struct poller_bus *bus = arg;
@@ -189,6 +291,10 @@ static void *poller_bus_thread(void *arg)
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
+    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE) {
+        poller_listen(bus);
+        goto done;
+    }
     for (;;) {
         for (size_t i = 0; i < bus->n && !poller_stopping(pl); i++)
             poller_poll_pack(bus->packs[i], pl->bridge, poller_now() - t0);
@@ -203,8 +309,11 @@ static void *poller_bus_thread(void *arg)
         if (poller_sleep(pl, next))
             break;
     }
+done:
     if (bus->packs[0]->link)
         mb_link_close(bus->packs[0]->link);
+    if (bus->packs[0]->raw)
+        ser_close(bus->packs[0]->raw);
     pthread_mutex_lock(&pl->lock);
     pl->done++;
     pthread_cond_broadcast(&pl->wake);
@@ -215,7 +324,7 @@ static void *poller_bus_thread(void *arg)
 /* Packs share a bus when they share a port (link); simulated packs never share. */
 static bool poller_same_bus(const struct pack *a, const struct pack *b)
 {
-    return a->link && a->link == b->link;
+    return (a->link && a->link == b->link) || (a->raw && a->raw == b->raw);
 }
 
 struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,

@@ -2,6 +2,8 @@
 /* simpack.c - a simulated LP4V2 pack: a deterministic, slowly drifting register image. */
 #include "simpack.h"
 
+#include "eg4_legacy.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -232,4 +234,56 @@ void simpack_step(struct simpack *p, double t_s)
     /* Register 39: a step counter, never 0, so the undocumented block visibly moves. */
     uint16_t counter = (uint16_t)(p->regs[39] + 1u);
     p->regs[39] = counter ? counter : 1u;
+}
+
+/* Append group `id` with `n` big-endian words; returns the new length. */
+static size_t simpack_group(uint8_t *out, size_t len, uint8_t id, const uint16_t *w, uint8_t n)
+{
+    out[len++] = id;
+    out[len++] = n;
+    for (uint8_t i = 0; i < n; i++) {
+        out[len++] = (uint8_t)(w[i] >> 8);
+        out[len++] = (uint8_t)w[i];
+    }
+    return len;
+}
+
+size_t simpack_legacy_status(const struct simpack *p, uint8_t addr, uint8_t *out, size_t cap)
+{
+    const uint16_t *r = p->regs;
+    uint16_t cells[LP4V2_CELLS], temps[6], alarms[5] = {0};
+    uint16_t current = (uint16_t)(30000 - (int16_t)r[LP4V2_REG_CURRENT]);
+    uint16_t soc = (uint16_t)(r[LP4V2_REG_SOC] * 100), soh = (uint16_t)(r[LP4V2_REG_SOH] * 100);
+    uint16_t full =
+        (uint16_t)((((uint32_t)r[LP4V2_REG_FULL_CAP] << 16) | r[LP4V2_REG_FULL_CAP + 1]) / 36000);
+    uint16_t cycles = r[LP4V2_REG_CYCLES + 1], volts = r[LP4V2_REG_VOLTAGE], unknown = 0;
+    size_t len = 4;
+
+    /* 4 header + 10 groups of 2 + 16 + 1 + 1 + 1 + 6 + 5 + 1 + 1 + 1 + 1 words + 2 trailer */
+    if (cap < 4 + 20 + 2 * 33 + 2)
+        return 0;
+    for (int i = 0; i < LP4V2_CELLS; i++)
+        cells[i] = (uint16_t)(r[LP4V2_REG_CELL1 + i] | 0xC000);
+    for (int i = 0; i < 6; i++) {
+        uint16_t word = r[LP4V2_REG_TEMPS + i / 2];
+        int8_t c = (int8_t)(i % 2 == 0 ? word >> 8 : word & 0xFF);
+        temps[i] = (uint16_t)(0x0100 | (uint8_t)(c + 50));
+    }
+    len = simpack_group(out, len, 0x01, cells, LP4V2_CELLS);
+    len = simpack_group(out, len, 0x02, &current, 1);
+    len = simpack_group(out, len, 0x03, &soc, 1);
+    len = simpack_group(out, len, 0x04, &full, 1);
+    len = simpack_group(out, len, 0x05, temps, 6);
+    len = simpack_group(out, len, 0x06, alarms, 5);
+    len = simpack_group(out, len, 0x07, &cycles, 1);
+    len = simpack_group(out, len, 0x08, &volts, 1);
+    len = simpack_group(out, len, 0x09, &soh, 1);
+    len = simpack_group(out, len, 0x0A, &unknown, 1);
+    out[0] = 0x7E;
+    out[1] = addr;
+    out[2] = 0x01;
+    out[3] = (uint8_t)(len - 4);
+    out[len] = eg4l_checksum(out, len);
+    out[len + 1] = 0x0D;
+    return len + 2;
 }

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* driver.h - the protocol drivers: how a pack is read, and what its readings are. */
+#ifndef BMS_DRIVER_H
+#define BMS_DRIVER_H
+
+#include <stddef.h>
+
+#include "modbus_poll.h"
+#include "reading.h"
+
+struct pack;
+
+/*
+ * A protocol driver. The contract, for every hook: do one pass, bounded in time (the
+ * link's timeout plus the frames' own duration), never sleep beyond the line's silence,
+ * never exit; report a failure by its cause and leave reconnecting to the next call.
+ */
+struct pack_driver {
+    const char *name;               /* "lp4v2" (Modbus RTU), "eg4-legacy" (7E..0D) */
+    const char *model;              /* HA device model when the pack does not tell its own */
+    const struct reading_def *defs; /* the readings, in publishing order */
+    const size_t *n_defs;           /* how many (the table's own count) */
+    /* The keys the eg4-battery script published as `sensor` for this kind of pack
+     * (NULL-terminated): those no longer sensors get an empty retained config. */
+    const char *const *retired_sensor_keys;
+    /* required: read the pack once and decode into values[n_defs] (NaN = unknown).
+     * now_s is the monotonic time, used by simulated packs. Returns MB_OK or the cause;
+     * on failure nothing in values may be published. */
+    enum mb_result (*poll)(struct pack *p, double *values, double now_s);
+    /* optional: read model, firmware and serial into p->id. MB_OK, or the cause. */
+    enum mb_result (*identify)(struct pack *p, double now_s);
+};
+
+/* EG4 LifePower4 v2 / EG4-LL over Modbus RTU (function 0x03, vendor map V01.06). */
+extern const struct pack_driver lp4v2_driver;
+
+/* EG4 legacy 7E..0D protocol (commands 0x01 status, 0x33 firmware), protocols §2. */
+extern const struct pack_driver eg4l_driver;
+
+#endif

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* serial.c - raw serial ports: termios set-up, framed request/reply, listening. */
+#include "serial.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const struct {
+    int baud;
+    speed_t speed;
+} ser_speeds[] = {
+    {1200, B1200},     {2400, B2400},     {4800, B4800},     {9600, B9600},
+    {19200, B19200},   {38400, B38400},   {57600, B57600},   {115200, B115200},
+    {230400, B230400}, {460800, B460800}, {921600, B921600},
+};
+
+static bool ser_speed(int baud, speed_t *out)
+{
+    for (size_t i = 0; i < sizeof(ser_speeds) / sizeof(ser_speeds[0]); i++)
+        if (ser_speeds[i].baud == baud) {
+            *out = ser_speeds[i].speed;
+            return true;
+        }
+    return false;
+}
+
+static double ser_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static enum mb_result ser_fail(struct ser_link *l, enum mb_result r, const char *what, int e)
+{
+    if (e)
+        snprintf(l->what, sizeof(l->what), "%s: %s", what, strerror(e));
+    else
+        snprintf(l->what, sizeof(l->what), "%s", what);
+    return r;
+}
+
+double ser_char_time(const struct ser_link *l)
+{
+    return 10.0 / l->baud;
+}
+
+int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout_s, bool read_only,
+                  bool trace)
+{
+    speed_t sp;
+
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    if (!port || !ser_speed(baud, &sp) || !(timeout_s > 0))
+        return -1;
+    snprintf(l->port, sizeof(l->port), "%s", port);
+    l->baud = baud;
+    l->timeout_s = timeout_s;
+    l->read_only = read_only;
+    l->trace = trace;
+    return 0;
+}
+
+enum mb_result ser_open(struct ser_link *l)
+{
+    struct termios t;
+    speed_t sp = B9600;
+    int fd;
+
+    if (l->fd >= 0)
+        return MB_OK;
+    fd = open(l->port, (l->read_only ? O_RDONLY : O_RDWR) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return ser_fail(l, MB_ERR_OPEN, "cannot open port", errno);
+    if (tcgetattr(fd, &l->saved) < 0) {
+        int e = errno;
+        close(fd);
+        return ser_fail(l, MB_ERR_OPEN, "not a serial port", e);
+    }
+    t = l->saved;
+    cfmakeraw(&t);
+    ser_speed(l->baud, &sp);
+    cfsetispeed(&t, sp);
+    cfsetospeed(&t, sp);
+    t.c_cflag |= CLOCAL | CREAD;
+    t.c_cflag &= ~(CSTOPB | PARENB | CRTSCTS);
+    t.c_cc[VMIN] = 0;
+    t.c_cc[VTIME] = 0;
+    if (tcsetattr(fd, TCSANOW, &t) < 0) {
+        int e = errno;
+        close(fd);
+        return ser_fail(l, MB_ERR_OPEN, "cannot set 8N1 raw mode", e);
+    }
+    tcflush(fd, TCIFLUSH);
+    l->fd = fd;
+    l->opens++;
+    return MB_OK;
+}
+
+void ser_close(struct ser_link *l)
+{
+    if (l->fd < 0)
+        return;
+    tcsetattr(l->fd, TCSANOW, &l->saved);
+    close(l->fd);
+    l->fd = -1;
+}
+
+ssize_t ser_read(struct ser_link *l, uint8_t *buf, size_t cap, int timeout_ms)
+{
+    struct pollfd pfd = {l->fd, POLLIN, 0};
+    ssize_t n;
+
+    if (l->fd < 0)
+        return -1;
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return 0;
+    n = read(l->fd, buf, cap);
+    if (n > 0)
+        return n;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return 0;
+    /* EOF or EIO on a tty: the adapter is gone. Reopen later by path. */
+    ser_fail(l, MB_ERR_IO, n == 0 ? "port closed" : "read error", n == 0 ? 0 : errno);
+    ser_close(l);
+    return -1;
+}
+
+static enum mb_result ser_write_all(struct ser_link *l, const uint8_t *buf, size_t n)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        ssize_t w = write(l->fd, buf + off, n - off);
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pfd = {l->fd, POLLOUT, 0};
+            if (poll(&pfd, 1, (int)(l->timeout_s * 1000)) <= 0)
+                return ser_fail(l, MB_ERR_IO, "write timed out", 0);
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            enum mb_result r = ser_fail(l, MB_ERR_IO, "write error", errno);
+            ser_close(l);
+            return r;
+        }
+        off += (size_t)w;
+    }
+    return MB_OK;
+}
+
+/* Read until the framer has a whole frame in rsp, or the deadline. */
+static enum mb_result ser_read_frame(struct ser_link *l, uint8_t *rsp, size_t cap, size_t *len,
+                                     ser_frame_len_fn frame_len, double deadline)
+{
+    size_t have = 0;
+
+    for (;;) {
+        int want;
+        while (have > 0 && (want = frame_len(rsp, have)) < 0)
+            memmove(rsp, rsp + 1, --have); /* noise before the frame */
+        want = have ? frame_len(rsp, have) : 0;
+        if (want > 0 && (size_t)want > cap)
+            return ser_fail(l, MB_ERR_LENGTH, "frame longer than expected", 0);
+        if (want > 0 && have >= (size_t)want) {
+            *len = (size_t)want;
+            return MB_OK;
+        }
+        double left = deadline - ser_now();
+        if (left <= 0)
+            return ser_fail(l, MB_ERR_TIMEOUT,
+                            have ? "reply cut short (timeout)" : "no reply (timeout)", 0);
+        ssize_t n = ser_read(l, rsp + have, cap - have, (int)(left * 1000) + 1);
+        if (n < 0)
+            return MB_ERR_IO;
+        have += (size_t)n;
+        if (have == cap && !(want > 0))
+            return ser_fail(l, MB_ERR_LENGTH, "no frame in a full buffer", 0);
+    }
+}
+
+enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp,
+                            size_t cap, size_t *len, ser_frame_len_fn frame_len)
+{
+    enum mb_result r;
+    char tag[300];
+
+    if (l->read_only)
+        return ser_fail(l, MB_ERR_IO, "listen-only port", 0);
+    if ((r = ser_open(l)) != MB_OK)
+        return r;
+    double left = l->quiet_until - ser_now();
+    if (left > 0) {
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    tcflush(l->fd, TCIFLUSH);
+    if (l->trace) {
+        snprintf(tag, sizeof(tag), "%s tx", l->port);
+        log_hex(tag, req, n);
+    }
+    if ((r = ser_write_all(l, req, n)) != MB_OK)
+        return r;
+    /* The reply cannot start before our request has left the wire. */
+    double deadline = ser_now() + n * ser_char_time(l) + l->timeout_s;
+    r = ser_read_frame(l, rsp, cap, len, frame_len, deadline);
+    if (r == MB_OK && l->trace) {
+        snprintf(tag, sizeof(tag), "%s rx", l->port);
+        log_hex(tag, rsp, *len);
+    }
+    l->quiet_until = ser_now() + 3.5 * ser_char_time(l);
+    return r;
+}

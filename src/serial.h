@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* serial.h - a raw RS-485 serial port for protocols that libmodbus does not speak. */
+#ifndef BMS_SERIAL_H
+#define BMS_SERIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <termios.h>
+
+#include "modbus_poll.h"
+
+/*
+ * Frame length callback of a protocol: given the bytes received so far, return the
+ * whole frame's length once it is known (it may exceed n), 0 if more bytes are needed
+ * to tell, or -1 if buf[0] cannot start a frame (the byte is dropped as noise).
+ */
+typedef int (*ser_frame_len_fn)(const uint8_t *buf, size_t n);
+
+/* One serial port, 8N1 raw, opened on demand and reopened after I/O errors. */
+struct ser_link {
+    int fd;               /* -1 while closed */
+    char port[256];       /* device path */
+    int baud;             /* one of the termios rates (config_baud_supported) */
+    double timeout_s;     /* reply timeout */
+    bool read_only;       /* listen only: opened O_RDONLY, never written to */
+    bool trace;           /* log every frame in hex (--trace) */
+    char what[80];        /* text of the last failure */
+    unsigned long opens;  /* successful opens so far */
+    double quiet_until;   /* monotonic s before which no request may start (t3.5) */
+    struct termios saved; /* the port's settings before we opened it, restored on close */
+};
+
+/*
+ * Prepare a link (does not open the port). Returns 0, or -1 for a baud rate that termios
+ * cannot set, or a timeout <= 0.
+ */
+int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout_s, bool read_only,
+                  bool trace);
+
+/*
+ * Open the port if closed: O_NOCTTY | O_NONBLOCK, raw 8N1 at l->baud (CLOCAL, CREAD, no
+ * flow control), input flushed. Returns MB_OK or MB_ERR_OPEN (l->what says why).
+ */
+enum mb_result ser_open(struct ser_link *l);
+
+/* Restore the saved settings and close. Safe when closed. */
+void ser_close(struct ser_link *l);
+
+/*
+ * One request/reply exchange: wait for the line's t3.5 silence, flush stale input, write
+ * req[0..n) (never on a read-only link: MB_ERR_IO), then read until frame_len says a whole
+ * frame of at most cap bytes has arrived, or timeout_s passes. Leading bytes that cannot
+ * start a frame are dropped. On MB_OK, rsp[0..*len) is the frame (not yet checked: the
+ * protocol checks it). Failures: MB_ERR_OPEN, MB_ERR_IO (port closed for a reopen),
+ * MB_ERR_TIMEOUT (nothing, or not all of it, arrived), MB_ERR_LENGTH (frame > cap).
+ */
+enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp,
+                            size_t cap, size_t *len, ser_frame_len_fn frame_len);
+
+/*
+ * Wait up to timeout_ms for input and read what is there into buf (at most cap bytes).
+ * Returns the number of bytes (0 on timeout), or -1 on an I/O error (the port is closed;
+ * the caller reopens it later).
+ */
+ssize_t ser_read(struct ser_link *l, uint8_t *buf, size_t cap, int timeout_ms);
+
+/* Seconds of one character (10 bits: start, 8 data, stop) at the link's baud rate. */
+double ser_char_time(const struct ser_link *l);
+
+#endif
