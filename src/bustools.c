@@ -140,6 +140,8 @@ int bustools_sniff(int argc, char **argv)
         }
         if (n > 0)
             rtu_sniff_feed(&s, buf, (size_t)n, bustools_now() - t0, bustools_print, &t0);
+        else
+            rtu_sniff_flush(&s, bustools_print, &t0); /* quiet line: settle the buffer */
     }
     rtu_sniff_flush(&s, bustools_print, &t0);
     ser_close(&l);

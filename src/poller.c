@@ -277,6 +277,9 @@ static void poller_listen(struct poller_bus *bus)
             if (l->trace)
                 log_hex(l->port, buf, (size_t)n);
             rtu_sniff_feed(&sniff, buf, (size_t)n, ls.now_s, poller_heard, &ls);
+        } else if (n == 0) {
+            /* The line went quiet: settle what waits for bytes that will not come. */
+            rtu_sniff_flush(&sniff, poller_heard, &ls);
         }
         poller_listen_stale(bus, ls.now_s);
     }
