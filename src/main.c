@@ -211,8 +211,10 @@ static struct mb_link *link_for(const struct config *cfg, const struct config_pa
     const char *port = c->port ? c->port : cfg->bus.port;
 
     for (size_t k = 0; k < *n; k++)
-        if (strcmp(links[k].port, port) == 0)
+        if (strcmp(links[k].port, port) == 0) {
+            links[k].shared = true;
             return &links[k];
+        }
     if (mb_link_init(&links[*n], port, config_pack_baud(cfg, c), cfg->bus.timeout_s, trace) < 0)
         return NULL;
     return &links[(*n)++];

@@ -166,7 +166,8 @@ static void mb_wait_silence(struct mb_link *l)
 {
     double left = l->quiet_until - mb_now();
 
-    if (left > 0) {
+    /* A lone slave knows its own reply has ended; the pause matters to the others. */
+    if (l->shared && left > 0) {
         struct timespec ts = {0, (long)(left * 1e9)};
         nanosleep(&ts, NULL);
     }

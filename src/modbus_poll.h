@@ -54,6 +54,7 @@ struct mb_link {
     int baud;            /* 8N1 at this rate */
     double timeout_s;    /* response timeout */
     double silence_s;    /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
+    bool shared;         /* more than one slave on the line: keep t3.5 before a request */
     double quiet_until;  /* monotonic s before which no new request may start */
     bool trace;          /* log every frame in hex (--trace) */
     char what[80];       /* text of the last failure, for logs */
