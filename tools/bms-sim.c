@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* bms-sim.c - serves simulated LP4V2 packs as Modbus RTU slaves on pseudo-terminals. */
+/* bms-sim.c - serves simulated LP4V2 packs on pseudo-terminals (Modbus RTU or EG4 legacy). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,57 +13,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "crc.h"
-#include "cursor.h"
 #include "log.h"
-#include "lp4v2_regs.h"
-#include "simpack.h"
+#include "sim.h"
 
 /*
- * One process, one poll loop, N packs. Each pack owns a pty pair: the master is ours, the
- * slave path is what a daemon opens as its "serial port". A request is framed from the bytes
- * read on the master; its reply is built at once and then held back until the moment the last
- * reply byte would have left a real RS-485 wire at the configured baud, so the reader sees
- * real-world timing without the sim ever sleeping.
+ * One process, one poll loop. Each pty ("port") carries one pack (--packs) or several packs
+ * sharing one bus (--bus), each answering only its own slave address. The master end of the
+ * pty is ours; the slave path is what a daemon opens as its "serial port". A request is
+ * framed from the bytes read on the master by the protocol personality (sim_modbus.c,
+ * sim_legacy.c); the addressed pack's reply is built at once and then held back until the
+ * moment each byte would have left a real RS-485 wire at the configured baud, so the reader
+ * sees real-world timing without the sim ever sleeping.
  *
- *   daemon --write--> pty slave ==> pty master --read--> frame --> simpack_step --> reply
+ *   daemon --write--> pty slave ==> pty master --read--> frame --> pack[addr] --> reply
  *   daemon <--read--- pty slave <== pty master <--write-- (at t_req + turnaround + len*10/baud)
  *
- * stdout carries only the line protocol for tests ("PTY i path", "READY", "OK", "ERR ...",
- * "STATS ..."); logs go to stderr.
+ * With --master the simulator also plays the bus master: every MS milliseconds it writes a
+ * poll request for each pack of the port into the pty, paced as on the wire, and then the
+ * pack's reply, so a listener (a sniffer) on the slave side sees real request/response
+ * traffic. Whatever the listener writes is counted (rx=) and otherwise ignored.
+ *
+ * A port is half duplex: one transmission (reply, poll request or noise) at a time, and bytes
+ * that arrive while a reply is on its way are dropped.
+ *
+ * stdout carries only the line protocol for tests ("PTY i path", "SLAVES i ids", "READY",
+ * "OK", "ERR ...", "STATS ...", "PTYSTATS ..."); logs go to stderr.
  */
 
-#define SIM_MAX_PACKS      64
-#define SIM_ADU_MAX        256 /* Modbus over serial line V1.02 §2.5.1: an RTU ADU is <= 256 bytes */
-#define SIM_REQ_LEN        8   /* vendor §1.3.1: slave, fn, start hi/lo, count hi/lo, CRC lo/hi */
-#define SIM_MAX_REGS       125 /* Modbus Application Protocol V1.1b §6.3: 1..125 registers */
-#define SIM_LINE_MAX       256
-#define SIM_EIO_BACKOFF_NS 100000000LL /* after EIO on a master, stop polling it for 100 ms */
+#define SIM_LINE_MAX          256
+#define SIM_EIO_BACKOFF_NS    100000000LL /* after EIO on a master, stop polling it for 100 ms */
+#define SIM_MASTER_TIMEOUT_NS 200000000LL /* --master gives up on a silent slave after 200 ms */
+#define SIM_BACKLOG_MAX       3000        /* --master: more unread bytes than this are flushed */
+#define SIM_NOISE_MAX         4           /* --noise: 1..4 random bytes between exchanges */
+#define SIM_MAX_FAULT_OPTS    (SIM_MAX_PACKS * 4)
 
 #define NS_PER_S  1000000000LL
 #define NS_PER_MS 1000000LL
-
-enum fault_kind {
-    FAULT_NONE,
-    FAULT_SILENCE,
-    FAULT_BADCRC,
-    FAULT_TRUNCATE,
-    FAULT_GARBAGE,
-    FAULT_EXCEPTION,
-    FAULT_SLOW,
-    FAULT_WRONGSLAVE,
-    FAULT_ZEROS,
-};
-
-struct fault {
-    enum fault_kind kind;
-    unsigned arg;
-    unsigned count; /* replies built under this fault (badcrc K counts them) */
-};
 
 /* The fault kinds, their optional argument, its default and its allowed range. */
 static const struct fault_desc {
@@ -79,53 +69,81 @@ static const struct fault_desc {
     {"zeros", FAULT_ZEROS, false, 0, 0, 0},
 };
 
-struct pack {
-    unsigned idx; /* 1..N as printed on the PTY line */
-    int master;   /* our end; non-blocking */
+enum tx_kind {
+    TX_REPLY,   /* a pack's reply */
+    TX_REQUEST, /* --master: a poll request */
+    TX_NOISE,   /* --master --noise: random bytes between exchanges */
+};
+
+struct port {
+    unsigned idx; /* 1.. as printed on the PTY line */
+    int master;   /* our end; non-blocking; -1 while unplugged */
     int slave;    /* kept open so the master never sees EIO/HUP when the daemon closes */
     char path[128];
     char link[PATH_MAX];
     bool linked;
-    struct simpack sim;
+    bool unplugged;
+    unsigned first, npacks; /* its packs: packs[first .. first + npacks - 1] */
 
-    uint8_t rx[SIM_ADU_MAX];
+    uint8_t rx[SIM_FRAME_MAX];
     size_t rxlen;
+    int64_t rx_last; /* when bytes last arrived */
 
-    uint8_t tx[SIM_ADU_MAX];
+    uint8_t tx[SIM_FRAME_MAX];
     size_t txlen, txpos;
-    bool pending;     /* a reply is on its (simulated) way out */
-    int64_t tx_start; /* when the reply's first byte starts on the wire */
-    int64_t tx_next;  /* when the next write is due */
-    int64_t io_retry; /* after EIO: poll the master again at this time; 0 = now */
-    bool io_logged;
+    bool pending; /* a transmission is on its (simulated) way out */
+    enum tx_kind tx_kind;
+    struct sim_pack *tx_pack; /* whose reply */
+    int64_t tx_start;         /* when the first byte starts on the wire */
+    int64_t tx_next;          /* when the next write is due */
+    int64_t io_retry;         /* after EIO: poll the master again at this time; 0 = now */
+    bool io_logged, tx_logged;
 
-    struct fault fault;
-    unsigned long requests, replies;
-    uint32_t rng; /* for garbage bytes */
+    unsigned long rx_bytes; /* every byte read from the master */
+    unsigned long badreq;   /* complete frames with a bad checksum */
+
+    /* --master */
+    int64_t m_cycle; /* start of the current poll cycle */
+    int64_t m_at;    /* the master's next transmission is not before this */
+    unsigned m_next; /* the next pack of this cycle to poll; npacks = cycle done */
+    bool m_noise_done;
+    uint32_t rng; /* noise bytes */
 };
 
 struct options {
     unsigned packs;
+    bool packs_set;
     unsigned slave;
+    bool slave_set;
     unsigned baud;
     const char *link_dir;
-    unsigned chunk;       /* 0: one write per reply */
+    unsigned chunk;       /* 0: one write per transmission */
     double turnaround_ms; /* < 0: 3.5 character times */
     unsigned seed_offset;
-    bool no_identity;
+    unsigned master_ms; /* 0: the simulator is a slave only */
+    bool noise;
     bool verbose;
+    const struct sim_proto *proto;
+    char *bus[SIM_MAX_PORTS];
+    unsigned nbus;
 };
 
 static struct options opt = {
     .packs = 1,
-    .slave = LP4V2_DEFAULT_SLAVE,
     .baud = 9600, /* vendor §1.2: default 9600 */
     .turnaround_ms = -1.0,
+    .proto = &sim_proto_modbus,
 };
 
-static struct pack packs[SIM_MAX_PACKS];
+bool sim_no_identity;
+
+static struct sim_pack packs[SIM_MAX_PACKS];
+static unsigned npacks;
+static struct port ports[SIM_MAX_PORTS];
+static unsigned nports;
 static int64_t char_ns;       /* one character (10 bit times, 8N1) on the wire */
 static int64_t turnaround_ns; /* silence between request and reply */
+static int64_t gap_ns;        /* --master: silence between exchanges */
 static int64_t start_ns;      /* simulated time zero */
 static volatile sig_atomic_t stop_signal;
 static bool quit_requested;
@@ -156,127 +174,40 @@ static void out_line(const char *fmt, ...)
     fflush(stdout);
 }
 
-static uint32_t pack_rand(struct pack *p)
+/* xorshift32 (Marsaglia 2003); the state never becomes 0 once non-zero. */
+static uint32_t xorshift(uint32_t *state)
 {
-    uint32_t x = p->rng;
+    uint32_t x = *state;
 
     x ^= x << 13;
     x ^= x >> 17;
     x ^= x << 5;
-    p->rng = x;
+    *state = x;
     return x;
 }
 
-/* Append CRC-16/MODBUS, low byte first (Modbus over serial line V1.02 §2.5.1.2). Returns the
- * new length, or 0 if it does not fit. */
-static size_t frame_seal(uint8_t *buf, size_t n, size_t cap)
+uint32_t sim_pack_rand(struct sim_pack *pk)
 {
-    if (n + 2 > cap)
-        return 0;
-    uint16_t crc = crc16_modbus(buf, n);
-    buf[n] = (uint8_t)(crc & 0xFF);
-    buf[n + 1] = (uint8_t)(crc >> 8);
-    return n + 2;
+    return xorshift(&pk->rng);
 }
 
-static bool frame_crc_ok(const uint8_t *buf, size_t n)
+size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, size_t chk_at)
 {
-    if (n < 4)
-        return false;
-    uint16_t crc = crc16_modbus(buf, n - 2);
-    return buf[n - 2] == (crc & 0xFF) && buf[n - 1] == (crc >> 8);
-}
-
-/* Exception response: slave, fn | 0x80, code (Modbus Application Protocol V1.1b §7). Without
- * CRC; returns the length. */
-static size_t frame_exception(uint8_t *out, size_t cap, unsigned slave, unsigned fn, unsigned code)
-{
-    if (cap < 3)
-        return 0;
-    out[0] = (uint8_t)slave;
-    out[1] = (uint8_t)(fn | 0x80);
-    out[2] = (uint8_t)code;
-    return 3;
-}
-
-/*
- * Build the reply to a good-CRC request addressed to us, faults applied. Returns its length
- * with CRC (0 = stay silent). Vendor §2.1: fn 0x03, reply = slave, 0x03, byte count
- * (2 x registers), big-endian registers, CRC.
- */
-static size_t pack_build_reply(struct pack *p, const uint8_t *req, size_t reqlen, uint8_t *out,
-                               size_t cap)
-{
-    struct cursor c = cursor_init(req, reqlen);
-    uint8_t slave = 0, fn = 0;
-    uint16_t start = 0, count = 0;
-    size_t n;
-
-    cursor_u8(&c, &slave);
-    cursor_u8(&c, &fn);
-    if (c.bad)
-        return 0;
-
-    if (p->fault.kind == FAULT_SILENCE)
-        return 0;
-    p->fault.count++;
-
-    if (p->fault.kind == FAULT_EXCEPTION) {
-        n = frame_exception(out, cap, slave, fn, p->fault.arg);
-        return frame_seal(out, n, cap);
-    }
-
-    bool is_read = fn == 0x03 && reqlen == SIM_REQ_LEN;
-    if (is_read) {
-        cursor_u16be(&c, &start);
-        cursor_u16be(&c, &count);
-    }
-    if (!is_read || c.bad) {
-        n = frame_exception(out, cap, slave, fn, 0x01); /* illegal function */
-    } else if (count < 1 || count > SIM_MAX_REGS) {
-        n = frame_exception(out, cap, slave, fn, 0x03); /* illegal data value (quantity) */
-    } else if ((unsigned)start + count > LP4V2_IMAGE_SIZE ||
-               (opt.no_identity && start + count > LP4V2_ID_START)) {
-        /* Registers 0..127 exist (vendor §3); --no-identity plays a pack that refuses the
-         * identity block 105..127. */
-        n = frame_exception(out, cap, slave, fn, 0x02); /* illegal data address */
-    } else if (3 + 2 * (size_t)count + 2 > cap) {
-        return 0;
-    } else {
-        out[0] = slave;
-        out[1] = fn;
-        out[2] = (uint8_t)(2 * count);
-        n = 3;
-        for (unsigned r = start; r < (unsigned)start + count; r++) {
-            uint16_t v = p->sim.regs[r];
-            /* Some EG4-LL firmware serves the master pack an aggregated map with registers
-             * 0..18 all zero (protocols/README.md §1). */
-            if (p->fault.kind == FAULT_ZEROS && r <= LP4V2_REG_TEMP_PCB)
-                v = 0;
-            out[n++] = (uint8_t)(v >> 8);
-            out[n++] = (uint8_t)(v & 0xFF);
-        }
-    }
-
-    if (p->fault.kind == FAULT_WRONGSLAVE)
-        out[0] = (uint8_t)(slave + 1u);
-    n = frame_seal(out, n, cap);
-    if (n == 0)
-        return 0;
-
-    switch (p->fault.kind) {
+    switch (pk->fault.kind) {
     case FAULT_BADCRC:
-        if (p->fault.count % p->fault.arg == 0)
-            out[n - 1] ^= 0x5A; /* any non-zero XOR makes the CRC wrong */
+        if (pk->fault.count % pk->fault.arg == 0 && chk_at < n)
+            out[chk_at] ^= 0x5A; /* any non-zero XOR makes the checksum wrong */
         break;
     case FAULT_TRUNCATE:
         n /= 2;
         break;
     case FAULT_GARBAGE: {
-        size_t len = 3 + pack_rand(p) % 6u;
-        for (size_t i = 0; i < len && i < cap; i++)
-            out[i] = (uint8_t)(pack_rand(p) >> 24);
-        n = len < cap ? len : cap;
+        size_t len = 3 + sim_pack_rand(pk) % 6u;
+        if (len > cap)
+            len = cap;
+        for (size_t i = 0; i < len; i++)
+            out[i] = (uint8_t)(sim_pack_rand(pk) >> 24);
+        n = len;
         break;
     }
     default:
@@ -285,144 +216,263 @@ static size_t pack_build_reply(struct pack *p, const uint8_t *req, size_t reqlen
     return n;
 }
 
-/* Handle one good-CRC frame: count it, build the reply, schedule its delivery. */
-static void pack_request(struct pack *p, const uint8_t *req, size_t len, int64_t t_req)
+/* ---- one port: receive, frame, answer, transmit ---- */
+
+static struct sim_pack *port_pack(struct port *pt, unsigned slave)
+{
+    for (unsigned i = 0; i < pt->npacks; i++)
+        if (packs[pt->first + i].slave == slave)
+            return &packs[pt->first + i];
+    return NULL;
+}
+
+/* Queue pt->tx[0..txlen) for transmission starting at `start`: each write is due when its
+ * last byte would have left the wire. */
+static void port_schedule(struct port *pt, enum tx_kind kind, struct sim_pack *pk, int64_t start)
+{
+    size_t first = opt.chunk && opt.chunk < pt->txlen ? opt.chunk : pt->txlen;
+
+    pt->txpos = 0;
+    pt->tx_kind = kind;
+    pt->tx_pack = pk;
+    pt->tx_start = start;
+    pt->tx_next = start + (int64_t)first * char_ns;
+    pt->pending = true;
+}
+
+/* Handle one good frame: the addressed pack (if it sits on this port) answers it. */
+static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_t t_req)
 {
     if (opt.verbose) {
         char tag[32];
-        snprintf(tag, sizeof(tag), "pack %u rx", p->idx);
+        snprintf(tag, sizeof(tag), "pty %u rx", pt->idx);
         log_hex(tag, req, len);
     }
-    if (req[0] != opt.slave) {
-        log_msg(LOG_LVL_DEBUG, "pack %u: request for slave 0x%02x ignored", p->idx, req[0]);
+    unsigned addr = opt.proto->address(req, len);
+    struct sim_pack *pk = port_pack(pt, addr);
+    if (!pk) {
+        log_msg(LOG_LVL_DEBUG, "pty %u: request for slave 0x%02x ignored", pt->idx, addr);
         return;
     }
-    p->requests++;
-    simpack_step(&p->sim, (double)(t_req - start_ns) / (double)NS_PER_S);
+    pk->requests++;
+    simpack_step(&pk->sim, (double)(t_req - start_ns) / (double)NS_PER_S);
 
-    p->txlen = pack_build_reply(p, req, len, p->tx, sizeof(p->tx));
-    p->txpos = 0;
-    if (p->txlen == 0) {
-        log_msg(LOG_LVL_DEBUG, "pack %u: silent", p->idx);
+    pt->txlen = opt.proto->reply(pk, req, len, pt->tx, sizeof(pt->tx));
+    if (pt->txlen == 0) {
+        log_msg(LOG_LVL_DEBUG, "pack %u: silent", pk->idx);
         return;
     }
-    /* The reply starts after the turnaround (plus any "slow" fault) and its last byte leaves
-     * the wire len x 10 bit times later. */
-    int64_t extra = p->fault.kind == FAULT_SLOW ? (int64_t)p->fault.arg * NS_PER_MS : 0;
-    size_t first = opt.chunk && opt.chunk < p->txlen ? opt.chunk : p->txlen;
-    p->tx_start = t_req + turnaround_ns + extra;
-    p->tx_next = p->tx_start + (int64_t)first * char_ns;
-    p->pending = true;
+    /* The reply starts after the turnaround (plus any "slow" fault). */
+    int64_t extra = pk->fault.kind == FAULT_SLOW ? (int64_t)pk->fault.arg * NS_PER_MS : 0;
+    port_schedule(pt, TX_REPLY, pk, t_req + turnaround_ns + extra);
 }
 
-/* Find frames in the receive buffer. A request is complete when 8 bytes with a good CRC are at
- * the front (fn 0x0F/0x10 writes are longer: accepted when complete, answered "illegal
- * function"); anything else is dropped one byte at a time until a frame lines up. */
-static void pack_scan(struct pack *p, int64_t now)
+static void port_drop_rx(struct port *pt, size_t n)
 {
-    while (!p->pending && p->rxlen >= SIM_REQ_LEN) {
-        size_t flen = 0;
+    if (n > pt->rxlen)
+        n = pt->rxlen;
+    memmove(pt->rx, pt->rx + n, pt->rxlen - n);
+    pt->rxlen -= n;
+}
 
-        if (frame_crc_ok(p->rx, SIM_REQ_LEN)) {
-            flen = SIM_REQ_LEN;
-        } else if ((p->rx[1] == 0x0F || p->rx[1] == 0x10) && p->rxlen >= 7) {
-            size_t want = 9 + (size_t)p->rx[6];
-            if (want <= p->rxlen && frame_crc_ok(p->rx, want))
-                flen = want;
-        }
-        if (flen == 0) {
-            memmove(p->rx, p->rx + 1, p->rxlen - 1);
-            p->rxlen--;
+/* Find frames in the receive buffer; bytes that do not line up as a frame are dropped one at
+ * a time until one does. */
+static void port_scan(struct port *pt, int64_t now)
+{
+    while (!pt->pending && pt->rxlen > 0) {
+        size_t flen = 0;
+        enum frame_result r = opt.proto->frame(pt->rx, pt->rxlen, &flen);
+
+        if (r == FRAME_MORE)
+            break;
+        if (r == FRAME_OK && flen > 0 && flen <= pt->rxlen) {
+            uint8_t req[SIM_FRAME_MAX];
+            memcpy(req, pt->rx, flen);
+            port_drop_rx(pt, flen);
+            port_request(pt, req, flen, now);
             continue;
         }
-        uint8_t req[SIM_ADU_MAX];
-        memcpy(req, p->rx, flen);
-        memmove(p->rx, p->rx + flen, p->rxlen - flen);
-        p->rxlen -= flen;
-        pack_request(p, req, flen, now);
+        if (r == FRAME_BAD) {
+            pt->badreq++;
+            log_msg(LOG_LVL_DEBUG, "pty %u: frame with a bad checksum ignored", pt->idx);
+        }
+        port_drop_rx(pt, 1);
     }
     /* A busy half-duplex slave does not listen: what else was queued is dropped. */
-    if (p->pending)
-        p->rxlen = 0;
+    if (pt->pending)
+        pt->rxlen = 0;
 }
 
-static void pack_io_error(struct pack *p, int64_t now, const char *what)
+/* An incomplete frame that stayed incomplete for the personality's idle time was noise:
+ * give it up byte by byte, looking for a frame behind it. */
+static void port_idle(struct port *pt, int64_t now)
 {
-    if (!p->io_logged)
-        log_msg(LOG_LVL_WARNING, "pack %u: %s on %s; retrying", p->idx, what, p->path);
-    p->io_logged = true;
-    p->io_retry = now + SIM_EIO_BACKOFF_NS;
-    p->rxlen = 0;
-    p->pending = false;
+    while (opt.proto->idle_ns && !pt->pending && pt->rxlen > 0 &&
+           now - pt->rx_last >= opt.proto->idle_ns) {
+        port_drop_rx(pt, 1);
+        port_scan(pt, now);
+    }
 }
 
-/* Drain the master. Bytes that arrive while a reply is pending are discarded. */
-static void pack_receive(struct pack *p, int64_t now)
+static void port_io_error(struct port *pt, int64_t now, const char *what)
+{
+    if (!pt->io_logged)
+        log_msg(LOG_LVL_WARNING, "pty %u: %s on %s; retrying", pt->idx, what, pt->path);
+    pt->io_logged = true;
+    pt->io_retry = now + SIM_EIO_BACKOFF_NS;
+    pt->rxlen = 0;
+    pt->pending = false;
+}
+
+/* Drain the master. */
+static void port_receive(struct port *pt, int64_t now)
 {
     for (;;) {
-        uint8_t buf[sizeof(p->rx)];
-        ssize_t n = read(p->master, buf, sizeof(buf));
+        uint8_t buf[sizeof(pt->rx)];
+        ssize_t n = read(pt->master, buf, sizeof(buf));
 
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         if (n <= 0) {
-            pack_io_error(p, now, n == 0 ? "end of file" : strerror(errno));
+            port_io_error(pt, now, n == 0 ? "end of file" : strerror(errno));
             return;
         }
-        p->io_logged = false;
-        if (p->pending) {
-            log_msg(LOG_LVL_DEBUG, "pack %u: %zd bytes while busy dropped", p->idx, n);
+        pt->io_logged = false;
+        pt->rx_bytes += (unsigned long)n;
+        if (opt.master_ms) {
+            /* We are the bus master: the listener was not supposed to transmit. */
+            log_msg(LOG_LVL_DEBUG, "pty %u: %zd bytes from the listener", pt->idx, n);
+            continue;
+        }
+        if (pt->pending) {
+            log_msg(LOG_LVL_DEBUG, "pty %u: %zd bytes while busy dropped", pt->idx, n);
             continue;
         }
         /* Keep the newest bytes if a flood overflows the buffer: a frame is at the end. */
-        size_t add = (size_t)n; /* <= sizeof(buf) == sizeof(p->rx) */
-        if (p->rxlen + add > sizeof(p->rx)) {
-            size_t drop = p->rxlen + add - sizeof(p->rx);
-            memmove(p->rx, p->rx + drop, p->rxlen - drop);
-            p->rxlen -= drop;
-        }
-        memcpy(p->rx + p->rxlen, buf, add);
-        p->rxlen += add;
-        pack_scan(p, now);
+        size_t add = (size_t)n; /* <= sizeof(buf) == sizeof(pt->rx) */
+        if (pt->rxlen + add > sizeof(pt->rx))
+            port_drop_rx(pt, pt->rxlen + add - sizeof(pt->rx));
+        memcpy(pt->rx + pt->rxlen, buf, add);
+        pt->rxlen += add;
+        pt->rx_last = now;
+        port_scan(pt, now);
     }
 }
 
-/* Write what is due of the pending reply. */
-static void pack_transmit(struct pack *p, int64_t now)
+/* A transmission has left the wire in full. */
+static void port_tx_done(struct port *pt, int64_t now)
 {
-    size_t left = p->txlen - p->txpos;
+    pt->pending = false;
+    switch (pt->tx_kind) {
+    case TX_REPLY:
+        if (pt->tx_pack)
+            pt->tx_pack->replies++;
+        log_msg(LOG_LVL_DEBUG, "pty %u: reply of %zu bytes sent", pt->idx, pt->txlen);
+        pt->m_at = now + gap_ns;
+        break;
+    case TX_REQUEST: {
+        /* The poll is on the wire: the addressed pack hears it now. */
+        uint8_t req[SIM_FRAME_MAX];
+        size_t len = pt->txlen;
+        memcpy(req, pt->tx, len);
+        port_request(pt, req, len, now);
+        if (!pt->pending)
+            pt->m_at = now + SIM_MASTER_TIMEOUT_NS;
+        break;
+    }
+    case TX_NOISE:
+        pt->m_at = now + gap_ns;
+        break;
+    }
+}
+
+/* Write what is due of the pending transmission. */
+static void port_transmit(struct port *pt, int64_t now)
+{
+    size_t left = pt->txlen - pt->txpos;
     size_t n = opt.chunk && opt.chunk < left ? opt.chunk : left;
     ssize_t w;
 
     do {
-        w = write(p->master, p->tx + p->txpos, n);
+        w = write(pt->master, pt->tx + pt->txpos, n);
     } while (w < 0 && errno == EINTR);
     if (w < 0 || (size_t)w < n) {
         /* The reader is not draining the pty (buffer full) or the link broke: the rest of this
-         * reply is lost, as it would be on a wire nobody listens to. */
-        log_msg(LOG_LVL_WARNING, "pack %u: reply write: %s", p->idx,
-                w < 0 ? strerror(errno) : "short write");
-        p->pending = false;
+         * transmission is lost, as it would be on a wire nobody listens to. */
+        if (!pt->tx_logged)
+            log_msg(LOG_LVL_WARNING, "pty %u: write: %s", pt->idx,
+                    w < 0 ? strerror(errno) : "short write");
+        pt->tx_logged = true;
+        pt->pending = false;
+        pt->m_at = now + gap_ns;
         if (w < 0 && errno == EIO)
-            pack_io_error(p, now, "EIO");
+            port_io_error(pt, now, "EIO");
         return;
     }
-    if (opt.verbose && p->txpos == 0 && n == p->txlen) {
+    pt->tx_logged = false;
+    if (opt.verbose && pt->txpos == 0 && n == pt->txlen) {
         char tag[32];
-        snprintf(tag, sizeof(tag), "pack %u tx", p->idx);
-        log_hex(tag, p->tx, p->txlen);
+        snprintf(tag, sizeof(tag), "pty %u tx", pt->idx);
+        log_hex(tag, pt->tx, pt->txlen);
     }
-    p->txpos += n;
-    if (p->txpos >= p->txlen) {
-        p->pending = false;
-        p->replies++;
-        log_msg(LOG_LVL_DEBUG, "pack %u: reply of %zu bytes sent", p->idx, p->txlen);
+    pt->txpos += n;
+    if (pt->txpos >= pt->txlen) {
+        port_tx_done(pt, now);
         return;
     }
-    size_t upto = opt.chunk && p->txpos + opt.chunk < p->txlen ? p->txpos + opt.chunk : p->txlen;
-    p->tx_next = p->tx_start + (int64_t)upto * char_ns;
+    size_t upto =
+        opt.chunk && pt->txpos + opt.chunk < pt->txlen ? pt->txpos + opt.chunk : pt->txlen;
+    pt->tx_next = pt->tx_start + (int64_t)upto * char_ns;
+}
+
+/* --master: nobody may be reading the slave side. A real adapter nobody opened loses what
+ * crosses the wire; here it would pile up in the pty until writes fail, so old bytes are
+ * flushed. */
+static void port_trim_backlog(struct port *pt)
+{
+    int queued = 0;
+
+    if (ioctl(pt->slave, FIONREAD, &queued) == 0 && queued > SIM_BACKLOG_MAX) {
+        tcflush(pt->slave, TCIFLUSH);
+        log_msg(LOG_LVL_DEBUG, "pty %u: %d unread bytes flushed", pt->idx, queued);
+    }
+}
+
+/* --master: the port is idle and the master's time has come: noise, the next poll, or the
+ * wait for the next cycle. */
+static void master_step(struct port *pt, int64_t now)
+{
+    uint8_t buf[SIM_FRAME_MAX];
+
+    if (pt->m_next >= pt->npacks) {
+        pt->m_next = 0;
+        pt->m_cycle += (int64_t)opt.master_ms * NS_PER_MS;
+        if (pt->m_cycle < now)
+            pt->m_cycle = now; /* the cycle took longer than its period: start at once */
+        pt->m_at = pt->m_cycle;
+        if (pt->m_at > now)
+            return;
+    }
+    port_trim_backlog(pt);
+    if (opt.noise && !pt->m_noise_done && xorshift(&pt->rng) % 3u == 0) {
+        size_t n = 1 + xorshift(&pt->rng) % SIM_NOISE_MAX;
+        for (size_t i = 0; i < n; i++)
+            pt->tx[i] = (uint8_t)(xorshift(&pt->rng) >> 24);
+        pt->txlen = n;
+        pt->m_noise_done = true;
+        port_schedule(pt, TX_NOISE, NULL, now);
+        return;
+    }
+    pt->m_noise_done = false;
+    struct sim_pack *pk = &packs[pt->first + pt->m_next++];
+    size_t n = opt.proto->poll_request(pk->slave, buf, sizeof(buf));
+    if (n == 0 || n > sizeof(pt->tx))
+        return;
+    memcpy(pt->tx, buf, n);
+    pt->txlen = n;
+    port_schedule(pt, TX_REQUEST, NULL, now);
 }
 
 /* ---- faults and commands ---- */
@@ -458,17 +508,17 @@ static int fault_parse(const char *kind, const char *arg, struct fault *out, con
     return -1;
 }
 
-/* Parse a pack index "1".."N" or "*" (0 = all). Returns 0 or -1. */
-static int target_parse(const char *s, unsigned *out)
+/* Parse an index "1".."max", or "*" (0 = all) if star_ok. Returns 0 or -1. */
+static int index_parse(const char *s, unsigned max, bool star_ok, unsigned *out)
 {
-    if (strcmp(s, "*") == 0) {
+    if (star_ok && strcmp(s, "*") == 0) {
         *out = 0;
         return 0;
     }
     char *end;
     errno = 0;
     unsigned long u = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || u < 1 || u > opt.packs)
+    if (errno || end == s || *end || s[0] == '-' || u < 1 || u > max)
         return -1;
     *out = (unsigned)u;
     return 0;
@@ -484,7 +534,7 @@ static const char *fault_name(enum fault_kind kind)
 
 static void fault_apply(unsigned target, const struct fault *f)
 {
-    for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++) {
+    for (unsigned i = 0; i < npacks; i++) {
         if (target == 0 || target == i + 1) {
             packs[i].fault = *f;
             if (f->arg)
@@ -493,6 +543,63 @@ static void fault_apply(unsigned target, const struct fault *f)
                 log_msg(LOG_LVL_INFO, "pack %u: fault %s", i + 1, fault_name(f->kind));
         }
     }
+}
+
+/* "id,id,..." of a port's packs into buf. */
+static void port_slaves(const struct port *pt, char *buf, size_t cap, bool pack_numbers)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < pt->npacks && n < cap; i++) {
+        const struct sim_pack *pk = &packs[pt->first + i];
+        int w =
+            snprintf(buf + n, cap - n, "%s%u", i ? "," : "", pack_numbers ? pk->idx : pk->slave);
+        if (w < 0 || (size_t)w >= cap - n)
+            break;
+        n += (size_t)w;
+    }
+}
+
+static void stats_print(void)
+{
+    char list[SIM_MAX_PACKS * 4 + 1];
+
+    for (unsigned i = 0; i < npacks; i++)
+        out_line("STATS %u requests=%lu replies=%lu", i + 1, packs[i].requests, packs[i].replies);
+    for (unsigned i = 0; i < nports; i++) {
+        port_slaves(&ports[i], list, sizeof(list), true);
+        out_line("PTYSTATS %u packs=%s rx=%lu badreq=%lu%s", i + 1, list, ports[i].rx_bytes,
+                 ports[i].badreq, ports[i].unplugged ? " unplugged" : "");
+    }
+}
+
+static void port_close(struct port *pt);
+static int port_open(struct port *pt, const char **why);
+
+/* Unplug: the adapter is gone. The reader's fd then reports EIO/HUP. */
+static void port_unplug(struct port *pt)
+{
+    port_close(pt);
+    pt->unplugged = true;
+    pt->pending = false;
+    pt->rxlen = 0;
+    pt->io_retry = 0;
+    log_msg(LOG_LVL_INFO, "pty %u: unplugged", pt->idx);
+}
+
+static int port_replug(struct port *pt, const char **why)
+{
+    if (port_open(pt, why) < 0) {
+        port_close(pt);
+        return -1;
+    }
+    pt->unplugged = false;
+    pt->io_logged = pt->tx_logged = false;
+    pt->m_cycle = pt->m_at = now_ns();
+    pt->m_next = 0;
+    log_msg(LOG_LVL_INFO, "pty %u: plugged in again as %s", pt->idx, pt->path);
+    return 0;
 }
 
 static void command(char *line)
@@ -514,21 +621,37 @@ static void command(char *line)
     if (strcmp(argv[0], "fault") == 0) {
         if (argc < 3 || argc > 4)
             why = "usage: fault I KIND [ARG]";
-        else if (target_parse(argv[1], &target) < 0)
+        else if (index_parse(argv[1], npacks, true, &target) < 0)
             why = "bad pack index";
         else if (fault_parse(argv[2], argc == 4 ? argv[3] : NULL, &f, &why) == 0)
             fault_apply(target, &f);
     } else if (strcmp(argv[0], "clear") == 0) {
         if (argc != 2)
             why = "usage: clear I";
-        else if (target_parse(argv[1], &target) < 0)
+        else if (index_parse(argv[1], npacks, true, &target) < 0)
             why = "bad pack index";
         else
             fault_apply(target, &f);
     } else if (strcmp(argv[0], "stats") == 0 && argc == 1) {
-        for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++)
-            out_line("STATS %u requests=%lu replies=%lu", i + 1, packs[i].requests,
-                     packs[i].replies);
+        stats_print();
+    } else if (strcmp(argv[0], "unplug") == 0) {
+        if (argc != 2)
+            why = "usage: unplug I";
+        else if (index_parse(argv[1], nports, false, &target) < 0)
+            why = "bad pty index";
+        else if (ports[target - 1].unplugged)
+            why = "already unplugged";
+        else
+            port_unplug(&ports[target - 1]);
+    } else if (strcmp(argv[0], "replug") == 0) {
+        if (argc != 2)
+            why = "usage: replug I";
+        else if (index_parse(argv[1], nports, false, &target) < 0)
+            why = "bad pty index";
+        else if (!ports[target - 1].unplugged)
+            why = "not unplugged";
+        else if (port_replug(&ports[target - 1], &why) == 0)
+            out_line("PTY %u %s", target, ports[target - 1].path);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         quit_requested = true;
     } else {
@@ -587,59 +710,76 @@ static int set_raw(int fd)
     return tcsetattr(fd, TCSANOW, &tio);
 }
 
-static int pack_open(struct pack *p, unsigned idx)
+/* Point pt->link at pt->path atomically: a symlink under a temporary name renamed over the
+ * link, so a reader never finds the link missing or half made. */
+static int port_link(struct port *pt, const char **why)
 {
-    p->idx = idx;
-    p->master = p->slave = -1;
-    if (openpty(&p->master, &p->slave, NULL, NULL, NULL) < 0) {
-        log_msg(LOG_LVL_ERROR, "openpty: %s", strerror(errno));
-        return -1;
-    }
-    if (ptsname_r(p->master, p->path, sizeof(p->path)) != 0) {
-        log_msg(LOG_LVL_ERROR, "ptsname: %s", strerror(errno));
-        return -1;
-    }
-    if (set_raw(p->slave) < 0 || set_raw(p->master) < 0) {
-        log_msg(LOG_LVL_ERROR, "%s: cannot set raw mode: %s", p->path, strerror(errno));
-        return -1;
-    }
-    int fl = fcntl(p->master, F_GETFL);
-    if (fl < 0 || fcntl(p->master, F_SETFL, fl | O_NONBLOCK) < 0 ||
-        fcntl(p->master, F_SETFD, FD_CLOEXEC) < 0 || fcntl(p->slave, F_SETFD, FD_CLOEXEC) < 0) {
-        log_msg(LOG_LVL_ERROR, "%s: fcntl: %s", p->path, strerror(errno));
-        return -1;
-    }
-    simpack_init(&p->sim, idx + opt.seed_offset);
-    p->rng = 0x2545F491u ^ (idx * 0x9E3779B9u);
-    if (p->rng == 0)
-        p->rng = 1;
+    char tmp[PATH_MAX];
+    int n = snprintf(pt->link, sizeof(pt->link), "%s/pack%u", opt.link_dir, pt->idx);
+    int m = snprintf(tmp, sizeof(tmp), "%s/.pack%u.%ld.tmp", opt.link_dir, pt->idx, (long)getpid());
 
-    if (opt.link_dir) {
-        int n = snprintf(p->link, sizeof(p->link), "%s/pack%u", opt.link_dir, idx);
-        if (n < 0 || (size_t)n >= sizeof(p->link)) {
-            log_msg(LOG_LVL_ERROR, "--link path too long");
-            return -1;
-        }
-        unlink(p->link); /* a stale link from an earlier run */
-        if (symlink(p->path, p->link) < 0) {
-            log_msg(LOG_LVL_ERROR, "symlink %s: %s", p->link, strerror(errno));
-            return -1;
-        }
-        p->linked = true;
+    if (n < 0 || (size_t)n >= sizeof(pt->link) || m < 0 || (size_t)m >= sizeof(tmp)) {
+        *why = "--link path too long";
+        return -1;
     }
+    unlink(tmp); /* left over from a crash */
+    if (symlink(pt->path, tmp) < 0) {
+        log_msg(LOG_LVL_ERROR, "symlink %s: %s", tmp, strerror(errno));
+        *why = "cannot create the link";
+        return -1;
+    }
+    if (rename(tmp, pt->link) < 0) {
+        log_msg(LOG_LVL_ERROR, "rename %s: %s", pt->link, strerror(errno));
+        unlink(tmp);
+        *why = "cannot create the link";
+        return -1;
+    }
+    pt->linked = true;
     return 0;
 }
 
-static void pack_close(struct pack *p)
+/* Create the port's pty (and link). Returns 0, or -1 with *why set (fds may be left open:
+ * port_close them). */
+static int port_open(struct port *pt, const char **why)
 {
-    if (p->linked)
-        unlink(p->link);
-    p->linked = false;
-    if (p->master >= 0)
-        close(p->master);
-    if (p->slave >= 0)
-        close(p->slave);
-    p->master = p->slave = -1;
+    pt->master = pt->slave = -1;
+    if (openpty(&pt->master, &pt->slave, NULL, NULL, NULL) < 0) {
+        log_msg(LOG_LVL_ERROR, "openpty: %s", strerror(errno));
+        *why = "openpty failed";
+        return -1;
+    }
+    if (ptsname_r(pt->master, pt->path, sizeof(pt->path)) != 0) {
+        log_msg(LOG_LVL_ERROR, "ptsname: %s", strerror(errno));
+        *why = "ptsname failed";
+        return -1;
+    }
+    if (set_raw(pt->slave) < 0 || set_raw(pt->master) < 0) {
+        log_msg(LOG_LVL_ERROR, "%s: cannot set raw mode: %s", pt->path, strerror(errno));
+        *why = "cannot set raw mode";
+        return -1;
+    }
+    int fl = fcntl(pt->master, F_GETFL);
+    if (fl < 0 || fcntl(pt->master, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(pt->master, F_SETFD, FD_CLOEXEC) < 0 || fcntl(pt->slave, F_SETFD, FD_CLOEXEC) < 0) {
+        log_msg(LOG_LVL_ERROR, "%s: fcntl: %s", pt->path, strerror(errno));
+        *why = "fcntl failed";
+        return -1;
+    }
+    pt->rxlen = 0;
+    pt->pending = false;
+    return opt.link_dir ? port_link(pt, why) : 0;
+}
+
+static void port_close(struct port *pt)
+{
+    if (pt->linked)
+        unlink(pt->link);
+    pt->linked = false;
+    if (pt->master >= 0)
+        close(pt->master);
+    if (pt->slave >= 0)
+        close(pt->slave);
+    pt->master = pt->slave = -1;
 }
 
 /* If the caller closed stdin/stdout/stderr, openpty would hand out those numbers and a pty
@@ -665,29 +805,41 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bms-sim [options]\n"
-            "Simulate EG4 LifePower4 v2 packs (Modbus RTU, fn 0x03) on pseudo-terminals.\n"
+            "Simulate EG4 LifePower4 v2 packs on pseudo-terminals: Modbus RTU (fn 0x03) or the\n"
+            "EG4 legacy 7E..0D protocol, as slaves, or with a simulated bus master.\n"
             "\n"
-            "  -n, --packs N          number of packs, one pty each (default 1, max %d)\n"
-            "  -s, --slave ID         slave id every pack answers (default 0x40; 0x.. ok)\n"
-            "  -b, --baud B           simulated wire speed for reply pacing (default 9600)\n"
-            "  -l, --link DIR         also create DIR/pack<i> -> pty (removed on exit)\n"
+            "  -n, --packs N          N ptys with one pack each (default 1, or 0 with --bus)\n"
+            "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
+            "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
+            "                         1 legacy; 0x.. ok)\n"
+            "      --protocol P       modbus (default) or legacy, for every pty\n"
+            "      --master MS        act as the bus master too: every MS ms poll each pack\n"
+            "                         of each pty and write request and reply into the pty\n"
+            "      --noise            with --master: random bytes between exchanges now and then\n"
+            "  -b, --baud B           simulated wire speed for pacing (default 9600)\n"
+            "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
             "  -f, --fault I:KIND[:ARG]  start with a fault on pack I (or *); repeatable\n"
-            "  -c, --chunk BYTES      deliver replies BYTES at a time (default: one write)\n"
+            "  -c, --chunk BYTES      deliver BYTES at a time (default: one write per frame)\n"
             "  -t, --turnaround MS    request-to-reply gap (default 3.5 character times)\n"
             "  -k, --seed-offset K    pack i simulates pack id i+K (default 0)\n"
-            "      --no-identity      refuse reads of registers 105..127 (exception 02)\n"
+            "      --no-identity      Modbus: refuse reads of registers 105..127 (exception 02)\n"
             "  -v, --verbose          log requests and replies to stderr\n"
             "  -h, --help             this text\n"
             "\n"
-            "stdout: 'PTY <i> <path>' per pack, then 'READY'. stdin commands, one per line,\n"
-            "each answered 'OK' or 'ERR <reason>':\n"
-            "  fault I KIND [ARG]     I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
+            "Packs are numbered 1.. in order: the --packs packs, then each --bus's slaves.\n"
+            "Ptys are numbered the same way: the --packs ptys, then one per --bus.\n"
+            "stdout: 'PTY <i> <path>' per pty (with --bus each followed by\n"
+            "'SLAVES <i> <id>,...'), then 'READY'. stdin commands, one per line, each answered\n"
+            "'OK' or 'ERR <reason>':\n"
+            "  fault I KIND [ARG]     pack I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
             "                         truncate | garbage | exception [CODE] | slow [MS] |\n"
             "                         wrongslave | zeros\n"
             "  clear I                same as 'fault I none'\n"
-            "  stats                  'STATS <i> requests=<n> replies=<n>' per pack\n"
-            "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n",
-            SIM_MAX_PACKS);
+            "  stats                  'STATS <pack> requests=<n> replies=<n>' per pack, then\n"
+            "                         'PTYSTATS <i> packs=<p>,... rx=<bytes> badreq=<n>' per pty\n"
+            "  unplug I               close pty I (and remove its link)\n"
+            "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved\n"
+            "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n");
 }
 
 static int parse_uint(const char *name, const char *s, unsigned long lo, unsigned long hi,
@@ -718,7 +870,7 @@ static int fault_option(char *spec)
 
     if (!idx || !kind || strtok_r(NULL, ":", &save))
         why = "expected I:KIND[:ARG]";
-    else if (target_parse(idx, &target) < 0)
+    else if (index_parse(idx, npacks, true, &target) < 0)
         why = "bad pack index";
     else if (fault_parse(kind, arg, &f, &why) == 0)
         fault_apply(target, &f);
@@ -729,13 +881,93 @@ static int fault_option(char *spec)
     return 0;
 }
 
-enum { OPT_NO_IDENTITY = 256 };
+/* A new pack on the port being built. Returns 0, or -1 if there are too many. */
+static int pack_add(struct port *pt, unsigned slave)
+{
+    if (npacks >= SIM_MAX_PACKS) {
+        fprintf(stderr, "bms-sim: more than %d packs\n", SIM_MAX_PACKS);
+        return -1;
+    }
+    for (unsigned i = 0; i < pt->npacks; i++) {
+        if (packs[pt->first + i].slave == slave) {
+            fprintf(stderr, "bms-sim: --bus: slave %u given twice\n", slave);
+            return -1;
+        }
+    }
+    struct sim_pack *pk = &packs[npacks++];
+    pk->idx = npacks;
+    pk->slave = slave;
+    pk->port = pt->idx;
+    pt->npacks++;
+    return 0;
+}
 
-int main(int argc, char **argv)
+static struct port *port_add(void)
+{
+    if (nports >= SIM_MAX_PORTS) {
+        fprintf(stderr, "bms-sim: more than %d ptys\n", SIM_MAX_PORTS);
+        return NULL;
+    }
+    struct port *pt = &ports[nports++];
+    pt->idx = nports;
+    pt->first = npacks;
+    return pt;
+}
+
+/* Lay out ports and packs: the --packs ports, then one port per --bus. Returns 0 or -1. */
+static int layout(void)
+{
+    const struct sim_proto *pr = opt.proto;
+
+    if (opt.slave < pr->slave_min || opt.slave > pr->slave_max) {
+        fprintf(stderr, "bms-sim: --slave: %u is not a %s address (%u..%u)\n", opt.slave, pr->name,
+                pr->slave_min, pr->slave_max);
+        return -1;
+    }
+    for (unsigned i = 0; i < opt.packs; i++) {
+        struct port *pt = port_add();
+        if (!pt || pack_add(pt, opt.slave) < 0)
+            return -1;
+    }
+    for (unsigned b = 0; b < opt.nbus; b++) {
+        struct port *pt = port_add();
+        char *rest = opt.bus[b];
+        if (!pt)
+            return -1;
+        /* strsep, not strtok: an empty id ("1,,2") is an error, not skipped */
+        while (rest) {
+            char *tok = strsep(&rest, ",");
+            unsigned id;
+            if (parse_uint("--bus", tok, pr->slave_min, pr->slave_max, &id) < 0 ||
+                pack_add(pt, id) < 0)
+                return -1;
+        }
+    }
+    if (nports == 0) {
+        fprintf(stderr, "bms-sim: no ptys (--packs 0 and no --bus)\n");
+        return -1;
+    }
+    return 0;
+}
+
+enum {
+    OPT_NO_IDENTITY = 256,
+    OPT_BUS,
+    OPT_PROTOCOL,
+    OPT_MASTER,
+    OPT_NOISE,
+};
+
+/* Parse the command line into opt. Returns 0, 1 (done: --help) or 2 (usage error). */
+static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
 {
     static const struct option longopts[] = {
         {"packs", required_argument, NULL, 'n'},
+        {"bus", required_argument, NULL, OPT_BUS},
         {"slave", required_argument, NULL, 's'},
+        {"protocol", required_argument, NULL, OPT_PROTOCOL},
+        {"master", required_argument, NULL, OPT_MASTER},
+        {"noise", no_argument, NULL, OPT_NOISE},
         {"baud", required_argument, NULL, 'b'},
         {"link", required_argument, NULL, 'l'},
         {"fault", required_argument, NULL, 'f'},
@@ -747,22 +979,43 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    char *faults[SIM_MAX_PACKS * 4];
-    size_t nfaults = 0;
-    int c, rc = 0;
-
-    if (std_fds_open() < 0)
-        return 1;
+    int c;
 
     while ((c = getopt_long(argc, argv, "n:s:b:l:f:c:t:k:vh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
-            if (parse_uint("--packs", optarg, 1, SIM_MAX_PACKS, &opt.packs) < 0)
+            if (parse_uint("--packs", optarg, 0, SIM_MAX_PACKS, &opt.packs) < 0)
                 return 2;
+            opt.packs_set = true;
+            break;
+        case OPT_BUS:
+            if (opt.nbus >= SIM_MAX_PORTS) {
+                fprintf(stderr, "bms-sim: too many --bus options\n");
+                return 2;
+            }
+            opt.bus[opt.nbus++] = optarg;
             break;
         case 's':
-            if (parse_uint("--slave", optarg, 1, 247, &opt.slave) < 0)
+            if (parse_uint("--slave", optarg, 0, 255, &opt.slave) < 0)
                 return 2;
+            opt.slave_set = true;
+            break;
+        case OPT_PROTOCOL:
+            if (strcmp(optarg, "modbus") == 0) {
+                opt.proto = &sim_proto_modbus;
+            } else if (strcmp(optarg, "legacy") == 0) {
+                opt.proto = &sim_proto_legacy;
+            } else {
+                fprintf(stderr, "bms-sim: --protocol: '%s' is not modbus or legacy\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_MASTER:
+            if (parse_uint("--master", optarg, 1, 3600000, &opt.master_ms) < 0)
+                return 2;
+            break;
+        case OPT_NOISE:
+            opt.noise = true;
             break;
         case 'b':
             if (parse_uint("--baud", optarg, 300, 4000000, &opt.baud) < 0)
@@ -772,14 +1025,14 @@ int main(int argc, char **argv)
             opt.link_dir = optarg;
             break;
         case 'f':
-            if (nfaults >= sizeof(faults) / sizeof(faults[0])) {
+            if (*nfaults >= SIM_MAX_FAULT_OPTS) {
                 fprintf(stderr, "bms-sim: too many --fault options\n");
                 return 2;
             }
-            faults[nfaults++] = optarg;
+            faults[(*nfaults)++] = optarg;
             break;
         case 'c':
-            if (parse_uint("--chunk", optarg, 0, SIM_ADU_MAX, &opt.chunk) < 0)
+            if (parse_uint("--chunk", optarg, 0, SIM_FRAME_MAX, &opt.chunk) < 0)
                 return 2;
             break;
         case 't': {
@@ -798,14 +1051,14 @@ int main(int argc, char **argv)
                 return 2;
             break;
         case OPT_NO_IDENTITY:
-            opt.no_identity = true;
+            sim_no_identity = true;
             break;
         case 'v':
             opt.verbose = true;
             break;
         case 'h':
             usage(stdout);
-            return 0;
+            return 1;
         default:
             usage(stderr);
             return 2;
@@ -816,6 +1069,31 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (opt.noise && !opt.master_ms) {
+        fprintf(stderr, "bms-sim: --noise needs --master\n");
+        return 2;
+    }
+    if (!opt.packs_set && opt.nbus > 0)
+        opt.packs = 0; /* --bus alone: only the bus ptys */
+    if (!opt.slave_set)
+        opt.slave = opt.proto->default_slave;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char *faults[SIM_MAX_FAULT_OPTS];
+    size_t nfaults = 0;
+    int rc = 0;
+    const char *why = NULL;
+
+    if (std_fds_open() < 0)
+        return 1;
+    rc = options_parse(argc, argv, faults, &nfaults);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (layout() < 0)
+        return 2;
     if (opt.verbose)
         log_set_level(LOG_LVL_DEBUG);
 
@@ -823,6 +1101,7 @@ int main(int argc, char **argv)
     char_ns = 10 * NS_PER_S / (int64_t)opt.baud;
     turnaround_ns = opt.turnaround_ms < 0 ? 35 * NS_PER_S / (int64_t)opt.baud
                                           : (int64_t)(opt.turnaround_ms * (double)NS_PER_MS);
+    gap_ns = 70 * NS_PER_S / (int64_t)opt.baud; /* twice the 3.5 characters that end a frame */
 
     /* Signals: block them except inside ppoll, so a stop request can't slip in between the
      * flag check and the wait. A closed stdout (EPIPE) must not kill us either. */
@@ -843,11 +1122,23 @@ int main(int argc, char **argv)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    for (unsigned i = 0; i < SIM_MAX_PACKS; i++)
-        packs[i].master = packs[i].slave = -1;
     start_ns = now_ns();
-    for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++) {
-        if (pack_open(&packs[i], i + 1) < 0) {
+    for (unsigned i = 0; i < npacks; i++) {
+        struct sim_pack *pk = &packs[i];
+        simpack_init(&pk->sim, pk->idx + opt.seed_offset);
+        pk->rng = 0x2545F491u ^ (pk->idx * 0x9E3779B9u);
+        if (pk->rng == 0)
+            pk->rng = 1;
+    }
+    for (unsigned i = 0; i < nports; i++)
+        ports[i].master = ports[i].slave = -1;
+    for (unsigned i = 0; i < nports; i++) {
+        struct port *pt = &ports[i];
+        pt->rng = 0x9E3779B9u ^ (pt->idx * 0x85EBCA77u);
+        if (pt->rng == 0)
+            pt->rng = 1;
+        pt->m_cycle = pt->m_at = start_ns;
+        if (port_open(pt, &why) < 0) {
             rc = 1;
             goto out;
         }
@@ -858,34 +1149,51 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++)
-        out_line("PTY %u %s", i + 1, packs[i].path);
+    for (unsigned i = 0; i < nports; i++) {
+        char list[SIM_MAX_PACKS * 4 + 1];
+        out_line("PTY %u %s", i + 1, ports[i].path);
+        if (opt.nbus > 0) {
+            port_slaves(&ports[i], list, sizeof(list), false);
+            out_line("SLAVES %u %s", i + 1, list);
+        }
+    }
     out_line("READY");
-    log_msg(LOG_LVL_INFO, "%u pack(s), slave 0x%02x, %u baud, turnaround %.2f ms", opt.packs,
-            opt.slave, opt.baud, (double)turnaround_ns / (double)NS_PER_MS);
+    log_msg(LOG_LVL_INFO, "%u pack(s) on %u pty(s), %s, %u baud, turnaround %.2f ms%s", npacks,
+            nports, opt.proto->name, opt.baud, (double)turnaround_ns / (double)NS_PER_MS,
+            opt.master_ms ? ", bus master" : "");
 
     bool stdin_open = true;
     while (!stop_signal && !quit_requested) {
-        struct pollfd pfd[SIM_MAX_PACKS + 1];
-        struct pack *owner[SIM_MAX_PACKS + 1];
+        struct pollfd pfd[SIM_MAX_PORTS + 1];
+        struct port *owner[SIM_MAX_PORTS + 1];
         nfds_t nfds = 0;
         int64_t now = now_ns(), next = INT64_MAX;
 
-        for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++) {
-            struct pack *p = &packs[i];
-            if (p->pending && p->tx_next <= now)
-                pack_transmit(p, now);
-            if (p->pending && p->tx_next < next)
-                next = p->tx_next;
-            if (p->io_retry && p->io_retry <= now)
-                p->io_retry = 0;
-            if (p->io_retry) {
-                if (p->io_retry < next)
-                    next = p->io_retry;
+        for (unsigned i = 0; i < nports; i++) {
+            struct port *pt = &ports[i];
+            if (pt->unplugged)
+                continue;
+            if (pt->pending && pt->tx_next <= now)
+                port_transmit(pt, now);
+            if (opt.master_ms && !pt->pending && !pt->io_retry && pt->m_at <= now)
+                master_step(pt, now);
+            if (pt->pending && pt->tx_next < next)
+                next = pt->tx_next;
+            if (opt.master_ms && !pt->pending && pt->m_at < next)
+                next = pt->m_at;
+            port_idle(pt, now);
+            if (opt.proto->idle_ns && pt->rxlen > 0 && !pt->pending &&
+                pt->rx_last + opt.proto->idle_ns < next)
+                next = pt->rx_last + opt.proto->idle_ns;
+            if (pt->io_retry && pt->io_retry <= now)
+                pt->io_retry = 0;
+            if (pt->io_retry) {
+                if (pt->io_retry < next)
+                    next = pt->io_retry;
                 continue;
             }
-            pfd[nfds] = (struct pollfd){.fd = p->master, .events = POLLIN};
-            owner[nfds++] = p;
+            pfd[nfds] = (struct pollfd){.fd = pt->master, .events = POLLIN};
+            owner[nfds++] = pt;
         }
         if (stdin_open) {
             pfd[nfds] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
@@ -911,9 +1219,10 @@ int main(int argc, char **argv)
         for (nfds_t i = 0; i < nfds && r > 0; i++) {
             if (!pfd[i].revents)
                 continue;
-            if (owner[i])
-                pack_receive(owner[i], now);
-            else if ((pfd[i].revents & POLLNVAL) || !stdin_read())
+            /* A command may have unplugged a port polled in this round: skip it. */
+            if (owner[i] && !owner[i]->unplugged && owner[i]->master == pfd[i].fd)
+                port_receive(owner[i], now);
+            else if (!owner[i] && ((pfd[i].revents & POLLNVAL) || !stdin_read()))
                 stdin_open = false; /* tests may close stdin: keep serving */
         }
     }
@@ -921,7 +1230,9 @@ int main(int argc, char **argv)
         log_msg(LOG_LVL_INFO, "signal %d: exiting", (int)stop_signal);
 
 out:
-    for (unsigned i = 0; i < opt.packs && i < SIM_MAX_PACKS; i++)
-        pack_close(&packs[i]);
+    if (why && rc)
+        log_msg(LOG_LVL_ERROR, "%s", why);
+    for (unsigned i = 0; i < nports; i++)
+        port_close(&ports[i]);
     return rc;
 }

@@ -7,6 +7,7 @@ Needs BMS_SIM = path of the built bms-sim. Register numbers and scales follow th
 "EG4-LL Battery MODBUS Protocol V01.06" table (shared/protocols/README.md section 1).
 """
 
+import errno
 import os
 import select
 import struct
@@ -52,6 +53,50 @@ def ascii_regs(regs):
     return raw.rstrip(b"\0 ").decode("ascii")
 
 
+def legacy_chk(data):
+    """protocols/README.md section 2: (XOR of the bytes) XOR (their sum mod 256)."""
+    x = 0
+    for b in data:
+        x ^= b
+    return x ^ (sum(data) & 0xFF)
+
+
+def legacy_request(addr, cmd=0x01):
+    head = bytes([0x7E, addr, cmd, 0x00])
+    return head + bytes([legacy_chk(head), 0x0D])
+
+
+def legacy_groups(data):
+    """Reply DATA as {id: [u16, ...]}, bounded by the data length."""
+    groups, i = {}, 0
+    while i + 2 <= len(data):
+        gid, count = data[i], data[i + 1]
+        end = i + 2 + 2 * count
+        if end > len(data):
+            raise AssertionError("group 0x%02x overruns DATA" % gid)
+        groups[gid] = list(struct.unpack(">%dH" % count, data[i + 2:end]))
+        i = end
+    return groups
+
+
+def rtu_frames(stream):
+    """Split sniffed Modbus traffic into ('req', slave, bytes) and ('rsp', slave, bytes),
+    skipping bytes that do not line up as a frame with a good CRC (noise)."""
+    out, i = [], 0
+    while i + 8 <= len(stream):
+        if stream[i + 1] == 0x03 and crc_ok(stream[i:i + 8]):
+            out.append(("req", stream[i], stream[i:i + 8]))
+            i += 8
+            continue
+        n = 5 + stream[i + 2]
+        if stream[i + 1] == 0x03 and i + n <= len(stream) and crc_ok(stream[i:i + n]):
+            out.append(("rsp", stream[i], stream[i:i + n]))
+            i += n
+            continue
+        i += 1
+    return out
+
+
 class Sim:
     """A running bms-sim with a line reader on its stdout."""
 
@@ -62,14 +107,18 @@ class Sim:
                                      stdout=subprocess.PIPE, stderr=self.log)
         self.buf = b""
         self.ptys = {}
+        self.slaves = {}  # pty -> [slave ids], from the SLAVES lines (--bus only)
         while True:
             line = self.line()
             if line == "READY":
                 break
             parts = line.split()
-            if len(parts) != 3 or parts[0] != "PTY":
+            if len(parts) == 3 and parts[0] == "PTY":
+                self.ptys[int(parts[1])] = parts[2]
+            elif len(parts) == 3 and parts[0] == "SLAVES" and int(parts[1]) in self.ptys:
+                self.slaves[int(parts[1])] = [int(x) for x in parts[2].split(",")]
+            else:
                 raise AssertionError("unexpected line before READY: %r" % line)
-            self.ptys[int(parts[1])] = parts[2]
 
     def line(self, timeout=LINE_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -103,6 +152,22 @@ class Sim:
             if line == "OK" or line.startswith("ERR"):
                 return lines, line
             lines.append(line)
+
+    def stats(self):
+        """{'packs': {n: (requests, replies)}, 'ptys': {i: {key: value}}} from `stats`."""
+        lines, answer = self.command("stats")
+        if answer != "OK":
+            raise AssertionError("stats: %s" % answer)
+        packs, ptys = {}, {}
+        for line in lines:
+            parts = line.split()
+            fields = dict(p.split("=", 1) for p in parts[2:] if "=" in p)
+            if parts[0] == "STATS":
+                packs[int(parts[1])] = (int(fields["requests"]), int(fields["replies"]))
+            elif parts[0] == "PTYSTATS":
+                fields["unplugged"] = "unplugged" in parts[2:]
+                ptys[int(parts[1])] = fields
+        return {"packs": packs, "ptys": ptys}
 
     def stop(self):
         if self.proc.poll() is None:
@@ -308,7 +373,11 @@ class SimTest(unittest.TestCase):
         self.assertEqual(self.ports[2].quiet(), b"")
         lines, answer = self.sim.command("stats")
         self.assertEqual(answer, "OK")
-        self.assertEqual(lines, ["STATS 1 requests=2 replies=2", "STATS 2 requests=0 replies=0"])
+        self.assertEqual([l for l in lines if l.startswith("STATS ")],
+                         ["STATS 1 requests=2 replies=2", "STATS 2 requests=0 replies=0"])
+        # Then one PTYSTATS line per pty: its packs and the bytes it received (2 x 8, 8).
+        self.assertEqual([l for l in lines if not l.startswith("STATS ")],
+                         ["PTYSTATS 1 packs=1 rx=16 badreq=0", "PTYSTATS 2 packs=2 rx=8 badreq=0"])
 
     def test_reply_takes_wire_time(self):
         """99 bytes at 9600 baud, 10 bits each: >= 103 ms from the request's write."""
@@ -361,6 +430,18 @@ class SimOptionsTest(unittest.TestCase):
         self.assertTrue(crc_ok(reply))
         self.assertIsNone(self.sim.proc.poll())
 
+    def test_bad_layouts(self):
+        for args in (["--packs", "0"], ["--bus", "1,1"], ["--bus", "1,,"], ["--bus", "248"],
+                     ["--slave", "0"], ["--protocol", "ascii"], ["--noise"],
+                     ["--packs", "40", "--bus", ",".join(str(i) for i in range(1, 30))]):
+            r = subprocess.run([SIM, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=5)
+            self.assertEqual(r.returncode, 2, (args, r.stderr))
+            self.assertEqual(r.stdout, b"", args)
+        # legacy addresses run 0..255
+        self.sim = Sim("--protocol", "legacy", "--packs", "1", "--slave", "0", "--bus", "255")
+        self.assertEqual(self.sim.slaves, {1: [0], 2: [255]})
+
     def test_link_dir_and_start_fault(self):
         with tempfile.TemporaryDirectory() as d:
             self.sim = Sim("--packs", "2", "--link", d, "--fault", "2:silence",
@@ -382,6 +463,327 @@ class SimOptionsTest(unittest.TestCase):
                 port2.close()
             self.sim.stop()
             self.assertFalse(os.path.lexists(os.path.join(d, "pack1")))
+
+
+class SimBusTest(unittest.TestCase):
+    """--bus: several slaves on one pty, each answering only its own id."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        # pack 1 on pty 1 (slave 0x40); packs 2..5 = slaves 1..4 on pty 2; 6, 7 on pty 3
+        self.sim = Sim("--packs", "1", "--bus", "1,2,3,4", "--bus", "0x10,7")
+        self.ports = {i: Port(p) for i, p in self.sim.ptys.items()}
+
+    def tearDown(self):
+        for p in getattr(self, "ports", {}).values():
+            p.close()
+        if hasattr(self, "sim"):
+            self.sim.stop()
+
+    def read(self, pty, slave):
+        reply = self.ports[pty].transact(read_request(0, 47, slave=slave), 99)
+        self.assertEqual(len(reply), 99, reply.hex())
+        self.assertTrue(crc_ok(reply), reply.hex())
+        self.assertEqual(reply[:3], bytes([slave, 0x03, 94]))
+        return struct.unpack(">47H", reply[3:-2])
+
+    def test_layout(self):
+        self.assertEqual(sorted(self.sim.ptys), [1, 2, 3])
+        self.assertEqual(self.sim.slaves, {1: [SLAVE], 2: [1, 2, 3, 4], 3: [16, 7]})
+        st = self.sim.stats()
+        self.assertEqual(sorted(st["packs"]), [1, 2, 3, 4, 5, 6, 7])
+        self.assertEqual({i: p["packs"] for i, p in st["ptys"].items()},
+                         {1: "1", 2: "2,3,4,5", 3: "6,7"})
+
+    def test_own_slave_answers_other_silent(self):
+        regs = self.read(2, 2)
+        self.assertEqual((regs[29] << 16) | regs[30], 12 + 3)  # pack 3 = slave 2 of the bus
+        self.ports[2].write(read_request(0, 47, slave=9))
+        self.assertEqual(self.ports[2].quiet(), b"")
+        self.ports[2].write(read_request(0, 47, slave=SLAVE))  # the --packs pack's id
+        self.assertEqual(self.ports[2].quiet(), b"")
+        self.read(3, 16)
+        self.read(1, SLAVE)
+        st = self.sim.stats()["packs"]
+        self.assertEqual(st[3], (1, 1))
+        self.assertEqual(st[1], (1, 1))
+        self.assertEqual(st[6], (1, 1))
+        self.assertEqual(st[2], (0, 0))
+
+    def test_slaves_back_to_back(self):
+        """Two slaves polled one after the other, each reply paced at the wire speed."""
+        t0 = time.monotonic()
+        cycles = []
+        for slave in (1, 4, 1, 4):
+            regs = self.read(2, slave)
+            cycles.append((regs[29] << 16) | regs[30])
+        self.assertGreaterEqual(time.monotonic() - t0, 4 * 99 * 10 / 9600.0)
+        self.assertEqual(cycles, [12 + 2, 12 + 5, 12 + 2, 12 + 5])
+
+    def test_half_duplex(self):
+        """A request arriving while a reply is in flight is dropped."""
+        port = self.ports[2]
+        port.write(read_request(0, 47, slave=1))
+        time.sleep(0.03)  # the reply to slave 1 is on its way (107 ms at 9600 baud)
+        port.write(read_request(0, 47, slave=2))
+        got = port.read(99 * 2, timeout=0.6)
+        self.assertEqual(len(got), 99, got.hex())
+        self.assertEqual(got[0], 1)
+        st = self.sim.stats()["packs"]
+        self.assertEqual(st[2], (1, 1))
+        self.assertEqual(st[3], (0, 0))
+
+    def test_fault_by_pack_number(self):
+        self.assertEqual(self.sim.command("fault 3 silence")[1], "OK")  # bus slave 2
+        self.ports[2].write(read_request(0, 47, slave=2))
+        self.assertEqual(self.ports[2].quiet(), b"")
+        self.read(2, 1)
+        self.read(2, 3)
+        self.assertEqual(self.sim.command("fault 7 badcrc")[1], "OK")  # slave 7 on pty 3
+        reply = self.ports[3].transact(read_request(0, 47, slave=7), 99)
+        self.assertEqual(len(reply), 99)
+        self.assertFalse(crc_ok(reply))
+        self.assertTrue(self.sim.command("fault 8 silence")[1].startswith("ERR"))
+
+
+class SimLegacyTest(unittest.TestCase):
+    """--protocol legacy: 7E ADR CMD LEN DATA CHK 0D (protocols/README.md section 2)."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.sim = Sim("--protocol", "legacy", "--packs", "1", "--bus", "0,2,4")
+        self.ports = {i: Port(p) for i, p in self.sim.ptys.items()}
+
+    def tearDown(self):
+        for p in getattr(self, "ports", {}).values():
+            p.close()
+        if hasattr(self, "sim"):
+            self.sim.stop()
+
+    def status(self, pty, addr):
+        reply = self.ports[pty].transact(legacy_request(addr), 94)
+        self.assertEqual(len(reply), 94, reply.hex())
+        self.assertEqual(reply[:4], bytes([0x7E, addr, 0x01, 88]))
+        self.assertEqual(reply[-1], 0x0D)
+        self.assertEqual(reply[-2], legacy_chk(reply[:-2]), reply.hex())
+        return legacy_groups(reply[4:-2])
+
+    def test_checksum_known_answers(self):
+        """The rule of the test's own helper, against the captured requests."""
+        for addr, chk in ((0, 0x00), (1, 0xFE), (2, 0xFC), (4, 0xF8), (8, 0xF0)):
+            self.assertEqual(legacy_request(addr), bytes([0x7E, addr, 1, 0, chk, 0x0D]))
+
+    def test_status_reply(self):
+        self.assertEqual(self.sim.slaves, {1: [1], 2: [0, 2, 4]})
+        # exactly the captured request bytes, default legacy address 1
+        reply = self.ports[1].transact(bytes.fromhex("7E010100FE0D"), 94)
+        self.assertEqual(len(reply), 94, reply.hex())
+        self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
+        for pty, addr, pack in ((1, 1, 1), (2, 0, 2), (2, 4, 4)):
+            g = self.status(pty, addr)
+            self.assertEqual(sorted(g), list(range(1, 11)))
+            self.assertEqual([len(g[i]) for i in range(1, 11)], [16, 1, 1, 1, 6, 5, 1, 1, 1, 1])
+            for raw in g[1]:
+                self.assertEqual(raw & 0xC000, 0xC000)  # real frames set bits 15 and 14
+            cells = [raw & 0x3FFF for raw in g[1]]
+            for mv in cells:
+                self.assertTrue(3000 <= mv <= 3600, cells)
+            self.assertLessEqual(max(cells) - min(cells), 15)
+            amps = (30000 - g[2][0]) / 100.0
+            self.assertLessEqual(abs(amps), 25.0)
+            self.assertTrue(0 <= g[3][0] <= 10000)          # SoC x 100
+            self.assertEqual(g[4][0], 10000)                # 100.00 Ah
+            for t in g[5]:
+                self.assertNotEqual(t >> 8, 0)              # flags in the high byte
+                self.assertTrue(15 <= (t & 0xFF) - 50 <= 30, g[5])
+            self.assertEqual(g[7][0], 12 + pack)            # cycles
+            self.assertLess(abs(g[8][0] * 10 - sum(cells)), 1000)  # V x 100 vs cells
+            self.assertEqual(g[9][0], 10000)                # SoH 100.00 %
+
+    def test_firmware(self):
+        reply = self.ports[2].transact(legacy_request(2, 0x33), 6 + 8)
+        self.assertEqual(reply[:3], bytes([0x7E, 2, 0x33]))
+        self.assertEqual(len(reply), 6 + reply[3])
+        self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
+        self.assertTrue(reply[4:-2].decode("ascii").startswith("LP4-V"), reply)
+
+    def test_bad_checksum_and_others_ignored(self):
+        port = self.ports[1]
+        port.write(bytes.fromhex("7E010100FF0D"))  # bad CHK
+        self.assertEqual(port.quiet(), b"")
+        port.write(legacy_request(2))  # not on pty 1
+        self.assertEqual(port.quiet(), b"")
+        port.write(legacy_request(1, 0x7A))  # a command the pack does not know
+        self.assertEqual(port.quiet(), b"")
+        # noise, then a good request: resynchronised
+        reply = port.transact(b"\x00\x7e\x55" + legacy_request(1), 94)
+        self.assertEqual(len(reply), 94)
+        # the start of a long frame that never completes is given up after a quiet spell
+        port.write(bytes([0x7E, 0x01, 0x01, 0xFF, 0x00]))
+        self.assertEqual(port.quiet(0.15), b"")
+        reply = port.transact(legacy_request(1), 94)
+        self.assertEqual(len(reply), 94)
+        st = self.sim.stats()
+        self.assertGreaterEqual(int(st["ptys"][1]["badreq"]), 1)
+        self.assertEqual(st["packs"][1], (3, 2))
+        self.assertEqual(int(st["ptys"][2]["badreq"]), 0)
+
+    def test_paced(self):
+        t0 = time.monotonic()
+        self.status(2, 2)
+        self.assertGreaterEqual(time.monotonic() - t0, 94 * 10 / 9600.0)
+
+    def test_faults(self):
+        port = self.ports[2]
+        self.sim.command("fault 3 badcrc")  # address 2 on pty 2
+        reply = port.transact(legacy_request(2), 94)
+        self.assertEqual(len(reply), 94)
+        self.assertNotEqual(reply[-2], legacy_chk(reply[:-2]))
+        self.sim.command("fault 3 exception")  # no exceptions here: silence
+        port.write(legacy_request(2))
+        self.assertEqual(port.quiet(), b"")
+        self.sim.command("fault 3 truncate")
+        self.assertEqual(len(port.transact(legacy_request(2), 94, timeout=0.5)), 47)
+        self.sim.command("fault 3 wrongslave")
+        reply = port.transact(legacy_request(2), 94)
+        self.assertEqual(reply[1], 3)
+        self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
+        self.sim.command("clear 3")
+        self.status(2, 2)
+
+
+class SimMasterTest(unittest.TestCase):
+    """--master: the simulator plays the bus master; a listener only listens."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.sim = None
+        self.port = None
+
+    def tearDown(self):
+        if self.port:
+            self.port.close()
+        if self.sim:
+            self.sim.stop()
+
+    def listen(self, seconds):
+        got, deadline = b"", time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            got += self.port.read(1 << 16, timeout=deadline - time.monotonic())
+        return got
+
+    def test_listener_sees_pairs(self):
+        self.sim = Sim("--master", "100", "--bus", "1,2")
+        self.port = Port(self.sim.ptys[1])
+        frames = rtu_frames(self.listen(1.5))
+        # Each request (47 registers from 0) is followed by the same slave's 99-byte reply.
+        pairs = [(a, b) for a, b in zip(frames, frames[1:]) if a[0] == "req" and b[0] == "rsp"]
+        self.assertGreaterEqual(len(pairs), 6, frames)
+        for req, rsp in pairs:
+            self.assertEqual(req[2], read_request(0, 47, slave=req[1]))
+            self.assertEqual(rsp[1], req[1])
+            self.assertEqual(len(rsp[2]), 99)
+        slaves = [req[1] for req, _ in pairs]
+        self.assertEqual(set(slaves), {1, 2})
+        self.assertTrue(all(a != b for a, b in zip(slaves, slaves[1:])), slaves)  # in turn
+        # Paced: 107 bytes of request + reply take 111 ms at 9600 baud.
+        self.assertLessEqual(len(pairs), int(1.5 / (107 * 10 / 9600.0)) + 1)
+        # The listener never wrote: nothing received. Then one byte: counted.
+        self.assertEqual(self.sim.stats()["ptys"][1]["rx"], "0")
+        self.port.write(b"\x55")
+        time.sleep(0.1)
+        self.assertEqual(self.sim.stats()["ptys"][1]["rx"], "1")
+        st = self.sim.stats()["packs"]
+        self.assertGreaterEqual(min(st[1][1], st[2][1]), 3)
+
+    def test_noise_and_silent_slave(self):
+        self.sim = Sim("--master", "50", "--noise", "--bus", "1,2,3", "--fault", "2:silence")
+        self.port = Port(self.sim.ptys[1])
+        stream = self.listen(2.0)
+        frames = rtu_frames(stream)
+        reqs = {f[1] for f in frames if f[0] == "req"}
+        rsps = {f[1] for f in frames if f[0] == "rsp"}
+        self.assertEqual(reqs, {1, 2, 3})
+        self.assertEqual(rsps, {1, 3})  # pack 2 (slave 2) is silent
+        framed = sum(len(f[2]) for f in frames)
+        self.assertGreater(len(stream), framed)  # some noise between exchanges
+        self.assertEqual(self.sim.stats()["ptys"][1]["rx"], "0")
+
+    def test_legacy_master(self):
+        self.sim = Sim("--master", "100", "--protocol", "legacy", "--bus", "1,2")
+        self.port = Port(self.sim.ptys[1])
+        stream = self.listen(1.0)
+        seen = set()
+        for addr in (1, 2):
+            req = legacy_request(addr)
+            i = stream.find(req)
+            self.assertGreaterEqual(i, 0, stream.hex())
+            rsp = stream[i + 6:i + 6 + 94]
+            self.assertEqual(rsp[:4], bytes([0x7E, addr, 0x01, 88]), rsp.hex())
+            self.assertEqual(rsp[-2], legacy_chk(rsp[:-2]))
+            seen.add(addr)
+        self.assertEqual(seen, {1, 2})
+
+
+class SimUnplugTest(unittest.TestCase):
+    """unplug / replug: a USB adapter pulled and plugged back under the same link."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.dir = tempfile.TemporaryDirectory()
+        self.sim = Sim("--packs", "2", "--link", self.dir.name)
+        self.ports = []
+
+    def tearDown(self):
+        for p in self.ports:
+            try:
+                p.close()
+            except OSError:
+                pass
+        self.sim.stop()
+        self.dir.cleanup()
+
+    def open(self, i):
+        port = Port(os.path.join(self.dir.name, "pack%d" % i))
+        self.ports.append(port)
+        return port
+
+    def block(self, port, slave=SLAVE):
+        reply = port.transact(read_request(0, 47, slave=slave), 99)
+        self.assertEqual(len(reply), 99)
+        self.assertTrue(crc_ok(reply))
+
+    def test_unplug_replug(self):
+        link = os.path.join(self.dir.name, "pack1")
+        old = self.open(1)
+        self.block(old)
+        self.assertEqual(self.sim.command("unplug 1"), ([], "OK"))
+        self.assertFalse(os.path.lexists(link))
+        r, _, _ = select.select([old.fd], [], [], REPLY_TIMEOUT)
+        self.assertTrue(r)  # hang-up is readable ...
+        try:
+            data = os.read(old.fd, 100)
+        except OSError as e:
+            data = e.errno
+        self.assertIn(data, (b"", errno.EIO))  # ... and reads fail
+        self.assertTrue(self.sim.stats()["ptys"][1]["unplugged"])
+        self.block(self.open(2))  # the other adapter is still there
+        self.assertTrue(self.sim.command("unplug 1")[1].startswith("ERR"))
+
+        lines, answer = self.sim.command("replug 1")
+        self.assertEqual(answer, "OK")
+        self.assertEqual(len(lines), 1)
+        tag, idx, path = lines[0].split()
+        self.assertEqual((tag, idx), ("PTY", "1"))
+        self.assertEqual(os.readlink(link), path)
+        self.block(self.open(1))  # the same link path works again
+        self.assertTrue(self.sim.command("replug 1")[1].startswith("ERR"))
+        self.assertTrue(self.sim.command("unplug 3")[1].startswith("ERR"))
+        self.assertEqual(self.sim.stats()["packs"][1], (2, 2))
 
 
 if __name__ == "__main__":
