@@ -49,8 +49,9 @@ struct bridge {
     struct bridge_dev bank;
     double *bank_values;
     char bank_model[64];
-    size_t n;
-    struct bridge_pack packs[];
+    const char *base;
+    size_t n, cap;
+    struct bridge_pack **packs; /* each allocated on its own: addresses stay valid */
 };
 
 static void bridge_pub(struct bridge *b, const char *topic, const char *payload, int qos,
@@ -73,17 +74,47 @@ static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *n
     return d->state ? 0 : -1;
 }
 
+/* Make pack p known to the bridge. Lock held (or not yet shared). */
+static int bridge_attach(struct bridge *b, struct pack *p)
+{
+    struct bridge_pack *bp;
+
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 8;
+        struct bridge_pack **np = realloc(b->packs, cap * sizeof(*np));
+        if (!np)
+            return -1;
+        b->packs = np;
+        b->cap = cap;
+    }
+    if (!(bp = calloc(1, sizeof(*bp))))
+        return -1;
+    bp->p = p;
+    bp->last_values = calloc(p->n_defs, sizeof(double));
+    bank_member_bind(&bp->member, p->defs, p->n_defs);
+    bp->dev.model = p->driver->model;
+    bp->dev.retired = p->driver->retired_sensor_keys;
+    if (bridge_dev_init(&bp->dev, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->last_values) {
+        ha_state_free(bp->dev.state);
+        free(bp->last_values);
+        free(bp);
+        return -1;
+    }
+    b->packs[b->n++] = bp;
+    p->bridge_slot = bp;
+    return 0;
+}
+
 struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
                           const char *client_id, const char *bank_name, struct sink sink)
 {
-    struct bridge *b = calloc(1, sizeof(*b) + n * sizeof(b->packs[0]));
-    const char *base = cfg->mqtt.base_topic;
+    struct bridge *b = calloc(1, sizeof(*b));
 
     if (!b)
         return NULL;
     b->cfg = cfg;
     b->sink = sink;
-    b->n = n;
+    b->base = cfg->mqtt.base_topic;
     pthread_mutex_init(&b->lock, NULL);
     bridge_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
     /* HA marks an entity unavailable when no state came for this long: several poll
@@ -94,14 +125,7 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     if (b->expire_after < 30)
         b->expire_after = 30;
     for (size_t i = 0; i < n; i++) {
-        struct bridge_pack *bp = &b->packs[i];
-        bp->p = &packs[i];
-        bp->last_values = calloc(packs[i].n_defs, sizeof(double));
-        bank_member_bind(&bp->member, packs[i].defs, packs[i].n_defs);
-        bp->dev.model = packs[i].driver->model;
-        bp->dev.retired = packs[i].driver->retired_sensor_keys;
-        if (bridge_dev_init(&bp->dev, base, packs[i].name, packs[i].defs, packs[i].n_defs) < 0 ||
-            !bp->last_values) {
+        if (bridge_attach(b, &packs[i]) < 0) {
             bridge_free(b);
             return NULL;
         }
@@ -111,7 +135,7 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
         snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
         b->bank.model = b->bank_model;
         b->bank_values = calloc(bank_n_readings, sizeof(double));
-        if (bridge_dev_init(&b->bank, base, bank_name, bank_readings, bank_n_readings) < 0 ||
+        if (bridge_dev_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0 ||
             !b->bank_values) {
             bridge_free(b);
             return NULL;
@@ -205,8 +229,8 @@ static void bridge_publish_all(struct bridge *b, bool retire)
     bridge_pub(b, b->status_topic, "online", 1, true);
     for (size_t i = 0; i < b->n; i++) {
         if (retire)
-            bridge_retire(b, &b->packs[i].dev);
-        bridge_dev_publish(b, &b->packs[i].dev);
+            bridge_retire(b, &b->packs[i]->dev);
+        bridge_dev_publish(b, &b->packs[i]->dev);
     }
     if (b->has_bank)
         bridge_dev_publish(b, &b->bank);
@@ -279,10 +303,10 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
         return;
     done->reported = true;
     for (size_t i = 0; i < b->n; i++)
-        if (!b->packs[i].reported)
+        if (!b->packs[i]->reported)
             return;
     for (size_t i = 0; i < b->n; i++) {
-        struct bridge_pack *bp = &b->packs[i];
+        struct bridge_pack *bp = b->packs[i];
         bp->reported = false;
         m[i] = bp->member;
         m[i].values = bp->has_values ? bp->last_values : NULL;
@@ -300,10 +324,24 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
 
 static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
 {
-    for (size_t i = 0; i < b->n; i++)
-        if (b->packs[i].p == p)
-            return &b->packs[i];
-    return NULL;
+    (void)b;
+    return p->bridge_slot;
+}
+
+int bridge_add_pack(struct bridge *b, struct pack *p)
+{
+    pthread_mutex_lock(&b->lock);
+    int rc = bridge_attach(b, p);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+void bridge_publish_raw(struct bridge *b, const char *name, const char *json)
+{
+    char topic[TOPIC_MAX];
+
+    snprintf(topic, sizeof(topic), "%s/%s/raw", b->base, name);
+    bridge_pub(b, topic, json, 0, false);
 }
 
 void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
@@ -358,10 +396,12 @@ void bridge_free(struct bridge *b)
     if (!b)
         return;
     for (size_t i = 0; i < b->n; i++) {
-        ha_state_free(b->packs[i].dev.state);
-        pthread_mutex_destroy(&b->packs[i].dev.state_lock);
-        free(b->packs[i].last_values);
+        ha_state_free(b->packs[i]->dev.state);
+        pthread_mutex_destroy(&b->packs[i]->dev.state_lock);
+        free(b->packs[i]->last_values);
+        free(b->packs[i]);
     }
+    free(b->packs);
     ha_state_free(b->bank.state);
     if (b->has_bank)
         pthread_mutex_destroy(&b->bank.state_lock);

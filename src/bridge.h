@@ -65,6 +65,17 @@ void bridge_pack_failed(struct bridge *b, struct pack *p);
 /* Pack p's identity (model, firmware, serial) changed: republish its discovery. */
 void bridge_pack_identity(struct bridge *b, struct pack *p);
 
+/*
+ * Add a pack found at run time (a slave heard on a listened-to bus). p must stay valid
+ * until bridge_free(). Its discovery follows its first reading. Returns 0, or -1 when out
+ * of memory.
+ */
+int bridge_add_pack(struct bridge *b, struct pack *p);
+
+/* Publish json (not retained) on <base>/<name>/raw: register reads that are not a pack's
+ * block, by absolute address. */
+void bridge_publish_raw(struct bridge *b, const char *name, const char *json);
+
 /* Free the bridge (publishes nothing). */
 void bridge_free(struct bridge *b);
 

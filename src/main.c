@@ -239,23 +239,9 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
         const struct config_pack *c = &cfg->packs[i];
         struct pack *p = &packs[i];
 
-        p->cfg = c;
-        p->name = c->name;
-        p->driver = legacy ? &eg4l_driver : &lp4v2_driver;
-        p->defs = p->driver->defs;
-        p->n_defs = *p->driver->n_defs;
-        p->cell_count = (unsigned)cfg->cell_count;
-        p->need_identity = true;
-        p->throttle.remind_every = 360;
-        p->values = calloc(p->n_defs, sizeof(*p->values));
-        energy_init(&p->energy);
-        p->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
-        p->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
-        p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
-        p->energy_interval_s = cfg->bus.poll_interval_s;
-        if (!p->values)
+        if (pack_setup(p, c->name, legacy ? &eg4l_driver : &lp4v2_driver, (uint8_t)c->address,
+                       cfg) < 0)
             return -1;
-        p->slave = (uint8_t)c->address;
         if ((legacy || listen) && !simulate)
             p->raw = raw;
         else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
@@ -298,11 +284,8 @@ static void packs_free(struct pack *packs, struct mb_link *links, struct ser_lin
         ser_close(raw);
     for (size_t i = 0; links && i < n; i++)
         mb_link_close(&links[i]);
-    for (size_t i = 0; packs && i < n; i++) {
-        free(packs[i].values);
-        energy_destroy(&packs[i].energy);
-        free(packs[i].sim);
-    }
+    for (size_t i = 0; packs && i < n; i++)
+        pack_teardown(&packs[i]);
     free(packs);
     free(links);
     free(raw);

@@ -27,7 +27,6 @@ enum pack_avail {
  * bridge copies what it publishes under its own lock.
  */
 struct pack {
-    const struct config_pack *cfg;  /* name, address, port */
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
@@ -41,6 +40,8 @@ struct pack {
     struct pack_identity id;  /* from registers 105..127; empty until read */
     bool need_identity;       /* read the identity on the next good poll */
     double last_good_s;       /* monotonic s of the last good reading (listening) */
+    void *bridge_slot;        /* the bridge's record of this pack (bridge.c) */
+    char *owned_name;         /* name allocated for a pack found at run time, or NULL */
     unsigned failures;        /* consecutive failed polls */
     unsigned long polls;      /* polls attempted */
     unsigned long errors[MB_RESULT_COUNT];      /* failed polls by cause */
@@ -50,5 +51,16 @@ struct pack {
     int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
     double energy_interval_s;                   /* poll period, bounds the integration gap */
 };
+
+/*
+ * Set up pack p (zeroed first) named `name` (kept by reference) read with `driver` at
+ * `slave`, with the cell count and poll period of cfg. Returns 0, or -1 when out of memory
+ * (pack_teardown() still frees what was set up).
+ */
+int pack_setup(struct pack *p, const char *name, const struct pack_driver *driver, uint8_t slave,
+               const struct config *cfg);
+
+/* Free what pack_setup() and a simulated pack allocated. */
+void pack_teardown(struct pack *p);
 
 #endif

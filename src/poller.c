@@ -15,6 +15,9 @@
 
 struct poller_bus {
     struct poller *pl;
+    size_t cap;          /* room in packs[] */
+    struct pack **found; /* packs heard on a listened-to bus, not configured */
+    size_t n_found;
     uint32_t unknown_logged[8]; /* slave ids already reported as not configured */
     struct pack **packs;
     size_t n;
@@ -201,8 +204,62 @@ static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t slave)
     return NULL;
 }
 
+#define POLLER_MAX_FOUND 32 /* packs a listener adds by itself, per bus */
+
+/* The pack of a slave heard answering LP4V2 reads that no configured pack has: named
+ * as the eg4-battery script named them, lifepower4_addr_<id in hex>. NULL past the limit
+ * or when out of memory. */
+static struct pack *poller_found_pack(struct poller_bus *bus, uint8_t slave, double now_s)
+{
+    struct pack *p = NULL, **found = NULL, **packs = NULL;
+    char *name = malloc(32);
+
+    if (bus->n_found < POLLER_MAX_FOUND && name && (p = calloc(1, sizeof(*p))) &&
+        (found = realloc(bus->found, (bus->n_found + 1) * sizeof(*found))) &&
+        (bus->found = found, packs = realloc(bus->packs, (bus->n + 1) * sizeof(*packs)))) {
+        bus->packs = packs;
+        snprintf(name, 32, "lifepower4_addr_%02x", slave);
+        if (pack_setup(p, name, &lp4v2_driver, slave, bus->pl->cfg) == 0 &&
+            bridge_add_pack(bus->pl->bridge, p) == 0) {
+            p->raw = bus->packs[0]->raw;
+            p->last_good_s = now_s;
+            p->owned_name = name;
+            bus->found[bus->n_found++] = p;
+            bus->packs[bus->n++] = p;
+            log_msg(LOG_LVL_NOTICE, "%s: slave 0x%02x answers LP4V2 reads; publishing it as %s",
+                    p->raw->port, slave, name);
+            return p;
+        }
+        pack_teardown(p);
+    }
+    free(p);
+    free(name);
+    return NULL;
+}
+
+/* A read that is not a pack's block, published raw by absolute register address. */
+static void poller_heard_raw(struct poller_bus *bus, const struct rtu_exchange *x,
+                             const struct pack *p)
+{
+    char name[32], json[2048];
+    size_t off;
+
+    if (p)
+        snprintf(name, sizeof(name), "%s", p->name);
+    else
+        snprintf(name, sizeof(name), "lifepower4_addr_%02x", x->slave);
+    off = (size_t)snprintf(json, sizeof(json), "{\"slave\":%u,\"function\":%u,\"registers\":{",
+                           x->slave, x->function);
+    for (size_t i = 0; i < x->n_registers && off + 24 < sizeof(json); i++)
+        off += (size_t)snprintf(json + off, sizeof(json) - off, "%s\"%u\":%u", i ? "," : "",
+                                (unsigned)(x->start + i), x->registers[i]);
+    snprintf(json + off, sizeof(json) - off, "}}");
+    bridge_publish_raw(bus->pl->bridge, name, json);
+}
+
 /* One exchange seen on the bus: an LP4V2 block read (start 0, 39 registers or more)
- * answered by a configured pack becomes that pack's reading. */
+ * becomes the reading of the slave's pack (configured, or added on first sight); any
+ * other register read is published raw. */
 static void poller_heard(const struct rtu_exchange *x, void *ud)
 {
     struct poller_listen *ls = ud;
@@ -210,18 +267,21 @@ static void poller_heard(const struct rtu_exchange *x, void *ud)
     struct pack *p;
     char line[200];
 
-    if (bus->pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && log_enabled(LOG_LVL_DEBUG)) {
+    if (log_enabled(LOG_LVL_DEBUG)) {
         rtu_sniff_describe(x, line, sizeof(line));
         log_msg(LOG_LVL_DEBUG, "%s: %s", bus->packs[0]->raw->port, line);
     }
-    if (x->kind != RTU_SNIFF_RESPONSE || !x->paired || x->function != 0x03 || x->start != 0 ||
-        x->n_registers < LP4V2_DOC_COUNT)
+    if (x->kind != RTU_SNIFF_RESPONSE || !x->paired || (x->function != 0x03 && x->function != 0x04))
         return;
-    if (!(p = poller_pack_at(bus, x->slave))) {
+    p = poller_pack_at(bus, x->slave);
+    bool block = x->function == 0x03 && x->start == 0 && x->n_registers >= LP4V2_DOC_COUNT;
+    if (!block) {
+        poller_heard_raw(bus, x, p);
+        return;
+    }
+    if (!p && !(p = poller_found_pack(bus, x->slave, ls->now_s))) {
         if (!(bus->unknown_logged[x->slave / 32] & (1u << (x->slave % 32))))
-            log_msg(LOG_LVL_NOTICE,
-                    "%s: slave 0x%02x answers an LP4V2 read but no pack has that "
-                    "address; add it to packs to publish it",
+            log_msg(LOG_LVL_WARNING, "%s: slave 0x%02x answers LP4V2 reads but cannot be added",
                     bus->packs[0]->raw->port, x->slave);
         bus->unknown_logged[x->slave / 32] |= 1u << (x->slave % 32);
         return;
@@ -424,8 +484,15 @@ void poller_free(struct poller *pl)
 {
     if (!pl)
         return;
-    for (size_t k = 0; k < pl->n_buses; k++)
+    for (size_t k = 0; k < pl->n_buses; k++) {
+        for (size_t i = 0; i < pl->buses[k].n_found; i++) {
+            free(pl->buses[k].found[i]->owned_name);
+            pack_teardown(pl->buses[k].found[i]);
+            free(pl->buses[k].found[i]);
+        }
+        free(pl->buses[k].found);
         free(pl->buses[k].packs);
+    }
     free(pl->buses);
     pthread_mutex_destroy(&pl->lock);
     pthread_cond_destroy(&pl->wake);

@@ -198,6 +198,23 @@ class BusTest(harness.StackTest):
         self.assertEqual(sim.pty_stats()[1].get("rx"), "0",
                          "the listener wrote to the bus when it stopped")
 
+    def test_passive_mode_names_a_slave_nobody_configured(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        self.start_bus_sim("--master", "300", "--packs", "0", "--bus", "1,7")
+        port = os.path.join(self.dir, "pack1")
+        cfg = self.write_config(bus_config(broker.port, "passive", port, [("heard_1", 1, None)]))
+        daemon = self.start_daemon(cfg)
+        self.wait_states(cap, "heard_1", 2, 15)
+        # The script's automatic name for slave 7.
+        self.wait_states(cap, "lifepower4_addr_07", 2, 15)
+        self.assertTrue(daemon.wait_line(r"slave 0x07 answers LP4V2 reads; publishing it as "
+                                         r"lifepower4_addr_07", 5))
+        configs = cap.last_configs()
+        self.assertIn(harness.discovery_topic("sensor", "lifepower4_addr_07", "soc"), configs)
+        rc, out = harness.run_ha_check(cap.lines(), self.dir)
+        self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-2000:])
+
     def test_sniff_prints_every_frame_decoded_and_never_transmits(self):
         sim = self.start_bus_sim("--master", "200", "--noise", "--packs", "0", "--bus", "1,2")
         port = os.path.join(self.dir, "pack1")

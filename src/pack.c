@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/* pack.c - setting up and tearing down a pack's run-time state. */
+#include "pack.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int pack_setup(struct pack *p, const char *name, const struct pack_driver *driver, uint8_t slave,
+               const struct config *cfg)
+{
+    memset(p, 0, sizeof(*p));
+    p->name = name;
+    p->driver = driver;
+    p->defs = driver->defs;
+    p->n_defs = *driver->n_defs;
+    p->slave = slave;
+    p->cell_count = (unsigned)cfg->cell_count;
+    p->need_identity = true;
+    p->throttle.remind_every = 360;
+    energy_init(&p->energy);
+    p->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
+    p->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
+    p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
+    p->energy_interval_s = cfg->bus.poll_interval_s;
+    p->values = calloc(p->n_defs, sizeof(*p->values));
+    return p->values ? 0 : -1;
+}
+
+void pack_teardown(struct pack *p)
+{
+    free(p->values);
+    free(p->sim);
+    energy_destroy(&p->energy);
+    p->values = NULL;
+    p->sim = NULL;
+}
