@@ -309,6 +309,14 @@ static void poller_listen_stale(struct poller_bus *bus, double now_s)
     }
 }
 
+static bool poller_all_heard(const struct poller_bus *bus)
+{
+    for (size_t i = 0; i < bus->n; i++)
+        if (bus->packs[i]->failures || !bus->packs[i]->polls)
+            return false;
+    return true;
+}
+
 /* Listen to a bus another master polls. The port is opened read-only: nothing is ever
  * written to it. */
 static void poller_listen(struct poller_bus *bus)
@@ -320,11 +328,17 @@ static void poller_listen(struct poller_bus *bus)
     uint8_t buf[256];
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
 
+    /* With --once: until every pack has been heard, or three poll periods. */
+    double once_until = poller_now() - t0 +
+                        3 * (pl->cfg->bus.poll_interval_s > 5 ? pl->cfg->bus.poll_interval_s : 5);
+
     rtu_sniff_init(&sniff, (unsigned)l->baud);
     for (size_t i = 0; i < bus->n; i++)
         bus->packs[i]->last_good_s = poller_now() - t0;
     while (!poller_stopping(pl)) {
         ls.now_s = poller_now() - t0;
+        if (pl->once && (poller_all_heard(bus) || ls.now_s > once_until))
+            break;
         if (l->fd < 0 && ser_open(l) != MB_OK) {
             poller_listen_stale(bus, ls.now_s);
             if (poller_sleep(pl, poller_now() + 1))
