@@ -36,7 +36,9 @@
  * With --master the simulator also plays the bus master: every MS milliseconds it writes a
  * poll request for each pack of the port into the pty, paced as on the wire, and then the
  * pack's reply, so a listener (a sniffer) on the slave side sees real request/response
- * traffic. Whatever the listener writes is counted (rx=) and otherwise ignored.
+ * traffic. Whatever the listener writes is counted (rx=) and otherwise ignored. With
+ * --master-identity (Modbus) each pack's block read is followed, on the first cycle and every
+ * 5th after it, by a read of its identity registers 105..127.
  *
  * A port is half duplex: one transmission (reply, poll request or noise) at a time, and bytes
  * that arrive while a reply is on its way are dropped.
@@ -49,6 +51,7 @@
 #define SIM_EIO_BACKOFF_NS    100000000LL /* after EIO on a master, stop polling it for 100 ms */
 #define SIM_MASTER_TIMEOUT_NS 200000000LL /* --master gives up on a silent slave after 200 ms */
 #define SIM_BACKLOG_MAX       3000        /* --master: more unread bytes than this are flushed */
+#define SIM_IDENTITY_EVERY    5           /* --master-identity: identity reads every 5th cycle */
 #define SIM_NOISE_MAX         4           /* --noise: 1..4 random bytes between exchanges */
 #define SIM_MAX_FAULT_OPTS    (SIM_MAX_PACKS * 4)
 
@@ -107,7 +110,9 @@ struct port {
     int64_t m_at;    /* the master's next transmission is not before this */
     unsigned m_next; /* the next pack of this cycle to poll; npacks = cycle done */
     bool m_noise_done;
-    uint32_t rng; /* noise bytes */
+    unsigned m_id_phase; /* --master-identity: cycles since the last identity cycle, 0..4 */
+    bool m_id_next;      /* --master-identity: the identity read of pack m_next - 1 is due */
+    uint32_t rng;        /* noise bytes */
 };
 
 struct options {
@@ -121,6 +126,7 @@ struct options {
     double turnaround_ms; /* < 0: 3.5 character times */
     unsigned seed_offset;
     unsigned master_ms; /* 0: the simulator is a slave only */
+    bool master_identity;
     bool noise;
     bool verbose;
     const struct sim_proto *proto;
@@ -446,8 +452,9 @@ static void master_step(struct port *pt, int64_t now)
 {
     uint8_t buf[SIM_FRAME_MAX];
 
-    if (pt->m_next >= pt->npacks) {
+    if (pt->m_next >= pt->npacks && !pt->m_id_next) {
         pt->m_next = 0;
+        pt->m_id_phase = (pt->m_id_phase + 1) % SIM_IDENTITY_EVERY;
         pt->m_cycle += (int64_t)opt.master_ms * NS_PER_MS;
         if (pt->m_cycle < now)
             pt->m_cycle = now; /* the cycle took longer than its period: start at once */
@@ -466,8 +473,18 @@ static void master_step(struct port *pt, int64_t now)
         return;
     }
     pt->m_noise_done = false;
-    struct sim_pack *pk = &packs[pt->first + pt->m_next++];
-    size_t n = opt.proto->poll_request(pk->slave, buf, sizeof(buf));
+    struct sim_pack *pk;
+    size_t n;
+    if (pt->m_id_next) {
+        /* --master-identity: the identity read follows the block read of the same pack. */
+        pt->m_id_next = false;
+        pk = &packs[pt->first + pt->m_next - 1];
+        n = opt.proto->identity_request(pk->slave, buf, sizeof(buf));
+    } else {
+        pk = &packs[pt->first + pt->m_next++];
+        n = opt.proto->poll_request(pk->slave, buf, sizeof(buf));
+        pt->m_id_next = opt.master_identity && pt->m_id_phase == 0;
+    }
     if (n == 0 || n > sizeof(pt->tx))
         return;
     memcpy(pt->tx, buf, n);
@@ -598,6 +615,8 @@ static int port_replug(struct port *pt, const char **why)
     pt->io_logged = pt->tx_logged = false;
     pt->m_cycle = pt->m_at = now_ns();
     pt->m_next = 0;
+    pt->m_id_phase = 0; /* a new adapter: its first cycle reads the identity too */
+    pt->m_id_next = false;
     log_msg(LOG_LVL_INFO, "pty %u: plugged in again as %s", pt->idx, pt->path);
     return 0;
 }
@@ -815,6 +834,8 @@ static void usage(FILE *f)
             "      --protocol P       modbus (default) or legacy, for every pty\n"
             "      --master MS        act as the bus master too: every MS ms poll each pack\n"
             "                         of each pty and write request and reply into the pty\n"
+            "      --master-identity  with --master, Modbus: also read registers 105..127 of\n"
+            "                         each pack on the first cycle and every 5th after it\n"
             "      --noise            with --master: random bytes between exchanges now and then\n"
             "  -b, --baud B           simulated wire speed for pacing (default 9600)\n"
             "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
@@ -956,6 +977,7 @@ enum {
     OPT_PROTOCOL,
     OPT_MASTER,
     OPT_NOISE,
+    OPT_MASTER_IDENTITY,
 };
 
 /* Parse the command line into opt. Returns 0, 1 (done: --help) or 2 (usage error). */
@@ -967,6 +989,7 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"slave", required_argument, NULL, 's'},
         {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"master", required_argument, NULL, OPT_MASTER},
+        {"master-identity", no_argument, NULL, OPT_MASTER_IDENTITY},
         {"noise", no_argument, NULL, OPT_NOISE},
         {"baud", required_argument, NULL, 'b'},
         {"link", required_argument, NULL, 'l'},
@@ -1013,6 +1036,9 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         case OPT_MASTER:
             if (parse_uint("--master", optarg, 1, 3600000, &opt.master_ms) < 0)
                 return 2;
+            break;
+        case OPT_MASTER_IDENTITY:
+            opt.master_identity = true;
             break;
         case OPT_NOISE:
             opt.noise = true;
@@ -1071,6 +1097,15 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
     }
     if (opt.noise && !opt.master_ms) {
         fprintf(stderr, "bms-sim: --noise needs --master\n");
+        return 2;
+    }
+    if (opt.master_identity && !opt.master_ms) {
+        fprintf(stderr, "bms-sim: --master-identity needs --master\n");
+        return 2;
+    }
+    if (opt.master_identity && !opt.proto->identity_request) {
+        fprintf(stderr, "bms-sim: --master-identity: the %s protocol has no identity read\n",
+                opt.proto->name);
         return 2;
     }
     if (!opt.packs_set && opt.nbus > 0)

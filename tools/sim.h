@@ -69,6 +69,9 @@ struct sim_proto {
     size_t (*reply)(struct sim_pack *pk, const uint8_t *req, size_t len, uint8_t *out, size_t cap);
     /* The periodic status request a bus master sends to `slave`. Returns its length. */
     size_t (*poll_request)(unsigned slave, uint8_t *out, size_t cap);
+    /* The identity request a bus master sends to `slave` now and then (--master-identity).
+     * Returns its length; NULL if the protocol has none. */
+    size_t (*identity_request)(unsigned slave, uint8_t *out, size_t cap);
 };
 
 extern const struct sim_proto sim_proto_modbus;

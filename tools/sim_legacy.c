@@ -209,4 +209,5 @@ const struct sim_proto sim_proto_legacy = {
     .address = lg_address,
     .reply = lg_reply,
     .poll_request = lg_poll_request,
+    .identity_request = NULL, /* the status poll is all the master sends */
 };

@@ -133,18 +133,31 @@ static size_t mb_reply(struct sim_pack *pk, const uint8_t *req, size_t reqlen, u
     return sim_fault_shape(pk, out, n, cap, n - 1); /* badcrc: the CRC's high byte */
 }
 
-/* The daemon's periodic read: 47 registers from 0 (protocols/README.md §1). */
-static size_t mb_poll_request(unsigned slave, uint8_t *out, size_t cap)
+/* A read of `count` holding registers from `start` (fn 0x03, vendor §1.3.1). */
+static size_t mb_read_request(unsigned slave, unsigned start, unsigned count, uint8_t *out,
+                              size_t cap)
 {
     if (cap < MB_REQ_LEN)
         return 0;
     out[0] = (uint8_t)slave;
     out[1] = 0x03;
-    out[2] = (uint8_t)(LP4V2_BLOCK_START >> 8);
-    out[3] = (uint8_t)(LP4V2_BLOCK_START & 0xFF);
-    out[4] = (uint8_t)(LP4V2_BLOCK_COUNT >> 8);
-    out[5] = (uint8_t)(LP4V2_BLOCK_COUNT & 0xFF);
+    out[2] = (uint8_t)(start >> 8);
+    out[3] = (uint8_t)(start & 0xFF);
+    out[4] = (uint8_t)(count >> 8);
+    out[5] = (uint8_t)(count & 0xFF);
     return mb_seal(out, 6, cap);
+}
+
+/* The daemon's periodic read: 47 registers from 0 (protocols/README.md §1). */
+static size_t mb_poll_request(unsigned slave, uint8_t *out, size_t cap)
+{
+    return mb_read_request(slave, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, out, cap);
+}
+
+/* The daemon's identity read: 23 registers 105..127 (protocols/README.md §1). */
+static size_t mb_identity_request(unsigned slave, uint8_t *out, size_t cap)
+{
+    return mb_read_request(slave, LP4V2_ID_START, LP4V2_ID_COUNT, out, cap);
 }
 
 const struct sim_proto sim_proto_modbus = {
@@ -157,4 +170,5 @@ const struct sim_proto sim_proto_modbus = {
     .address = mb_address,
     .reply = mb_reply,
     .poll_request = mb_poll_request,
+    .identity_request = mb_identity_request,
 };

@@ -712,6 +712,44 @@ class SimMasterTest(unittest.TestCase):
         self.assertGreater(len(stream), framed)  # some noise between exchanges
         self.assertEqual(self.sim.stats()["ptys"][1]["rx"], "0")
 
+    def test_master_identity(self):
+        self.sim = Sim("--master", "200", "--master-identity", "--packs", "0", "--bus", "1")
+        self.port = Port(self.sim.ptys[1])
+        ident = read_request(105, 23, slave=1)
+        self.assertEqual(ident, bytes.fromhex("010300690017d5d8"))  # 01 03 0069 0017 CRC
+        stream, deadline, i = b"", time.monotonic() + 3.0, -1
+        while time.monotonic() < deadline:
+            stream += self.port.read(1, timeout=deadline - time.monotonic())
+            i = stream.find(ident)
+            if i >= 0 and len(stream) >= i + 8 + 51:
+                break
+        self.assertGreaterEqual(i, 0, stream.hex())
+        rsp = stream[i + 8:i + 8 + 51]
+        self.assertEqual(len(rsp), 51, rsp.hex())
+        self.assertTrue(crc_ok(rsp), rsp.hex())
+        self.assertEqual(rsp[:3], bytes([1, 0x03, 46]))
+        regs = struct.unpack(">23H", rsp[3:-2])
+        self.assertEqual(ascii_regs(regs[12:15]), "V03R04")  # registers 117..119
+        # The block read goes on every cycle; the identity read follows it every 5th cycle.
+        stream += self.listen(2.5)
+        block = read_request(0, 47, slave=1)
+        reqs = [f[2] for f in rtu_frames(stream) if f[0] == "req"]
+        self.assertTrue(set(reqs) <= {block, ident}, reqs)
+        at = [k for k, r in enumerate(reqs) if r == ident]
+        self.assertGreaterEqual(len(at), 2, reqs)
+        for a, b in zip(at, at[1:]):
+            self.assertEqual(b - a, 6, reqs)  # 5 block reads, then the identity read again
+        for a in at:
+            self.assertEqual(reqs[a - 1] if a else block, block)
+
+    def test_master_identity_needs_master_and_modbus(self):
+        for args in (["--master-identity"],
+                     ["--master", "100", "--master-identity", "--protocol", "legacy"]):
+            r = subprocess.run([SIM, *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=5)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertIn(b"--master-identity", r.stderr)
+
     def test_legacy_master(self):
         self.sim = Sim("--master", "100", "--protocol", "legacy", "--bus", "1,2")
         self.port = Port(self.sim.ptys[1])
