@@ -215,6 +215,24 @@ class BusTest(harness.StackTest):
         rc, out = harness.run_ha_check(cap.lines(), self.dir)
         self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-2000:])
 
+    def test_passive_mode_publishes_other_reads_raw_by_address(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        self.start_bus_sim("--master", "200", "--master-identity", "--packs", "0", "--bus", "1")
+        port = os.path.join(self.dir, "pack1")
+        cfg = self.write_config(bus_config(broker.port, "passive", port, [("heard_1", 1, None)]))
+        self.start_daemon(cfg)
+        got = cap.wait_topic("bms2mqtt/heard_1/raw", timeout=15)
+        self.assertTrue(got, "no raw message for the identity read")
+        raw = json.loads(got[2])
+        self.assertEqual((raw["slave"], raw["function"]), (1, 3))
+        regs = raw["registers"]
+        self.assertEqual(sorted(int(a) for a in regs), list(range(105, 128)))
+        fw = b"".join(regs[str(a)].to_bytes(2, "big") for a in (117, 118, 119)).decode()
+        self.assertEqual(fw, "V03R04")
+        # The block reads still make states.
+        self.wait_states(cap, "heard_1", 2, 10)
+
     def test_sniff_prints_every_frame_decoded_and_never_transmits(self):
         sim = self.start_bus_sim("--master", "200", "--noise", "--packs", "0", "--bus", "1,2")
         port = os.path.join(self.dir, "pack1")
