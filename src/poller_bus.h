@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/* poller_bus.h - internals shared by the poller and the listener (not a public API). */
+#ifndef BMS_POLLER_BUS_H
+#define BMS_POLLER_BUS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "poller.h"
+
+struct poller_bus {
+    struct poller *pl;
+    struct pack **found; /* packs heard on a listened-to bus, not configured */
+    size_t n_found;
+    uint32_t unknown_logged[8]; /* slave ids already reported as not configured */
+    struct pack **packs;
+    size_t n;
+    pthread_t thread;
+    bool started;
+};
+
+struct poller {
+    const struct config *cfg;
+    struct bridge *bridge;
+    bool once;
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* CLOCK_MONOTONIC: stop requests and bus completion */
+    bool stop;
+    size_t done; /* buses that finished (with `once`) */
+    size_t n_buses;
+    struct poller_bus *buses;
+    struct timespec t0;
+};
+
+/* Monotonic time in seconds. */
+double poller_now(void);
+
+/* Sleep until monotonic `until` or a stop request; true if stopping. */
+bool poller_sleep(struct poller *pl, double until);
+
+/* True once a stop was requested. */
+bool poller_stopping(struct poller *pl);
+
+/* A failed reading of p (cause r): counted, logged with throttling, availability updated. */
+void poller_failed(struct pack *p, struct bridge *b, enum mb_result r);
+
+/* p->values hold a good reading taken at now_s: energy, logging, publishing. */
+void poller_good(struct pack *p, struct bridge *b, double now_s);
+
+/*
+ * Run a listen-only bus until a stop request (or, with `once`, until every pack was heard
+ * or three poll periods passed): open the bus's port read-only, split what passes into
+ * Modbus RTU exchanges (rtu_sniff.h), and turn the LP4V2 block reads into readings.
+ */
+void poller_listen(struct poller_bus *bus);
+
+#endif
