@@ -36,9 +36,10 @@ int lp4v2_decode(const uint16_t *regs, size_t nregs, double *values);
 
 /* Identity of a pack, from the identity read (registers 105..127). */
 struct pack_identity {
-    char model[25];   /* registers 105..116, 24 ASCII bytes; "" if unknown */
-    char firmware[7]; /* registers 117..119, 6 ASCII bytes, e.g. "V03R04" */
-    char serial[17];  /* registers 120..127, 16 ASCII bytes */
+    char model[25];    /* registers 105..116, 24 ASCII bytes; "" if unknown */
+    char firmware[33]; /* registers 117..119 (6 ASCII bytes, e.g. "V03R04"); other protocols longer
+                        */
+    char serial[17];   /* registers 120..127, 16 ASCII bytes */
 };
 
 /*

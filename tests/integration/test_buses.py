@@ -167,6 +167,9 @@ class BusTest(harness.StackTest):
         configs = cap.last_configs()
         self.assertIn(harness.discovery_topic("binary_sensor", "legacy_1", "alarm_voltage_low"),
                       configs)
+        # Command 0x33, read once, names the firmware in the HA device.
+        dev = json.loads(configs[harness.discovery_topic("sensor", "legacy_1", "soc")])["device"]
+        self.assertEqual(dev.get("sw_version"), "LP4-V1.2")
         # The script's text sensor of that alarm is removed.
         self.assertEqual(configs.get(harness.discovery_topic("sensor", "legacy_1",
                                                              "alarm_voltage_low")), "")
@@ -232,6 +235,17 @@ class BusTest(harness.StackTest):
         self.assertEqual(fw, "V03R04")
         # The block reads still make states.
         self.wait_states(cap, "heard_1", 2, 10)
+
+    def test_scan_finds_legacy_packs_and_prints_an_active_config(self):
+        self.start_bus_sim("--protocol", "legacy", "--packs", "0", "--bus", "3")
+        port = os.path.join(self.dir, "pack1")
+        r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("address  3: answers the legacy EG4 status request", r.stdout)
+        self.assertNotIn("answers the LP4V2 read", r.stdout)
+        self.assertIn("  mode: active\n  port: %s" % port, r.stdout)
+        self.assertIn("    address: 0x03", r.stdout)
 
     def test_sniff_prints_every_frame_decoded_and_never_transmits(self):
         sim = self.start_bus_sim("--master", "200", "--noise", "--packs", "0", "--bus", "1,2")
