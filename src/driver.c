@@ -14,9 +14,31 @@
 /* ---- EG4 LifePower4 v2, Modbus RTU -------------------------------------------------- */
 
 /* Holding registers from the pack's link, or from its simulated register image. */
+/* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty). */
+static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count,
+                                     uint16_t *out)
+{
+    uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
+    size_t len = 0;
+    enum mb_result r;
+
+    mb_build_read_request(p->slave, start, count, req);
+    r = ser_exchange(p->raw, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length);
+    if (r != MB_OK)
+        return r;
+    r = mb_parse_read_response(rsp, len, p->slave, count, out, &exception);
+    if (r == MB_ERR_EXCEPTION)
+        snprintf(p->raw->what, sizeof(p->raw->what), "exception %u", exception);
+    else if (r != MB_OK)
+        snprintf(p->raw->what, sizeof(p->raw->what), "bad reply (%s)", mb_result_name(r));
+    return r;
+}
+
 static enum mb_result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
                                  double now_s)
 {
+    if (p->raw)
+        return lp4v2_read_raw(p, start, count, out);
     if (!p->sim)
         return mb_read_holding(p->link, p->slave, start, count, out);
     simpack_step(p->sim, now_s);

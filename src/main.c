@@ -220,10 +220,24 @@ static struct mb_link *link_for(const struct config *cfg, const struct config_pa
     return &links[(*n)++];
 }
 
+/* The raw line of a tcp:// port (an RS-485 bridge), shared like link_for(); raw[0] is
+ * kept for the shared bus.port of the active and passive modes. */
+static struct ser_link *raw_for(const struct config *cfg, const struct config_pack *c,
+                                struct ser_link *raw, size_t *n, bool trace)
+{
+    for (size_t k = 1; k < *n; k++)
+        if (strcmp(raw[k].port, c->port) == 0)
+            return &raw[k];
+    if (ser_link_init(&raw[*n], c->port, config_pack_baud(cfg, c), cfg->bus.timeout_s, false,
+                      trace) < 0)
+        return NULL;
+    return &raw[(*n)++];
+}
+
 static int packs_init(const struct config *cfg, struct pack *packs, struct mb_link *links,
                       struct ser_link *raw, bool simulate, bool trace)
 {
-    size_t n_links = 0;
+    size_t n_links = 0, n_raw = 1;
     bool legacy = cfg->bus.mode == CONFIG_MODE_ACTIVE;
     bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
 
@@ -244,7 +258,12 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
             return -1;
         if ((legacy || listen) && !simulate)
             p->raw = raw;
-        else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
+        else if (!simulate && strncmp(c->port, "tcp://", 6) == 0) {
+            if (!(p->raw = raw_for(cfg, c, raw, &n_raw, trace))) {
+                log_msg(LOG_LVL_ERROR, "pack %s: bad bridge address %s", p->name, c->port);
+                return -1;
+            }
+        } else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
             log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
             return -1;
         }
@@ -280,8 +299,8 @@ static void packs_report(const struct pack *packs, size_t n)
 
 static void packs_free(struct pack *packs, struct mb_link *links, struct ser_link *raw, size_t n)
 {
-    if (raw)
-        ser_close(raw);
+    for (size_t i = 0; raw && i <= n; i++)
+        ser_close(&raw[i]);
     for (size_t i = 0; links && i < n; i++)
         mb_link_close(&links[i]);
     for (size_t i = 0; packs && i < n; i++)
@@ -461,9 +480,9 @@ int main(int argc, char **argv)
     packs = calloc(cfg.n_packs, sizeof(*packs));
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
     struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));
-    struct ser_link *raw = calloc(1, sizeof(*raw));
-    if (raw)
-        raw->fd = -1;
+    struct ser_link *raw = calloc(cfg.n_packs + 1, sizeof(*raw));
+    for (size_t i = 0; raw && i <= cfg.n_packs; i++)
+        raw[i].fd = -1;
     if (!packs || !links || !raw || packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;

@@ -33,6 +33,15 @@ const char *mb_result_name(enum mb_result r)
     return (unsigned)r < MB_RESULT_COUNT ? mb_result_names[r] : "?";
 }
 
+int mb_rtu_frame_length(const uint8_t *buf, size_t n)
+{
+    if (n < 2)
+        return 0;
+    if (buf[1] & 0x80)
+        return 5;
+    return n < 3 ? 0 : 5 + buf[2];
+}
+
 size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint8_t req[8])
 {
     req[0] = slave;
@@ -113,9 +122,26 @@ static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *f
     return r;
 }
 
+/* "modbus-tcp://HOST:PORT": a Modbus TCP gateway (MBAP header, unit id = slave id). */
+static modbus_t *mb_new_tcp(const char *url)
+{
+    char host[128];
+    const char *hp = url + strlen("modbus-tcp://"), *colon = strrchr(hp, ':');
+
+    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(host)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    memcpy(host, hp, (size_t)(colon - hp));
+    host[colon - hp] = '\0';
+    return modbus_new_tcp_pi(host, colon + 1);
+}
+
 static enum mb_result mb_open(struct mb_link *l)
 {
-    modbus_t *ctx = modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
+    modbus_t *ctx = strncmp(l->port, "modbus-tcp://", 13) == 0
+                        ? mb_new_tcp(l->port)
+                        : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
 
     if (!ctx)
         return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));
@@ -192,7 +218,7 @@ enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start,
 static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
                                   uint16_t *out)
 {
-    uint8_t req[8], rsp[MODBUS_RTU_MAX_ADU_LENGTH];
+    uint8_t req[8], rsp[MODBUS_MAX_ADU_LENGTH + 2]; /* + the CRC given to TCP replies */
     uint8_t exception = 0;
     enum mb_result r;
     char tag[320];
@@ -233,6 +259,20 @@ static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t sta
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s rx", l->port);
         log_hex(tag, rsp, (size_t)n);
+    }
+    if (modbus_get_header_length(l->ctx) == 7) {
+        /* Modbus TCP: MBAP header (transaction, protocol, length, unit id) and no CRC.
+         * Check it, then check unit id + PDU with the RTU rules by giving it its CRC. */
+        uint16_t crc;
+        if (n < 9 || rsp[2] != 0 || rsp[3] != 0 || ((rsp[4] << 8) | rsp[5]) != n - 6) {
+            modbus_flush(l->ctx);
+            return mb_fail(l, MB_ERR_LENGTH, "%s", "bad MBAP header");
+        }
+        n -= 6;
+        memmove(rsp, rsp + 6, (size_t)n);
+        crc = crc16_modbus(rsp, (size_t)n);
+        rsp[n++] = (uint8_t)crc;
+        rsp[n++] = (uint8_t)(crc >> 8);
     }
     r = mb_parse_read_response(rsp, (size_t)n, slave, count, out, &exception);
     switch (r) {

@@ -38,15 +38,23 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
                                       uint16_t *out, uint8_t *exception);
 
 /*
+ * Length of the RTU reply to a read (function 0x03/0x04) starting at buf[0], for a
+ * streaming reader: 5 for an exception, 5 + byte count for a normal reply; 0 while fewer
+ * than 3 bytes are there to tell. Never -1: any first byte may be a slave id.
+ */
+int mb_rtu_frame_length(const uint8_t *buf, size_t n);
+
+/*
  * Build the 8-byte RTU request "read `count` holding registers from `start`" for `slave`
  * into req[8], CRC included (low byte first). Returns 8.
  */
 size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint8_t req[8]);
 
 /*
- * One serial port, driven by libmodbus (it owns the fd, termios and timeouts). Every
- * pack that names the port shares it: packs on one RS-485 bus are told apart by slave id
- * and polled one after another by the bus's thread.
+ * One serial port, driven by libmodbus (it owns the fd, termios and timeouts), or, when
+ * the port is "modbus-tcp://HOST:PORT", a Modbus TCP gateway (libmodbus TCP, unit id =
+ * slave id). Every pack that names the port shares it: packs on one RS-485 bus are told
+ * apart by slave id and polled one after another by the bus's thread.
  */
 struct mb_link {
     void *ctx;           /* modbus_t *, NULL while closed */

@@ -4,6 +4,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,14 +64,104 @@ int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout
 
     memset(l, 0, sizeof(*l));
     l->fd = -1;
-    if (!port || !ser_speed(baud, &sp) || !(timeout_s > 0))
+    l->backoff = 1;
+    if (!port || !(timeout_s > 0))
         return -1;
+    if (strncmp(port, "tcp://", 6) == 0) {
+        const char *hp = port + 6, *colon = strrchr(hp, ':');
+        if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(l->host) ||
+            strlen(colon + 1) < 1 || strlen(colon + 1) >= sizeof(l->tcp_port))
+            return -1;
+        l->tcp = true;
+        memcpy(l->host, hp, (size_t)(colon - hp));
+        snprintf(l->tcp_port, sizeof(l->tcp_port), "%s", colon + 1);
+        baud = baud > 0 ? baud : 9600; /* only paces the reply deadline */
+    } else if (!ser_speed(baud, &sp)) {
+        return -1;
+    }
     snprintf(l->port, sizeof(l->port), "%s", port);
     l->baud = baud;
     l->timeout_s = timeout_s;
     l->read_only = read_only;
     l->trace = trace;
     return 0;
+}
+
+/* Connect to the bridge within the link's timeout (at least 1 s). Returns the fd or -1. */
+static int ser_connect(struct ser_link *l)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res, *ai;
+    int fd = -1, one = 1, e = 0;
+    int rc = getaddrinfo(l->host, l->tcp_port, &hints, &res);
+
+    if (rc != 0) {
+        snprintf(l->what, sizeof(l->what), "cannot resolve %s: %s", l->host, gai_strerror(rc));
+        return -1;
+    }
+    for (ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        e = 0;
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+            if (errno == EINPROGRESS) {
+                struct pollfd pfd = {fd, POLLOUT, 0};
+                socklen_t len = sizeof(e);
+                double wait = l->timeout_s > 1 ? l->timeout_s : 1;
+                if (poll(&pfd, 1, (int)(wait * 1000)) <= 0)
+                    e = ETIMEDOUT;
+                else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+                    e = errno;
+            } else {
+                e = errno;
+            }
+        }
+        if (e) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        snprintf(l->what, sizeof(l->what), "cannot connect to %s:%s: %s", l->host, l->tcp_port,
+                 strerror(e ? e : ECONNREFUSED));
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
+}
+
+/* Drop whatever waits unread (stale bytes of an earlier exchange). */
+static void ser_drain(struct ser_link *l)
+{
+    uint8_t junk[256];
+
+    if (!l->tcp) {
+        tcflush(l->fd, TCIFLUSH);
+        return;
+    }
+    while (read(l->fd, junk, sizeof(junk)) > 0)
+        ;
+}
+
+static enum mb_result ser_open_tcp(struct ser_link *l)
+{
+    double now = ser_now();
+
+    if (now < l->retry_at) {
+        snprintf(l->what, sizeof(l->what), "bridge %s:%s down; next try in %.0f s", l->host,
+                 l->tcp_port, l->retry_at - now);
+        return MB_ERR_OPEN;
+    }
+    l->fd = ser_connect(l);
+    if (l->fd < 0) {
+        l->retry_at = ser_now() + l->backoff;
+        l->backoff = l->backoff * 2 > 30 ? 30 : l->backoff * 2;
+        return MB_ERR_OPEN;
+    }
+    l->backoff = 1;
+    l->opens++;
+    return MB_OK;
 }
 
 enum mb_result ser_open(struct ser_link *l)
@@ -78,6 +172,8 @@ enum mb_result ser_open(struct ser_link *l)
 
     if (l->fd >= 0)
         return MB_OK;
+    if (l->tcp)
+        return ser_open_tcp(l);
     fd = open(l->port, (l->read_only ? O_RDONLY : O_RDWR) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return ser_fail(l, MB_ERR_OPEN, "cannot open port", errno);
@@ -110,7 +206,8 @@ void ser_close(struct ser_link *l)
 {
     if (l->fd < 0)
         return;
-    tcsetattr(l->fd, TCSANOW, &l->saved);
+    if (!l->tcp)
+        tcsetattr(l->fd, TCSANOW, &l->saved);
     close(l->fd);
     l->fd = -1;
 }
@@ -204,7 +301,7 @@ enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, ui
         struct timespec ts = {0, (long)(left * 1e9)};
         nanosleep(&ts, NULL);
     }
-    tcflush(l->fd, TCIFLUSH);
+    ser_drain(l);
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s tx", l->port);
         log_hex(tag, req, n);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* serial.h - a raw RS-485 serial port for protocols that libmodbus does not speak. */
+/* serial.h - a raw RS-485 line: a serial port, or a TCP socket to an RS-485 bridge. */
 #ifndef BMS_SERIAL_H
 #define BMS_SERIAL_H
 
@@ -18,15 +18,25 @@
  */
 typedef int (*ser_frame_len_fn)(const uint8_t *buf, size_t n);
 
-/* One serial port, 8N1 raw, opened on demand and reopened after I/O errors. */
+/*
+ * One RS-485 line, opened on demand and reopened after I/O errors: a serial port (8N1 raw)
+ * or, when the port is "tcp://HOST:PORT", a raw TCP connection to an RS-485-to-Ethernet
+ * bridge (or ser2net) carrying the same bytes. Failed opens are retried with backoff
+ * (1 s doubling to 30 s), so a dead bridge costs no connect timeout on every poll.
+ */
 struct ser_link {
-    int fd;               /* -1 while closed */
-    char port[256];       /* device path */
+    int fd;         /* -1 while closed */
+    char port[256]; /* device path, or tcp://HOST:PORT */
+    bool tcp;       /* a TCP bridge: host and tcp_port below */
+    char host[128];
+    char tcp_port[8];
+    double retry_at;      /* monotonic s before which no new open is tried */
+    double backoff;       /* s to wait after the next failed open */
     int baud;             /* one of the termios rates (config_baud_supported) */
     double timeout_s;     /* reply timeout */
     bool read_only;       /* listen only: opened O_RDONLY, never written to */
     bool trace;           /* log every frame in hex (--trace) */
-    char what[80];        /* text of the last failure */
+    char what[320];       /* text of the last failure */
     unsigned long opens;  /* successful opens so far */
     double quiet_until;   /* monotonic s before which no request may start (t3.5) */
     struct termios saved; /* the port's settings before we opened it, restored on close */
@@ -34,14 +44,16 @@ struct ser_link {
 
 /*
  * Prepare a link (does not open the port). Returns 0, or -1 for a baud rate that termios
- * cannot set, or a timeout <= 0.
+ * cannot set (serial ports only), a malformed tcp://HOST:PORT, or a timeout <= 0.
  */
 int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout_s, bool read_only,
                   bool trace);
 
 /*
- * Open the port if closed: O_NOCTTY | O_NONBLOCK, raw 8N1 at l->baud (CLOCAL, CREAD, no
- * flow control), input flushed. Returns MB_OK or MB_ERR_OPEN (l->what says why).
+ * Open the port if closed: a serial port O_NOCTTY | O_NONBLOCK, raw 8N1 at l->baud (CLOCAL,
+ * CREAD, no flow control), input flushed; a TCP bridge connected within timeout_s (at least
+ * 1 s), TCP_NODELAY. Returns MB_OK or MB_ERR_OPEN (l->what says why; also while the
+ * backoff after a failed open runs).
  */
 enum mb_result ser_open(struct ser_link *l);
 
