@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* bms-sim.c - serves simulated LP4V2 packs on pseudo-terminals (Modbus RTU or EG4 legacy). */
+/* bms-sim.c - serves simulated battery packs on pseudo-terminals or TCP (Modbus RTU, EG4
+ * legacy, Pylontech or EG4 LifePower4 ASCII). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,8 +48,12 @@
  * A port is half duplex: one transmission (reply, poll request or noise) at a time, and bytes
  * that arrive while a reply is on its way are dropped.
  *
- * stdout carries only the line protocol for tests ("PTY i path", "SLAVES i ids", "READY",
- * "OK", "ERR ...", "STATS ...", "PTYSTATS ..."); logs go to stderr.
+ * With --tcp a port is a TCP listener on 127.0.0.1 instead of a pty, as an RS-485-to-Ethernet
+ * bridge: one client at a time (a new connection replaces the old one), its socket read and
+ * written, paced, where the pty master would be.
+ *
+ * stdout carries only the line protocol for tests ("PTY i path" or "TCP i host:port",
+ * "SLAVES i ids", "READY", "OK", "ERR ...", "STATS ...", "PTYSTATS ..."); logs go to stderr.
  */
 
 #define SIM_LINE_MAX          256
@@ -80,9 +89,11 @@ enum tx_kind {
 
 struct port {
     unsigned idx; /* 1.. as printed on the PTY line */
-    int master;   /* our end; non-blocking; -1 while unplugged */
+    int master;   /* our end; non-blocking; -1 while unplugged (--tcp: the client, -1 = none) */
     int slave;    /* kept open so the master never sees EIO/HUP when the daemon closes */
-    char path[128];
+    int listener; /* --tcp: the listening socket; -1 while unplugged */
+    uint16_t tcp_port; /* --tcp: the port, kept across unplug/replug */
+    char path[128];    /* the pty's path; --tcp: "127.0.0.1:<port>" */
     char link[PATH_MAX];
     bool linked;
     bool unplugged;
@@ -128,6 +139,8 @@ struct options {
     unsigned master_ms; /* 0: the simulator is a slave only */
     bool master_identity;
     bool noise;
+    bool tcp;
+    bool baud_set;
     bool verbose;
     const struct sim_proto *proto;
     char *bus[SIM_MAX_PORTS];
@@ -320,6 +333,40 @@ static void port_idle(struct port *pt, int64_t now)
     }
 }
 
+/* --tcp: the client went away (or is replaced): what it sent and what it was sent are gone. */
+static void port_client_close(struct port *pt, const char *why)
+{
+    if (pt->master < 0)
+        return;
+    close(pt->master);
+    pt->master = -1;
+    pt->rxlen = 0;
+    pt->pending = false;
+    log_msg(LOG_LVL_INFO, "tcp %u: client %s", pt->idx, why);
+}
+
+/* --tcp: a new client replaces the old one. */
+static void port_accept(struct port *pt)
+{
+    int fd;
+
+    do {
+        fd = accept4(pt->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            log_msg(LOG_LVL_WARNING, "tcp %u: accept: %s", pt->idx, strerror(errno));
+        return;
+    }
+    port_client_close(pt, "replaced by a new connection");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* paced chunks go at once */
+    pt->master = fd;
+    pt->rxlen = 0;
+    pt->pending = false;
+    log_msg(LOG_LVL_INFO, "tcp %u: client connected", pt->idx);
+}
+
 static void port_io_error(struct port *pt, int64_t now, const char *what)
 {
     if (!pt->io_logged)
@@ -341,6 +388,10 @@ static void port_receive(struct port *pt, int64_t now)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
+        if (n <= 0 && opt.tcp) {
+            port_client_close(pt, n == 0 ? "closed the connection" : strerror(errno));
+            return;
+        }
         if (n <= 0) {
             port_io_error(pt, now, n == 0 ? "end of file" : strerror(errno));
             return;
@@ -401,6 +452,11 @@ static void port_transmit(struct port *pt, int64_t now)
     size_t n = opt.chunk && opt.chunk < left ? opt.chunk : left;
     ssize_t w;
 
+    if (pt->master < 0) {
+        /* --tcp without a client: the bridge sends into the void. */
+        pt->pending = false;
+        return;
+    }
     do {
         w = write(pt->master, pt->tx + pt->txpos, n);
     } while (w < 0 && errno == EINTR);
@@ -413,7 +469,9 @@ static void port_transmit(struct port *pt, int64_t now)
         pt->tx_logged = true;
         pt->pending = false;
         pt->m_at = now + gap_ns;
-        if (w < 0 && errno == EIO)
+        if (w < 0 && opt.tcp && errno != EAGAIN && errno != EWOULDBLOCK)
+            port_client_close(pt, strerror(errno));
+        else if (w < 0 && errno == EIO)
             port_io_error(pt, now, "EIO");
         return;
     }
@@ -440,7 +498,7 @@ static void port_trim_backlog(struct port *pt)
 {
     int queued = 0;
 
-    if (ioctl(pt->slave, FIONREAD, &queued) == 0 && queued > SIM_BACKLOG_MAX) {
+    if (pt->slave >= 0 && ioctl(pt->slave, FIONREAD, &queued) == 0 && queued > SIM_BACKLOG_MAX) {
         tcflush(pt->slave, TCIFLUSH);
         log_msg(LOG_LVL_DEBUG, "pty %u: %d unread bytes flushed", pt->idx, queued);
     }
@@ -670,7 +728,7 @@ static void command(char *line)
         else if (!ports[target - 1].unplugged)
             why = "not unplugged";
         else if (port_replug(&ports[target - 1], &why) == 0)
-            out_line("PTY %u %s", target, ports[target - 1].path);
+            out_line("%s %u %s", opt.tcp ? "TCP" : "PTY", target, ports[target - 1].path);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         quit_requested = true;
     } else {
@@ -757,11 +815,44 @@ static int port_link(struct port *pt, const char **why)
     return 0;
 }
 
-/* Create the port's pty (and link). Returns 0, or -1 with *why set (fds may be left open:
- * port_close them). */
+/* --tcp: listen on 127.0.0.1 at pt->tcp_port (0 = any free port, remembered), so a replug
+ * listens on the same port again. Returns 0, or -1 with *why set. */
+static int port_listen(struct port *pt, const char **why)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(pt->tcp_port)};
+    socklen_t salen = sizeof(sa);
+    int one = 1;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    pt->listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (pt->listener < 0) {
+        log_msg(LOG_LVL_ERROR, "socket: %s", strerror(errno));
+        *why = "cannot create a socket";
+        return -1;
+    }
+    /* The old client's connection may linger in TIME_WAIT on this port after an unplug. */
+    if (setsockopt(pt->listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(pt->listener, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(pt->listener, 4) < 0 ||
+        getsockname(pt->listener, (struct sockaddr *)&sa, &salen) < 0) {
+        log_msg(LOG_LVL_ERROR, "tcp %u: cannot listen on 127.0.0.1:%u: %s", pt->idx,
+                (unsigned)pt->tcp_port, strerror(errno));
+        *why = "cannot listen";
+        return -1;
+    }
+    pt->tcp_port = ntohs(sa.sin_port);
+    snprintf(pt->path, sizeof(pt->path), "127.0.0.1:%u", (unsigned)pt->tcp_port);
+    pt->rxlen = 0;
+    pt->pending = false;
+    return 0;
+}
+
+/* Create the port's pty (and link), or with --tcp its listener. Returns 0, or -1 with *why
+ * set (fds may be left open: port_close them). */
 static int port_open(struct port *pt, const char **why)
 {
-    pt->master = pt->slave = -1;
+    pt->master = pt->slave = pt->listener = -1;
+    if (opt.tcp)
+        return port_listen(pt, why);
     if (openpty(&pt->master, &pt->slave, NULL, NULL, NULL) < 0) {
         log_msg(LOG_LVL_ERROR, "openpty: %s", strerror(errno));
         *why = "openpty failed";
@@ -798,7 +889,9 @@ static void port_close(struct port *pt)
         close(pt->master);
     if (pt->slave >= 0)
         close(pt->slave);
-    pt->master = pt->slave = -1;
+    if (pt->listener >= 0)
+        close(pt->listener);
+    pt->master = pt->slave = pt->listener = -1;
 }
 
 /* If the caller closed stdin/stdout/stderr, openpty would hand out those numbers and a pty
@@ -824,20 +917,25 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bms-sim [options]\n"
-            "Simulate EG4 LifePower4 v2 packs on pseudo-terminals: Modbus RTU (fn 0x03) or the\n"
-            "EG4 legacy 7E..0D protocol, as slaves, or with a simulated bus master.\n"
+            "Simulate battery packs on pseudo-terminals or TCP: EG4 LifePower4 v2 Modbus RTU\n"
+            "(fn 0x03), the EG4 legacy 7E..0D protocol, Pylontech ASCII (CID1 0x46) or EG4\n"
+            "LifePower4 ASCII (CID1 0x4A), as slaves, or with a simulated bus master.\n"
             "\n"
             "  -n, --packs N          N ptys with one pack each (default 1, or 0 with --bus)\n"
             "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
             "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
-            "                         1 legacy; 0x.. ok)\n"
-            "      --protocol P       modbus (default) or legacy, for every pty\n"
+            "                         1 legacy and lp4ascii, 2 pylontech; 0x.. ok)\n"
+            "      --protocol P       modbus (default), legacy, pylontech or lp4ascii, for\n"
+            "                         every pty\n"
+            "      --tcp              a TCP listener on 127.0.0.1 per pty instead of a pty\n"
+            "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
             "      --master MS        act as the bus master too: every MS ms poll each pack\n"
             "                         of each pty and write request and reply into the pty\n"
             "      --master-identity  with --master, Modbus: also read registers 105..127 of\n"
             "                         each pack on the first cycle and every 5th after it\n"
             "      --noise            with --master: random bytes between exchanges now and then\n"
-            "  -b, --baud B           simulated wire speed for pacing (default 9600)\n"
+            "  -b, --baud B           simulated wire speed for pacing (default 9600;\n"
+            "                         pylontech 115200)\n"
             "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
             "  -f, --fault I:KIND[:ARG]  start with a fault on pack I (or *); repeatable\n"
             "  -c, --chunk BYTES      deliver BYTES at a time (default: one write per frame)\n"
@@ -849,17 +947,19 @@ static void usage(FILE *f)
             "\n"
             "Packs are numbered 1.. in order: the --packs packs, then each --bus's slaves.\n"
             "Ptys are numbered the same way: the --packs ptys, then one per --bus.\n"
-            "stdout: 'PTY <i> <path>' per pty (with --bus each followed by\n"
-            "'SLAVES <i> <id>,...'), then 'READY'. stdin commands, one per line, each answered\n"
-            "'OK' or 'ERR <reason>':\n"
+            "stdout: 'PTY <i> <path>' (--tcp: 'TCP <i> 127.0.0.1:<port>') per pty (with --bus\n"
+            "each followed by 'SLAVES <i> <id>,...'), then 'READY'. stdin commands, one per\n"
+            "line, each answered 'OK' or 'ERR <reason>':\n"
             "  fault I KIND [ARG]     pack I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
             "                         truncate | garbage | exception [CODE] | slow [MS] |\n"
             "                         wrongslave | zeros\n"
             "  clear I                same as 'fault I none'\n"
             "  stats                  'STATS <pack> requests=<n> replies=<n>' per pack, then\n"
             "                         'PTYSTATS <i> packs=<p>,... rx=<bytes> badreq=<n>' per pty\n"
-            "  unplug I               close pty I (and remove its link)\n"
-            "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved\n"
+            "  unplug I               close pty I (and remove its link); --tcp: close its\n"
+            "                         listener and client\n"
+            "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved;\n"
+            "                         --tcp: listen on the same port again, 'TCP <i> <addr>'\n"
             "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n");
 }
 
@@ -978,6 +1078,7 @@ enum {
     OPT_MASTER,
     OPT_NOISE,
     OPT_MASTER_IDENTITY,
+    OPT_TCP,
 };
 
 /* Parse the command line into opt. Returns 0, 1 (done: --help) or 2 (usage error). */
@@ -991,6 +1092,7 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"master", required_argument, NULL, OPT_MASTER},
         {"master-identity", no_argument, NULL, OPT_MASTER_IDENTITY},
         {"noise", no_argument, NULL, OPT_NOISE},
+        {"tcp", no_argument, NULL, OPT_TCP},
         {"baud", required_argument, NULL, 'b'},
         {"link", required_argument, NULL, 'l'},
         {"fault", required_argument, NULL, 'f'},
@@ -1029,7 +1131,9 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
             } else if (strcmp(optarg, "legacy") == 0) {
                 opt.proto = &sim_proto_legacy;
             } else {
-                fprintf(stderr, "bms-sim: --protocol: '%s' is not modbus or legacy\n", optarg);
+                fprintf(stderr,
+                        "bms-sim: --protocol: '%s' is not modbus, legacy, pylontech or lp4ascii\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -1043,9 +1147,13 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         case OPT_NOISE:
             opt.noise = true;
             break;
+        case OPT_TCP:
+            opt.tcp = true;
+            break;
         case 'b':
             if (parse_uint("--baud", optarg, 300, 4000000, &opt.baud) < 0)
                 return 2;
+            opt.baud_set = true;
             break;
         case 'l':
             opt.link_dir = optarg;
@@ -1099,6 +1207,15 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         fprintf(stderr, "bms-sim: --noise needs --master\n");
         return 2;
     }
+    if (opt.tcp && opt.master_ms) {
+        fprintf(stderr,
+                "bms-sim: --tcp: not with --master (a bridge carries a client's requests)\n");
+        return 2;
+    }
+    if (opt.tcp && opt.link_dir) {
+        fprintf(stderr, "bms-sim: --link: there are no ptys to link with --tcp\n");
+        return 2;
+    }
     if (opt.master_identity && !opt.master_ms) {
         fprintf(stderr, "bms-sim: --master-identity needs --master\n");
         return 2;
@@ -1112,6 +1229,8 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         opt.packs = 0; /* --bus alone: only the bus ptys */
     if (!opt.slave_set)
         opt.slave = opt.proto->default_slave;
+    if (!opt.baud_set)
+        opt.baud = opt.proto->default_baud;
     return 0;
 }
 
@@ -1166,7 +1285,7 @@ int main(int argc, char **argv)
             pk->rng = 1;
     }
     for (unsigned i = 0; i < nports; i++)
-        ports[i].master = ports[i].slave = -1;
+        ports[i].master = ports[i].slave = ports[i].listener = -1;
     for (unsigned i = 0; i < nports; i++) {
         struct port *pt = &ports[i];
         pt->rng = 0x9E3779B9u ^ (pt->idx * 0x85EBCA77u);
@@ -1186,7 +1305,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < nports; i++) {
         char list[SIM_MAX_PACKS * 4 + 1];
-        out_line("PTY %u %s", i + 1, ports[i].path);
+        out_line("%s %u %s", opt.tcp ? "TCP" : "PTY", i + 1, ports[i].path);
         if (opt.nbus > 0) {
             port_slaves(&ports[i], list, sizeof(list), false);
             out_line("SLAVES %u %s", i + 1, list);
@@ -1199,8 +1318,9 @@ int main(int argc, char **argv)
 
     bool stdin_open = true;
     while (!stop_signal && !quit_requested) {
-        struct pollfd pfd[SIM_MAX_PORTS + 1];
-        struct port *owner[SIM_MAX_PORTS + 1];
+        struct pollfd pfd[2 * SIM_MAX_PORTS + 1];
+        struct port *owner[2 * SIM_MAX_PORTS + 1];
+        bool listening[2 * SIM_MAX_PORTS + 1];
         nfds_t nfds = 0;
         int64_t now = now_ns(), next = INT64_MAX;
 
@@ -1227,11 +1347,20 @@ int main(int argc, char **argv)
                     next = pt->io_retry;
                 continue;
             }
-            pfd[nfds] = (struct pollfd){.fd = pt->master, .events = POLLIN};
-            owner[nfds++] = pt;
+            if (pt->listener >= 0) {
+                pfd[nfds] = (struct pollfd){.fd = pt->listener, .events = POLLIN};
+                listening[nfds] = true;
+                owner[nfds++] = pt;
+            }
+            if (pt->master >= 0) {
+                pfd[nfds] = (struct pollfd){.fd = pt->master, .events = POLLIN};
+                listening[nfds] = false;
+                owner[nfds++] = pt;
+            }
         }
         if (stdin_open) {
             pfd[nfds] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+            listening[nfds] = false;
             owner[nfds++] = NULL;
         }
 
@@ -1255,7 +1384,10 @@ int main(int argc, char **argv)
             if (!pfd[i].revents)
                 continue;
             /* A command may have unplugged a port polled in this round: skip it. */
-            if (owner[i] && !owner[i]->unplugged && owner[i]->master == pfd[i].fd)
+            if (owner[i] && listening[i]) {
+                if (!owner[i]->unplugged && owner[i]->listener == pfd[i].fd)
+                    port_accept(owner[i]);
+            } else if (owner[i] && !owner[i]->unplugged && owner[i]->master == pfd[i].fd)
                 port_receive(owner[i], now);
             else if (!owner[i] && ((pfd[i].revents & POLLNVAL) || !stdin_read()))
                 stdin_open = false; /* tests may close stdin: keep serving */

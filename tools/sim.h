@@ -58,6 +58,7 @@ enum frame_result {
 struct sim_proto {
     const char *name;
     unsigned slave_min, slave_max, default_slave;
+    unsigned default_baud; /* pacing without --baud */
     /* After this long without new bytes an incomplete frame at the front is given up one
      * byte at a time; 0 = keep waiting (Modbus resynchronises on the CRC instead). */
     int64_t idle_ns;

@@ -203,6 +203,7 @@ const struct sim_proto sim_proto_legacy = {
     .name = "legacy",
     .slave_min = 0,
     .slave_max = 255,
+    .default_baud = 9600,
     .default_slave = 1,
     .idle_ns = LG_IDLE_NS,
     .frame = lg_frame,

@@ -164,6 +164,7 @@ const struct sim_proto sim_proto_modbus = {
     .name = "modbus",
     .slave_min = 1,
     .slave_max = 247, /* Modbus over serial line V1.02 §2.2: unicast addresses 1..247 */
+    .default_baud = 9600,
     .default_slave = LP4V2_DEFAULT_SLAVE,
     .idle_ns = 0,
     .frame = mb_frame,

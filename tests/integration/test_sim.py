@@ -10,6 +10,7 @@ Needs BMS_SIM = path of the built bms-sim. Register numbers and scales follow th
 import errno
 import os
 import select
+import socket
 import struct
 import subprocess
 import sys
@@ -97,6 +98,11 @@ def rtu_frames(stream):
     return out
 
 
+def parse_addr(text):
+    host, port = text.rsplit(":", 1)
+    return host, int(port)
+
+
 class Sim:
     """A running bms-sim with a line reader on its stdout."""
 
@@ -107,6 +113,7 @@ class Sim:
                                      stdout=subprocess.PIPE, stderr=self.log)
         self.buf = b""
         self.ptys = {}
+        self.tcp = {}     # --tcp: port number -> (host, tcp port), from the TCP lines
         self.slaves = {}  # pty -> [slave ids], from the SLAVES lines (--bus only)
         while True:
             line = self.line()
@@ -115,7 +122,10 @@ class Sim:
             parts = line.split()
             if len(parts) == 3 and parts[0] == "PTY":
                 self.ptys[int(parts[1])] = parts[2]
-            elif len(parts) == 3 and parts[0] == "SLAVES" and int(parts[1]) in self.ptys:
+            elif len(parts) == 3 and parts[0] == "TCP":
+                self.tcp[int(parts[1])] = parse_addr(parts[2])
+            elif (len(parts) == 3 and parts[0] == "SLAVES"
+                  and (int(parts[1]) in self.ptys or int(parts[1]) in self.tcp)):
                 self.slaves[int(parts[1])] = [int(x) for x in parts[2].split(",")]
             else:
                 raise AssertionError("unexpected line before READY: %r" % line)
@@ -218,6 +228,46 @@ class Port:
     def transact(self, request, want, timeout=REPLY_TIMEOUT):
         self.write(request)
         return self.read(want, timeout)
+
+
+class TcpPort(Port):
+    """The daemon's side of one --tcp bus: a TCP client, read and written like a pty."""
+
+    def __init__(self, addr):  # pylint: disable=super-init-not-called
+        self.sock = socket.create_connection(addr, timeout=REPLY_TIMEOUT)
+        self.sock.setblocking(False)
+        self.fd = self.sock.fileno()
+
+    def close(self):
+        self.sock.close()
+
+    def write(self, data):
+        self.sock.sendall(data)
+
+    def read(self, want, timeout=REPLY_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        got = b""
+        while len(got) < want:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([self.sock], [], [], left)
+            if r:
+                chunk = self.sock.recv(4096)
+                if not chunk:
+                    break  # closed by the simulator
+                got += chunk
+        return got
+
+    def closed_by_peer(self, timeout=REPLY_TIMEOUT):
+        """True if the simulator closed this connection (EOF or reset) within `timeout`."""
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return False
+        try:
+            return self.sock.recv(100) == b""
+        except ConnectionResetError:
+            return True
 
 
 class SimTest(unittest.TestCase):
@@ -822,6 +872,98 @@ class SimUnplugTest(unittest.TestCase):
         self.assertTrue(self.sim.command("replug 1")[1].startswith("ERR"))
         self.assertTrue(self.sim.command("unplug 3")[1].startswith("ERR"))
         self.assertEqual(self.sim.stats()["packs"][1], (2, 2))
+
+
+class SimTcpTest(unittest.TestCase):
+    """--tcp: each bus is a TCP listener, as an RS-485-to-Ethernet bridge."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.sim = None
+        self.conns = []
+
+    def tearDown(self):
+        for c in self.conns:
+            c.close()
+        if self.sim:
+            self.sim.stop()
+
+    def start(self, *args):
+        self.sim = Sim("--tcp", *args)
+        return self.sim
+
+    def connect(self, i):
+        c = TcpPort(self.sim.tcp[i])
+        self.conns.append(c)
+        return c
+
+    def block(self, conn, slave=SLAVE):
+        t0 = time.monotonic()
+        reply = conn.transact(read_request(0, 47, slave=slave), 99)
+        self.assertEqual(len(reply), 99, reply.hex())
+        self.assertTrue(crc_ok(reply), reply.hex())
+        self.assertEqual(reply[:3], bytes([slave, 0x03, 94]))
+        return time.monotonic() - t0
+
+    def test_connect_request_reply(self):
+        sim = self.start("--packs", "1", "--bus", "1,2")
+        self.assertEqual(sim.ptys, {})
+        self.assertEqual(sorted(sim.tcp), [1, 2])
+        self.assertEqual(sim.slaves, {1: [SLAVE], 2: [1, 2]})
+        ports = set()
+        for host, port in sim.tcp.values():
+            self.assertEqual(host, "127.0.0.1")
+            self.assertTrue(0 < port < 65536)
+            ports.add(port)
+        self.assertEqual(len(ports), 2)
+        elapsed = self.block(self.connect(1))
+        self.assertGreater(elapsed, 0.09)  # paced as 99 bytes at 9600 baud (~107 ms)
+        bus = self.connect(2)
+        self.block(bus, 1)
+        self.block(bus, 2)
+        bus.write(read_request(0, 47, slave=3))  # no such slave on that bus: silence
+        self.assertEqual(bus.quiet(), b"")
+        st = sim.stats()
+        self.assertEqual(st["packs"], {1: (1, 1), 2: (1, 1), 3: (1, 1)})
+        self.assertEqual(int(st["ptys"][1]["rx"]), 8)
+
+    def test_new_connection_replaces_the_old(self):
+        self.start("--packs", "1")
+        old = self.connect(1)
+        self.block(old)
+        new = self.connect(1)
+        self.assertTrue(old.closed_by_peer())
+        self.block(new)
+
+    def test_legacy_over_tcp(self):
+        self.start("--protocol", "legacy", "--packs", "1")
+        reply = self.connect(1).transact(legacy_request(1), 94)
+        self.assertEqual(len(reply), 94, reply.hex())
+        self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
+
+    def test_unplug_replug_same_port(self):
+        sim = self.start("--packs", "2")
+        addr = sim.tcp[1]
+        conn = self.connect(1)
+        self.block(conn)
+        self.assertEqual(sim.command("unplug 1"), ([], "OK"))
+        self.assertTrue(conn.closed_by_peer())  # the bridge went away ...
+        with self.assertRaises(OSError):        # ... and nobody listens there
+            socket.create_connection(addr, timeout=REPLY_TIMEOUT).close()
+        self.assertTrue(sim.stats()["ptys"][1]["unplugged"])
+        self.block(self.connect(2))  # the other bridge is still there
+        lines, answer = sim.command("replug 1")
+        self.assertEqual(answer, "OK")
+        self.assertEqual(lines, ["TCP 1 %s:%d" % addr])  # the same port again
+        self.block(self.connect(1))
+        self.assertEqual(sim.stats()["packs"][1], (2, 2))
+
+    def test_refused_with_master(self):
+        r = subprocess.run([SIM, "--tcp", "--master", "100"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stdout, b"")
 
 
 if __name__ == "__main__":
