@@ -146,6 +146,8 @@ static const char *const mode_names[] = {
     [CONFIG_MODE_MODBUS_PER_PACK] = "modbus_per_pack",
     [CONFIG_MODE_ACTIVE] = "active",
     [CONFIG_MODE_PASSIVE] = "passive",
+    [CONFIG_MODE_PYLONTECH] = "pylontech",
+    [CONFIG_MODE_LP4_ASCII] = "lp4_ascii",
 };
 
 static const char *const transport_names[] = {
@@ -792,9 +794,16 @@ static const yaml_node_t *section_value(const struct section *sec, const char *n
 static int parse_bus(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value)
 {
     struct section sec = {"bus", bus_keys, ARRAY_SIZE(bus_keys), &ld->cfg->bus, {0}, {0}};
+    int rc;
 
     ld->bus_key = key;
-    return walk_mapping(ld, &sec, value, key->start_mark);
+    ld->cfg->bus.baud = 0; /* unset: the mode's default, below */
+    rc = walk_mapping(ld, &sec, value, key->start_mark);
+    /* Pylontech stacks talk at 115200 baud (Pylontech RS485 protocol V3.3); the rest at
+     * 9600 (EG4-LL Modbus V01.06 §1.2, EG4 LifePower4 ASCII). */
+    if (ld->cfg->bus.baud == 0)
+        ld->cfg->bus.baud = ld->cfg->bus.mode == CONFIG_MODE_PYLONTECH ? 115200 : 9600;
+    return rc;
 }
 
 /* TLS client auth needs both halves, and TLS itself is switched on by the CA file. */

@@ -11,6 +11,8 @@ enum config_bus_mode {
     CONFIG_MODE_MODBUS_PER_PACK, /* "modbus_per_pack": Modbus RTU master, a port per pack */
     CONFIG_MODE_ACTIVE,          /* "active": legacy EG4 7E..0D protocol on bus.port */
     CONFIG_MODE_PASSIVE,         /* "passive": Modbus RTU listener on bus.port */
+    CONFIG_MODE_PYLONTECH,       /* "pylontech": Pylontech stack (ASCII, CID1 0x46) on bus.port */
+    CONFIG_MODE_LP4_ASCII,       /* "lp4_ascii": EG4 LifePower4 ASCII (CID1 0x4A) on bus.port */
 };
 
 /* bus.transport: "serial" (real ports) or "mock" (built-in simulated packs). */
@@ -34,7 +36,7 @@ struct config_bus {
     enum config_bus_mode mode;       /* required */
     enum config_transport transport; /* default serial */
     char *port;                      /* shared port (active, passive); NULL when absent */
-    int baud;                        /* default 9600 */
+    int baud;                        /* default 9600; 115200 in pylontech mode */
     int read_chunk;                  /* default 512 bytes (passive mode read size) */
     double timeout_s;                /* per-request response timeout, default 1.5 s */
     double poll_interval_s;          /* cycle period, default 10 s; 0 = back to back */

@@ -477,6 +477,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
+    if (cfg.bus.mode == CONFIG_MODE_PYLONTECH || cfg.bus.mode == CONFIG_MODE_LP4_ASCII) {
+        fprintf(stderr, "bms2mqtt: %s: bus.mode '%s' is not supported by this version\n", o.config,
+                config_mode_name(cfg.bus.mode));
+        config_free(&cfg);
+        return 1;
+    }
     packs = calloc(cfg.n_packs, sizeof(*packs));
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
     struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));

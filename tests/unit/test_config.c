@@ -469,7 +469,7 @@ static void test_config_control_characters_are_masked_in_message(void **state)
     (void)state;
     expect_error("bus:\n  mode: \"a\\x1b[2Jb\"\n",
                  "t.yaml:2:9: unknown bus.mode 'a?[2Jb' (valid: modbus_per_pack, active, "
-                 "passive)");
+                 "passive, pylontech, lp4_ascii)");
 }
 
 static void test_config_mapping_where_scalar_expected_is_refused(void **state)
@@ -534,7 +534,8 @@ static void test_config_unknown_mode_lists_valid_modes(void **state)
 {
     (void)state;
     expect_error("bus:\n  mode: rtu\npacks: [{name: p}]\n",
-                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: modbus_per_pack, active, passive)");
+                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: modbus_per_pack, active, passive, "
+                 "pylontech, lp4_ascii)");
 }
 
 static void test_config_unknown_transport_is_refused(void **state)
@@ -611,6 +612,36 @@ static void test_config_shared_bus_needs_port_and_distinct_addresses(void **stat
                  "  - name: b\n",
                  "t.yaml:6:5: packs[1] 'b' has address 0x40 like 'a' (line 5); packs on a "
                  "shared bus need distinct addresses");
+}
+
+/* Pylontech stacks talk at 115200 baud unless told otherwise; the others at 9600. */
+static void test_config_pylontech_mode_defaults_to_115200_baud(void **state)
+{
+    struct config cfg;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(load(&cfg,
+                          "bus:\n  mode: pylontech\n  port: /dev/ttyUSB0\npacks:\n"
+                          "  - {name: m2, address: 2}\n  - {name: m3, address: 3}\n",
+                          err, sizeof err),
+                     0);
+    assert_int_equal(cfg.bus.baud, 115200);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg,
+                          "bus:\n  mode: pylontech\n  port: /dev/ttyUSB0\n  baud: 9600\npacks:\n"
+                          "  - {name: m2, address: 2}\n",
+                          err, sizeof err),
+                     0);
+    assert_int_equal(cfg.bus.baud, 9600);
+    config_free(&cfg);
+    assert_int_equal(load(&cfg,
+                          "bus:\n  mode: lp4_ascii\n  port: /dev/ttyUSB0\npacks:\n"
+                          "  - {name: p1, address: 1}\n",
+                          err, sizeof err),
+                     0);
+    assert_int_equal(cfg.bus.baud, 9600);
+    config_free(&cfg);
 }
 
 /* modbus_per_pack packs that name one port form one RS-485 bus. */
@@ -941,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_config_per_pack_serial_pack_without_port_is_refused),
         cmocka_unit_test(test_config_shared_bus_needs_port_and_distinct_addresses),
         cmocka_unit_test(test_config_packs_on_one_port_share_baud_and_need_distinct_ids),
+        cmocka_unit_test(test_config_pylontech_mode_defaults_to_115200_baud),
         cmocka_unit_test(test_config_bad_pack_name_is_refused),
         cmocka_unit_test(test_config_mqtt_port_outside_1_to_65535_is_refused),
         cmocka_unit_test(test_config_timeout_must_be_positive),
