@@ -19,11 +19,12 @@ class BusSim(harness.Sim):
         self.link_dir = link_dir
         self.log_path = os.path.join(link_dir, "sim.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([harness.BMS_SIM, "--link", link_dir, *args],
+        link = [] if "--tcp" in args else ["--link", link_dir]  # TCP buses have no path
+        self.proc = subprocess.Popen([harness.BMS_SIM, *link, *args],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log)
         self.buf = b""
-        self.ptys, self.slaves = {}, {}
+        self.ptys, self.slaves, self.tcp = {}, {}, {}
         while True:
             line = self.line(harness.START_TIMEOUT)
             if line == "READY":
@@ -33,6 +34,8 @@ class BusSim(harness.Sim):
                 self.ptys[int(i)] = rest
             elif kind == "SLAVES":
                 self.slaves[int(i)] = rest
+            elif kind == "TCP":
+                self.tcp[int(i)] = rest
 
     def pty_stats(self):
         """{pty: {key: value}} from the PTYSTATS lines of `stats`."""

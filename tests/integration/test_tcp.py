@@ -93,6 +93,48 @@ class TcpTest(harness.StackTest):
         self.assertEqual(dev["device"]["model"], "GATEWAY-PACK")
         self.assertEqual(dev["device"]["sw_version"], "V09R09")
 
+    def start_bus_sim(self, *args):
+        s = BusSim(list(args), self.dir)
+        self.addCleanup(s.stop)
+        return s
+
+    def test_modbus_over_a_bridge_that_goes_away_and_comes_back(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--tcp", "--packs", "1")
+        url = "tcp://%s" % sim.tcp[1]
+        cfg = self.write_config(bus_config(broker.port, "modbus_per_pack", None,
+                                           [("bridged_1", "0x40", url)]))
+        daemon = self.start_daemon(cfg)
+        got = cap.wait_for(lambda m: m[1] == harness.state_topic("bridged_1"), 15)
+        self.assertTrue(got, "no state through the bridge")
+        s = json.loads(got[2])
+        cells = [s["cell_%02d_voltage" % i] for i in range(1, 17)]
+        self.assertAlmostEqual(s["pack_voltage"], sum(cells), delta=0.05)
+        mark = cap.mark()
+        sim.command("unplug 1")
+        self.assertTrue(cap.wait_topic(harness.avail_topic("bridged_1"), "offline", 15, mark),
+                        "the pack stayed online with its bridge gone")
+        mark = cap.mark()
+        sim.command("replug 1")
+        self.assertTrue(cap.wait_topic(harness.avail_topic("bridged_1"), "online", 40, mark),
+                        "the pack did not come back with its bridge")
+        self.assertTrue(cap.wait_for(lambda m: m[1] == harness.state_topic("bridged_1"), 10, mark))
+        self.assertIsNone(daemon.proc.poll(), "the daemon exited")
+
+    def test_legacy_packs_over_a_bridge(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--tcp", "--protocol", "legacy", "--packs", "0", "--bus", "1,2")
+        url = "tcp://%s" % sim.tcp[1]
+        cfg = self.write_config(bus_config(broker.port, "active", url,
+                                           [("lb_1", 1, None), ("lb_2", 2, None)]))
+        self.start_daemon(cfg)
+        for name in ("lb_1", "lb_2"):
+            got = cap.wait_for(lambda m, n=name: m[1] == harness.state_topic(n), 15)
+            self.assertTrue(got, "no state of %s through the bridge" % name)
+            self.assertTrue(0 <= json.loads(got[2])["soc"] <= 100)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
