@@ -31,9 +31,9 @@
  * sharing one bus (--bus), each answering only its own slave address. The master end of the
  * pty is ours; the slave path is what a daemon opens as its "serial port". A request is
  * framed from the bytes read on the master by the protocol personality (sim_modbus.c,
- * sim_legacy.c); the addressed pack's reply is built at once and then held back until the
- * moment each byte would have left a real RS-485 wire at the configured baud, so the reader
- * sees real-world timing without the sim ever sleeping.
+ * sim_legacy.c, sim_pylontech.c, sim_lp4ascii.c); the addressed pack's reply is built at once and
+ * then held back until the moment each byte would have left a real RS-485 wire at the configured
+ * baud, so the reader sees real-world timing without the sim ever sleeping.
  *
  *   daemon --write--> pty slave ==> pty master --read--> frame --> pack[addr] --> reply
  *   daemon <--read--- pty slave <== pty master <--write-- (at t_req + turnaround + len*10/baud)
@@ -237,6 +237,16 @@ size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, 
 
 /* ---- one port: receive, frame, answer, transmit ---- */
 
+struct sim_pack *sim_port_packs(unsigned port, unsigned *n)
+{
+    if (port < 1 || port > nports) {
+        *n = 0;
+        return NULL;
+    }
+    *n = ports[port - 1].npacks;
+    return &packs[ports[port - 1].first];
+}
+
 static struct sim_pack *port_pack(struct port *pt, unsigned slave)
 {
     for (unsigned i = 0; i < pt->npacks; i++)
@@ -304,7 +314,11 @@ static void port_scan(struct port *pt, int64_t now)
 
         if (r == FRAME_MORE)
             break;
-        if (r == FRAME_OK && flen > 0 && flen <= pt->rxlen) {
+        if (r == FRAME_BAD_REPLY) {
+            pt->badreq++;
+            log_msg(LOG_LVL_DEBUG, "pty %u: frame with a bad checksum", pt->idx);
+        }
+        if ((r == FRAME_OK || r == FRAME_BAD_REPLY) && flen > 0 && flen <= pt->rxlen) {
             uint8_t req[SIM_FRAME_MAX];
             memcpy(req, pt->rx, flen);
             port_drop_rx(pt, flen);
@@ -1130,6 +1144,10 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
                 opt.proto = &sim_proto_modbus;
             } else if (strcmp(optarg, "legacy") == 0) {
                 opt.proto = &sim_proto_legacy;
+            } else if (strcmp(optarg, "pylontech") == 0) {
+                opt.proto = &sim_proto_pylontech;
+            } else if (strcmp(optarg, "lp4ascii") == 0) {
+                opt.proto = &sim_proto_lp4ascii;
             } else {
                 fprintf(stderr,
                         "bms-sim: --protocol: '%s' is not modbus, legacy, pylontech or lp4ascii\n",

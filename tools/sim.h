@@ -9,9 +9,10 @@
 
 #include "simpack.h"
 
-#define SIM_MAX_PACKS 64  /* simulated packs in one process, over all ptys */
-#define SIM_MAX_PORTS 64  /* ptys in one process */
-#define SIM_FRAME_MAX 320 /* >= a Modbus RTU ADU (256 bytes) and a legacy frame (6 + 255) */
+#define SIM_MAX_PACKS 64 /* simulated packs in one process, over all ptys */
+#define SIM_MAX_PORTS 64 /* ptys in one process */
+/* >= a Modbus RTU ADU (256 bytes), a legacy frame (6 + 255) and an ASCII frame (18 + 4095) */
+#define SIM_FRAME_MAX 4224
 
 enum fault_kind {
     FAULT_NONE,
@@ -31,6 +32,18 @@ struct fault {
     unsigned count; /* replies built under this fault (badcrc K counts them) */
 };
 
+/* Lifetime totals a pack reports (EG4 LifePower4 ASCII analog reply), integrated from the
+ * simulated current at each request. */
+struct sim_totals {
+    bool started;
+    double t;              /* simulated seconds of the last update */
+    double chg_ah, dis_ah; /* charge in and out */
+    double chg_wh, dis_wh; /* energy in and out */
+    double chg_s, dis_s;   /* time spent charging and discharging */
+    unsigned chg_n, dis_n; /* charge and discharge periods begun */
+    int dir;               /* of the last update: 1 charging, -1 discharging, 0 idle */
+};
+
 /* One simulated pack: a register image behind one slave address on one pty. */
 struct sim_pack {
     unsigned idx;   /* global pack number 1.. (faults and STATS address packs by it) */
@@ -40,6 +53,7 @@ struct sim_pack {
     struct fault fault;
     unsigned long requests, replies;
     uint32_t rng; /* for garbage bytes */
+    struct sim_totals totals;
 };
 
 /* What a personality's framer found at the front of a receive buffer. */
@@ -48,6 +62,10 @@ enum frame_result {
     FRAME_SKIP, /* no frame starts here: drop one byte */
     FRAME_BAD,  /* a complete frame with a bad checksum: count it, drop one byte */
     FRAME_OK,   /* a good frame of *flen bytes */
+    /* A complete frame of *flen bytes with a bad checksum that is answered all the same (the
+     * ASCII protocols reply with a return code): count it as FRAME_BAD, handle it as
+     * FRAME_OK. */
+    FRAME_BAD_REPLY,
 };
 
 /*
@@ -77,6 +95,8 @@ struct sim_proto {
 
 extern const struct sim_proto sim_proto_modbus;
 extern const struct sim_proto sim_proto_legacy;
+extern const struct sim_proto sim_proto_pylontech;
+extern const struct sim_proto sim_proto_lp4ascii;
 
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;
@@ -90,5 +110,104 @@ uint32_t sim_pack_rand(struct sim_pack *pk);
  * random bytes instead). Returns the new length.
  */
 size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, size_t chk_at);
+
+/* The packs on pty `port` (1..): *n of them from the returned one on, in --bus order. */
+struct sim_pack *sim_port_packs(unsigned port, unsigned *n);
+
+/* ---- sim_ascii.c: the ASCII-hex frame codec of Pylontech (CID1 0x46) and EG4 LifePower4
+ * (CID1 0x4A), `~ VER ADR CID1 CID2 LENGTH INFO CHKSUM CR`, written for the simulator alone so
+ * it checks the daemon's codec independently. ---- */
+
+#define SIM_ASCII_VER      0x20
+#define SIM_ASCII_INFO_MAX 2047 /* bytes: LENID is 12 bits of ASCII characters */
+
+/* Return codes (reply CID2), both PDFs' table "response information". */
+enum sim_ascii_rtn {
+    SIM_RTN_OK = 0x00,
+    SIM_RTN_VER = 0x01,
+    SIM_RTN_CHKSUM = 0x02,
+    SIM_RTN_LCHKSUM = 0x03,
+    SIM_RTN_CID2 = 0x04,
+    SIM_RTN_FORMAT = 0x05,
+    SIM_RTN_DATA = 0x06,
+};
+
+/* A request taken apart. */
+struct sim_ascii_req {
+    uint8_t ver, adr, cid1, cid2;
+    unsigned lenid;
+    bool chksum_ok, lchksum_ok;
+    bool lenid_ok; /* LENID equals the INFO characters present */
+    uint8_t info[SIM_ASCII_INFO_MAX];
+    size_t ninfo;
+};
+
+/* A reply's INFO, built in binary; `over` records an append that did not fit. */
+struct sim_ascii_info {
+    uint8_t d[SIM_ASCII_INFO_MAX];
+    size_t n;
+    bool over;
+    bool zero; /* the zeros fault: sim_ascii_val() appends 0 */
+};
+
+/* LCHKSUM of a 12-bit LENID: (~((D11..8 + D7..4 + D3..0) mod 16) + 1) & 0xF. */
+unsigned sim_ascii_lchksum(unsigned lenid);
+/* CHKSUM of the characters after '~' up to the end of INFO: (~sum + 1) & 0xFFFF. */
+unsigned sim_ascii_chksum(const uint8_t *s, size_t n);
+
+/* Framer: a '~', upper-case hex characters (an even number, at least 16) and a CR, with
+ * CID1 `cid1`. FRAME_OK if CHKSUM and LCHKSUM are right, FRAME_BAD_REPLY if not. */
+enum frame_result sim_ascii_frame(const uint8_t *buf, size_t len, size_t *flen, uint8_t cid1);
+/* The ADR of a frame the framer accepted (0x100 if there is none). */
+unsigned sim_ascii_address(const uint8_t *req, size_t len);
+/* Take apart a frame the framer accepted. Returns false if it is not one. */
+bool sim_ascii_decode(const uint8_t *req, size_t len, struct sim_ascii_req *r);
+
+/* Append `bytes` (1..4) bytes of v, high byte first. */
+void sim_ascii_put(struct sim_ascii_info *in, uint32_t v, unsigned bytes);
+/* Append a measured value: as sim_ascii_put, but 0 under the zeros fault (structure kept). */
+void sim_ascii_val(struct sim_ascii_info *in, uint32_t v, unsigned bytes);
+/* Append n raw bytes. */
+void sim_ascii_put_raw(struct sim_ascii_info *in, const void *p, size_t n);
+/* Append a string as `width` bytes, padded with NULs. */
+void sim_ascii_put_text(struct sim_ascii_info *in, const char *s, size_t width);
+
+/*
+ * The reply of pack `pk` to `req`: `~ 20 ADR CID1 RTN LENGTH INFO CHKSUM CR` into out[0..cap),
+ * INFO = info (NULL or empty: none), with the pack's faults applied: wrongslave (ADR + 1),
+ * badcrc (a wrong but well-formed CHKSUM on every K-th reply), truncate, garbage. Returns its
+ * length, 0 if it does not fit.
+ */
+size_t sim_ascii_reply(struct sim_pack *pk, const struct sim_ascii_req *req, uint8_t rtn,
+                       const struct sim_ascii_info *info, uint8_t *out, size_t cap);
+/* A request `~ 20 ADR CID1 CID2 LENGTH INFO CHKSUM CR`. Returns its length, 0 if short. */
+size_t sim_ascii_request(uint8_t adr, uint8_t cid1, uint8_t cid2, const uint8_t *info, size_t ninfo,
+                         uint8_t *out, size_t cap);
+
+/* A pack's state in plain units, read from its register image, for the ASCII replies. */
+struct sim_view {
+    unsigned cell_mv[LP4V2_CELLS];
+    unsigned cell_max_mv, cell_min_mv;
+    int temp_c[LP4V2_TEMP_SENSORS]; /* the six sensors of registers 33..35 */
+    int pcb_c;                      /* register 18 */
+    int temp_max_c, temp_min_c;     /* of the six sensors */
+    long centiamps;                 /* positive = charging */
+    unsigned voltage_mv;
+    unsigned long full_mah, remain_mah;
+    unsigned soc, soh; /* % */
+    unsigned long cycles;
+    unsigned max_charge_a;
+    uint16_t balance; /* bit n = cell n+1 balancing */
+    char model[25], firmware[7], serial[17];
+};
+
+void sim_view_get(const struct sim_pack *pk, struct sim_view *v);
+
+/* Temperature in the ASCII protocols' unit: 0.1 K with 0 °C = 2731. */
+static inline uint16_t sim_ascii_kelvin(double celsius)
+{
+    long v = (long)(celsius * 10.0 + (celsius < 0 ? -0.5 : 0.5)) + 2731;
+    return (uint16_t)(v < 0 ? 0 : v > 0xFFFF ? 0xFFFF : v);
+}
 
 #endif

@@ -80,6 +80,106 @@ def legacy_groups(data):
     return groups
 
 
+def ascii_chksum(chars):
+    """protocols/README.md section 3: (~(sum of the characters) + 1) & 0xFFFF."""
+    return (~sum(chars) + 1) & 0xFFFF
+
+
+def ascii_lchksum(lenid):
+    return (~((lenid >> 8 & 0xF) + (lenid >> 4 & 0xF) + (lenid & 0xF)) + 1) & 0xF
+
+
+def ascii_request(adr, cid1, cid2, info=b"", ver=0x20):
+    hexinfo = info.hex().upper().encode()
+    length = ascii_lchksum(len(hexinfo)) << 12 | len(hexinfo)
+    body = b"%02X%02X%02X%02X%04X" % (ver, adr, cid1, cid2, length) + hexinfo
+    return b"~" + body + b"%04X" % ascii_chksum(body) + b"\r"
+
+
+def ascii_parse(frame):
+    """(ver, adr, cid1, cid2/rtn, info bytes) of a frame whose checks must all hold."""
+    assert frame[:1] == b"~" and frame[-1:] == b"\r", frame
+    body = frame[1:-1]
+    assert len(body) >= 16 and len(body) % 2 == 0, frame
+    assert body == body.upper() and all(c in b"0123456789ABCDEF" for c in body), frame
+    assert int(body[-4:], 16) == ascii_chksum(body[:-4]), "CHKSUM of %r" % frame
+    length = int(body[8:12], 16)
+    lenid = length & 0xFFF
+    assert length >> 12 == ascii_lchksum(lenid), "LCHKSUM of %r" % frame
+    info = body[12:-4]
+    assert len(info) == lenid, frame
+    f = bytes.fromhex(body[:8].decode())
+    return f[0], f[1], f[2], f[3], bytes.fromhex(info.decode())
+
+
+def read_ascii(port, timeout=REPLY_TIMEOUT):
+    """Read one frame up to its CR (b"" if none came)."""
+    deadline = time.monotonic() + timeout
+    got = b""
+    while not got.endswith(b"\r"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        got += port.read(1, left)
+    return got
+
+
+class Fields:
+    """Big-endian fields read one after another from INFO."""
+
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+
+    def take(self, n, signed=False):
+        assert self.pos + n <= len(self.data), "INFO too short"
+        v = int.from_bytes(self.data[self.pos:self.pos + n], "big", signed=signed)
+        self.pos += n
+        return v
+
+    def done(self):
+        return self.pos == len(self.data)
+
+
+def pylon_module(f):
+    """One module's analog data (Pylontech V3.3 section 3.3) from Fields."""
+    ncells = f.take(1)
+    m = {"cells": [f.take(2) for _ in range(ncells)]}
+    m["temps"] = [(f.take(2) - 2731) / 10.0 for _ in range(f.take(1))]
+    m["amps"] = f.take(2, signed=True) / 10.0
+    m["mv"] = f.take(2)
+    m["remain1"] = f.take(2)
+    m["user"] = f.take(1)
+    m["total1"] = f.take(2)
+    m["cycles"] = f.take(2)
+    if m["user"] == 4:
+        m["remain2"] = f.take(3)
+        m["total2"] = f.take(3)
+    return m
+
+
+def lp4_analog(info):
+    """EG4 LifePower4 section 2.1 analog INFO as a dict."""
+    f = Fields(info)
+    a = {"flag": f.take(1), "group": f.take(1)}
+    a["cells"] = [f.take(2) for _ in range(f.take(1))]
+    ncell_temps = f.take(1)
+    a["temps"] = [(f.take(2) - 2731) / 10.0 for _ in range(ncell_temps + 2)]
+    a["amps"] = f.take(2, signed=True) / 100.0
+    a["volts"] = f.take(2) / 100.0
+    a["remain_ah"] = f.take(2, signed=True) / 100.0
+    a["full_ah"] = f.take(2, signed=True) / 100.0
+    a["cycles"] = f.take(2)
+    a["user"] = f.take(1)
+    for k in ("soc", "soh", "max_mv", "min_mv", "diff_mv", "max_t", "min_t"):
+        a[k] = f.take(2)
+    for k in ("chg_ah", "dis_ah", "chg_kwh", "dis_kwh", "chg_h", "dis_h"):
+        a[k] = f.take(4)
+    a["chg_n"] = f.take(2)
+    a["dis_n"] = f.take(2)
+    assert f.done(), "INFO longer than the analog data"
+    return a
+
+
 def rtu_frames(stream):
     """Split sniffed Modbus traffic into ('req', slave, bytes) and ('rsp', slave, bytes),
     skipping bytes that do not line up as a frame with a good CRC (noise)."""
@@ -942,6 +1042,13 @@ class SimTcpTest(unittest.TestCase):
         self.assertEqual(len(reply), 94, reply.hex())
         self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
 
+    def test_pylontech_over_tcp(self):
+        self.start("--protocol", "pylontech", "--bus", "2,3")
+        conn = self.connect(1)
+        conn.write(ascii_request(3, 0x46, 0x42, b"\x03"))
+        _, adr, cid1, rtn, info = ascii_parse(read_ascii(conn))
+        self.assertEqual((adr, cid1, rtn, info[1]), (3, 0x46, 0, 3))
+
     def test_unplug_replug_same_port(self):
         sim = self.start("--packs", "2")
         addr = sim.tcp[1]
@@ -964,6 +1071,300 @@ class SimTcpTest(unittest.TestCase):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
         self.assertEqual(r.returncode, 2)
         self.assertEqual(r.stdout, b"")
+
+
+class SimAsciiCodecTest(unittest.TestCase):
+    """The test's own ASCII codec against the vendor PDFs' worked examples."""
+
+    def test_known_answers(self):
+        self.assertEqual(ascii_lchksum(18) << 12 | 18, 0xD012)  # both PDFs 2.3.2 / 1.3.2
+        self.assertEqual(ascii_chksum(b"1203400456ABCEFE"), 0xFC71)  # not the V3.3 PDF's FC72
+        self.assertEqual(ascii_request(2, 0x46, 0x42, b"\x02"), b"~20024642E00202FD33\r")
+        self.assertEqual(ascii_request(1, 0x4A, 0x42), b"~20014A420000FDA2\r")
+        self.assertEqual(ascii_request(1, 0x4A, 0x44), b"~20014A440000FDA0\r")
+        # the LifePower4 PDF's analog reply (2.1), checksum D300
+        example = (b"~20014A00A0CA0101100C540C810C810C820C810C810C810C810C820C820C820C820C820C82"
+                   b"0C820C7E040BCD0BCD0BCD0BCD0BD70BD7000013FD0000271000000F000000640C820C54002E"
+                   b"0BCD0BCD000000150000003C0000000A0000001D00000000000000000002001DD300\r")
+        ver, adr, cid1, rtn, info = ascii_parse(example)
+        self.assertEqual((ver, adr, cid1, rtn, len(info)), (0x20, 1, 0x4A, 0, 101))
+        a = lp4_analog(info)
+        self.assertEqual(a["cells"][0], 3156)
+        self.assertEqual(a["temps"][0], 29.0)
+        self.assertEqual((a["volts"], a["full_ah"], a["user"], a["soh"]), (51.17, 100.0, 15, 100))
+        self.assertEqual((a["chg_ah"], a["dis_ah"], a["chg_kwh"], a["dis_kwh"]), (21, 60, 10, 29))
+        self.assertEqual((a["chg_n"], a["dis_n"]), (2, 29))
+
+
+class SimPylontechTest(unittest.TestCase):
+    """--protocol pylontech: CID1 0x46, modules from address 2 (protocols/README.md section 3)."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.sim = Sim("--protocol", "pylontech", "--packs", "1", "--bus", "2,3,4")
+        self.ports = {i: Port(p) for i, p in self.sim.ptys.items()}
+
+    def tearDown(self):
+        for p in getattr(self, "ports", {}).values():
+            p.close()
+        if hasattr(self, "sim"):
+            self.sim.stop()
+
+    def ask(self, pty, adr, cid2, info=b"", rtn=0):
+        self.ports[pty].write(ascii_request(adr, 0x46, cid2, info))
+        reply = read_ascii(self.ports[pty])
+        ver, radr, cid1, rrtn, rinfo = ascii_parse(reply)
+        self.assertEqual((ver, radr, cid1, rrtn), (0x20, adr, 0x46, rtn), reply)
+        return rinfo
+
+    def check_module(self, m, pack):
+        self.assertEqual(len(m["cells"]), 16)
+        for mv in m["cells"]:
+            self.assertTrue(3000 <= mv <= 3600, m["cells"])
+        self.assertEqual(len(m["temps"]), 6)
+        for c in m["temps"]:
+            self.assertTrue(15.0 <= c <= 30.0, m["temps"])
+        self.assertLessEqual(abs(m["amps"]), 25.0)
+        self.assertLess(abs(m["mv"] - sum(m["cells"])), 1000)
+        # 100 Ah > 65 Ah: user-defined 4, the 16-bit capacities FFFF, the 3-byte ones in mAh
+        self.assertEqual((m["user"], m["remain1"], m["total1"]), (4, 0xFFFF, 0xFFFF))
+        self.assertEqual(m["total2"], 100000)
+        self.assertTrue(0 <= m["remain2"] <= 100000)
+        self.assertEqual(m["cycles"], 12 + pack)
+
+    def test_analog_module(self):
+        self.assertEqual(self.sim.slaves, {1: [2], 2: [2, 3, 4]})
+        info = self.ask(2, 2, 0x42, b"\x02")
+        f = Fields(info)
+        f.take(1)  # INFOFLAG
+        self.assertEqual(f.take(1), 2)  # the command value: this module
+        self.check_module(pylon_module(f), 2)
+        self.assertTrue(f.done())
+        f = Fields(self.ask(2, 4, 0x42, b"\x04"))
+        f.take(2)
+        self.check_module(pylon_module(f), 4)
+        f = Fields(self.ask(1, 2, 0x42, b"\x02"))  # the --packs pty: pack 1 at address 2
+        f.take(2)
+        self.check_module(pylon_module(f), 1)
+
+    def test_analog_all_modules(self):
+        f = Fields(self.ask(2, 2, 0x42, b"\xff"))
+        f.take(1)
+        self.assertEqual(f.take(1), 3)  # the module count
+        for pack in (2, 3, 4):
+            self.check_module(pylon_module(f), pack)
+        self.assertTrue(f.done())
+        f = Fields(self.ask(1, 2, 0x42, b"\xff"))
+        f.take(1)
+        self.assertEqual(f.take(1), 1)
+        self.check_module(pylon_module(f), 1)
+        self.assertTrue(f.done())
+
+    def test_alarms(self):
+        for cmd, count in ((b"\x03", 1), (b"\xff", 3)):
+            f = Fields(self.ask(2, 3, 0x44, cmd))
+            f.take(1)  # DATAFLAG
+            self.assertEqual(f.take(1), cmd[0] if count == 1 else 3)
+            for _ in range(count):
+                self.assertEqual(f.take(1), 16)
+                self.assertEqual([f.take(1) for _ in range(16)], [0] * 16)
+                self.assertEqual(f.take(1), 6)
+                self.assertEqual([f.take(1) for _ in range(6 + 3)], [0] * 9)
+                f.take(1)  # status 1
+                self.assertEqual(f.take(1) & 0x06, 0x06)  # both MOSFETs on
+                f.take(1)
+                self.assertEqual((f.take(1), f.take(1)), (0, 0))  # no cell errors
+            self.assertTrue(f.done())
+
+    def test_other_commands(self):
+        f = Fields(self.ask(2, 2, 0x47))
+        f.take(1)
+        limits = [f.take(2, signed=True) for _ in range(12)]
+        self.assertTrue(f.done())
+        self.assertEqual(limits[0], 3650)                     # cell high voltage, mV
+        self.assertEqual((limits[3] - 2731) / 10.0, 50.0)     # charge high temperature
+        self.assertGreater(limits[5], 0)                      # charge current limit, 0.1 A
+        self.assertLess(limits[11], 0)                        # discharge, "with symbol"
+        self.assertEqual(self.ask(2, 2, 0x4F), b"")           # the version is the reply's VER
+        info = self.ask(2, 2, 0x51)
+        self.assertEqual(len(info), 32)
+        self.assertTrue(info[:10].startswith(b"LP4V2"), info)
+        self.assertEqual(info[10:12], bytes([3, 4]))          # V03R04
+        info = self.ask(2, 3, 0x92, b"\x03")
+        self.assertEqual(len(info), 10)
+        f = Fields(info)
+        self.assertEqual(f.take(1), 3)
+        chg_mv, dsg_mv = f.take(2), f.take(2)
+        self.assertTrue(dsg_mv < chg_mv <= 58400)
+        self.assertGreater(f.take(2, signed=True), 0)
+        self.assertLess(f.take(2, signed=True), 0)
+        self.assertEqual(f.take(1) & 0xC0, 0xC0)              # charge and discharge enabled
+        info = self.ask(2, 4, 0x93, b"\x04")
+        self.assertEqual(info[0], 4)
+        self.assertTrue(info[1:].rstrip(b"\0").decode().startswith("LP4V2SIM"), info)
+        self.assertEqual(len(info), 17)
+        self.assertEqual(self.ask(2, 2, 0x96, b"\x02"), bytes([2, 3, 4, 3, 4, 0]))
+
+    def test_return_codes(self):
+        port = self.ports[2]
+        good = ascii_request(2, 0x46, 0x42, b"\x02")
+        port.write(good[:-5] + b"%04X\r" % ((int(good[-5:-1], 16) + 1) & 0xFFFF))
+        self.assertEqual(ascii_parse(read_ascii(port)), (0x20, 2, 0x46, 0x02, b""))  # CHKSUM
+        body = b"20024642" + b"%04X" % (((ascii_lchksum(2) + 1) & 0xF) << 12 | 2) + b"02"
+        port.write(b"~" + body + b"%04X\r" % ascii_chksum(body))
+        self.assertEqual(ascii_parse(read_ascii(port)), (0x20, 2, 0x46, 0x03, b""))  # LCHKSUM
+        self.ask(2, 2, 0x61, rtn=0x04)                       # unknown CID2
+        self.ask(2, 3, 0x42, b"\x02", rtn=0x06)              # command not matching ADR
+        self.ask(2, 3, 0x42, rtn=0x05)                       # no command byte
+        port.write(ascii_request(5, 0x46, 0x42, b"\x05"))    # no module 5 on this bus
+        self.assertEqual(port.quiet(), b"")
+        port.write(ascii_request(2, 0x4A, 0x42))             # a LifePower4 frame: not for us
+        self.assertEqual(port.quiet(), b"")
+        port.write(good.lower())                             # lower case is not a frame
+        self.assertEqual(port.quiet(), b"")
+        reply = port.transact(b"~~12\x00" + good, 1)        # resynchronised after noise
+        self.assertTrue(reply)
+        self.assertEqual(ascii_parse(reply + read_ascii(port))[3], 0)
+        self.assertGreaterEqual(int(self.sim.stats()["ptys"][2]["badreq"]), 2)
+
+    def test_faults(self):
+        port = self.ports[2]
+        self.assertEqual(self.sim.command("fault 3 exception"), ([], "OK"))
+        self.ask(2, 3, 0x42, b"\x03", rtn=0x06)
+        self.assertEqual(self.sim.command("fault 3 wrongslave"), ([], "OK"))
+        port.write(ascii_request(3, 0x46, 0x42, b"\x03"))
+        self.assertEqual(ascii_parse(read_ascii(port))[1], 4)
+        self.assertEqual(self.sim.command("fault 3 badcrc"), ([], "OK"))
+        port.write(ascii_request(3, 0x46, 0x42, b"\x03"))
+        reply = read_ascii(port)
+        self.assertTrue(all(c in b"0123456789ABCDEF" for c in reply[1:-1]), reply)
+        self.assertNotEqual(int(reply[-5:-1], 16), ascii_chksum(reply[1:-5]))
+        self.assertEqual(self.sim.command("fault 3 zeros"), ([], "OK"))
+        f = Fields(self.ask(2, 3, 0x42, b"\x03"))
+        f.take(2)
+        m = pylon_module(f)
+        self.assertEqual((m["cells"], m["user"]), ([0] * 16, 4))
+        self.assertEqual(self.sim.command("fault 3 silence"), ([], "OK"))
+        port.write(ascii_request(3, 0x46, 0x42, b"\x03"))
+        self.assertEqual(port.quiet(), b"")
+
+
+class SimLp4AsciiTest(unittest.TestCase):
+    """--protocol lp4ascii: CID1 0x4A, ADR 1..15, requests without INFO."""
+
+    def setUp(self):
+        if not SIM or not os.access(SIM, os.X_OK):
+            self.skipTest("BMS_SIM is not set to the bms-sim binary")
+        self.sim = None
+        self.ports = []
+
+    def tearDown(self):
+        for p in self.ports:
+            p.close()
+        if self.sim:
+            self.sim.stop()
+
+    def start(self, *args):
+        self.sim = Sim("--protocol", "lp4ascii", *args)
+        return self.sim
+
+    def ask(self, port, adr, cid2, info=b"", rtn=0):
+        port.write(ascii_request(adr, 0x4A, cid2, info))
+        reply = read_ascii(port)
+        ver, radr, cid1, rrtn, rinfo = ascii_parse(reply)
+        self.assertEqual((ver, radr, cid1, rrtn), (0x20, adr, 0x4A, rtn), reply)
+        return rinfo
+
+    def check_analog(self, a, pack):
+        self.assertEqual(len(a["cells"]), 16)
+        for mv in a["cells"]:
+            self.assertTrue(3000 <= mv <= 3600, a["cells"])
+        self.assertEqual(len(a["temps"]), 6)
+        for c in a["temps"]:
+            self.assertTrue(15.0 <= c <= 30.0, a["temps"])
+        self.assertLessEqual(abs(a["amps"]), 25.0)
+        self.assertLess(abs(a["volts"] * 1000 - sum(a["cells"])), 1000)
+        self.assertEqual((a["full_ah"], a["cycles"], a["user"], a["soh"]), (100.0, 12 + pack, 15, 100))
+        self.assertTrue(0 <= a["soc"] <= 100)
+        self.assertLessEqual(abs(a["remain_ah"] - a["soc"]), 1.0)
+        self.assertEqual((a["max_mv"], a["min_mv"]), (max(a["cells"]), min(a["cells"])))
+        self.assertEqual(a["diff_mv"], a["max_mv"] - a["min_mv"])
+        # lifetime totals: about one full capacity per cycle, energy at about 51 V
+        cycles = 12 + pack
+        self.assertTrue(cycles * 10000 <= a["dis_ah"] <= cycles * 10000 + 100, a)
+        self.assertTrue(a["dis_ah"] <= a["chg_ah"] <= a["dis_ah"] + 10100, a)
+        self.assertLess(abs(a["chg_kwh"] - a["chg_ah"] * 0.512), 2 + a["chg_ah"] * 0.01)
+        self.assertGreaterEqual(a["chg_h"], 3 * cycles)
+        self.assertGreaterEqual(a["chg_n"] + a["dis_n"], 2 * cycles)
+
+    def test_analog_reply(self):
+        sim = self.start("--packs", "1", "--bus", "1,2,15")
+        self.assertEqual(sim.slaves, {1: [1], 2: [1, 2, 15]})
+        bus = Port(sim.ptys[2])
+        self.ports.append(bus)
+        first = {}
+        for adr, pack in ((1, 2), (2, 3), (15, 4)):
+            info = self.ask(bus, adr, 0x42)
+            self.assertEqual(len(info), 101)
+            first[adr] = lp4_analog(info)
+            self.check_analog(first[adr], pack)
+        time.sleep(0.5)
+        keys = ("chg_ah", "dis_ah", "chg_kwh", "dis_kwh", "chg_h", "dis_h", "chg_n", "dis_n")
+        for adr, pack in ((1, 2), (2, 3), (15, 4)):
+            a = lp4_analog(self.ask(bus, adr, 0x42))
+            self.check_analog(a, pack)
+            for k in keys:  # the totals never go back
+                self.assertGreaterEqual(a[k], first[adr][k], k)
+
+    def test_alarms_and_return_codes(self):
+        sim = self.start("--packs", "1")
+        port = Port(sim.ptys[1])
+        self.ports.append(port)
+        f = Fields(self.ask(port, 1, 0x44))
+        self.assertEqual(len(f.data), 42)
+        f.take(1)
+        self.assertEqual((f.take(1), f.take(1)), (1, 16))
+        self.assertEqual([f.take(1) for _ in range(16)], [0] * 16)
+        self.assertEqual(f.take(1), 4)
+        self.assertEqual([f.take(1) for _ in range(8)], [0] * 8)  # 4 cells, env, MOS, I, V
+        self.assertEqual(f.take(1), 9)                             # user-defined
+        f.take(1)                                                  # balance event
+        self.assertEqual((f.take(1), f.take(2), f.take(1)), (0, 0, 0))  # V, T, I events
+        f.take(1)
+        self.assertEqual(f.take(1), 0x03)                          # both MOSFETs on
+        self.assertIn(f.take(1), (0x01, 0x02, 0x08))               # system status
+        f.take(4)
+        self.assertEqual(f.take(1), 0)
+        self.assertTrue(f.done())
+        self.ask(port, 1, 0x42, b"\x01", rtn=0x05)  # requests carry no INFO
+        self.ask(port, 1, 0x47, rtn=0x04)
+        good = ascii_request(1, 0x4A, 0x42)
+        port.write(good[:-5] + b"%04X\r" % ((int(good[-5:-1], 16) ^ 0x10)))
+        self.assertEqual(ascii_parse(read_ascii(port)), (0x20, 1, 0x4A, 0x02, b""))
+        port.write(ascii_request(2, 0x4A, 0x42))  # nobody at 2
+        self.assertEqual(port.quiet(), b"")
+        port.write(ascii_request(1, 0x46, 0x42, b"\x01"))  # a Pylontech frame
+        self.assertEqual(port.quiet(), b"")
+
+    def test_over_tcp(self):
+        sim = self.start("--tcp", "--bus", "3")
+        conn = TcpPort(sim.tcp[1])
+        self.ports.append(conn)
+        self.check_analog(lp4_analog(self.ask(conn, 3, 0x42)), 1)
+        self.assertEqual(sim.command("unplug 1"), ([], "OK"))
+        self.assertTrue(conn.closed_by_peer())
+        lines, answer = sim.command("replug 1")
+        self.assertEqual((lines, answer), (["TCP 1 %s:%d" % sim.tcp[1]], "OK"))
+        conn = TcpPort(sim.tcp[1])
+        self.ports.append(conn)
+        self.check_analog(lp4_analog(self.ask(conn, 3, 0x42)), 1)
+
+    def test_address_range(self):
+        for bad in (("--bus", "0"), ("--bus", "16"), ("--slave", "16")):
+            r = subprocess.run([SIM, "--protocol", "lp4ascii", *bad], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+            self.assertEqual(r.returncode, 2, bad)
 
 
 if __name__ == "__main__":
