@@ -20,6 +20,8 @@ struct bridge_dev {
     const struct reading_def *defs;
     size_t n_defs;
     const char *model;          /* HA device model when the identity has none */
+    const char *manufacturer;   /* HA device manufacturer */
+    const char *label;          /* HA device name: "<label> <name>" */
     const char *const *retired; /* the script's sensor keys of this kind of device */
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
@@ -93,6 +95,8 @@ static int bridge_attach(struct bridge *b, struct pack *p)
     bp->last_values = calloc(p->n_defs, sizeof(double));
     bank_member_bind(&bp->member, p->defs, p->n_defs);
     bp->dev.model = p->driver->model;
+    bp->dev.manufacturer = p->driver->manufacturer;
+    bp->dev.label = p->driver->label;
     bp->dev.retired = p->driver->retired_sensor_keys;
     if (bridge_dev_init(&bp->dev, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->last_values) {
         ha_state_free(bp->dev.state);
@@ -134,6 +138,8 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
         b->has_bank = true;
         snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
         b->bank.model = b->bank_model;
+        b->bank.manufacturer = "bms2mqtt";
+        b->bank.label = "Battery bank";
         b->bank_values = calloc(bank_n_readings, sizeof(double));
         if (bridge_dev_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0 ||
             !b->bank_values) {
@@ -161,19 +167,12 @@ static void bridge_discovery(struct bridge *b, struct bridge_dev *d)
     bool bank = d == &b->bank;
     char devname[128], topic[TOPIC_MAX];
     struct ha_pack_ctx ctx = {
-        d->name,
-        d->state_topic,
-        b->status_topic,
-        d->avail_topic,
-        &d->id,
-        b->expire_after,
-        bank ? "bms2mqtt" : "eg4",
-        devname,
-        bank ? "bms2mqtt" : "EG4 Electronics",
-        d->model,
+        d->name,         d->state_topic,  b->status_topic,           d->avail_topic,
+        &d->id,          b->expire_after, bank ? "bms2mqtt" : "eg4", devname,
+        d->manufacturer, d->model,
     };
 
-    snprintf(devname, sizeof(devname), bank ? "Battery bank %s" : "EG4 LifePower4 %s", d->name);
+    snprintf(devname, sizeof(devname), "%s %s", d->label, d->name);
     for (size_t i = 0; i < d->n_defs; i++) {
         const struct reading_def *r = &d->defs[i];
         char *cfg = ha_discovery_config(&ctx, r);

@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ascii_frame.h"
 #include "eg4_legacy.h"
 #include "lp4v2.h"
+#include "pylontech.h"
 #include "pack.h"
 #include "serial.h"
 
@@ -15,8 +18,7 @@
 
 /* Holding registers from the pack's link, or from its simulated register image. */
 /* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty). */
-static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count,
-                                     uint16_t *out)
+static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out)
 {
     uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
     size_t len = 0;
@@ -67,9 +69,15 @@ static enum mb_result lp4v2_identify(struct pack *p, double now_s)
 }
 
 const struct pack_driver lp4v2_driver = {
-    "lp4v2",           "LifePower4 v2 (Modbus)",   lp4v2_readings,
-    &lp4v2_n_readings, lp4v2_original_sensor_keys, lp4v2_poll,
-    lp4v2_identify,
+    .name = "lp4v2",
+    .model = "LifePower4 v2 (Modbus)",
+    .manufacturer = "EG4 Electronics",
+    .label = "EG4 LifePower4",
+    .defs = lp4v2_readings,
+    .n_defs = &lp4v2_n_readings,
+    .retired_sensor_keys = lp4v2_original_sensor_keys,
+    .poll = lp4v2_poll,
+    .identify = lp4v2_identify,
 };
 
 /* ---- EG4 legacy 7E..0D ---------------------------------------------------------------- */
@@ -156,7 +164,123 @@ static const char *const legacy_original_sensor_keys[] = {
 };
 
 const struct pack_driver eg4l_driver = {
-    "eg4-legacy",     "LifePower4 (legacy protocol)", eg4l_readings,
-    &eg4l_n_readings, legacy_original_sensor_keys,    legacy_poll,
-    legacy_identify,
+    .name = "eg4-legacy",
+    .model = "LifePower4 (legacy protocol)",
+    .manufacturer = "EG4 Electronics",
+    .label = "EG4 LifePower4",
+    .defs = eg4l_readings,
+    .n_defs = &eg4l_n_readings,
+    .retired_sensor_keys = legacy_original_sensor_keys,
+    .poll = legacy_poll,
+    .identify = legacy_identify,
+};
+
+/* ---- ASCII frames: Pylontech (CID1 0x46) ---------------------------------------------- */
+
+/*
+ * One command to the pack at p->slave over its raw line: request text in req, reply checked
+ * (framing, LCHKSUM, CHKSUM, address, CID1, return code) and its INFO in info[]. The frames
+ * are ascii_frame.h's; the return code's meaning goes to the pack's log text.
+ */
+static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_len, uint8_t cid1,
+                                    uint8_t *info, size_t info_cap, struct af_frame *f)
+{
+    size_t len = 0;
+    enum mb_result r;
+    int rc;
+    /* A frame can be 4 KiB: off the bus thread's stack, once per command. */
+    uint8_t *rsp = p->raw ? malloc(AF_FRAME_MAX) : NULL;
+
+    if (!p->raw)
+        return MB_ERR_OPEN; /* the built-in simulated packs speak the EG4 protocols only */
+    if (!rsp)
+        return MB_ERR_IO;
+    r = ser_exchange(p->raw, (const uint8_t *)req, req_len, rsp, AF_FRAME_MAX, &len,
+                     af_frame_length);
+    if (r != MB_OK)
+        goto out;
+    rc = af_decode(rsp, len, f, info, info_cap);
+    if (rc < 0) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "bad frame: %s", af_strerror(rc));
+        r = rc == AF_E_CHKSUM || rc == AF_E_LCHKSUM ? MB_ERR_CRC : MB_ERR_LENGTH;
+    } else if (f->adr != p->slave) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "reply from address %u", f->adr);
+        r = MB_ERR_SLAVE;
+    } else if (f->cid1 != cid1) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "reply with CID1 0x%02x", f->cid1);
+        r = MB_ERR_FUNCTION;
+    } else if (f->cid2 != AF_RTN_OK) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "return code 0x%02x (%s)", f->cid2,
+                 af_rtn_text(f->cid2));
+        r = MB_ERR_EXCEPTION;
+    }
+out:
+    free(rsp);
+    return r;
+}
+
+static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                  struct af_frame *f)
+{
+    char req[32];
+    int n = pyl_build_request(p->slave, cmd, p->slave, req, sizeof(req));
+
+    if (n < 0)
+        return MB_ERR_LENGTH;
+    return ascii_command(p, req, (size_t)n, PYL_CID1, info, cap, f);
+}
+
+/* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92). */
+static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
+{
+    double(*row)[PYL_N_READINGS] = (double(*)[PYL_N_READINGS])values;
+    uint8_t info[AF_INFO_MAX];
+    struct af_frame f;
+    enum mb_result r;
+
+    (void)now_s;
+    if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f)) != MB_OK)
+        return r;
+    if (pyl_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
+        return MB_ERR_LENGTH;
+    }
+    /* Alarms and limits complete the reading; a pack that refuses them still has one. */
+    if (pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f) == MB_OK)
+        pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1);
+    if (pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f) == MB_OK)
+        pyl_decode_management(f.info, f.info_len, values);
+    return MB_OK;
+}
+
+/* Once per connection: name (0x51), serial (0x93), firmware (0x96), system limits (0x47). */
+static enum mb_result pyl_identify(struct pack *p, double now_s)
+{
+    uint8_t info[AF_INFO_MAX];
+    struct af_frame f;
+    enum mb_result r;
+
+    (void)now_s;
+    if ((r = pyl_command(p, PYL_CMD_MANUFACTURER, info, sizeof(info), &f)) != MB_OK)
+        return r;
+    pyl_decode_string(PYL_STR_BATTERY_NAME, f.info, f.info_len, p->id.model, sizeof(p->id.model));
+    if (pyl_command(p, PYL_CMD_SERIAL, info, sizeof(info), &f) == MB_OK)
+        pyl_decode_string(PYL_STR_SERIAL, f.info, f.info_len, p->id.serial, sizeof(p->id.serial));
+    if (pyl_command(p, PYL_CMD_FIRMWARE, info, sizeof(info), &f) == MB_OK)
+        pyl_decode_string(PYL_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
+                          sizeof(p->id.firmware));
+    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f) == MB_OK)
+        pyl_decode_system(f.info, f.info_len, p->values);
+    return MB_OK;
+}
+
+const struct pack_driver pyl_driver = {
+    .name = "pylontech",
+    .model = "Pylontech (RS485 V3.3)",
+    .manufacturer = "Pylontech",
+    .label = "Pylontech",
+    .defs = pyl_readings,
+    .n_defs = &pyl_n_readings,
+    .poll = pyl_poll,
+    .identify = pyl_identify,
 };

@@ -18,6 +18,8 @@ struct pack;
 struct pack_driver {
     const char *name;               /* "lp4v2" (Modbus RTU), "eg4-legacy" (7E..0D) */
     const char *model;              /* HA device model when the pack does not tell its own */
+    const char *manufacturer;       /* HA device manufacturer */
+    const char *label;              /* HA device name: "<label> <pack name>" */
     const struct reading_def *defs; /* the readings, in publishing order */
     const size_t *n_defs;           /* how many (the table's own count) */
     /* The keys the eg4-battery script published as `sensor` for this kind of pack
@@ -36,5 +38,8 @@ extern const struct pack_driver lp4v2_driver;
 
 /* EG4 legacy 7E..0D protocol (commands 0x01 status, 0x33 firmware), protocols §2. */
 extern const struct pack_driver eg4l_driver;
+
+/* Pylontech RS485 V3.3 (ASCII frames, CID1 0x46): one pack per module address. */
+extern const struct pack_driver pyl_driver;
 
 #endif

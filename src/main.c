@@ -240,9 +240,14 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
     size_t n_links = 0, n_raw = 1;
     bool legacy = cfg->bus.mode == CONFIG_MODE_ACTIVE;
     bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
+    bool pylontech = cfg->bus.mode == CONFIG_MODE_PYLONTECH;
+    const struct pack_driver *driver = legacy      ? &eg4l_driver
+                                       : pylontech ? &pyl_driver
+                                                   : &lp4v2_driver;
 
     /* active and passive modes: every pack on the shared bus.port, one raw port for all of
      * them; passive mode opens it read-only and never writes to it. */
+    legacy = legacy || pylontech; /* the shared bus.port, like the legacy protocol */
     if ((legacy || listen) && !simulate &&
         ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
         log_msg(LOG_LVL_ERROR, "bus.port %s: bad link parameters", cfg->bus.port);
@@ -253,8 +258,7 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
         const struct config_pack *c = &cfg->packs[i];
         struct pack *p = &packs[i];
 
-        if (pack_setup(p, c->name, legacy ? &eg4l_driver : &lp4v2_driver, (uint8_t)c->address,
-                       cfg) < 0)
+        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0)
             return -1;
         if ((legacy || listen) && !simulate)
             p->raw = raw;
@@ -477,7 +481,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
-    if (cfg.bus.mode == CONFIG_MODE_PYLONTECH || cfg.bus.mode == CONFIG_MODE_LP4_ASCII) {
+    if (cfg.bus.mode == CONFIG_MODE_LP4_ASCII) {
         fprintf(stderr, "bms2mqtt: %s: bus.mode '%s' is not supported by this version\n", o.config,
                 config_mode_name(cfg.bus.mode));
         config_free(&cfg);

@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The ASCII-frame batteries end to end: a 3-module Pylontech stack and EG4 LifePower4
+packs (ASCII protocol), against bms-sim and a real mosquitto."""
+import json
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from test_buses import BusSim, bus_config  # noqa: E402
+
+
+class AsciiTest(harness.StackTest):
+    def start_bus_sim(self, *args):
+        s = BusSim(list(args), self.dir)
+        self.addCleanup(s.stop)
+        self.sim = s
+        return s
+
+    def wait_state(self, cap, pack, timeout=15, since=0):
+        got = cap.wait_for(lambda m: m[1] == harness.state_topic(pack), timeout, since)
+        self.assertTrue(got, "no state of %s" % pack)
+        return json.loads(got[2])
+
+    def test_pylontech_stack_of_three_modules_with_its_totals(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--protocol", "pylontech", "--baud", "115200", "--packs", "0",
+                                 "--bus", "2,3,4")
+        port = os.path.join(self.dir, "pack1")
+        packs = [("us3000_%d" % a, a, None) for a in (2, 3, 4)]
+        text = bus_config(broker.port, "pylontech", port, packs)
+        cfg = self.write_config(text.replace("  baud: 9600\n", ""))  # the mode's default
+        daemon = self.start_daemon(cfg)
+        totals = {"current": 0.0}
+        for name, _, _ in packs:
+            s = self.wait_state(cap, name)
+            cells = [s["cell_%02d_voltage" % i] for i in range(1, 17)]
+            self.assertTrue(all(3.0 < c < 3.6 for c in cells), "%s cells %s" % (name, cells))
+            self.assertAlmostEqual(s["pack_voltage"], sum(cells), delta=0.05)
+            self.assertTrue(0 <= s["soc"] <= 100)
+            self.assertEqual(s["full_capacity_ah"], 100.0)  # 3-byte field: packs over 65 Ah
+            self.assertTrue(10 < s["temperature_01"] < 40, s["temperature_01"])
+            self.assertIn(s["charge_enable"], (0, 1))
+            self.assertGreater(s["charge_voltage_limit"], 50)
+        configs = cap.last_configs()
+        dev = json.loads(configs[harness.discovery_topic("sensor", "us3000_3", "soc")])["device"]
+        self.assertEqual(dev["manufacturer"], "Pylontech")
+        self.assertTrue(dev.get("serial_number"), "no serial from command 0x93")
+        self.assertTrue(dev.get("sw_version"), "no firmware from command 0x96")
+        self.assertIn(harness.discovery_topic("binary_sensor", "us3000_2", "alarm_cell_voltage_low"),
+                      configs)
+        # The stack's totals: one bank device over the three modules.
+        got = cap.wait_for(lambda m: re.fullmatch(r"bms2mqtt/bank_[0-9a-f]{8}/state", m[1])
+                           and json.loads(m[2])["packs_online"] == 3, 15)
+        self.assertTrue(got, "no bank state with the three modules online")
+        bank = json.loads(got[2])
+        self.assertAlmostEqual(bank["full_capacity_ah"], 300.0)
+        # A module that stops answering goes offline, the others go on.
+        sim.fault(2, "silence")
+        mark = cap.mark()
+        self.assertTrue(cap.wait_topic(harness.avail_topic("us3000_3"), "offline", 15, mark))
+        self.wait_state(cap, "us3000_2", 5, mark)
+        rc, out = harness.run_ha_check(cap.lines(), self.dir)
+        self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
+        self.assertIsNone(daemon.proc.poll())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
