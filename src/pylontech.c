@@ -545,5 +545,7 @@ int pyl_decode_string(enum pyl_string which, const uint8_t *info, size_t len, ch
     }
     if (r < 0)
         return -EINVAL;
-    return (size_t)r < outlen ? r : (int)strlen(out);
+    /* Truncated to outlen - 1 characters, which may leave none. */
+    r = (int)strlen(out);
+    return r > 0 ? r : -ENODATA;
 }
