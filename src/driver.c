@@ -9,6 +9,7 @@
 
 #include "ascii_frame.h"
 #include "eg4_legacy.h"
+#include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "pylontech.h"
 #include "pack.h"
@@ -283,4 +284,47 @@ const struct pack_driver pyl_driver = {
     .n_defs = &pyl_n_readings,
     .poll = pyl_poll,
     .identify = pyl_identify,
+};
+
+/* ---- ASCII frames: EG4 LifePower4 (CID1 0x4A) ------------------------------------------ */
+
+static enum mb_result lp4a_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                   struct af_frame *f)
+{
+    char req[LP4A_REQUEST_LEN + 1];
+    int n = lp4a_build_request(p->slave, cmd, req, sizeof(req));
+
+    if (n < 0)
+        return MB_ERR_LENGTH;
+    return ascii_command(p, req, (size_t)n, LP4A_CID1, info, cap, f);
+}
+
+/* Analog values (0x42) and alarms (0x44); requests carry no INFO. */
+static enum mb_result lp4a_poll(struct pack *p, double *values, double now_s)
+{
+    uint8_t info[AF_INFO_MAX];
+    struct af_frame f;
+    enum mb_result r;
+
+    (void)now_s;
+    if ((r = lp4a_command(p, LP4A_CMD_ANALOG, info, sizeof(info), &f)) != MB_OK)
+        return r;
+    if (lp4a_decode_analog(f.info, f.info_len, values) < 0) {
+        snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
+        return MB_ERR_LENGTH;
+    }
+    if (lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f) == MB_OK)
+        lp4a_decode_alarm(f.info, f.info_len, values);
+    return MB_OK;
+}
+
+const struct pack_driver lp4a_driver = {
+    .name = "lp4-ascii",
+    .reports_energy = true, /* cumulative charge / discharge kWh in the analog reply */
+    .model = "LifePower4 (ASCII protocol)",
+    .manufacturer = "EG4 Electronics",
+    .label = "EG4 LifePower4",
+    .defs = lp4a_readings,
+    .n_defs = &lp4a_n_readings,
+    .poll = lp4a_poll,
 };

@@ -3,6 +3,7 @@
 #ifndef BMS_DRIVER_H
 #define BMS_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "modbus_poll.h"
@@ -20,6 +21,7 @@ struct pack_driver {
     const char *model;              /* HA device model when the pack does not tell its own */
     const char *manufacturer;       /* HA device manufacturer */
     const char *label;              /* HA device name: "<label> <pack name>" */
+    bool reports_energy;            /* the pack counts its own kWh: the daemon integrates none */
     const struct reading_def *defs; /* the readings, in publishing order */
     const size_t *n_defs;           /* how many (the table's own count) */
     /* The keys the eg4-battery script published as `sensor` for this kind of pack
@@ -41,5 +43,8 @@ extern const struct pack_driver eg4l_driver;
 
 /* Pylontech RS485 V3.3 (ASCII frames, CID1 0x46): one pack per module address. */
 extern const struct pack_driver pyl_driver;
+
+/* EG4 LifePower4 ASCII protocol (CID1 0x4A, 9600 baud, addresses 1..15). */
+extern const struct pack_driver lp4a_driver;
 
 #endif

@@ -16,7 +16,9 @@
 #include "bustools.h"
 #include "config.h"
 #include "eg4_legacy.h"
+#include "lp4_ascii.h"
 #include "lp4v2.h"
+#include "pylontech.h"
 #include "log.h"
 #include "mqtt.h"
 #include "poller.h"
@@ -134,6 +136,10 @@ static int parse_args(int argc, char **argv, struct options *o)
             list_readings(lp4v2_readings, lp4v2_n_readings);
             printf("\n## Pack readings (EG4 legacy protocol, bus.mode active)\n\n");
             list_readings(eg4l_readings, eg4l_n_readings);
+            printf("\n## Pack readings (Pylontech RS485 V3.3, bus.mode pylontech)\n\n");
+            list_readings(pyl_readings, pyl_n_readings);
+            printf("\n## Pack readings (EG4 LifePower4 ASCII, bus.mode lp4_ascii)\n\n");
+            list_readings(lp4a_readings, lp4a_n_readings);
             printf("\n## Bank readings (unique_id <bank>_<key>_bms2mqtt)\n\n");
             list_readings(bank_readings, bank_n_readings);
             return 0;
@@ -241,14 +247,17 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
     bool legacy = cfg->bus.mode == CONFIG_MODE_ACTIVE;
     bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
     bool pylontech = cfg->bus.mode == CONFIG_MODE_PYLONTECH;
+    bool lp4a = cfg->bus.mode == CONFIG_MODE_LP4_ASCII;
     const struct pack_driver *driver = legacy      ? &eg4l_driver
                                        : pylontech ? &pyl_driver
+                                       : lp4a      ? &lp4a_driver
                                                    : &lp4v2_driver;
 
-    /* active and passive modes: every pack on the shared bus.port, one raw port for all of
-     * them; passive mode opens it read-only and never writes to it. */
-    legacy = legacy || pylontech; /* the shared bus.port, like the legacy protocol */
-    if ((legacy || listen) && !simulate &&
+    /* Every mode but modbus_per_pack has all packs on the shared bus.port: one raw line for
+     * all of them; passive mode opens it read-only and never writes to it. */
+    bool shared = legacy || listen || pylontech || lp4a;
+
+    if (shared && !simulate &&
         ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
         log_msg(LOG_LVL_ERROR, "bus.port %s: bad link parameters", cfg->bus.port);
         return -1;
@@ -260,7 +269,7 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 
         if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0)
             return -1;
-        if ((legacy || listen) && !simulate)
+        if (shared && !simulate)
             p->raw = raw;
         else if (!simulate && strncmp(c->port, "tcp://", 6) == 0) {
             if (!(p->raw = raw_for(cfg, c, raw, &n_raw, trace))) {
@@ -479,12 +488,6 @@ int main(int argc, char **argv)
         return rc;
     if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
         fprintf(stderr, "bms2mqtt: %s\n", err);
-        return 1;
-    }
-    if (cfg.bus.mode == CONFIG_MODE_LP4_ASCII) {
-        fprintf(stderr, "bms2mqtt: %s: bus.mode '%s' is not supported by this version\n", o.config,
-                config_mode_name(cfg.bus.mode));
-        config_free(&cfg);
         return 1;
     }
     packs = calloc(cfg.n_packs, sizeof(*packs));

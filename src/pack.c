@@ -21,6 +21,8 @@ int pack_setup(struct pack *p, const char *name, const struct pack_driver *drive
     p->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
     p->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
     p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
+    if (driver->reports_energy) /* the pack's own meters, not our integration */
+        p->idx_power = p->idx_charged = p->idx_discharged = -1;
     p->energy_interval_s = cfg->bus.poll_interval_s;
     p->values = calloc(p->n_defs, sizeof(*p->values));
     return p->values ? 0 : -1;

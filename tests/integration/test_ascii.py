@@ -67,6 +67,36 @@ class AsciiTest(harness.StackTest):
         self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
         self.assertIsNone(daemon.proc.poll())
 
+    def test_lifepower4_ascii_packs_with_their_own_energy_counters(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--protocol", "lp4ascii", "--packs", "0", "--bus", "1,2")
+        port = os.path.join(self.dir, "pack1")
+        packs = [("lp4a_1", 1, None), ("lp4a_2", 2, None)]
+        cfg = self.write_config(bus_config(broker.port, "lp4_ascii", port, packs))
+        self.start_daemon(cfg)
+        for name, _, _ in packs:
+            s = self.wait_state(cap, name)
+            cells = [s["cell_%02d_voltage" % i] for i in range(1, 17)]
+            self.assertTrue(all(3.0 < c < 3.6 for c in cells), "%s cells %s" % (name, cells))
+            self.assertAlmostEqual(s["pack_voltage"], sum(cells), delta=0.05)
+            self.assertTrue(0 <= s["soc"] <= 100)
+            # The pack's cumulative meters, as it reports them (not integrated by us).
+            self.assertIsInstance(s["energy_charged_kwh"], (int, float))
+            self.assertGreater(s["energy_charged_kwh"], 0)
+            self.assertGreater(s["energy_discharged_kwh"], 0)
+        configs = cap.last_configs()
+        c = json.loads(configs[harness.discovery_topic("sensor", "lp4a_1", "energy_charged_kwh")])
+        self.assertEqual((c["device_class"], c["state_class"], c["unit_of_measurement"]),
+                         ("energy", "total_increasing", "kWh"))
+        # A bad CHKSUM is never published.
+        sim.fault(2, "badcrc 1")
+        mark = cap.mark()
+        self.assertTrue(cap.wait_topic(harness.avail_topic("lp4a_2"), "offline", 15, mark))
+        self.assertEqual(cap.states("lp4a_2", mark), [])
+        rc, out = harness.run_ha_check(cap.lines(), self.dir)
+        self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
