@@ -11,10 +11,13 @@
 #include <time.h>
 
 #include "config.h"
+#include "ascii_frame.h"
 #include "eg4_legacy.h"
 #include "log.h"
+#include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "modbus_poll.h"
+#include "pylontech.h"
 #include "rtu_sniff.h"
 #include "serial.h"
 
@@ -153,10 +156,20 @@ int bustools_sniff(int argc, char **argv)
 
 /* ---- scan -------------------------------------------------------------------------- */
 
+/* What answered, in the words of bus.mode. */
+enum bustools_kind { FOUND_MODBUS, FOUND_LEGACY, FOUND_PYLONTECH, FOUND_LP4_ASCII };
+
+static const char *const bustools_modes[] = {
+    [FOUND_MODBUS] = "modbus_per_pack",
+    [FOUND_LEGACY] = "active",
+    [FOUND_PYLONTECH] = "pylontech",
+    [FOUND_LP4_ASCII] = "lp4_ascii",
+};
+
 struct bustools_found {
     int baud;
     int id;
-    bool legacy;
+    enum bustools_kind kind;
 };
 
 static int bustools_scan_modbus(struct bustools_opts *o, int baud, struct bustools_found *found,
@@ -180,7 +193,7 @@ static int bustools_scan_modbus(struct bustools_opts *o, int baud, struct bustoo
         if (r == MB_OK || r == MB_ERR_EXCEPTION || r == MB_ERR_ZERO) {
             printf("baud %6d slave 0x%02x: answers the LP4V2 read (%s)\n", baud, id,
                    r == MB_OK ? "47 registers" : l.what);
-            found[n_found++] = (struct bustools_found){baud, id, false};
+            found[n_found++] = (struct bustools_found){baud, id, FOUND_MODBUS};
         }
     }
     mb_link_close(&l);
@@ -203,9 +216,42 @@ static int bustools_scan_legacy(struct bustools_opts *o, struct bustools_found *
             eg4l_parse_frame(rsp, len, &f) < 0 || f.addr != addr)
             continue;
         printf("baud   9600 address %2d: answers the legacy EG4 status request\n", addr);
-        found[n_found++] = (struct bustools_found){9600, addr, true};
+        found[n_found++] = (struct bustools_found){9600, addr, FOUND_LEGACY};
     }
     ser_close(&l);
+    return n_found;
+}
+
+/* The ASCII-frame protocols: one request per address, any good reply from it counts. */
+static int bustools_scan_ascii(struct bustools_opts *o, enum bustools_kind kind, int baud,
+                               int first, int last, struct bustools_found *found, int n_found)
+{
+    struct ser_link l;
+    uint8_t *rsp = malloc(AF_FRAME_MAX), info[AF_INFO_MAX];
+    struct af_frame f;
+    char req[64];
+    size_t len;
+
+    if (!rsp || ser_link_init(&l, o->port, baud, 0.3, false, false) < 0) {
+        free(rsp);
+        return n_found;
+    }
+    for (int adr = first; adr <= last && !bustools_stop && n_found < 64; adr++) {
+        int n =
+            kind == FOUND_PYLONTECH
+                ? pyl_build_request((uint8_t)adr, PYL_CMD_ANALOG, (uint8_t)adr, req, sizeof(req))
+                : lp4a_build_request((uint8_t)adr, LP4A_CMD_ANALOG, req, sizeof(req));
+        if (n < 0 ||
+            ser_exchange(&l, (const uint8_t *)req, (size_t)n, rsp, AF_FRAME_MAX, &len,
+                         af_frame_length) != MB_OK ||
+            af_decode(rsp, len, &f, info, sizeof(info)) < 0 || f.adr != adr)
+            continue;
+        printf("baud %6d address %2d: answers the %s request (return code 0x%02x)\n", baud, adr,
+               kind == FOUND_PYLONTECH ? "Pylontech" : "LifePower4 ASCII", f.cid2);
+        found[n_found++] = (struct bustools_found){baud, adr, kind};
+    }
+    ser_close(&l);
+    free(rsp);
     return n_found;
 }
 
@@ -231,20 +277,27 @@ int bustools_scan(int argc, char **argv)
     for (int b = 0; b < o.n_bauds && !bustools_stop; b++)
         n = bustools_scan_modbus(&o, o.bauds[b], found, n);
     n = bustools_scan_legacy(&o, found, n);
+    /* Pylontech modules start at 2 and talk at 115200 baud; LifePower4 ASCII packs use
+     * addresses 1..15 at 9600 (protocols README §3). */
+    n = bustools_scan_ascii(&o, FOUND_PYLONTECH, 115200, 2, o.all ? 0x7F : 9, found, n);
+    n = bustools_scan_ascii(&o, FOUND_LP4_ASCII, 9600, 1, 15, found, n);
     if (!n) {
         printf("nothing answered on %s\n", o.port);
         return 1;
     }
+    /* One bus speaks one protocol: a snippet for the first kind found. */
+    enum bustools_kind kind = found[0].kind;
     printf("\n# config snippet\n");
-    if (found[0].legacy)
-        printf("bus:\n  mode: active\n  port: %s\n  baud: 9600\npacks:\n", o.port);
-    else
+    if (kind == FOUND_MODBUS)
         printf("bus:\n  mode: modbus_per_pack\npacks:\n");
+    else
+        printf("bus:\n  mode: %s\n  port: %s\n  baud: %d\npacks:\n", bustools_modes[kind], o.port,
+               found[0].baud);
     for (int i = 0; i < n; i++) {
-        if (found[i].legacy != found[0].legacy)
+        if (found[i].kind != kind)
             continue;
         printf("  - name: pack_%d\n    address: 0x%02x\n", i + 1, found[i].id);
-        if (!found[i].legacy)
+        if (kind == FOUND_MODBUS)
             printf("    port: %s\n    baud: %d\n", o.port, found[i].baud);
     }
     return 0;

@@ -16,9 +16,10 @@ int bustools_sniff(int argc, char **argv);
  * `bms2mqtt scan --port P [--baud B]... [--all]`: find what answers on P. For each baud
  * rate (default 9600, 19200, 115200) it sends the LP4V2 read (function 0x03, registers
  * 0..46) to slave ids 1..16 and 0x40 (with --all, 1..247), and at 9600 baud the legacy
- * EG4 status request to addresses 0..15. It only reads. Prints what answered and a
- * `packs:` config snippet for it. Returns 0 if something answered, 1 if nothing did or
- * the port cannot be opened, 2 for a usage error.
+ * EG4 status request to addresses 0..15, the Pylontech analog request to addresses 2..9
+ * (--all: 2..127) at 115200 baud, and the LifePower4 ASCII one to addresses 1..15 at 9600.
+ * It only reads. Prints what answered and a `packs:` config snippet for it. Returns 0 if something
+ * answered, 1 if nothing did or the port cannot be opened, 2 for a usage error.
  */
 int bustools_scan(int argc, char **argv);
 

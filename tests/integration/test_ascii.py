@@ -4,6 +4,7 @@ packs (ASCII protocol), against bms-sim and a real mosquitto."""
 import json
 import os
 import re
+import subprocess
 import sys
 import unittest
 
@@ -96,6 +97,18 @@ class AsciiTest(harness.StackTest):
         self.assertEqual(cap.states("lp4a_2", mark), [])
         rc, out = harness.run_ha_check(cap.lines(), self.dir)
         self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
+
+    def test_scan_finds_pylontech_modules_from_address_2(self):
+        self.start_bus_sim("--protocol", "pylontech", "--baud", "115200", "--packs", "0",
+                           "--bus", "2,3")
+        port = os.path.join(self.dir, "pack1")
+        r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
+                           capture_output=True, text=True, timeout=90)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("baud 115200 address  2: answers the Pylontech request", r.stdout)
+        self.assertIn("baud 115200 address  3: answers the Pylontech request", r.stdout)
+        self.assertNotIn("address  4:", r.stdout)
+        self.assertIn("  mode: pylontech\n  port: %s\n  baud: 115200" % port, r.stdout)
 
 
 if __name__ == "__main__":
