@@ -281,23 +281,20 @@ static void eg4l_set(double *values, int i, double v)
 
 static void eg4l_cells(const struct eg4l_status *s, double *values)
 {
-    unsigned lo = 0, hi = 0;
+    int32_t mv[EG4L_MAX_CELLS];
+    struct cell_stats st;
 
-    if (s->n_cells == 0)
-        return;
     for (unsigned k = 0; k < s->n_cells; k++) {
         eg4l_set(values, R_CELL1 + (int)k, s->cells_mv[k] / 1000.0);
-        /* Strict comparisons: the first cell of equal ones is named, as the script did. */
-        if (s->cells_mv[k] < s->cells_mv[lo])
-            lo = k;
-        if (s->cells_mv[k] > s->cells_mv[hi])
-            hi = k;
+        mv[k] = s->cells_mv[k];
     }
-    eg4l_set(values, R_CELL_MIN, s->cells_mv[lo] / 1000.0);
-    eg4l_set(values, R_CELL_MAX, s->cells_mv[hi] / 1000.0);
-    eg4l_set(values, R_CELL_DELTA, s->cells_mv[hi] - s->cells_mv[lo]);
-    eg4l_set(values, R_CELL_LOWEST, lo + 1);
-    eg4l_set(values, R_CELL_HIGHEST, hi + 1);
+    if (reading_cell_stats(mv, s->n_cells, &st) < 0)
+        return;
+    eg4l_set(values, R_CELL_MIN, st.min_v);
+    eg4l_set(values, R_CELL_MAX, st.max_v);
+    eg4l_set(values, R_CELL_DELTA, st.delta_mv);
+    eg4l_set(values, R_CELL_LOWEST, st.lowest);
+    eg4l_set(values, R_CELL_HIGHEST, st.highest);
 }
 
 int eg4l_decode_status(const uint8_t *data, size_t len, unsigned cell_count, double *values)

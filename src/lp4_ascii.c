@@ -299,10 +299,12 @@ static int lp4a_analog_items(struct cursor *c, unsigned user, double *v)
 int lp4a_decode_analog(const uint8_t *info, size_t len, double *values)
 {
     struct cursor c = cursor_init(info, len);
-    int cells_mv[LP4A_MAX_CELLS] = {0}, temp = 0, current = 0;
+    int32_t cells_mv[LP4A_MAX_CELLS] = {0};
+    int temp = 0, current = 0;
+    struct cell_stats st;
     uint16_t voltage = 0, remaining = 0, full = 0, cycles = 0;
     uint8_t flag = 0, group = 0, m = 0, n = 0, user = 0;
-    unsigned lo = 0, hi = 0, cells;
+    unsigned cells;
 
     lp4a_nan(values, ANALOG_FIRST, ANALOG_LAST);
     cursor_u8(&c, &flag);
@@ -336,19 +338,14 @@ int lp4a_decode_analog(const uint8_t *info, size_t len, double *values)
         goto bad;
 
     cells = m < LP4A_MAX_CELLS ? m : LP4A_MAX_CELLS;
-    for (unsigned k = 0; k < cells; k++) {
+    for (unsigned k = 0; k < cells; k++)
         lp4a_set(values, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
-        if (cells_mv[k] < cells_mv[lo])
-            lo = k;
-        if (cells_mv[k] > cells_mv[hi])
-            hi = k;
-    }
-    if (cells > 0) {
-        lp4a_set(values, R_CELL_MIN, cells_mv[lo] / 1000.0);
-        lp4a_set(values, R_CELL_MAX, cells_mv[hi] / 1000.0);
-        lp4a_set(values, R_CELL_DELTA, cells_mv[hi] - cells_mv[lo]);
-        lp4a_set(values, R_CELL_LOWEST, lo + 1);
-        lp4a_set(values, R_CELL_HIGHEST, hi + 1);
+    if (reading_cell_stats(cells_mv, cells, &st) == 0) {
+        lp4a_set(values, R_CELL_MIN, st.min_v);
+        lp4a_set(values, R_CELL_MAX, st.max_v);
+        lp4a_set(values, R_CELL_DELTA, st.delta_mv);
+        lp4a_set(values, R_CELL_LOWEST, st.lowest);
+        lp4a_set(values, R_CELL_HIGHEST, st.highest);
     }
     lp4a_set(values, R_CELL_COUNT, m);
     lp4a_set(values, R_PACK_CURRENT, current / 100.0);

@@ -163,26 +163,23 @@ static void lp4v2_set(double *values, const char *key, double v)
         values[i] = reading_round(v, lp4v2_readings[i].precision);
 }
 
-/* Cell statistics over the first `cells` cell registers (register 36 says how many). */
+/* Cell statistics over the pack's cells (register 36 says how many). */
 static void lp4v2_cell_stats(const uint16_t *regs, double *values)
 {
     unsigned cells = regs[LP4V2_REG_CELL_COUNT];
-    unsigned lo = 0, hi = 0;
+    int32_t mv[LP4V2_CELLS];
+    struct cell_stats st;
 
     if (cells < 1 || cells > LP4V2_CELLS)
         cells = LP4V2_CELLS;
-    for (unsigned c = 1; c < cells; c++) {
-        if (regs[LP4V2_REG_CELL1 + c] < regs[LP4V2_REG_CELL1 + lo])
-            lo = c;
-        if (regs[LP4V2_REG_CELL1 + c] > regs[LP4V2_REG_CELL1 + hi])
-            hi = c;
-    }
-    lp4v2_set(values, "cell_voltage_min", regs[LP4V2_REG_CELL1 + lo] / 1000.0);
-    lp4v2_set(values, "cell_voltage_max", regs[LP4V2_REG_CELL1 + hi] / 1000.0);
-    lp4v2_set(values, "cell_voltage_delta_mv",
-              regs[LP4V2_REG_CELL1 + hi] - regs[LP4V2_REG_CELL1 + lo]);
-    lp4v2_set(values, "cell_lowest", lo + 1);
-    lp4v2_set(values, "cell_highest", hi + 1);
+    for (unsigned c = 0; c < cells; c++)
+        mv[c] = regs[LP4V2_REG_CELL1 + c];
+    reading_cell_stats(mv, cells, &st);
+    lp4v2_set(values, "cell_voltage_min", st.min_v);
+    lp4v2_set(values, "cell_voltage_max", st.max_v);
+    lp4v2_set(values, "cell_voltage_delta_mv", st.delta_mv);
+    lp4v2_set(values, "cell_lowest", st.lowest);
+    lp4v2_set(values, "cell_highest", st.highest);
 }
 
 int lp4v2_decode(const uint16_t *regs, size_t nregs, double *values)

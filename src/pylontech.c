@@ -244,11 +244,13 @@ static double pyl_celsius(int raw)
 /* One module block of a 0x42 reply (§3.3) into row v. Returns 0 or -EBADMSG. */
 static int pyl_analog_block(struct cursor *c, bool last, double *v)
 {
-    int cells_mv[PYL_MAX_CELLS] = {0}, temp = 0, current = 0;
+    int32_t cells_mv[PYL_MAX_CELLS] = {0};
+    int temp = 0, current = 0;
+    struct cell_stats st;
     uint16_t voltage = 0, remaining = 0, full = 0, cycles = 0;
     uint32_t remaining2 = 0, full2 = 0;
     uint8_t m = 0, n = 0, user = 0;
-    unsigned lo = 0, hi = 0, cells;
+    unsigned cells;
 
     pyl_nan(v, ANALOG_FIRST, ANALOG_LAST);
     if (cursor_u8(c, &m) < 0 || (size_t)m * 2 > cursor_left(c))
@@ -283,19 +285,14 @@ static int pyl_analog_block(struct cursor *c, bool last, double *v)
         goto bad;
 
     cells = m < PYL_MAX_CELLS ? m : PYL_MAX_CELLS;
-    for (unsigned k = 0; k < cells; k++) {
+    for (unsigned k = 0; k < cells; k++)
         pyl_set(v, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
-        if (cells_mv[k] < cells_mv[lo])
-            lo = k;
-        if (cells_mv[k] > cells_mv[hi])
-            hi = k;
-    }
-    if (cells > 0) {
-        pyl_set(v, R_CELL_MIN, cells_mv[lo] / 1000.0);
-        pyl_set(v, R_CELL_MAX, cells_mv[hi] / 1000.0);
-        pyl_set(v, R_CELL_DELTA, cells_mv[hi] - cells_mv[lo]);
-        pyl_set(v, R_CELL_LOWEST, lo + 1);
-        pyl_set(v, R_CELL_HIGHEST, hi + 1);
+    if (reading_cell_stats(cells_mv, cells, &st) == 0) {
+        pyl_set(v, R_CELL_MIN, st.min_v);
+        pyl_set(v, R_CELL_MAX, st.max_v);
+        pyl_set(v, R_CELL_DELTA, st.delta_mv);
+        pyl_set(v, R_CELL_LOWEST, st.lowest);
+        pyl_set(v, R_CELL_HIGHEST, st.highest);
     }
     pyl_set(v, R_CELL_COUNT, m);
     pyl_set(v, R_PACK_CURRENT, current / 10.0);

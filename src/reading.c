@@ -50,6 +50,26 @@ int reading_find(const struct reading_def *defs, size_t n, const char *key)
     return -1;
 }
 
+int reading_cell_stats(const int32_t *cells_mv, size_t n, struct cell_stats *st)
+{
+    size_t lo = 0, hi = 0;
+
+    if (n == 0)
+        return -1;
+    for (size_t k = 1; k < n; k++) {
+        if (cells_mv[k] < cells_mv[lo])
+            lo = k;
+        if (cells_mv[k] > cells_mv[hi])
+            hi = k;
+    }
+    st->min_v = cells_mv[lo] / 1000.0;
+    st->max_v = cells_mv[hi] / 1000.0;
+    st->delta_mv = cells_mv[hi] - cells_mv[lo];
+    st->lowest = (unsigned)lo + 1;
+    st->highest = (unsigned)hi + 1;
+    return 0;
+}
+
 double reading_round(double v, int decimals)
 {
     static const double pow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000};

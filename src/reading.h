@@ -100,6 +100,20 @@ int reading_find(const struct reading_def *defs, size_t n, const char *key);
 void reading_decode_table(const struct reading_def *defs, size_t n, const uint16_t *regs,
                           size_t nregs, double *values);
 
+/* Statistics of a pack's cells, as every protocol publishes them. */
+struct cell_stats {
+    double min_v, max_v; /* lowest and highest cell, V */
+    double delta_mv;     /* their difference, mV */
+    unsigned lowest;     /* 1-based number of the lowest cell (the first of equal ones) */
+    unsigned highest;    /* and of the highest */
+};
+
+/*
+ * Cell statistics over cells_mv[0..n) (mV). Returns 0, or -1 when n is 0 (*st untouched).
+ * Strict comparisons name the first of equal cells, as the eg4-battery script did.
+ */
+int reading_cell_stats(const int32_t *cells_mv, size_t n, struct cell_stats *st);
+
 /* Round v to `decimals` places (half away from zero). */
 double reading_round(double v, int decimals);
 
