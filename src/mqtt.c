@@ -39,6 +39,9 @@ struct mqtt {
     struct log_throttle complain;
 };
 
+/* True in the MQTT thread while the new session's first messages are published. */
+static _Thread_local bool mqtt_in_connect;
+
 static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
 {
     struct mqtt *m = ud;
@@ -53,10 +56,15 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
     unsigned failures = log_release(&m->complain);
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
             failures ? " (reconnected)" : "");
-    atomic_store(&m->connected, true);
     mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
+    /* The session opens with everything (status, discovery, availability, latest states)
+     * published from this thread; only then may the pollers publish, so that no state
+     * reaches HA before its entity's discovery. */
+    mqtt_in_connect = true;
     if (m->cb.on_connect)
         m->cb.on_connect(m->ud);
+    mqtt_in_connect = false;
+    atomic_store(&m->connected, true);
 }
 
 /* QoS 0: the message was written; QoS 1: the broker acknowledged it. */
@@ -304,7 +312,7 @@ int mqtt_start(struct mqtt *m)
 
 int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos, bool retain)
 {
-    if (!atomic_load(&m->connected))
+    if (!atomic_load(&m->connected) && !mqtt_in_connect)
         return -1;
     /* Counted before: a QoS 0 message may be written, and counted off, inside the call. */
     atomic_fetch_add(&m->outstanding, 1);

@@ -89,7 +89,10 @@ class TcpTest(harness.StackTest):
         self.assertEqual(s["full_capacity_ah"], 100.0)
         self.assertEqual(s["temperature_pcb"], 21)
         self.assertEqual(s["pack_current"], 292.5)  # register 1 = 29250, s16 x 10 mA
-        dev = json.loads(cap.last_configs()[harness.discovery_topic("sensor", "gw_1", "soc")])
+        soc = cap.wait_for(lambda m: m[1] == harness.discovery_topic("sensor", "gw_1", "soc")
+                           and m[2], 10)
+        self.assertTrue(soc, "no discovery config for gw_1 soc")
+        dev = json.loads(soc[2])
         self.assertEqual(dev["device"]["model"], "GATEWAY-PACK")
         self.assertEqual(dev["device"]["sw_version"], "V09R09")
 
