@@ -34,6 +34,8 @@ struct mqtt {
     atomic_long outstanding; /* published in this session, not yet written (QoS 0) or
                                 acknowledged (QoS 1): what a clean stop waits for */
     int wake_fd;             /* eventfd: stop requests, and output left to the thread */
+    bool session_pending;    /* CONNACK arrived: publish the session's opening messages */
+    bool ha_online_pending;  /* HA's birth message arrived: publish everything again */
     const char *last_topic;  /* published by the thread when it stops */
     const char *last_payload;
     struct log_throttle complain;
@@ -57,14 +59,30 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
             failures ? " (reconnected)" : "");
     mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
-    /* The session opens with everything (status, discovery, availability, latest states)
-     * published from this thread; only then may the pollers publish, so that no state
-     * reaches HA before its entity's discovery. */
-    mqtt_in_connect = true;
-    if (m->cb.on_connect)
-        m->cb.on_connect(m->ud);
-    mqtt_in_connect = false;
-    atomic_store(&m->connected, true);
+    /* The opening messages go out after this callback returns (mqtt_after_read): inside
+     * it libmosquitto would hold all of them in memory at once. */
+    m->session_pending = true;
+}
+
+/* Work the callbacks asked for, done outside them so that each message is written as it
+ * is published. The session opens with everything (status, discovery, availability,
+ * latest states) published from this thread; only then may the pollers publish, so that
+ * no state reaches HA before its entity's discovery. */
+static void mqtt_after_read(struct mqtt *m)
+{
+    if (m->session_pending) {
+        m->session_pending = false;
+        mqtt_in_connect = true;
+        if (m->cb.on_connect)
+            m->cb.on_connect(m->ud);
+        mqtt_in_connect = false;
+        atomic_store(&m->connected, true);
+    }
+    if (m->ha_online_pending) {
+        m->ha_online_pending = false;
+        if (m->cb.on_ha_status)
+            m->cb.on_ha_status(m->ud, true);
+    }
 }
 
 /* QoS 0: the message was written; QoS 1: the broker acknowledged it. */
@@ -100,7 +118,8 @@ static void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosqu
         return;
     bool online = msg->payloadlen == 6 && memcmp(msg->payload, "online", 6) == 0;
     log_msg(LOG_LVL_INFO, "mqtt: Home Assistant is %s", online ? "online" : "offline");
-    m->cb.on_ha_status(m->ud, online);
+    if (online)
+        m->ha_online_pending = true; /* republished by mqtt_after_read */
 }
 
 struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, const char *will_topic,
@@ -204,6 +223,8 @@ static int mqtt_step(struct mqtt *m)
         mqtt_drain_wake(m);
     if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))
         rc = mosquitto_loop_read(m->mosq, 1);
+    if (rc == MOSQ_ERR_SUCCESS)
+        mqtt_after_read(m);
     if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m->mosq))
         rc = mosquitto_loop_write(m->mosq, 1);
     if (rc == MOSQ_ERR_SUCCESS)
