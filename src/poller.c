@@ -27,7 +27,9 @@ static const char *pack_port(const struct pack *p)
 
 static const char *pack_what(const struct pack *p)
 {
-    return p->link ? p->link->what : p->raw ? p->raw->what : "simulated";
+    return p->link  ? p->link->what
+           : p->raw ? p->raw->what
+                    : "no built-in simulation for this protocol (only the EG4 ones)";
 }
 
 /* Opens of the pack's port so far: a change means a new connection. */
@@ -77,8 +79,7 @@ void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
     bool same = strcmp(p->throttle.category, cause) == 0;
     const char *what = r == MB_ERR_ZERO ? "registers 0-18 all zero (an aggregated master map?); "
                                           "nothing published"
-                       : p->link        ? p->link->what
-                                        : "simulated";
+                                        : pack_what(p);
 
     p->errors[r]++;
     p->failures++;
