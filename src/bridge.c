@@ -321,12 +321,6 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
     bridge_dev_send_state(b, &b->bank, b->bank_values);
 }
 
-static struct bridge_pack *bridge_find(struct bridge *b, const struct pack *p)
-{
-    (void)b;
-    return p->bridge_slot;
-}
-
 int bridge_add_pack(struct bridge *b, struct pack *p)
 {
     pthread_mutex_lock(&b->lock);
@@ -345,7 +339,7 @@ void bridge_publish_raw(struct bridge *b, const char *name, const char *json)
 
 void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
 {
-    struct bridge_pack *bp = bridge_find(b, p);
+    struct bridge_pack *bp = p->bridge_slot;
 
     if (!bp)
         return;
@@ -360,7 +354,7 @@ void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
 
 void bridge_pack_failed(struct bridge *b, struct pack *p)
 {
-    struct bridge_pack *bp = bridge_find(b, p);
+    struct bridge_pack *bp = p->bridge_slot;
 
     if (!bp)
         return;
@@ -377,7 +371,7 @@ void bridge_pack_failed(struct bridge *b, struct pack *p)
 
 void bridge_pack_identity(struct bridge *b, struct pack *p)
 {
-    struct bridge_pack *bp = bridge_find(b, p);
+    struct bridge_pack *bp = p->bridge_slot;
 
     if (!bp)
         return;

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ascii_frame.h"
@@ -189,17 +188,15 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
     size_t len = 0;
     enum mb_result r;
     int rc;
-    /* A frame can be 4 KiB: off the bus thread's stack, once per command. */
-    uint8_t *rsp = p->raw ? malloc(AF_FRAME_MAX) : NULL;
+    /* A frame can be 4 KiB: kept off the stack, one buffer per bus thread for its life. */
+    static _Thread_local uint8_t rsp[AF_FRAME_MAX];
 
     if (!p->raw)
         return MB_ERR_OPEN; /* the built-in simulated packs speak the EG4 protocols only */
-    if (!rsp)
-        return MB_ERR_IO;
     r = ser_exchange(p->raw, (const uint8_t *)req, req_len, rsp, AF_FRAME_MAX, &len,
                      af_frame_length);
     if (r != MB_OK)
-        goto out;
+        return r;
     rc = af_decode(rsp, len, f, info, info_cap);
     if (rc < 0) {
         snprintf(p->raw->what, sizeof(p->raw->what), "bad frame: %s", af_strerror(rc));
@@ -215,8 +212,6 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
                  af_rtn_text(f->cid2));
         r = MB_ERR_EXCEPTION;
     }
-out:
-    free(rsp);
     return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 static const char *const lp4v2_status_options[] = {
@@ -155,12 +156,28 @@ const char *const lp4v2_original_sensor_keys[] = {
     NULL,
 };
 
-static void lp4v2_set(double *values, const char *key, double v)
-{
-    int i = reading_find(lp4v2_readings, lp4v2_n_readings, key);
+/* The derived readings, found in the table once rather than by name on every poll. */
+enum { D_POWER, D_CELL_MIN, D_CELL_MAX, D_CELL_DELTA, D_CELL_LOWEST, D_CELL_HIGHEST, D_COUNT };
 
-    if (i >= 0)
-        values[i] = reading_round(v, lp4v2_readings[i].precision);
+static const char *const lp4v2_derived_keys[D_COUNT] = {
+    "pack_power",  "cell_voltage_min", "cell_voltage_max", "cell_voltage_delta_mv",
+    "cell_lowest", "cell_highest",
+};
+static int lp4v2_derived_idx[D_COUNT];
+static pthread_once_t lp4v2_derived_once = PTHREAD_ONCE_INIT;
+
+static void lp4v2_find_derived(void)
+{
+    for (int d = 0; d < D_COUNT; d++)
+        lp4v2_derived_idx[d] =
+            reading_find(lp4v2_readings, lp4v2_n_readings, lp4v2_derived_keys[d]);
+}
+
+static void lp4v2_set(double *values, int which, double v)
+{
+    int i = lp4v2_derived_idx[which];
+
+    values[i] = reading_round(v, lp4v2_readings[i].precision);
 }
 
 /* Cell statistics over the pack's cells (register 36 says how many). */
@@ -175,11 +192,11 @@ static void lp4v2_cell_stats(const uint16_t *regs, double *values)
     for (unsigned c = 0; c < cells; c++)
         mv[c] = regs[LP4V2_REG_CELL1 + c];
     reading_cell_stats(mv, cells, &st);
-    lp4v2_set(values, "cell_voltage_min", st.min_v);
-    lp4v2_set(values, "cell_voltage_max", st.max_v);
-    lp4v2_set(values, "cell_voltage_delta_mv", st.delta_mv);
-    lp4v2_set(values, "cell_lowest", st.lowest);
-    lp4v2_set(values, "cell_highest", st.highest);
+    lp4v2_set(values, D_CELL_MIN, st.min_v);
+    lp4v2_set(values, D_CELL_MAX, st.max_v);
+    lp4v2_set(values, D_CELL_DELTA, st.delta_mv);
+    lp4v2_set(values, D_CELL_LOWEST, st.lowest);
+    lp4v2_set(values, D_CELL_HIGHEST, st.highest);
 }
 
 int lp4v2_decode(const uint16_t *regs, size_t nregs, double *values)
@@ -195,10 +212,11 @@ int lp4v2_decode(const uint16_t *regs, size_t nregs, double *values)
     if (all_zero)
         return -ENODATA;
 
+    pthread_once(&lp4v2_derived_once, lp4v2_find_derived);
     reading_decode_table(lp4v2_readings, lp4v2_n_readings, regs, nregs, values);
     lp4v2_cell_stats(regs, values);
     /* Power from the reported voltage and current: 10 mV x 10 mA = 1e-4 W. */
-    lp4v2_set(values, "pack_power",
+    lp4v2_set(values, D_POWER,
               regs[LP4V2_REG_VOLTAGE] * (double)(int16_t)regs[LP4V2_REG_CURRENT] * 1e-4);
     return 0;
 }
