@@ -6,15 +6,20 @@
 /*
  * From "EG4-LL Battery MODBUS Protocol V01.06" (2017), §3 Register. Function 0x03,
  * big-endian 16-bit registers. Where the vendor's table and the eg4-battery script
- * disagree (registers 18 and up) the vendor's table is used.
+ * disagree (registers 18 and up) the vendor's table is used, except for its labels of
+ * registers 19 and 20, which real frames show to be swapped.
  */
 enum lp4v2_reg {
-    LP4V2_REG_VOLTAGE = 0,     /* u16, 10 mV */
-    LP4V2_REG_CURRENT = 1,     /* s16, 10 mA, positive = charging */
-    LP4V2_REG_CELL1 = 2,       /* u16 mV, cells 1..16 in 2..17 */
-    LP4V2_REG_TEMP_PCB = 18,   /* s16, °C */
-    LP4V2_REG_TEMP_AVG = 19,   /* s16, °C */
-    LP4V2_REG_TEMP_MAX = 20,   /* s16, °C */
+    LP4V2_REG_VOLTAGE = 0,   /* u16, 10 mV */
+    LP4V2_REG_CURRENT = 1,   /* s16, 10 mA, positive = charging */
+    LP4V2_REG_CELL1 = 2,     /* u16 mV, cells 1..16 in 2..17 */
+    LP4V2_REG_TEMP_PCB = 18, /* s16, °C */
+    /* The vendor's table labels 19 "Temp Avg" and 20 "Temp Max"; real replies read 19 >= 20
+     * (the eg4-battery sample: 21 and 20 °C; another EG4-LL capture: 27 and 24 °C with its
+     * cell sensors at 24 °C), and a maximum is never below an average: the labels are
+     * swapped (protocols/README.md §1). */
+    LP4V2_REG_TEMP_MAX = 19,   /* s16, °C: maximum temperature (vendor label "Temp Avg") */
+    LP4V2_REG_TEMP_AVG = 20,   /* s16, °C: average temperature (vendor label "Temp Max") */
     LP4V2_REG_REMAINING = 21,  /* u16, Ah */
     LP4V2_REG_MAX_CHARGE = 22, /* u16, A: maximum charging current */
     LP4V2_REG_SOH = 23,        /* u16, % */
