@@ -13,6 +13,7 @@
 #include "pylontech.h"
 #include "pack.h"
 #include "serial.h"
+#include "log.h"
 
 /* ---- EG4 LifePower4 v2, Modbus RTU -------------------------------------------------- */
 
@@ -175,6 +176,47 @@ const struct pack_driver eg4l_driver = {
     .identify = legacy_identify,
 };
 
+/* ---- optional commands ------------------------------------------------------------------- */
+
+/* Whether optional command k of p is asked in this poll (see PACK_REFUSED_ASK_EVERY). */
+static bool optional_due(struct pack *p, unsigned k)
+{
+    struct pack_optional *o = &p->optional[k];
+
+    if (o->refused < PACK_REFUSALS_BEFORE_BACKOFF)
+        return true;
+    if (++o->skipped < PACK_REFUSED_ASK_EVERY)
+        return false;
+    o->skipped = 0;
+    return true;
+}
+
+/* The outcome r of optional command k (command code cmd, `what` it reads) of p. A return code
+ * or an exception is a refusal, and so is silence after the poll's main command was answered;
+ * a damaged reply is neither. */
+static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *what,
+                          enum mb_result r)
+{
+    struct pack_optional *o = &p->optional[k];
+
+    if (r == MB_OK) {
+        if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
+            log_msg(LOG_LVL_NOTICE, "pack %s: command 0x%02x (%s) answers again", p->name, cmd,
+                    what);
+        o->refused = 0;
+        o->skipped = 0;
+        return;
+    }
+    if (r != MB_ERR_EXCEPTION && r != MB_ERR_TIMEOUT)
+        return;
+    if (++o->refused == PACK_REFUSALS_BEFORE_BACKOFF)
+        log_msg(LOG_LVL_NOTICE,
+                "pack %s: command 0x%02x (%s) %s %u times in a row (%s); its readings are unknown; "
+                "asking again every %uth poll",
+                p->name, cmd, what, r == MB_ERR_TIMEOUT ? "unanswered" : "refused", o->refused,
+                p->raw ? p->raw->what : mb_result_name(r), PACK_REFUSED_ASK_EVERY);
+}
+
 /* ---- ASCII frames: Pylontech (CID1 0x46) ---------------------------------------------- */
 
 /*
@@ -215,6 +257,9 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
     return r;
 }
 
+/* Pylontech's optional commands, numbered in p->optional[]. */
+enum { PYL_OPT_ALARM, PYL_OPT_MANAGEMENT };
+
 static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
                                   struct af_frame *f)
 {
@@ -241,11 +286,26 @@ static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
         snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
         return MB_ERR_LENGTH;
     }
-    /* Alarms and limits complete the reading; a pack that refuses them still has one. */
-    if (pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f) == MB_OK)
-        pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1);
-    if (pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f) == MB_OK)
-        pyl_decode_management(f.info, f.info_len, values);
+    /* Alarms and limits complete the reading; a pack that refuses them still has one, with
+     * those readings unknown. */
+    r = MB_ERR_TIMEOUT;
+    if (optional_due(p, PYL_OPT_ALARM)) {
+        r = pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f);
+        if (r == MB_OK && pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
+            r = MB_ERR_LENGTH;
+        optional_done(p, PYL_OPT_ALARM, PYL_CMD_ALARM, "alarms", r);
+    }
+    if (r != MB_OK)
+        pyl_clear(PYL_CMD_ALARM, values);
+    r = MB_ERR_TIMEOUT;
+    if (optional_due(p, PYL_OPT_MANAGEMENT)) {
+        r = pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f);
+        if (r == MB_OK && pyl_decode_management(f.info, f.info_len, values) < 0)
+            r = MB_ERR_LENGTH;
+        optional_done(p, PYL_OPT_MANAGEMENT, PYL_CMD_MANAGEMENT, "charge/discharge management", r);
+    }
+    if (r != MB_OK)
+        pyl_clear(PYL_CMD_MANAGEMENT, values);
     return MB_OK;
 }
 
@@ -265,8 +325,10 @@ static enum mb_result pyl_identify(struct pack *p, double now_s)
     if (pyl_command(p, PYL_CMD_FIRMWARE, info, sizeof(info), &f) == MB_OK)
         pyl_decode_string(PYL_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
                           sizeof(p->id.firmware));
-    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f) == MB_OK)
-        pyl_decode_system(f.info, f.info_len, p->values);
+    /* System limits: unknown unless this connection's pack gave them. */
+    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f) != MB_OK ||
+        pyl_decode_system(f.info, f.info_len, p->values) < 0)
+        pyl_clear(PYL_CMD_SYSTEM, p->values);
     return MB_OK;
 }
 
@@ -282,6 +344,9 @@ const struct pack_driver pyl_driver = {
 };
 
 /* ---- ASCII frames: EG4 LifePower4 (CID1 0x4A) ------------------------------------------ */
+
+/* LifePower4 ASCII's optional command, numbered in p->optional[]. */
+enum { LP4A_OPT_ALARM };
 
 static enum mb_result lp4a_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
                                    struct af_frame *f)
@@ -308,8 +373,15 @@ static enum mb_result lp4a_poll(struct pack *p, double *values, double now_s)
         snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
         return MB_ERR_LENGTH;
     }
-    if (lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f) == MB_OK)
-        lp4a_decode_alarm(f.info, f.info_len, values);
+    r = MB_ERR_TIMEOUT;
+    if (optional_due(p, LP4A_OPT_ALARM)) {
+        r = lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f);
+        if (r == MB_OK && lp4a_decode_alarm(f.info, f.info_len, values) < 0)
+            r = MB_ERR_LENGTH;
+        optional_done(p, LP4A_OPT_ALARM, LP4A_CMD_ALARM, "alarms", r);
+    }
+    if (r != MB_OK)
+        lp4a_clear(LP4A_CMD_ALARM, values);
     return MB_OK;
 }
 

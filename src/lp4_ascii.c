@@ -296,6 +296,20 @@ static int lp4a_analog_items(struct cursor *c, unsigned user, double *v)
     return 0;
 }
 
+int lp4a_clear(uint8_t cmd, double *values)
+{
+    switch (cmd) {
+    case LP4A_CMD_ANALOG:
+        lp4a_nan(values, ANALOG_FIRST, ANALOG_LAST);
+        return 0;
+    case LP4A_CMD_ALARM:
+        lp4a_nan(values, ALARM_FIRST, ALARM_LAST);
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
 int lp4a_decode_analog(const uint8_t *info, size_t len, double *values)
 {
     struct cursor c = cursor_init(info, len);

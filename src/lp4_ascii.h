@@ -63,6 +63,13 @@ extern const struct reading_def lp4a_readings[];
 extern const size_t lp4a_n_readings;
 
 /*
+ * Set the readings that command cmd (LP4A_CMD_ANALOG or LP4A_CMD_ALARM) carries in
+ * values[lp4a_n_readings] to NaN (unknown): what the pack did not give this time (refused,
+ * unanswered or not asked). Returns 0, or -EINVAL for another command (values untouched).
+ */
+int lp4a_clear(uint8_t cmd, double *values);
+
+/*
  * Decode the INFO of a 0x42 reply (§2.1) into values[0..lp4a_n_readings); only the 0x42
  * readings are written (first set to NaN). INFO: DATA_FLAG, PACK group, M, M cell voltages
  * (s16 mV), N, N cell temperatures then ambient and MOSFET temperature (s16 0.1 K:

@@ -2,6 +2,7 @@
 /* pack.c - setting up and tearing down a pack's run-time state. */
 #include "pack.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,8 +25,14 @@ int pack_setup(struct pack *p, const char *name, const struct pack_driver *drive
     if (driver->reports_energy) /* the pack's own meters, not our integration */
         p->idx_power = p->idx_charged = p->idx_discharged = -1;
     p->energy_interval_s = cfg->bus.poll_interval_s;
-    p->values = calloc(p->n_defs, sizeof(*p->values));
-    return p->values ? 0 : -1;
+    p->values = malloc(p->n_defs * sizeof(*p->values));
+    if (!p->values)
+        return -1;
+    /* Unknown until the pack says otherwise: a reading of a command never asked or never
+     * answered must not read 0. */
+    for (size_t i = 0; i < p->n_defs; i++)
+        p->values[i] = NAN;
+    return 0;
 }
 
 void pack_teardown(struct pack *p)

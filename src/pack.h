@@ -23,6 +23,22 @@ enum pack_avail {
 };
 
 /*
+ * Commands that complete a poll beside its main one (Pylontech alarms 0x44 and limits 0x92,
+ * LifePower4 ASCII alarms 0x44). One the pack refuses (a return code or exception) or leaves
+ * unanswered PACK_REFUSALS_BEFORE_BACKOFF times in a row is then asked only every
+ * PACK_REFUSED_ASK_EVERY-th poll, so that an unsupported command costs no bus time; its
+ * readings are unknown (NaN) whenever it did not answer in the current poll.
+ */
+#define PACK_MAX_OPTIONAL            4
+#define PACK_REFUSALS_BEFORE_BACKOFF 3
+#define PACK_REFUSED_ASK_EVERY       50
+
+struct pack_optional {
+    unsigned refused; /* refusals or silences in a row */
+    unsigned skipped; /* polls it was not asked since its last try, while backed off */
+};
+
+/*
  * A pack. The poller thread of its bus owns `link`/`sim`, `id` and the counters; the
  * bridge copies what it publishes under its own lock.
  */
@@ -44,8 +60,9 @@ struct pack {
     char *owned_name;         /* name allocated for a pack found at run time, or NULL */
     unsigned failures;        /* consecutive failed polls */
     unsigned long polls;      /* polls attempted */
-    unsigned long errors[MB_RESULT_COUNT];      /* failed polls by cause */
-    struct log_throttle throttle;               /* failure logging */
+    unsigned long errors[MB_RESULT_COUNT];            /* failed polls by cause */
+    struct log_throttle throttle;                     /* failure logging */
+    struct pack_optional optional[PACK_MAX_OPTIONAL]; /* by the driver's own numbering */
     double *values;                             /* scratch: n_defs readings of the current poll */
     struct energy energy;                       /* charge / discharge counters */
     int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
@@ -54,8 +71,8 @@ struct pack {
 
 /*
  * Set up pack p (zeroed first) named `name` (kept by reference) read with `driver` at
- * `slave`, with the cell count and poll period of cfg. Returns 0, or -1 when out of memory
- * (pack_teardown() still frees what was set up).
+ * `slave`, with the cell count and poll period of cfg. Every reading starts unknown (NaN).
+ * Returns 0, or -1 when out of memory (pack_teardown() still frees what was set up).
  */
 int pack_setup(struct pack *p, const char *name, const struct pack_driver *driver, uint8_t slave,
                const struct config *cfg);

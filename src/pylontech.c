@@ -177,6 +177,9 @@ _Static_assert(R_COUNT == PYL_N_READINGS, "PYL_N_READINGS matches the table");
 /* §3.3 user-defined items: full capacity, cycles, remaining 2, full capacity 2. */
 #define PYL_USER_ITEMS_KNOWN 4u
 
+/* A 16-bit capacity field that carries no value (§3.3, packs over 65 Ah). */
+#define PYL_NOT_AVAILABLE 0xFFFFu
+
 /* Alarm state bytes, §3.5. */
 #define PYL_STATE_NORMAL 0x00
 #define PYL_STATE_LOW    0x01
@@ -300,12 +303,20 @@ static int pyl_analog_block(struct cursor *c, bool last, double *v)
     /* From the unrounded reports: mV x 0.1 A = 1e-4 W. */
     pyl_set(v, R_PACK_POWER, voltage * (double)current * 1e-4);
 
-    double rem_mah = user >= 3 ? (double)remaining2 : (double)remaining;
-    pyl_set(v, R_REMAINING, rem_mah / 1000.0);
+    /* §3.3: packs over 65 Ah send FFFF in the 16-bit fields ("not available") and the real
+     * capacities in the 3-byte items; an FFFF without them stays unknown. */
+    double rem_mah = user >= 3                        ? (double)remaining2
+                     : remaining == PYL_NOT_AVAILABLE ? NAN
+                                                      : (double)remaining;
+    if (!isnan(rem_mah))
+        pyl_set(v, R_REMAINING, rem_mah / 1000.0);
     if (user >= 1) {
-        double full_mah = user >= 4 ? (double)full2 : (double)full;
-        pyl_set(v, R_FULL, full_mah / 1000.0);
-        if (full_mah > 0) {
+        double full_mah = user >= 4                   ? (double)full2
+                          : full == PYL_NOT_AVAILABLE ? NAN
+                                                      : (double)full;
+        if (!isnan(full_mah))
+            pyl_set(v, R_FULL, full_mah / 1000.0);
+        if (full_mah > 0 && !isnan(rem_mah)) {
             double soc = rem_mah / full_mah * 100.0;
             pyl_set(v, R_SOC, soc > 100.0 ? 100.0 : soc);
         }
@@ -418,6 +429,26 @@ bad:
     for (unsigned k = 0; k < max_modules; k++)
         pyl_nan(values[k], first, last);
     return -EBADMSG;
+}
+
+int pyl_clear(uint8_t cmd, double *values)
+{
+    switch (cmd) {
+    case PYL_CMD_ANALOG:
+        pyl_nan(values, ANALOG_FIRST, ANALOG_LAST);
+        return 0;
+    case PYL_CMD_ALARM:
+        pyl_nan(values, ALARM_FIRST, ALARM_LAST);
+        return 0;
+    case PYL_CMD_MANAGEMENT:
+        pyl_nan(values, MGMT_FIRST, MGMT_LAST);
+        return 0;
+    case PYL_CMD_SYSTEM:
+        pyl_nan(values, SYS_FIRST, SYS_LAST);
+        return 0;
+    default:
+        return -EINVAL;
+    }
 }
 
 int pyl_decode_analog(const uint8_t *info, size_t len, uint8_t command,

@@ -91,6 +91,14 @@ extern const struct reading_def pyl_readings[];
 extern const size_t pyl_n_readings; /* == PYL_N_READINGS */
 
 /*
+ * Set the readings that command cmd carries (PYL_CMD_ANALOG, _ALARM, _MANAGEMENT or _SYSTEM)
+ * in values[PYL_N_READINGS] to NaN (unknown): what the pack did not give this time, because
+ * it refused the command, did not answer it, or was not asked. Returns 0, or -EINVAL for a
+ * command that carries no readings (values untouched).
+ */
+int pyl_clear(uint8_t cmd, double *values);
+
+/*
  * Decode the INFO of a 0x42 reply (§3.3) into rows of readings; command is the module byte
  * of the request (the reply's second byte is that module's address, or for PYL_ALL_MODULES
  * the number of module blocks that follow). Module k of the reply goes to values[k]; only
@@ -100,7 +108,9 @@ extern const size_t pyl_n_readings; /* == PYL_N_READINGS */
  * temperatures (s16 0.1 K: °C = (raw - 2731) / 10), current (s16, 0.1 A, + = charge),
  * voltage (u16 mV), remaining capacity (u16 mAh), U = user-defined item count, then U items:
  * full capacity (u16 mAh), cycles (u16), remaining capacity 2 and full capacity 2 (u24 mAh;
- * used when present: U is 4 for packs over 65 Ah, whose 16-bit fields read FFFF).
+ * used when present: U is 4 for packs over 65 Ah, whose 16-bit fields read FFFF). A 16-bit
+ * capacity of FFFF without its 3-byte item is "not available": that reading (and the SoC
+ * computed from it) stays NaN.
  * Cells past 16 and temperatures past 6 are read and skipped; U > 4 is only allowed in the
  * last block (its extra items have no known size and are skipped).
  * Returns the number of rows filled (0 if the reply holds no module; at most max_modules:

@@ -205,6 +205,13 @@ static uint32_t xorshift(uint32_t *state)
     return x;
 }
 
+bool sim_command(struct sim_pack *pk, unsigned cmd)
+{
+    cmd &= 0xFFu;
+    pk->commands[cmd]++;
+    return (pk->refused[cmd / 8] >> (cmd % 8)) & 1u;
+}
+
 uint32_t sim_pack_rand(struct sim_pack *pk)
 {
     return xorshift(&pk->rng);
@@ -634,6 +641,39 @@ static void fault_apply(unsigned target, const struct fault *f)
     }
 }
 
+/* Pack `target` (0 = every pack) refuses command cmd (0..255), or refuses nothing (cmd < 0). */
+static void refuse_apply(unsigned target, int cmd)
+{
+    for (unsigned i = 0; i < npacks; i++) {
+        if (target != 0 && target != i + 1)
+            continue;
+        if (cmd < 0) {
+            memset(packs[i].refused, 0, sizeof(packs[i].refused));
+            continue;
+        }
+        packs[i].refused[cmd / 8] |= (uint8_t)(1u << (cmd % 8));
+        log_msg(LOG_LVL_INFO, "pack %u: refuses command 0x%02x", i + 1, (unsigned)cmd);
+    }
+}
+
+/* "none" (-1) or a command code 0..255 (decimal or 0x hex). Returns 0 or -1. */
+static int refuse_parse(const char *s, int *cmd)
+{
+    char *end;
+    unsigned long u;
+
+    if (strcmp(s, "none") == 0) {
+        *cmd = -1;
+        return 0;
+    }
+    errno = 0;
+    u = strtoul(s, &end, 0);
+    if (errno || end == s || *end || s[0] == '-' || u > 255)
+        return -1;
+    *cmd = (int)u;
+    return 0;
+}
+
 /* "id,id,..." of a port's packs into buf. */
 static void port_slaves(const struct port *pt, char *buf, size_t cap, bool pack_numbers)
 {
@@ -654,8 +694,16 @@ static void stats_print(void)
 {
     char list[SIM_MAX_PACKS * 4 + 1];
 
-    for (unsigned i = 0; i < npacks; i++)
-        out_line("STATS %u requests=%lu replies=%lu", i + 1, packs[i].requests, packs[i].replies);
+    for (unsigned i = 0; i < npacks; i++) {
+        char cmds[256 * 12] = "";
+        size_t n = 0;
+        for (unsigned k = 0; k < 256 && n < sizeof(cmds); k++)
+            if (packs[i].commands[k])
+                n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "%s%02x:%lu", n ? "," : "", k,
+                                      packs[i].commands[k]);
+        out_line("STATS %u requests=%lu replies=%lu commands=%s", i + 1, packs[i].requests,
+                 packs[i].replies, n ? cmds : "-");
+    }
     for (unsigned i = 0; i < nports; i++) {
         port_slaves(&ports[i], list, sizeof(list), true);
         out_line("PTYSTATS %u packs=%s rx=%lu badreq=%lu%s", i + 1, list, ports[i].rx_bytes,
@@ -721,8 +769,20 @@ static void command(char *line)
             why = "usage: clear I";
         else if (index_parse(argv[1], npacks, true, &target) < 0)
             why = "bad pack index";
-        else
+        else {
             fault_apply(target, &f);
+            refuse_apply(target, -1);
+        }
+    } else if (strcmp(argv[0], "refuse") == 0) {
+        int cmd;
+        if (argc != 3)
+            why = "usage: refuse I CMD|none";
+        else if (index_parse(argv[1], npacks, true, &target) < 0)
+            why = "bad pack index";
+        else if (refuse_parse(argv[2], &cmd) < 0)
+            why = "bad command code";
+        else
+            refuse_apply(target, cmd);
     } else if (strcmp(argv[0], "stats") == 0 && argc == 1) {
         stats_print();
     } else if (strcmp(argv[0], "unplug") == 0) {
@@ -929,52 +989,58 @@ static int std_fds_open(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: bms-sim [options]\n"
-            "Simulate battery packs on pseudo-terminals or TCP: EG4 LifePower4 v2 Modbus RTU\n"
-            "(fn 0x03), the EG4 legacy 7E..0D protocol, Pylontech ASCII (CID1 0x46) or EG4\n"
-            "LifePower4 ASCII (CID1 0x4A), as slaves, or with a simulated bus master.\n"
-            "\n"
-            "  -n, --packs N          N ptys with one pack each (default 1, or 0 with --bus)\n"
-            "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
-            "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
-            "                         1 legacy and lp4ascii, 2 pylontech; 0x.. ok)\n"
-            "      --protocol P       modbus (default), legacy, pylontech or lp4ascii, for\n"
-            "                         every pty\n"
-            "      --tcp              a TCP listener on 127.0.0.1 per pty instead of a pty\n"
-            "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
-            "      --master MS        act as the bus master too: every MS ms poll each pack\n"
-            "                         of each pty and write request and reply into the pty\n"
-            "      --master-identity  with --master, Modbus: also read registers 105..127 of\n"
-            "                         each pack on the first cycle and every 5th after it\n"
-            "      --noise            with --master: random bytes between exchanges now and then\n"
-            "  -b, --baud B           simulated wire speed for pacing (default 9600;\n"
-            "                         pylontech 115200)\n"
-            "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
-            "  -f, --fault I:KIND[:ARG]  start with a fault on pack I (or *); repeatable\n"
-            "  -c, --chunk BYTES      deliver BYTES at a time (default: one write per frame)\n"
-            "  -t, --turnaround MS    request-to-reply gap (default 3.5 character times)\n"
-            "  -k, --seed-offset K    pack i simulates pack id i+K (default 0)\n"
-            "      --no-identity      Modbus: refuse reads of registers 105..127 (exception 02)\n"
-            "  -v, --verbose          log requests and replies to stderr\n"
-            "  -h, --help             this text\n"
-            "\n"
-            "Packs are numbered 1.. in order: the --packs packs, then each --bus's slaves.\n"
-            "Ptys are numbered the same way: the --packs ptys, then one per --bus.\n"
-            "stdout: 'PTY <i> <path>' (--tcp: 'TCP <i> 127.0.0.1:<port>') per pty (with --bus\n"
-            "each followed by 'SLAVES <i> <id>,...'), then 'READY'. stdin commands, one per\n"
-            "line, each answered 'OK' or 'ERR <reason>':\n"
-            "  fault I KIND [ARG]     pack I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
-            "                         truncate | garbage | exception [CODE] | slow [MS] |\n"
-            "                         wrongslave | zeros\n"
-            "  clear I                same as 'fault I none'\n"
-            "  stats                  'STATS <pack> requests=<n> replies=<n>' per pack, then\n"
-            "                         'PTYSTATS <i> packs=<p>,... rx=<bytes> badreq=<n>' per pty\n"
-            "  unplug I               close pty I (and remove its link); --tcp: close its\n"
-            "                         listener and client\n"
-            "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved;\n"
-            "                         --tcp: listen on the same port again, 'TCP <i> <addr>'\n"
-            "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n");
+    fprintf(
+        f,
+        "usage: bms-sim [options]\n"
+        "Simulate battery packs on pseudo-terminals or TCP: EG4 LifePower4 v2 Modbus RTU\n"
+        "(fn 0x03), the EG4 legacy 7E..0D protocol, Pylontech ASCII (CID1 0x46) or EG4\n"
+        "LifePower4 ASCII (CID1 0x4A), as slaves, or with a simulated bus master.\n"
+        "\n"
+        "  -n, --packs N          N ptys with one pack each (default 1, or 0 with --bus)\n"
+        "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
+        "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
+        "                         1 legacy and lp4ascii, 2 pylontech; 0x.. ok)\n"
+        "      --protocol P       modbus (default), legacy, pylontech or lp4ascii, for\n"
+        "                         every pty\n"
+        "      --tcp              a TCP listener on 127.0.0.1 per pty instead of a pty\n"
+        "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
+        "      --master MS        act as the bus master too: every MS ms poll each pack\n"
+        "                         of each pty and write request and reply into the pty\n"
+        "      --master-identity  with --master, Modbus: also read registers 105..127 of\n"
+        "                         each pack on the first cycle and every 5th after it\n"
+        "      --noise            with --master: random bytes between exchanges now and then\n"
+        "  -b, --baud B           simulated wire speed for pacing (default 9600;\n"
+        "                         pylontech 115200)\n"
+        "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
+        "  -f, --fault I:KIND[:ARG]  start with a fault on pack I (or *); repeatable\n"
+        "  -c, --chunk BYTES      deliver BYTES at a time (default: one write per frame)\n"
+        "  -t, --turnaround MS    request-to-reply gap (default 3.5 character times)\n"
+        "  -k, --seed-offset K    pack i simulates pack id i+K (default 0)\n"
+        "      --no-identity      Modbus: refuse reads of registers 105..127 (exception 02)\n"
+        "      --refuse I:CMD     pack I (or *) refuses command CMD (ASCII CID2, Modbus\n"
+        "                         function, legacy CMD; e.g. 0x44); repeatable\n"
+        "  -v, --verbose          log requests and replies to stderr\n"
+        "  -h, --help             this text\n"
+        "\n"
+        "Packs are numbered 1.. in order: the --packs packs, then each --bus's slaves.\n"
+        "Ptys are numbered the same way: the --packs ptys, then one per --bus.\n"
+        "stdout: 'PTY <i> <path>' (--tcp: 'TCP <i> 127.0.0.1:<port>') per pty (with --bus\n"
+        "each followed by 'SLAVES <i> <id>,...'), then 'READY'. stdin commands, one per\n"
+        "line, each answered 'OK' or 'ERR <reason>':\n"
+        "  fault I KIND [ARG]     pack I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
+        "                         truncate | garbage | exception [CODE] | slow [MS] |\n"
+        "                         wrongslave | zeros\n"
+        "  clear I                same as 'fault I none' and 'refuse I none'\n"
+        "  refuse I CMD|none      pack I (or *) refuses command CMD: ASCII return code 04,\n"
+        "                         Modbus exception 01, legacy silence; none: refuse nothing\n"
+        "  stats                  'STATS <pack> requests=<n> replies=<n> commands=<cc>:<n>,...'\n"
+        "                         per pack (cc = command code in hex; '-' if none), then\n"
+        "                         'PTYSTATS <i> packs=<p>,... rx=<bytes> badreq=<n>' per pty\n"
+        "  unplug I               close pty I (and remove its link); --tcp: close its\n"
+        "                         listener and client\n"
+        "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved;\n"
+        "                         --tcp: listen on the same port again, 'TCP <i> <addr>'\n"
+        "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n");
 }
 
 static int parse_uint(const char *name, const char *s, unsigned long lo, unsigned long hi,
@@ -1013,6 +1079,26 @@ static int fault_option(char *spec)
         fprintf(stderr, "bms-sim: --fault: %s\n", why);
         return -1;
     }
+    return 0;
+}
+
+/* --refuse I:CMD, applied after the packs exist. */
+static int refuse_option(char *spec)
+{
+    char *colon = strchr(spec, ':');
+    unsigned target;
+    int cmd;
+
+    if (!colon) {
+        fprintf(stderr, "bms-sim: --refuse: expected I:CMD\n");
+        return -1;
+    }
+    *colon = '\0';
+    if (index_parse(spec, npacks, true, &target) < 0 || refuse_parse(colon + 1, &cmd) < 0) {
+        fprintf(stderr, "bms-sim: --refuse: bad pack index or command code\n");
+        return -1;
+    }
+    refuse_apply(target, cmd);
     return 0;
 }
 
@@ -1093,7 +1179,12 @@ enum {
     OPT_NOISE,
     OPT_MASTER_IDENTITY,
     OPT_TCP,
+    OPT_REFUSE,
 };
+
+/* --refuse options, applied once the packs exist. */
+static char *refuse_opts[SIM_MAX_FAULT_OPTS];
+static size_t nrefuse_opts;
 
 /* Parse the command line into opt. Returns 0, 1 (done: --help) or 2 (usage error). */
 static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
@@ -1114,6 +1205,7 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"turnaround", required_argument, NULL, 't'},
         {"seed-offset", required_argument, NULL, 'k'},
         {"no-identity", no_argument, NULL, OPT_NO_IDENTITY},
+        {"refuse", required_argument, NULL, OPT_REFUSE},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1204,6 +1296,13 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
             break;
         case OPT_NO_IDENTITY:
             sim_no_identity = true;
+            break;
+        case OPT_REFUSE:
+            if (nrefuse_opts >= SIM_MAX_FAULT_OPTS) {
+                fprintf(stderr, "bms-sim: too many --refuse options\n");
+                return 2;
+            }
+            refuse_opts[nrefuse_opts++] = optarg;
             break;
         case 'v':
             opt.verbose = true;
@@ -1317,6 +1416,12 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < nfaults; i++) {
         if (fault_option(faults[i]) < 0) {
+            rc = 2;
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < nrefuse_opts; i++) {
+        if (refuse_option(refuse_opts[i]) < 0) {
             rc = 2;
             goto out;
         }

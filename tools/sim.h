@@ -52,7 +52,9 @@ struct sim_pack {
     struct simpack sim;
     struct fault fault;
     unsigned long requests, replies;
-    uint32_t rng; /* for garbage bytes */
+    unsigned long commands[256]; /* requests by command (CID2, function code, legacy CMD) */
+    uint8_t refused[32];         /* bit per command the pack refuses (`refuse I CMD`) */
+    uint32_t rng;                /* for garbage bytes */
     struct sim_totals totals;
 };
 
@@ -100,6 +102,14 @@ extern const struct sim_proto sim_proto_lp4ascii;
 
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;
+
+/*
+ * A good request for command `cmd` (ASCII CID2, Modbus function code or legacy CMD; 0..255)
+ * reached pack pk: count it in pk->commands. Returns true if the pack refuses that command
+ * (`refuse I CMD`): the ASCII personalities then answer return code 04 (CID2 invalid), Modbus
+ * exception 01 (illegal function), the legacy protocol (which has no error reply) nothing.
+ */
+bool sim_command(struct sim_pack *pk, unsigned cmd);
 
 /* xorshift32 of the pack (garbage bytes). */
 uint32_t sim_pack_rand(struct sim_pack *pk);

@@ -158,6 +158,8 @@ static size_t lg_reply(struct sim_pack *pk, const uint8_t *req, size_t reqlen, u
         return 0;
 
     uint8_t adr = req[1], cmd = req[2];
+    if (sim_command(pk, cmd))
+        return 0; /* refused: the protocol has no error reply */
     switch (cmd) {
     case LG_CMD_STATUS:
         dlen = lg_status(pk, data, sizeof(data));

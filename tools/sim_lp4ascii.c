@@ -253,7 +253,7 @@ static size_t lp_reply(struct sim_pack *pk, const uint8_t *reqbuf, size_t reqlen
         rtn = SIM_RTN_FORMAT;
     else if (req.ver != SIM_ASCII_VER)
         rtn = SIM_RTN_VER;
-    else if (req.cid2 != 0x42 && req.cid2 != 0x44)
+    else if (sim_command(pk, req.cid2) || (req.cid2 != 0x42 && req.cid2 != 0x44))
         rtn = SIM_RTN_CID2;
     else if (req.ninfo != 0)
         rtn = SIM_RTN_FORMAT; /* "LENID = 00H" */

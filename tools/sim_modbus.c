@@ -87,6 +87,10 @@ static size_t mb_reply(struct sim_pack *pk, const uint8_t *req, size_t reqlen, u
     if (pk->fault.kind == FAULT_SILENCE)
         return 0;
     pk->fault.count++;
+    if (sim_command(pk, fn)) {
+        n = mb_exception(out, cap, slave, fn, 0x01); /* illegal function */
+        return mb_seal(out, n, cap);
+    }
 
     if (pk->fault.kind == FAULT_EXCEPTION) {
         n = mb_exception(out, cap, slave, fn, pk->fault.arg);

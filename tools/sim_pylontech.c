@@ -331,6 +331,8 @@ static size_t py_reply(struct sim_pack *pk, const uint8_t *reqbuf, size_t reqlen
         rtn = SIM_RTN_FORMAT;
     else if (req.ver != SIM_ASCII_VER && req.cid2 != 0x4F) /* §3.1: 0x4F ignores VER */
         rtn = SIM_RTN_VER;
+    else if (sim_command(pk, req.cid2))
+        rtn = SIM_RTN_CID2;
     else {
         switch (req.cid2) {
         case 0x42:

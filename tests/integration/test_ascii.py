@@ -98,6 +98,74 @@ class AsciiTest(harness.StackTest):
         rc, out = harness.run_ha_check(cap.lines(), self.dir)
         self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
 
+    def command_counts(self, sim, pack):
+        """{command code: requests} of simulated pack `pack` (1-based), from `stats`."""
+        for line in sim.command("stats"):
+            parts = line.split()
+            if parts[0] == "STATS" and parts[1] == str(pack):
+                cmds = dict(p.split("=", 1) for p in parts[2:])["commands"]
+                return {} if cmds == "-" else {int(k, 16): int(v) for k, v in
+                                               (c.split(":") for c in cmds.split(","))}
+        self.fail("no STATS line for pack %d" % pack)
+
+    def test_refused_commands_publish_unknown_never_off_or_zero(self):
+        """A module that refuses 0x44 (alarms), 0x92 (limits) and 0x47 (system parameters)
+        publishes its analog values, and null for everything those commands carry; the
+        refused commands are then asked only now and then."""
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--protocol", "pylontech", "--baud", "115200", "--packs", "0",
+                                 "--bus", "2", "--refuse", "1:0x44", "--refuse", "1:0x92",
+                                 "--refuse", "1:0x47")
+        port = os.path.join(self.dir, "pack1")
+        text = bus_config(broker.port, "pylontech", port, [("us3000_2", 2, None)],
+                          poll_interval_s=0.2)
+        daemon = self.start_daemon(self.write_config(text.replace("  baud: 9600\n", "")))
+        topic = harness.state_topic("us3000_2")
+        got = cap.wait_until(lambda items: [m for m in items if m[1] == topic][10:], 30)
+        self.assertTrue(got, "fewer than 11 states%s" % self.diag())
+        for _, _, payload in got:
+            s = json.loads(payload)
+            self.assertGreater(s["pack_voltage"], 40)  # analog values keep publishing
+            for key in ("alarm_cell_voltage_low", "alarm_other_error", "protection_pack_ov",
+                        "charge_mos", "discharge_mos", "cell_voltage_error", "alarm_status_1",
+                        "charge_enable", "discharge_enable", "charge_immediately",
+                        "charge_voltage_limit", "charge_current_limit",
+                        "discharge_current_limit", "cell_voltage_high_limit",
+                        "charge_current_max", "discharge_current_max"):
+                self.assertIn(key, s)
+                self.assertIsNone(s[key], "%s = %r, but the module never gave it" % (key, s[key]))
+        counts = self.command_counts(sim, 1)
+        self.assertGreaterEqual(counts.get(0x42, 0), 11)
+        # Three refusals in a row, then one try every 50th poll.
+        for cmd in (0x44, 0x92):
+            self.assertLessEqual(counts.get(cmd, 0), 4, "command 0x%02x asked %d times in %d "
+                                 "polls" % (cmd, counts.get(cmd, 0), counts[0x42]))
+        self.assertTrue(daemon.wait_line(r"command 0x44 \(alarms\) refused 3 times in a row", 5))
+        rc, out = harness.run_ha_check(cap.lines(), self.dir)
+        self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
+        # The module starts answering: its alarms come back within one retry period.
+        sim.command("refuse 1 none")
+        mark = cap.mark()
+        got = cap.wait_for(lambda m: m[1] == topic and
+                           json.loads(m[2])["alarm_cell_voltage_low"] is not None, 30, mark)
+        self.assertTrue(got, "alarms still unknown after the module answers 0x44%s" % self.diag())
+        self.assertIn(json.loads(got[2])["alarm_cell_voltage_low"], (0, 1))
+
+    def test_lifepower4_ascii_refusing_alarms_has_no_status_standby(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        self.start_bus_sim("--protocol", "lp4ascii", "--packs", "0", "--bus", "1",
+                           "--refuse", "1:0x44")
+        port = os.path.join(self.dir, "pack1")
+        cfg = self.write_config(bus_config(broker.port, "lp4_ascii", port, [("lp4a_1", 1, None)]))
+        self.start_daemon(cfg)
+        s = self.wait_state(cap, "lp4a_1")
+        self.assertGreater(s["pack_voltage"], 40)
+        for key in ("status", "alarm_cell_voltage_low", "warning_cell_ov", "protection_cell_ov",
+                    "charge_mos", "heater", "balancing", "cell_01_balancing"):
+            self.assertIsNone(s[key], "%s = %r, but the pack refused 0x44" % (key, s[key]))
+
     def test_scan_finds_pylontech_modules_from_address_2(self):
         self.start_bus_sim("--protocol", "pylontech", "--baud", "115200", "--packs", "0",
                            "--bus", "2,3")

@@ -510,6 +510,17 @@ class SimTest(unittest.TestCase):
         self.assertEqual(len(reply), 99)
         self.assertGreaterEqual(time.monotonic() - t0, 0.3 + 99 * 10 / 9600)
 
+    def test_refuse_a_command(self):
+        """`refuse I CMD`: exception 01 for that function code, counted per command."""
+        self.sim.command("refuse 1 3")
+        reply = self.ports[1].transact(read_request(0, 47), 5)
+        self.assertEqual(reply[:3], bytes([0x40, 0x83, 0x01]))
+        self.sim.command("refuse 1 none")
+        self.assertEqual(len(self.ports[1].transact(read_request(0, 47), 99)), 99)
+        lines, _ = self.sim.command("stats")
+        self.assertIn("STATS 1 requests=2 replies=2 commands=03:2", lines)
+        self.assertTrue(self.sim.command("refuse 1 0x100")[1].startswith("ERR"))
+
     def test_bad_commands(self):
         self.assertTrue(self.sim.command("fault 3 silence")[1].startswith("ERR"))
         self.assertTrue(self.sim.command("fault 1 melt")[1].startswith("ERR"))
@@ -524,7 +535,8 @@ class SimTest(unittest.TestCase):
         lines, answer = self.sim.command("stats")
         self.assertEqual(answer, "OK")
         self.assertEqual([l for l in lines if l.startswith("STATS ")],
-                         ["STATS 1 requests=2 replies=2", "STATS 2 requests=0 replies=0"])
+                         ["STATS 1 requests=2 replies=2 commands=03:2",
+                          "STATS 2 requests=0 replies=0 commands=-"])
         # Then one PTYSTATS line per pty: its packs and the bytes it received (2 x 8, 8).
         self.assertEqual([l for l in lines if not l.startswith("STATS ")],
                          ["PTYSTATS 1 packs=1 rx=16 badreq=0", "PTYSTATS 2 packs=2 rx=8 badreq=0"])

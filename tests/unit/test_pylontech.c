@@ -378,6 +378,30 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_float_equal(val(rows[0], "soc"), 100.0, 0);
 
+    /* FFFF in a 16-bit capacity without its 3-byte item is "not available" (§3.3): unknown,
+     * and so is the SoC computed from it; never 65.535 Ah. */
+    b = us2000;
+    b.remaining = 0xFFFF;
+    in.n = 0;
+    put(&in, 0x11);
+    put(&in, 2);
+    put_block(&in, &b);
+    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_true(isnan(val(rows[0], "remaining_ah")));
+    assert_float_equal(val(rows[0], "full_capacity_ah"), 50.0, 1e-9);
+    assert_true(isnan(val(rows[0], "soc")));
+    b = us2000;
+    b.full = 0xFFFF;
+    in.n = 0;
+    put(&in, 0x11);
+    put(&in, 2);
+    put_block(&in, &b);
+    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_float_equal(val(rows[0], "remaining_ah"), 25.0, 1e-9);
+    assert_true(isnan(val(rows[0], "full_capacity_ah")));
+    assert_true(isnan(val(rows[0], "soc")));
+    b = us2000;
+
     /* No cells: no cell statistics. */
     b.m = 0;
     in.n = 0;
@@ -654,6 +678,37 @@ static void test_pyl_readings_table_keys_and_quantities(void **state)
     assert_true(pyl_readings[idx("alarm_status_1")].flags & READING_DISABLED);
 }
 
+/* pyl_clear: exactly the readings of one command become unknown. */
+static void test_pyl_clear_makes_one_commands_readings_unknown(void **state)
+{
+    static const struct {
+        uint8_t cmd;
+        const char *inside, *outside;
+    } cases[] = {
+        {PYL_CMD_ANALOG, "pack_voltage", "alarm_cell_voltage_low"},
+        {PYL_CMD_ALARM, "alarm_cell_voltage_low", "pack_voltage"},
+        {PYL_CMD_ALARM, "charge_mos", "charge_enable"},
+        {PYL_CMD_MANAGEMENT, "charge_enable", "charge_mos"},
+        {PYL_CMD_MANAGEMENT, "charge_voltage_limit", "cell_voltage_high_limit"},
+        {PYL_CMD_SYSTEM, "cell_voltage_high_limit", "charge_voltage_limit"},
+    };
+    double row[PYL_N_READINGS];
+    (void)state;
+
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        for (size_t i = 0; i < PYL_N_READINGS; i++)
+            row[i] = 0;
+        assert_int_equal(pyl_clear(cases[k].cmd, row), 0);
+        assert_true(isnan(val(row, cases[k].inside)));
+        assert_float_equal(val(row, cases[k].outside), 0, 0);
+    }
+    for (size_t i = 0; i < PYL_N_READINGS; i++)
+        row[i] = 1;
+    assert_int_equal(pyl_clear(PYL_CMD_SERIAL, row), -EINVAL);
+    for (size_t i = 0; i < PYL_N_READINGS; i++)
+        assert_float_equal(row[i], 1, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -667,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_pyl_system_parameters_decode_scaled),
         cmocka_unit_test(test_pyl_identity_strings),
         cmocka_unit_test(test_pyl_readings_table_keys_and_quantities),
+        cmocka_unit_test(test_pyl_clear_makes_one_commands_readings_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
