@@ -115,3 +115,17 @@ unsigned log_release(struct log_throttle *t)
     t->category[0] = '\0';
     return had;
 }
+
+unsigned long log_every_count(struct log_every *e, unsigned long n, double now_s)
+{
+    unsigned long since;
+
+    e->total += n;
+    e->since += n;
+    if (n == 0 || now_s < e->next_s)
+        return 0;
+    since = e->since;
+    e->since = 0;
+    e->next_s = now_s + LOG_EVERY_S;
+    return since;
+}

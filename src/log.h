@@ -54,4 +54,24 @@ bool log_complain(struct log_throttle *t, const char *category);
 /* Returns the number of failures that preceded this success (0 if none). */
 unsigned log_release(struct log_throttle *t);
 
+/*
+ * Rate limit for an event that may come in bursts (stray bytes on a line): counted always,
+ * logged at most once per LOG_EVERY_S seconds with what came since the last line. Not
+ * thread-safe: one owner (a bus thread).
+ */
+#define LOG_EVERY_S 60.0
+
+struct log_every {
+    unsigned long total; /* events (bytes, frames...) counted so far */
+    unsigned long since; /* counted since the last line */
+    double next_s;       /* monotonic s before which no line is due */
+};
+
+/*
+ * Count n events at monotonic time now_s. Returns the number counted since the last line when
+ * a line is due now (the first event, then at most once per LOG_EVERY_S; the count restarts),
+ * else 0.
+ */
+unsigned long log_every_count(struct log_every *e, unsigned long n, double now_s);
+
 #endif

@@ -3,15 +3,20 @@
 #include "modbus_poll.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <modbus/modbus.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crc.h"
 #include "cursor.h"
 #include "log.h"
+#include "serial.h"
 
 #define MB_FC_READ_HOLDING 0x03
 
@@ -96,9 +101,11 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
 int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace)
 {
     memset(l, 0, sizeof(*l));
+    l->lock_fd = -1;
     if (!port || baud <= 0 || !(timeout_s > 0))
         return -1;
     snprintf(l->port, sizeof(l->port), "%s", port);
+    l->tcp = strncmp(port, "modbus-tcp://", 13) == 0;
     l->baud = baud;
     l->timeout_s = timeout_s;
     l->trace = trace;
@@ -109,11 +116,17 @@ int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s
 
 void mb_link_close(struct mb_link *l)
 {
-    if (!l->ctx)
-        return;
-    modbus_close(l->ctx);
-    modbus_free(l->ctx);
-    l->ctx = NULL;
+    if (l->ctx) {
+        if (!l->tcp)
+            ioctl(modbus_get_socket(l->ctx), TIOCNXCL); /* others may hold the tty open */
+        modbus_close(l->ctx);
+        modbus_free(l->ctx);
+        l->ctx = NULL;
+    }
+    if (l->lock_fd >= 0) {
+        close(l->lock_fd);
+        l->lock_fd = -1;
+    }
 }
 
 static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *fmt, const char *arg)
@@ -137,14 +150,41 @@ static modbus_t *mb_new_tcp(const char *url)
     return modbus_new_tcp_pi(host, colon + 1);
 }
 
+/* A serial port is claimed before libmodbus opens (and reconfigures) it: a port another
+ * program has stays untouched. The lock lives on a descriptor of our own for as long as the
+ * port is open. */
+static enum mb_result mb_lock_port(struct mb_link *l)
+{
+    int fd = open(l->port, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+
+    if (fd < 0 && errno == EBUSY)
+        return mb_fail(l, MB_ERR_OPEN, "%s", "port busy: another program has it open exclusively");
+    if (fd < 0)
+        return mb_fail(l, MB_ERR_OPEN, "cannot open port: %s", strerror(errno));
+    if (ser_lock_fd(fd) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EBUSY)
+            return mb_fail(l, MB_ERR_OPEN, "%s",
+                           "port busy: another program (another bms2mqtt?) has it open");
+        return mb_fail(l, MB_ERR_OPEN, "cannot lock port: %s", strerror(e));
+    }
+    l->lock_fd = fd;
+    return MB_OK;
+}
+
 static enum mb_result mb_open(struct mb_link *l)
 {
-    modbus_t *ctx = strncmp(l->port, "modbus-tcp://", 13) == 0
-                        ? mb_new_tcp(l->port)
-                        : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
+    modbus_t *ctx;
+    enum mb_result r;
 
-    if (!ctx)
+    if (!l->tcp && (r = mb_lock_port(l)) != MB_OK)
+        return r;
+    ctx = l->tcp ? mb_new_tcp(l->port) : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
+    if (!ctx) {
+        mb_link_close(l);
         return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));
+    }
     double whole = floor(l->timeout_s);
     modbus_set_response_timeout(ctx, (uint32_t)whole, (uint32_t)((l->timeout_s - whole) * 1e6));
     /* A gap inside one reply longer than this ends it: the longest USB adapter
@@ -154,7 +194,18 @@ static enum mb_result mb_open(struct mb_link *l)
     if (modbus_connect(ctx) < 0) {
         int e = errno;
         modbus_free(ctx);
+        mb_link_close(l);
+        if (e == EBUSY)
+            return mb_fail(l, MB_ERR_OPEN, "%s",
+                           "port busy: another program has it open exclusively");
         return mb_fail(l, MB_ERR_OPEN, "cannot open port: %s", strerror(e));
+    }
+    if (!l->tcp && ioctl(modbus_get_socket(ctx), TIOCEXCL) < 0) {
+        int e = errno;
+        modbus_close(ctx);
+        modbus_free(ctx);
+        mb_link_close(l);
+        return mb_fail(l, MB_ERR_OPEN, "cannot claim port: %s", strerror(e));
     }
     /* Whatever an earlier user of the port left unread must not pass for our reply. */
     modbus_flush(ctx);
@@ -215,42 +266,31 @@ enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start,
     return r;
 }
 
-static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
-                                  uint16_t *out)
+/* Modbus RTU through libmodbus: the request (slave id and PDU; libmodbus appends the CRC),
+ * and the reply ADU as received, CRC included, into rsp[*n]. */
+static enum mb_result mb_transact_rtu(struct mb_link *l, const uint8_t req[8], uint8_t *rsp, int *n)
 {
-    uint8_t req[8], rsp[MODBUS_MAX_ADU_LENGTH + 2]; /* + the CRC given to TCP replies */
-    uint8_t exception = 0;
-    enum mb_result r;
     char tag[320];
 
-    if (count < 1 || count > 125)
-        return mb_fail(l, MB_ERR_LENGTH, "%s", "bad register count");
-    if (!l->ctx && (r = mb_open(l)) != MB_OK)
-        return r;
-    modbus_set_slave(l->ctx, slave);
-    mb_build_read_request(slave, start, count, req);
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s tx", l->port);
-        log_hex(tag, req, sizeof(req));
+        log_hex(tag, req, 8);
     }
-    /* No flush here: the input was drained at open and after every bad reply, and a
-     * syscall per poll is not free. libmodbus appends the CRC to the 6-byte PDU+address itself. */
     if (modbus_send_raw_request(l->ctx, req, 6) < 0) {
         int e = errno;
         mb_link_close(l);
         return mb_fail(l, MB_ERR_IO, "write error: %s", modbus_strerror(e));
     }
-    int n = modbus_receive_confirmation(l->ctx, rsp);
-    if (n < 0) {
-        int e = errno;
-        r = mb_receive_error(l, e);
+    *n = modbus_receive_confirmation(l->ctx, rsp);
+    if (*n < 0) {
+        enum mb_result r = mb_receive_error(l, errno);
         if (r == MB_ERR_IO)
             mb_link_close(l);
         else
             modbus_flush(l->ctx); /* drop the rest of a broken reply */
         return r;
     }
-    if (n == 0) {
+    if (*n == 0) {
         /* libmodbus drops a frame whose address is not our slave id before its CRC
          * is checked, and reports it as an empty message. */
         modbus_flush(l->ctx);
@@ -258,22 +298,122 @@ static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t sta
     }
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s rx", l->port);
-        log_hex(tag, rsp, (size_t)n);
+        log_hex(tag, rsp, (size_t)*n);
     }
-    if (modbus_get_header_length(l->ctx) == 7) {
-        /* Modbus TCP: MBAP header (transaction, protocol, length, unit id) and no CRC.
-         * Check it, then check unit id + PDU with the RTU rules by giving it its CRC. */
-        uint16_t crc;
-        if (n < 9 || rsp[2] != 0 || rsp[3] != 0 || ((rsp[4] << 8) | rsp[5]) != n - 6) {
-            modbus_flush(l->ctx);
-            return mb_fail(l, MB_ERR_LENGTH, "%s", "bad MBAP header");
+    return MB_OK;
+}
+
+static void mb_set_timeout(struct mb_link *l, double s)
+{
+    double whole = floor(s);
+
+    modbus_set_response_timeout(l->ctx, (uint32_t)whole, (uint32_t)((s - whole) * 1e6));
+}
+
+/*
+ * Modbus TCP (Modbus Messaging on TCP/IP V1.0b §3.1.3): the MBAP header carries a transaction
+ * id, and a reply belongs to the request with the same one. libmodbus sends raw requests with
+ * transaction id 0, so the ADU is built and written here and only the receiving is libmodbus's;
+ * replies to earlier transactions (a gateway's late answer) are dropped as stray until ours
+ * comes or the timeout passes. The reply goes to rsp[*n] as an RTU ADU (unit id, PDU, and the
+ * CRC it would carry), so that one parser checks both.
+ */
+static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t start,
+                                      uint16_t count, uint8_t *rsp, int *n)
+{
+    uint16_t tid = ++l->tid;
+    const uint8_t adu[12] = {
+        (uint8_t)(tid >> 8),
+        (uint8_t)tid,
+        0,
+        0,
+        0,
+        6,
+        slave,
+        MB_FC_READ_HOLDING,
+        (uint8_t)(start >> 8),
+        (uint8_t)start,
+        (uint8_t)(count >> 8),
+        (uint8_t)count,
+    };
+    double deadline = mb_now() + l->timeout_s;
+    enum mb_result r = MB_OK;
+    char tag[320];
+
+    if (l->trace) {
+        snprintf(tag, sizeof(tag), "%s tx", l->port);
+        log_hex(tag, adu, sizeof(adu));
+    }
+    if (send(modbus_get_socket(l->ctx), adu, sizeof(adu), MSG_NOSIGNAL) != (ssize_t)sizeof(adu)) {
+        int e = errno;
+        mb_link_close(l);
+        return mb_fail(l, MB_ERR_IO, "write error: %s", strerror(e));
+    }
+    for (;;) {
+        double left = deadline - mb_now();
+        if (left <= 0) {
+            r = mb_fail(l, MB_ERR_TIMEOUT, "no reply (%s)", "timeout");
+            break;
         }
-        n -= 6;
-        memmove(rsp, rsp + 6, (size_t)n);
-        crc = crc16_modbus(rsp, (size_t)n);
-        rsp[n++] = (uint8_t)crc;
-        rsp[n++] = (uint8_t)(crc >> 8);
+        mb_set_timeout(l, left);
+        *n = modbus_receive_confirmation(l->ctx, rsp);
+        if (*n < 0) {
+            r = mb_receive_error(l, errno);
+            if (r == MB_ERR_IO)
+                mb_link_close(l);
+            break;
+        }
+        if (l->trace) {
+            snprintf(tag, sizeof(tag), "%s rx", l->port);
+            log_hex(tag, rsp, (size_t)*n);
+        }
+        if (*n < 9 || rsp[2] != 0 || rsp[3] != 0 || ((rsp[4] << 8) | rsp[5]) != *n - 6) {
+            modbus_flush(l->ctx);
+            r = mb_fail(l, MB_ERR_LENGTH, "%s", "bad MBAP header");
+            break;
+        }
+        if (((rsp[0] << 8) | rsp[1]) != tid) {
+            unsigned long since = log_every_count(&l->stray, (unsigned long)*n, mb_now());
+            if (since)
+                log_msg(LOG_LVL_WARNING,
+                        "%s: dropped a reply to transaction %u while waiting for %u (a reply "
+                        "that came after its timeout); %lu stray byte(s) in all",
+                        l->port, (unsigned)((rsp[0] << 8) | rsp[1]), (unsigned)tid, l->stray.total);
+            continue;
+        }
+        /* Unit id + PDU, checked with the RTU rules once given the CRC it would carry. */
+        *n -= 6;
+        memmove(rsp, rsp + 6, (size_t)*n);
+        uint16_t crc = crc16_modbus(rsp, (size_t)*n);
+        rsp[(*n)++] = (uint8_t)crc;
+        rsp[(*n)++] = (uint8_t)(crc >> 8);
+        break;
     }
+    if (l->ctx)
+        mb_set_timeout(l, l->timeout_s);
+    return r;
+}
+
+static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                                  uint16_t *out)
+{
+    uint8_t req[8], rsp[MODBUS_MAX_ADU_LENGTH + 2]; /* + the CRC given to TCP replies */
+    uint8_t exception = 0;
+    enum mb_result r;
+    int n = 0;
+
+    if (count < 1 || count > 125)
+        return mb_fail(l, MB_ERR_LENGTH, "%s", "bad register count");
+    if (!l->ctx && (r = mb_open(l)) != MB_OK)
+        return r;
+    modbus_set_slave(l->ctx, slave);
+    /* Whatever waits now came before our request: never its answer. */
+    ser_drop_stray(modbus_get_socket(l->ctx), l->port, l->trace, &l->stray);
+    mb_build_read_request(slave, start, count, req);
+    r = l->tcp ? mb_transact_tcp(l, slave, start, count, rsp, &n)
+               : mb_transact_rtu(l, req, rsp, &n);
+    if (r != MB_OK)
+        return r;
     r = mb_parse_read_response(rsp, (size_t)n, slave, count, out, &exception);
     switch (r) {
     case MB_OK:

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log.h"
+
 /* Why an exchange failed. Counted per pack; names are stable (logs, diagnostics). */
 enum mb_result {
     MB_OK = 0,
@@ -57,16 +59,20 @@ size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint
  * apart by slave id and polled one after another by the bus's thread.
  */
 struct mb_link {
-    void *ctx;           /* modbus_t *, NULL while closed */
-    char port[256];      /* serial device path */
-    int baud;            /* 8N1 at this rate */
-    double timeout_s;    /* response timeout */
-    double silence_s;    /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
-    bool shared;         /* more than one slave on the line: keep t3.5 before a request */
-    double quiet_until;  /* monotonic s before which no new request may start */
-    bool trace;          /* log every frame in hex (--trace) */
-    char what[80];       /* text of the last failure, for logs */
-    unsigned long opens; /* successful opens so far: a change means a new connection */
+    void *ctx;              /* modbus_t *, NULL while closed */
+    int lock_fd;            /* serial port: the fd holding its exclusive lock while open, or -1 */
+    bool tcp;               /* a Modbus TCP gateway (modbus-tcp://) */
+    uint16_t tid;           /* Modbus TCP: the last transaction id sent */
+    char port[256];         /* serial device path */
+    int baud;               /* 8N1 at this rate */
+    double timeout_s;       /* response timeout */
+    double silence_s;       /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
+    bool shared;            /* more than one slave on the line: keep t3.5 before a request */
+    double quiet_until;     /* monotonic s before which no new request may start */
+    bool trace;             /* log every frame in hex (--trace) */
+    char what[160];         /* text of the last failure, for logs */
+    unsigned long opens;    /* successful opens so far: a change means a new connection */
+    struct log_every stray; /* bytes before a request, or TCP replies to another transaction */
 };
 
 /*
@@ -77,10 +83,13 @@ int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s
 
 /*
  * Read `count` (1..125) holding registers from `start` of `slave` (1..247) into out[].
- * Opens the port if it is closed; after an I/O error the port is closed so the next call
- * reopens it (an adapter that was unplugged and came back under the same path). Stale
- * input is flushed at open and after every failed exchange. A request never starts
- * before the line has been quiet for t3.5 after the previous frame (3.5 character times,
+ * Opens the port if it is closed, claimed for this process (an exclusive flock and TIOCEXCL:
+ * "port busy" when another program has it); after an I/O error the port is closed so the next
+ * call reopens it (an adapter that was unplugged and came back under the same path). Bytes
+ * waiting before a request (a reply that came after its timeout) are dropped and counted as
+ * stray, never taken for the answer; over Modbus TCP a reply must carry the request's
+ * transaction id, and replies to earlier transactions are dropped the same way. A request never
+ * starts before the line has been quiet for t3.5 after the previous frame (3.5 character times,
  * 1.75 ms above 19200 baud). Blocks at most timeout_s plus the reply's own duration.
  * Returns MB_OK or the failure (see enum mb_result); l->what describes it.
  */

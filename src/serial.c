@@ -7,6 +7,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <stdio.h>
@@ -131,17 +133,46 @@ static int ser_connect(struct ser_link *l)
     return fd;
 }
 
-/* Drop whatever waits unread (stale bytes of an earlier exchange). */
-static void ser_drain(struct ser_link *l)
+int ser_lock_fd(int fd)
+{
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno == EWOULDBLOCK)
+            errno = EBUSY;
+        return -1;
+    }
+    return 0;
+}
+
+size_t ser_drop_stray(int fd, const char *port, bool trace, struct log_every *stray)
 {
     uint8_t junk[256];
+    size_t total = 0;
+    int avail = 0;
+    char tag[300];
 
-    if (!l->tcp) {
-        tcflush(l->fd, TCIFLUSH);
-        return;
+    /* FIONREAD says what waits without a syscall per byte; a socket or tty that cannot tell
+     * is read until it would block. */
+    if (ioctl(fd, FIONREAD, &avail) == 0 && avail <= 0)
+        return 0;
+    for (;;) {
+        ssize_t n = read(fd, junk, sizeof(junk));
+        if (n <= 0)
+            break;
+        if (trace) {
+            snprintf(tag, sizeof(tag), "%s stray", port);
+            log_hex(tag, junk, (size_t)n);
+        }
+        total += (size_t)n;
+        if ((size_t)n < sizeof(junk))
+            break;
     }
-    while (read(l->fd, junk, sizeof(junk)) > 0)
-        ;
+    unsigned long since = log_every_count(stray, total, ser_now());
+    if (since)
+        log_msg(LOG_LVL_WARNING,
+                "%s: dropped %lu stray byte(s) found before a request (a reply that came after "
+                "its timeout, or noise); %lu in all",
+                port, since, stray->total);
+    return total;
 }
 
 static enum mb_result ser_open_tcp(struct ser_link *l)
@@ -175,12 +206,23 @@ enum mb_result ser_open(struct ser_link *l)
     if (l->tcp)
         return ser_open_tcp(l);
     fd = open(l->port, (l->read_only ? O_RDONLY : O_RDWR) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == EBUSY)
+        return ser_fail(l, MB_ERR_OPEN, "port busy: another program has it open exclusively", 0);
     if (fd < 0)
         return ser_fail(l, MB_ERR_OPEN, "cannot open port", errno);
     if (tcgetattr(fd, &l->saved) < 0) {
         int e = errno;
         close(fd);
         return ser_fail(l, MB_ERR_OPEN, "not a serial port", e);
+    }
+    /* One master per port: two programs polling one port take each other's replies. */
+    if (ser_lock_fd(fd) < 0 || ioctl(fd, TIOCEXCL) < 0) {
+        int e = errno;
+        close(fd);
+        if (e == EBUSY)
+            return ser_fail(l, MB_ERR_OPEN,
+                            "port busy: another program (another bms2mqtt?) has it open", 0);
+        return ser_fail(l, MB_ERR_OPEN, "cannot claim the port", e);
     }
     t = l->saved;
     cfmakeraw(&t);
@@ -206,8 +248,10 @@ void ser_close(struct ser_link *l)
 {
     if (l->fd < 0)
         return;
-    if (!l->tcp)
+    if (!l->tcp) {
         tcsetattr(l->fd, TCSANOW, &l->saved);
+        ioctl(l->fd, TIOCNXCL); /* another holder of the tty may keep it open */
+    }
     close(l->fd);
     l->fd = -1;
 }
@@ -301,7 +345,7 @@ enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, ui
         struct timespec ts = {0, (long)(left * 1e9)};
         nanosleep(&ts, NULL);
     }
-    ser_drain(l);
+    ser_drop_stray(l->fd, l->port, l->trace, &l->stray);
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s tx", l->port);
         log_hex(tag, req, n);

@@ -9,6 +9,7 @@
 #include <sys/types.h>
 #include <termios.h>
 
+#include "log.h"
 #include "modbus_poll.h"
 
 /*
@@ -30,16 +31,17 @@ struct ser_link {
     bool tcp;       /* a TCP bridge: host and tcp_port below */
     char host[128];
     char tcp_port[8];
-    double retry_at;      /* monotonic s before which no new open is tried */
-    double backoff;       /* s to wait after the next failed open */
-    int baud;             /* one of the termios rates (config_baud_supported) */
-    double timeout_s;     /* reply timeout */
-    bool read_only;       /* listen only: opened O_RDONLY, never written to */
-    bool trace;           /* log every frame in hex (--trace) */
-    char what[320];       /* text of the last failure */
-    unsigned long opens;  /* successful opens so far */
-    double quiet_until;   /* monotonic s before which no request may start (t3.5) */
-    struct termios saved; /* the port's settings before we opened it, restored on close */
+    double retry_at;        /* monotonic s before which no new open is tried */
+    double backoff;         /* s to wait after the next failed open */
+    int baud;               /* one of the termios rates (config_baud_supported) */
+    double timeout_s;       /* reply timeout */
+    bool read_only;         /* listen only: opened O_RDONLY, never written to */
+    bool trace;             /* log every frame in hex (--trace) */
+    char what[320];         /* text of the last failure */
+    unsigned long opens;    /* successful opens so far */
+    double quiet_until;     /* monotonic s before which no request may start (t3.5) */
+    struct termios saved;   /* the port's settings before we opened it, restored on close */
+    struct log_every stray; /* bytes found waiting before a request, dropped */
 };
 
 /*
@@ -50,18 +52,37 @@ int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout
                   bool trace);
 
 /*
- * Open the port if closed: a serial port O_NOCTTY | O_NONBLOCK, raw 8N1 at l->baud (CLOCAL,
+ * Open the port if closed: a serial port O_NOCTTY | O_NONBLOCK, claimed for this process
+ * (ser_lock_fd and TIOCEXCL: "port busy" when another program has it), raw 8N1 at l->baud (CLOCAL,
  * CREAD, no flow control), input flushed; a TCP bridge connected within timeout_s (at least
  * 1 s), TCP_NODELAY. Returns MB_OK or MB_ERR_OPEN (l->what says why; also while the
  * backoff after a failed open runs).
  */
 enum mb_result ser_open(struct ser_link *l);
 
+/*
+ * Take the exclusive advisory lock on the open tty fd (flock LOCK_EX, not waiting), the lock
+ * other serial programs such as picocom take too; it holds against root as well. Together
+ * with TIOCEXCL on the fd that does the I/O (further opens of the tty fail with EBUSY, except
+ * for root) it keeps a second master off the port. Returns 0, or -1 with errno EBUSY when
+ * another open file holds the lock, or flock's errno.
+ */
+int ser_lock_fd(int fd);
+
+/*
+ * Drop whatever waits unread on fd before a request (a reply that came after its timeout,
+ * noise): never the answer to the next request. Counts the bytes in *stray and logs them
+ * (throttled by log_every) with `port` and, at debug level with `trace`, in hex. Returns the
+ * number of bytes dropped.
+ */
+size_t ser_drop_stray(int fd, const char *port, bool trace, struct log_every *stray);
+
 /* Restore the saved settings and close. Safe when closed. */
 void ser_close(struct ser_link *l);
 
 /*
- * One request/reply exchange: wait for the line's t3.5 silence, flush stale input, write
+ * One request/reply exchange: wait for the line's t3.5 silence, drop stale input (counted as
+ * stray bytes, ser_drop_stray), write
  * req[0..n) (never on a read-only link: MB_ERR_IO), then read until frame_len says a whole
  * frame of at most cap bytes has arrived, or timeout_s passes. Leading bytes that cannot
  * start a frame are dropped. On MB_OK, rsp[0..*len) is the frame (not yet checked: the

@@ -78,7 +78,7 @@ static const struct fault_desc {
     {"badcrc", FAULT_BADCRC, true, 1, 1, 1000000}, {"truncate", FAULT_TRUNCATE, false, 0, 0, 0},
     {"garbage", FAULT_GARBAGE, false, 0, 0, 0},    {"exception", FAULT_EXCEPTION, true, 4, 1, 255},
     {"slow", FAULT_SLOW, true, 1000, 0, 600000},   {"wrongslave", FAULT_WRONGSLAVE, false, 0, 0, 0},
-    {"zeros", FAULT_ZEROS, false, 0, 0, 0},
+    {"zeros", FAULT_ZEROS, false, 0, 0, 0},        {"late", FAULT_LATE, true, 1000, 0, 600000},
 };
 
 enum tx_kind {
@@ -298,8 +298,15 @@ static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_
         log_msg(LOG_LVL_DEBUG, "pack %u: silent", pk->idx);
         return;
     }
-    /* The reply starts after the turnaround (plus any "slow" fault). */
-    int64_t extra = pk->fault.kind == FAULT_SLOW ? (int64_t)pk->fault.arg * NS_PER_MS : 0;
+    /* The reply starts after the turnaround (plus any "slow" fault, or a "late" one, which
+     * delays this reply only). */
+    int64_t extra = pk->fault.kind == FAULT_SLOW || pk->fault.kind == FAULT_LATE
+                        ? (int64_t)pk->fault.arg * NS_PER_MS
+                        : 0;
+    if (pk->fault.kind == FAULT_LATE) {
+        log_msg(LOG_LVL_INFO, "pack %u: this reply goes out %u ms late", pk->idx, pk->fault.arg);
+        pk->fault = (struct fault){FAULT_NONE, 0, 0};
+    }
     port_schedule(pt, TX_REPLY, pk, t_req + turnaround_ns + extra);
 }
 
@@ -1029,7 +1036,7 @@ static void usage(FILE *f)
         "line, each answered 'OK' or 'ERR <reason>':\n"
         "  fault I KIND [ARG]     pack I = 1..N or *; KIND = none | silence | badcrc [K] |\n"
         "                         truncate | garbage | exception [CODE] | slow [MS] |\n"
-        "                         wrongslave | zeros\n"
+        "                         wrongslave | zeros | late [MS] (the next reply only)\n"
         "  clear I                same as 'fault I none' and 'refuse I none'\n"
         "  refuse I CMD|none      pack I (or *) refuses command CMD: ASCII return code 04,\n"
         "                         Modbus exception 01, legacy silence; none: refuse nothing\n"

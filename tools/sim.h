@@ -24,6 +24,7 @@ enum fault_kind {
     FAULT_SLOW,
     FAULT_WRONGSLAVE,
     FAULT_ZEROS,
+    FAULT_LATE, /* the next reply only comes `arg` ms late, then the fault clears itself */
 };
 
 struct fault {
