@@ -134,6 +134,4 @@ void bank_compute(const struct bank_member *m, size_t n, double *out)
     /* Counters of offline packs still count: the sums must never go down. */
     out[B_EC] = bank_sum(m, n, BANK_IN_CHARGED, true, NULL);
     out[B_ED] = bank_sum(m, n, BANK_IN_DISCHARGED, true, NULL);
-    for (size_t k = 0; k < bank_n_readings; k++)
-        out[k] = reading_round(out[k], bank_readings[k].precision);
 }

@@ -276,7 +276,7 @@ static int eg4l_read_groups(struct cursor *c, struct eg4l_status *s, unsigned wa
 
 static void eg4l_set(double *values, int i, double v)
 {
-    values[i] = reading_round(v, eg4l_readings[i].precision);
+    values[i] = v;
 }
 
 static void eg4l_cells(const struct eg4l_status *s, double *values)

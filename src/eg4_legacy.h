@@ -111,8 +111,8 @@ extern const size_t eg4l_n_readings;
  * COUNT does not match their data, so nothing after 0x0A is read.
  * cell_count is the pack's number of cells; cells 1..min(cell_count, COUNT of group 01, 16)
  * are published and give the cell statistics (0 = as many as group 01 has). A group with
- * fewer words than a reading needs leaves that reading NaN; values are rounded to each
- * reading's precision; energy_* are always NaN.
+ * fewer words than a reading needs leaves that reading NaN; values are unrounded (the
+ * state rounds them to each reading's precision); energy_* are always NaN.
  * Returns 0, or -EBADMSG (all values NaN) when DATA is not a well-formed status: a group's
  * COUNT runs past len, a group ID is out of order, or the data ends before group 0x0A.
  */

@@ -188,6 +188,9 @@ static void ha_state_set(struct ha_state *s, size_t i, double v)
             ha_state_replace(s, i, json_integer(iv));
         return;
     }
+    /* Readings are kept unrounded (the bank adds them up); the state shows them at their
+     * precision. */
+    v = reading_round(v, d->precision);
     if (json_is_real(cur))
         json_real_set(cur, v);
     else

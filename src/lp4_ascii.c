@@ -226,7 +226,7 @@ static void lp4a_nan(double *values, int first, int last)
 
 static void lp4a_set(double *values, int i, double v)
 {
-    values[i] = reading_round(v, lp4a_readings[i].precision);
+    values[i] = v;
 }
 
 static double lp4a_celsius(int raw)

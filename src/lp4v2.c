@@ -177,7 +177,7 @@ static void lp4v2_set(double *values, int which, double v)
 {
     int i = lp4v2_derived_idx[which];
 
-    values[i] = reading_round(v, lp4v2_readings[i].precision);
+    values[i] = v;
 }
 
 /* Cell statistics over the pack's cells (register 36 says how many). */

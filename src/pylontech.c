@@ -236,7 +236,7 @@ static void pyl_nan(double *values, int first, int last)
 
 static void pyl_set(double *values, int i, double v)
 {
-    values[i] = reading_round(v, pyl_readings[i].precision);
+    values[i] = v;
 }
 
 static double pyl_celsius(int raw)

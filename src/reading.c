@@ -125,6 +125,6 @@ void reading_decode_table(const struct reading_def *defs, size_t n, const uint16
         default:
             continue;
         }
-        values[i] = reading_round(raw * d->scale, d->precision);
+        values[i] = raw * d->scale;
     }
 }

@@ -79,7 +79,8 @@ const struct quantity_info *quantity_info(enum quantity q);
 bool quantity_is_binary(enum quantity q);
 
 /*
- * One pack's readings for one poll: values[i] belongs to defs[i]; NaN = not available
+ * One pack's readings for one poll: values[i] belongs to defs[i], in the quantity's unit,
+ * unrounded (precision applies when they are published); NaN = not available
  * (published as JSON null, which HA shows as unknown). Binary readings hold 0 or 1,
  * enum readings the option index.
  */
@@ -95,7 +96,8 @@ int reading_find(const struct reading_def *defs, size_t n, const char *key);
 /*
  * Apply the table to a register image: for every def whose src is not SRC_DERIVED and
  * whose register(s) lie in regs[0..nregs), set values[i]; others are left untouched.
- * Scaling as in the def; values are rounded to the def's precision.
+ * Scaling as in the def; values are not rounded (the state message rounds them to the def's
+ * precision, ha.h), so that sums such as the bank's come from the packs' own numbers.
  */
 void reading_decode_table(const struct reading_def *defs, size_t n, const uint16_t *regs,
                           size_t nregs, double *values);

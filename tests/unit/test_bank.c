@@ -11,6 +11,7 @@
 
 #include "bank.h"
 #include "lp4v2.h"
+#include "lp4v2_regs.h"
 
 static double *pack_values(double v, double i, double soc, double full, double cmin, double cmax,
                            double tmax, double charged)
@@ -99,11 +100,40 @@ static void test_bank_leaves_offline_packs_out_but_keeps_their_energy(void **sta
     free(b);
 }
 
+/* Totals come from the packs' own numbers, not from what their states show rounded: three
+ * packs of 51.51 V x -2.50 A = -128.775 W make -386.325 W (shown as -386), not 3 x -129. */
+static void test_bank_adds_unrounded_pack_values(void **state)
+{
+    uint16_t regs[LP4V2_BLOCK_COUNT] = {0};
+    double *v[3];
+    struct bank_member m[3];
+    double out[32];
+    (void)state;
+
+    regs[LP4V2_REG_VOLTAGE] = 5151;
+    regs[LP4V2_REG_CURRENT] = (uint16_t)-250;
+    regs[LP4V2_REG_CELL1] = 3219;
+    regs[LP4V2_REG_CELL_COUNT] = 1;
+    regs[LP4V2_REG_SOC] = 50;
+    for (int k = 0; k < 3; k++) {
+        v[k] = malloc(lp4v2_n_readings * sizeof(*v[k]));
+        assert_int_equal(lp4v2_decode(regs, LP4V2_BLOCK_COUNT, v[k]), 0);
+        bank_member_bind(&m[k], lp4v2_readings, lp4v2_n_readings);
+        m[k].values = v[k];
+        m[k].online = true;
+    }
+    bank_compute(m, 3, out);
+    assert_float_equal(get(out, "power"), -386.325, 1e-6);
+    for (int k = 0; k < 3; k++)
+        free(v[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bank_sums_currents_and_weights_soc_by_capacity),
         cmocka_unit_test(test_bank_leaves_offline_packs_out_but_keeps_their_energy),
+        cmocka_unit_test(test_bank_adds_unrounded_pack_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

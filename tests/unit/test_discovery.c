@@ -154,8 +154,10 @@ static void test_state_json_numbers_flags_enums_and_null(void **state)
     (void)state;
     for (size_t i = 0; i < lp4v2_n_readings; i++)
         v[i] = NAN;
-    v[reading_find(lp4v2_readings, lp4v2_n_readings, "pack_voltage")] = 53.12;
-    v[reading_find(lp4v2_readings, lp4v2_n_readings, "cell_01_voltage")] = 3.281;
+    /* Unrounded values are shown at each reading's precision. */
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "pack_voltage")] = 53.1249;
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "pack_power")] = -662.5;
+    v[reading_find(lp4v2_readings, lp4v2_n_readings, "cell_01_voltage")] = 3.2806;
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "soc")] = 55;
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "status")] = 1;
     v[reading_find(lp4v2_readings, lp4v2_n_readings, "warning_pack_ov")] = 1;
@@ -168,6 +170,7 @@ static void test_state_json_numbers_flags_enums_and_null(void **state)
     assert_non_null(strstr(text, "\"pack_voltage\":53.12,"));
     assert_non_null(strstr(text, "\"cell_01_voltage\":3.281,"));
     assert_non_null(strstr(text, "\"soc\":55,"));
+    assert_non_null(strstr(text, "\"pack_power\":-663,"));
     assert_non_null(strstr(text, "\"status\":\"charging\""));
     assert_non_null(strstr(text, "\"warning_pack_ov\":1,"));
     assert_non_null(strstr(text, "\"soh\":null"));

@@ -131,7 +131,7 @@ static void test_lp4a_analog_discharging_and_fewer_items(void **state)
     info[cur + 1] = 0x18;
     assert_int_equal(lp4a_decode_analog(info, n, v), 0);
     assert_float_equal(val(v, "pack_current"), -10.0, 1e-9);
-    assert_float_equal(val(v, "pack_power"), -512, 0); /* 51.17 V x -10 A = -511.7 W */
+    assert_float_equal(val(v, "pack_power"), -511.7, 1e-3); /* 51.17 V x -10 A */
 
     /* User-defined 2: SOC and SOH only; the rest NaN, and the INFO may end there. */
     const size_t user = cur + 10;

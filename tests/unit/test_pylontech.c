@@ -268,7 +268,7 @@ static void test_pyl_analog_all_modules_reply_decodes_every_block(void **state)
     assert_float_equal(val(rows[1], "temperature_01"), 25.1, 1e-9);
     assert_float_equal(val(rows[1], "temperature_04"), -12.4, 1e-9); /* 2607 in §3.3 */
     assert_float_equal(val(rows[1], "pack_current"), -4.0, 1e-9);
-    assert_float_equal(val(rows[1], "pack_power"), -198, 1e-9); /* 49.52 V x -4 A */
+    assert_float_equal(val(rows[1], "pack_power"), -198.08, 1e-3); /* 49.52 V x -4 A */
     assert_float_equal(val(rows[1], "remaining_ah"), 25.0, 1e-9);
     assert_float_equal(val(rows[1], "full_capacity_ah"), 50.0, 1e-9);
     assert_float_equal(val(rows[1], "soc"), 50.0, 1e-9);
