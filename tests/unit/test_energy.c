@@ -455,7 +455,7 @@ static void *store_thread_run(void *arg)
     struct store_thread *t = arg;
 
     t->ok = 1;
-    for (int k = 1; k <= 200; k++) {
+    for (int k = 1; k <= 50; k++) {
         double c = k * 0.0007, d = k * 0.0003;
         if (energy_store_commit(t->s, t->slot, &c, &d, 3) < 0 || c < t->last)
             t->ok = 0;
@@ -484,7 +484,7 @@ static void test_energy_store_concurrent_commits(void **state)
     for (int i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
         assert_true(t[i].ok);
-        assert_float_equal(t[i].last, 200 * 0.0007, 1e-12);
+        assert_float_equal(t[i].last, 50 * 0.0007, 1e-12);
     }
     energy_store_free(s);
     for (int i = 0; i < 4; i++) {
