@@ -35,19 +35,8 @@ void energy_break(struct energy *e);
 /* The counters now, in kWh. */
 void energy_get(struct energy *e, double *charged_kwh, double *discharged_kwh);
 
-/* Set the counters (loaded from the state file). Negative or NaN values are ignored. */
+/* Set the counters (kWh, from the state file: energy_store.h). Negative or NaN values are
+ * ignored. */
 void energy_set(struct energy *e, double charged_kwh, double discharged_kwh);
-
-/*
- * The state file: {"version": 1, "packs": {"<name>": {"charged_kwh": x,
- * "discharged_kwh": y}, ...}}. energy_save() writes names[i]'s counters from e[i]
- * atomically (temporary file, fsync, rename) and returns 0, or -1 with errno.
- * energy_load() sets e[i] from the entry of names[i] when present; a missing file is not
- * an error (returns 0, nothing set); an unreadable or malformed file returns -1 and
- * writes the reason to err (errlen bytes).
- */
-int energy_save(const char *path, const char *const *names, struct energy *const *e, size_t n);
-int energy_load(const char *path, const char *const *names, struct energy *const *e, size_t n,
-                char *err, size_t errlen);
 
 #endif

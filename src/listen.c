@@ -38,6 +38,7 @@ static struct pack *poller_found_pack(struct poller_bus *bus, uint8_t slave, dou
         bus->packs = packs;
         snprintf(name, 32, "lifepower4_addr_%02x", slave);
         if (pack_setup(p, name, &lp4v2_driver, slave, bus->pl->cfg) == 0 &&
+            pack_energy_attach(p, bus->pl->store) == 0 &&
             bridge_add_pack(bus->pl->bridge, p) == 0) {
             p->raw = bus->packs[0]->raw;
             p->last_good_s = now_s;

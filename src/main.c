@@ -323,8 +323,6 @@ static void packs_free(struct pack *packs, struct mb_link *links, struct ser_lin
     free(raw);
 }
 
-#define STATE_SAVE_EVERY_S 300
-
 /* The energy state file: state_file from the config, else $STATE_DIRECTORY (systemd's
  * StateDirectory=) /bms2mqtt.json, else none (counters restart from 0, which HA's
  * total_increasing statistics take as a meter reset). */
@@ -340,23 +338,25 @@ static const char *state_path(const struct config *cfg, char *buf, size_t len)
     return buf;
 }
 
-static void state_io(const struct config *cfg, struct pack *packs, bool save)
+/* Open the state file and start every pack's counters from it. NULL when out of memory. */
+static struct energy_store *state_open(const struct config *cfg, struct pack *packs)
 {
-    const char *names[cfg->n_packs ? cfg->n_packs : 1];
-    struct energy *e[cfg->n_packs ? cfg->n_packs : 1];
-    char buf[4096], err[512];
+    char buf[4096], report[1024];
     const char *path = state_path(cfg, buf, sizeof(buf));
+    struct energy_store *s = energy_store_open(path, report, sizeof(report));
 
-    if (!path)
-        return;
-    for (size_t i = 0; i < cfg->n_packs; i++) {
-        names[i] = packs[i].name;
-        e[i] = &packs[i].energy;
-    }
-    if (save && energy_save(path, names, e, cfg->n_packs) < 0)
-        log_msg(LOG_LVL_WARNING, "cannot save energy counters to %s: %s", path, strerror(errno));
-    if (!save && energy_load(path, names, e, cfg->n_packs, err, sizeof(err)) < 0)
-        log_msg(LOG_LVL_WARNING, "energy counters not restored (%s); they start from 0", err);
+    if (!s)
+        return NULL;
+    if (report[0])
+        log_msg(LOG_LVL_WARNING, "%s", report);
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        if (pack_energy_attach(&packs[i], s) < 0) {
+            energy_store_free(s);
+            return NULL;
+        }
+    if (path)
+        log_msg(LOG_LVL_INFO, "energy counters are kept in %s", path);
+    return s;
 }
 
 static int run_dry(const struct config *cfg, struct pack *packs)
@@ -420,6 +420,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     char client_id[128], status_topic[512], bank[64];
     const char *cid = cfg->mqtt.client_id;
     struct mqtt *m;
+    struct energy_store *store;
     pthread_t sig_thread;
     int rc = 1;
 
@@ -435,12 +436,15 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     signal(SIGPIPE, SIG_IGN);
 
     bridge_format_status_topic(status_topic, sizeof(status_topic), cfg, cid);
-    m = mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d);
-    if (!m)
+    store = state_open(cfg, packs);
+    m = store ? mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d) : NULL;
+    if (!m) {
+        energy_store_free(store);
         return 1;
+    }
     d.bridge =
         bridge_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)), mqtt_sink(m));
-    d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, once);
+    d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, store, once);
     if (!d.bridge || !d.poller)
         goto out_mqtt;
     log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), mode %s, broker %s:%d, client id %s",
@@ -449,15 +453,15 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_mqtt;
     pthread_detach(sig_thread);
-    state_io(cfg, packs, false);
     if (poller_start(d.poller) < 0) {
         log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
         poller_request_stop(d.poller);
     }
-    while (!poller_wait(d.poller, STATE_SAVE_EVERY_S))
-        state_io(cfg, packs, true);
+    /* No periodic save: the counters are saved whenever a published value rises. At exit
+     * the bus threads noted their counters: save the fraction below the published step. */
+    poller_wait(d.poller, 0);
     poller_stop(d.poller);
-    state_io(cfg, packs, true);
+    energy_store_sync(store);
     packs_report(packs, cfg->n_packs);
     rc = 0;
 out_mqtt:
@@ -465,6 +469,7 @@ out_mqtt:
     mqtt_free(m);
     poller_free(d.poller);
     bridge_free(d.bridge);
+    energy_store_free(store);
     return rc;
 }
 

@@ -35,6 +35,20 @@ int pack_setup(struct pack *p, const char *name, const struct pack_driver *drive
     return 0;
 }
 
+int pack_energy_attach(struct pack *p, struct energy_store *s)
+{
+    double c, d;
+
+    if (!s || p->idx_power < 0 || p->idx_charged < 0 || p->idx_discharged < 0)
+        return 0;
+    p->energy_slot = energy_store_add(s, p->name, &c, &d);
+    if (p->energy_slot < 0)
+        return -1;
+    energy_set(&p->energy, c, d);
+    p->store = s;
+    return 0;
+}
+
 void pack_teardown(struct pack *p)
 {
     free(p->values);

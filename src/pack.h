@@ -10,6 +10,7 @@
 #include "driver.h"
 #include "serial.h"
 #include "energy.h"
+#include "energy_store.h"
 #include "lp4v2.h"
 #include "log.h"
 #include "modbus_poll.h"
@@ -67,6 +68,8 @@ struct pack {
     struct energy energy;                       /* charge / discharge counters */
     int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
     double energy_interval_s;                   /* poll period, bounds the integration gap */
+    struct energy_store *store; /* where the counters are made durable, or NULL (dry run) */
+    int energy_slot;            /* the pack's slot in store */
 };
 
 /*
@@ -76,6 +79,13 @@ struct pack {
  */
 int pack_setup(struct pack *p, const char *name, const struct pack_driver *driver, uint8_t slave,
                const struct config *cfg);
+
+/*
+ * Give pack p's integrated energy counters a slot in store s and start them from its durable
+ * values (kWh). Nothing for a pack without integrated counters (its protocol reports its own
+ * meters or has no power). Returns 0, or -1 when out of memory (p then keeps no store).
+ */
+int pack_energy_attach(struct pack *p, struct energy_store *s);
 
 /* Free what pack_setup() and a simulated pack allocated. */
 void pack_teardown(struct pack *p);

@@ -57,11 +57,14 @@ static void poller_identify(struct pack *p, struct bridge *b, double now_s)
     bridge_pack_identity(b, p);
 }
 
-/* Integrate the pack's power into its counters, and publish them with this poll. */
+/* Integrate the pack's power into its counters, and publish them with this poll: never
+ * above what the state file holds, which is written first when they rise by a published
+ * step (energy_store.h). */
 static void poller_energy(struct pack *p, double now_s)
 {
     double c, d;
     double interval = p->energy_interval_s > 5.0 / 3 ? p->energy_interval_s : 5.0 / 3;
+    int pc, pd;
 
     if (p->idx_power < 0 || p->idx_charged < 0 || p->idx_discharged < 0)
         return;
@@ -69,8 +72,24 @@ static void poller_energy(struct pack *p, double now_s)
      * is a gap in the data, not a period of constant power. */
     energy_update(&p->energy, now_s, p->values[p->idx_power], 3 * interval);
     energy_get(&p->energy, &c, &d);
-    p->values[p->idx_charged] = reading_round(c, p->defs[p->idx_charged].precision);
-    p->values[p->idx_discharged] = reading_round(d, p->defs[p->idx_discharged].precision);
+    pc = p->defs[p->idx_charged].precision;
+    pd = p->defs[p->idx_discharged].precision;
+    /* A failed save is logged by the store; the values stay at the durable ones. */
+    energy_store_commit(p->store, p->energy_slot, &c, &d, pc > pd ? pc : pd);
+    p->values[p->idx_charged] = reading_round(c, pc);
+    p->values[p->idx_discharged] = reading_round(d, pd);
+}
+
+/* Hand the pack's counters to its store for the save at exit (the fraction below the
+ * published resolution). */
+static void poller_energy_note(struct pack *p)
+{
+    double c, d;
+
+    if (!p->store)
+        return;
+    energy_get(&p->energy, &c, &d);
+    energy_store_note(p->store, p->energy_slot, c, d);
 }
 
 void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
@@ -191,6 +210,8 @@ static void *poller_bus_thread(void *arg)
             break;
     }
 done:
+    for (size_t i = 0; i < bus->n; i++)
+        poller_energy_note(bus->packs[i]);
     if (bus->packs[0]->link)
         mb_link_close(bus->packs[0]->link);
     if (bus->packs[0]->raw)
@@ -209,7 +230,7 @@ static bool poller_same_bus(const struct pack *a, const struct pack *b)
 }
 
 struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
-                          bool once)
+                          struct energy_store *store, bool once)
 {
     struct poller *pl = calloc(1, sizeof(*pl));
     pthread_condattr_t ca;
@@ -218,6 +239,7 @@ struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n
         return NULL;
     pl->cfg = cfg;
     pl->bridge = b;
+    pl->store = store;
     pl->once = once;
     pl->buses = calloc(n ? n : 1, sizeof(*pl->buses));
     if (!pl->buses) {

@@ -17,10 +17,13 @@ struct poller;
  * one after another; every other pack has a bus of its own) and prepare one thread per
  * bus. A bus polls each of its packs once per bus.poll_interval_s; a pack that does not
  * answer costs its own bus one response timeout and never delays another bus.
- * With `once`, every bus stops after one cycle. Returns NULL when out of memory.
+ * With `once`, every bus stops after one cycle. Packs a listening bus finds by itself keep
+ * their energy counters in `store` (may be NULL); at its end each bus hands its packs'
+ * counters to their store (energy_store_note()), for the caller to save. Returns NULL when
+ * out of memory.
  */
 struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
-                          bool once);
+                          struct energy_store *store, bool once);
 
 /* Start the bus threads. Returns 0, or -1 if a thread could not be created. */
 int poller_start(struct poller *pl);

@@ -24,6 +24,7 @@ struct poller_bus {
 struct poller {
     const struct config *cfg;
     struct bridge *bridge;
+    struct energy_store *store; /* for packs found by a listener */
     bool once;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* CLOCK_MONOTONIC: stop requests and bus completion */
