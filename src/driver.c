@@ -13,40 +13,61 @@
 #include "pylontech.h"
 #include "pack.h"
 #include "serial.h"
+#include "sim_line.h"
 #include "log.h"
+
+/* ---- the pack's line ------------------------------------------------------------------ */
+
+/*
+ * One request/reply exchange on the raw line of pack p: its serial port or TCP bridge, or its
+ * simulated line (--dry-run, transport mock) at simulated time now_s. As ser_exchange().
+ */
+static enum mb_result line_exchange(struct pack *p, const uint8_t *req, size_t n, uint8_t *rsp,
+                                    size_t cap, size_t *len, ser_frame_len_fn frame_len,
+                                    double now_s)
+{
+    if (p->sim_line)
+        return sim_line_exchange(p->sim_line, req, n, rsp, cap, len, now_s);
+    return ser_exchange(p->raw, req, n, rsp, cap, len, frame_len);
+}
+
+/* The failure text of p's line, written by the drivers (at least 160 bytes). */
+static char *line_what(struct pack *p)
+{
+    return p->sim_line ? p->sim_line->what : p->raw ? p->raw->what : p->link->what;
+}
+
+#define LINE_WHAT_LEN 160
 
 /* ---- EG4 LifePower4 v2, Modbus RTU -------------------------------------------------- */
 
-/* Holding registers from the pack's link, or from its simulated register image. */
-/* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty). */
-static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out)
+/* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty; a
+ * simulated line). */
+static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+                                     double now_s)
 {
     uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
     size_t len = 0;
     enum mb_result r;
 
     mb_build_read_request(p->slave, start, count, req);
-    r = ser_exchange(p->raw, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length);
+    r = line_exchange(p, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length, now_s);
     if (r != MB_OK)
         return r;
     r = mb_parse_read_response(rsp, len, p->slave, count, out, &exception);
     if (r == MB_ERR_EXCEPTION)
-        snprintf(p->raw->what, sizeof(p->raw->what), "exception %u", exception);
+        snprintf(line_what(p), LINE_WHAT_LEN, "exception %u", exception);
     else if (r != MB_OK)
-        snprintf(p->raw->what, sizeof(p->raw->what), "bad reply (%s)", mb_result_name(r));
+        snprintf(line_what(p), LINE_WHAT_LEN, "bad reply (%s)", mb_result_name(r));
     return r;
 }
 
 static enum mb_result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
                                  double now_s)
 {
-    if (p->raw)
-        return lp4v2_read_raw(p, start, count, out);
-    if (!p->sim)
-        return mb_read_holding(p->link, p->slave, start, count, out);
-    simpack_step(p->sim, now_s);
-    memcpy(out, p->sim->regs + start, count * sizeof(*out));
-    return MB_OK;
+    if (p->raw || p->sim_line)
+        return lp4v2_read_raw(p, start, count, out, now_s);
+    return mb_read_holding(p->link, p->slave, start, count, out);
 }
 
 static enum mb_result lp4v2_poll(struct pack *p, double *values, double now_s)
@@ -71,6 +92,7 @@ static enum mb_result lp4v2_identify(struct pack *p, double now_s)
 
 const struct pack_driver lp4v2_driver = {
     .name = "lp4v2",
+    .sim_proto = "modbus",
     .model = "LifePower4 v2 (Modbus)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
@@ -88,32 +110,32 @@ const struct pack_driver lp4v2_driver = {
 
 /* One command to the pack at p->slave, its reply checked. */
 static enum mb_result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
-                                     struct eg4l_frame *f)
+                                     struct eg4l_frame *f, double now_s)
 {
     uint8_t req[6];
     size_t len = 0;
     enum mb_result r;
 
     eg4l_build_request(p->slave, cmd, req);
-    r = ser_exchange(p->raw, req, sizeof(req), buf, EG4L_FRAME_MAX, &len, eg4l_frame_length);
+    r = line_exchange(p, req, sizeof(req), buf, EG4L_FRAME_MAX, &len, eg4l_frame_length, now_s);
     if (r != MB_OK)
         return r;
     switch (eg4l_parse_frame(buf, len, f)) {
     case 0:
         break;
     case -EBADMSG:
-        snprintf(p->raw->what, sizeof(p->raw->what), "bad checksum");
+        snprintf(line_what(p), LINE_WHAT_LEN, "bad checksum");
         return MB_ERR_CRC;
     default:
-        snprintf(p->raw->what, sizeof(p->raw->what), "malformed frame");
+        snprintf(line_what(p), LINE_WHAT_LEN, "malformed frame");
         return MB_ERR_LENGTH;
     }
     if (f->addr != p->slave) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "reply from address %u", f->addr);
+        snprintf(line_what(p), LINE_WHAT_LEN, "reply from address %u", f->addr);
         return MB_ERR_SLAVE;
     }
     if (f->cmd != cmd) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "reply to command 0x%02x", f->cmd);
+        snprintf(line_what(p), LINE_WHAT_LEN, "reply to command 0x%02x", f->cmd);
         return MB_ERR_FUNCTION;
     }
     return MB_OK;
@@ -125,17 +147,10 @@ static enum mb_result legacy_poll(struct pack *p, double *values, double now_s)
     struct eg4l_frame f;
     enum mb_result r;
 
-    if (p->sim) {
-        /* A simulated pack answers with a real frame, so the same parser reads it. */
-        simpack_step(p->sim, now_s);
-        size_t n = simpack_legacy_status(p->sim, p->slave, buf, sizeof(buf));
-        if (eg4l_parse_frame(buf, n, &f) < 0)
-            return MB_ERR_LENGTH;
-    } else if ((r = legacy_command(p, LEGACY_CMD_STATUS, buf, &f)) != MB_OK) {
+    if ((r = legacy_command(p, LEGACY_CMD_STATUS, buf, &f, now_s)) != MB_OK)
         return r;
-    }
     if (eg4l_decode_status(f.data, f.len, p->cell_count, values) < 0) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "status groups do not fit the frame");
+        snprintf(line_what(p), LINE_WHAT_LEN, "status groups do not fit the frame");
         return MB_ERR_LENGTH;
     }
     return MB_OK;
@@ -147,12 +162,7 @@ static enum mb_result legacy_identify(struct pack *p, double now_s)
     struct eg4l_frame f;
     enum mb_result r;
 
-    (void)now_s;
-    if (p->sim) {
-        snprintf(p->id.firmware, sizeof(p->id.firmware), "SIM-V1");
-        return MB_OK;
-    }
-    if ((r = legacy_command(p, LEGACY_CMD_FIRMWARE, buf, &f)) != MB_OK)
+    if ((r = legacy_command(p, LEGACY_CMD_FIRMWARE, buf, &f, now_s)) != MB_OK)
         return r;
     eg4l_decode_firmware(f.data, f.len, p->id.firmware, sizeof(p->id.firmware));
     return MB_OK;
@@ -166,6 +176,7 @@ static const char *const legacy_original_sensor_keys[] = {
 
 const struct pack_driver eg4l_driver = {
     .name = "eg4-legacy",
+    .sim_proto = "legacy",
     .model = "LifePower4 (legacy protocol)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
@@ -214,7 +225,7 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
                 "pack %s: command 0x%02x (%s) %s %u times in a row (%s); its readings are unknown; "
                 "asking again every %uth poll",
                 p->name, cmd, what, r == MB_ERR_TIMEOUT ? "unanswered" : "refused", o->refused,
-                p->raw ? p->raw->what : mb_result_name(r), PACK_REFUSED_ASK_EVERY);
+                line_what(p), PACK_REFUSED_ASK_EVERY);
 }
 
 /* ---- ASCII frames: Pylontech (CID1 0x46) ---------------------------------------------- */
@@ -225,7 +236,8 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
  * are ascii_frame.h's; the return code's meaning goes to the pack's log text.
  */
 static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_len, uint8_t cid1,
-                                    uint8_t *info, size_t info_cap, struct af_frame *f)
+                                    uint8_t *info, size_t info_cap, struct af_frame *f,
+                                    double now_s)
 {
     size_t len = 0;
     enum mb_result r;
@@ -233,24 +245,22 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
     /* A frame can be 4 KiB: kept off the stack, one buffer per bus thread for its life. */
     static _Thread_local uint8_t rsp[AF_FRAME_MAX];
 
-    if (!p->raw)
-        return MB_ERR_OPEN; /* the built-in simulated packs speak the EG4 protocols only */
-    r = ser_exchange(p->raw, (const uint8_t *)req, req_len, rsp, AF_FRAME_MAX, &len,
-                     af_frame_length);
+    r = line_exchange(p, (const uint8_t *)req, req_len, rsp, AF_FRAME_MAX, &len, af_frame_length,
+                      now_s);
     if (r != MB_OK)
         return r;
     rc = af_decode(rsp, len, f, info, info_cap);
     if (rc < 0) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "bad frame: %s", af_strerror(rc));
+        snprintf(line_what(p), LINE_WHAT_LEN, "bad frame: %s", af_strerror(rc));
         r = rc == AF_E_CHKSUM || rc == AF_E_LCHKSUM ? MB_ERR_CRC : MB_ERR_LENGTH;
     } else if (f->adr != p->slave) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "reply from address %u", f->adr);
+        snprintf(line_what(p), LINE_WHAT_LEN, "reply from address %u", f->adr);
         r = MB_ERR_SLAVE;
     } else if (f->cid1 != cid1) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "reply with CID1 0x%02x", f->cid1);
+        snprintf(line_what(p), LINE_WHAT_LEN, "reply with CID1 0x%02x", f->cid1);
         r = MB_ERR_FUNCTION;
     } else if (f->cid2 != AF_RTN_OK) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "return code 0x%02x (%s)", f->cid2,
+        snprintf(line_what(p), LINE_WHAT_LEN, "return code 0x%02x (%s)", f->cid2,
                  af_rtn_text(f->cid2));
         r = MB_ERR_EXCEPTION;
     }
@@ -261,14 +271,14 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
 enum { PYL_OPT_ALARM, PYL_OPT_MANAGEMENT };
 
 static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                  struct af_frame *f)
+                                  struct af_frame *f, double now_s)
 {
     char req[32];
     int n = pyl_build_request(p->slave, cmd, p->slave, req, sizeof(req));
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, req, (size_t)n, PYL_CID1, info, cap, f);
+    return ascii_command(p, req, (size_t)n, PYL_CID1, info, cap, f, now_s);
 }
 
 /* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92). */
@@ -279,18 +289,17 @@ static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
     struct af_frame f;
     enum mb_result r;
 
-    (void)now_s;
-    if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f)) != MB_OK)
+    if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
         return r;
     if (pyl_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
+        snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
         return MB_ERR_LENGTH;
     }
     /* Alarms and limits complete the reading; a pack that refuses them still has one, with
      * those readings unknown. */
     r = MB_ERR_TIMEOUT;
     if (optional_due(p, PYL_OPT_ALARM)) {
-        r = pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f);
+        r = pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f, now_s);
         if (r == MB_OK && pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
             r = MB_ERR_LENGTH;
         optional_done(p, PYL_OPT_ALARM, PYL_CMD_ALARM, "alarms", r);
@@ -299,7 +308,7 @@ static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
         pyl_clear(PYL_CMD_ALARM, values);
     r = MB_ERR_TIMEOUT;
     if (optional_due(p, PYL_OPT_MANAGEMENT)) {
-        r = pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f);
+        r = pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f, now_s);
         if (r == MB_OK && pyl_decode_management(f.info, f.info_len, values) < 0)
             r = MB_ERR_LENGTH;
         optional_done(p, PYL_OPT_MANAGEMENT, PYL_CMD_MANAGEMENT, "charge/discharge management", r);
@@ -316,17 +325,16 @@ static enum mb_result pyl_identify(struct pack *p, double now_s)
     struct af_frame f;
     enum mb_result r;
 
-    (void)now_s;
-    if ((r = pyl_command(p, PYL_CMD_MANUFACTURER, info, sizeof(info), &f)) != MB_OK)
+    if ((r = pyl_command(p, PYL_CMD_MANUFACTURER, info, sizeof(info), &f, now_s)) != MB_OK)
         return r;
     pyl_decode_string(PYL_STR_BATTERY_NAME, f.info, f.info_len, p->id.model, sizeof(p->id.model));
-    if (pyl_command(p, PYL_CMD_SERIAL, info, sizeof(info), &f) == MB_OK)
+    if (pyl_command(p, PYL_CMD_SERIAL, info, sizeof(info), &f, now_s) == MB_OK)
         pyl_decode_string(PYL_STR_SERIAL, f.info, f.info_len, p->id.serial, sizeof(p->id.serial));
-    if (pyl_command(p, PYL_CMD_FIRMWARE, info, sizeof(info), &f) == MB_OK)
+    if (pyl_command(p, PYL_CMD_FIRMWARE, info, sizeof(info), &f, now_s) == MB_OK)
         pyl_decode_string(PYL_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
                           sizeof(p->id.firmware));
     /* System limits: unknown unless this connection's pack gave them. */
-    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f) != MB_OK ||
+    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f, now_s) != MB_OK ||
         pyl_decode_system(f.info, f.info_len, p->values) < 0)
         pyl_clear(PYL_CMD_SYSTEM, p->values);
     return MB_OK;
@@ -334,6 +342,7 @@ static enum mb_result pyl_identify(struct pack *p, double now_s)
 
 const struct pack_driver pyl_driver = {
     .name = "pylontech",
+    .sim_proto = "pylontech",
     .model = "Pylontech (RS485 V3.3)",
     .manufacturer = "Pylontech",
     .label = "Pylontech",
@@ -349,14 +358,14 @@ const struct pack_driver pyl_driver = {
 enum { LP4A_OPT_ALARM };
 
 static enum mb_result lp4a_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                   struct af_frame *f)
+                                   struct af_frame *f, double now_s)
 {
     char req[LP4A_REQUEST_LEN + 1];
     int n = lp4a_build_request(p->slave, cmd, req, sizeof(req));
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, req, (size_t)n, LP4A_CID1, info, cap, f);
+    return ascii_command(p, req, (size_t)n, LP4A_CID1, info, cap, f, now_s);
 }
 
 /* Analog values (0x42) and alarms (0x44); requests carry no INFO. */
@@ -366,16 +375,15 @@ static enum mb_result lp4a_poll(struct pack *p, double *values, double now_s)
     struct af_frame f;
     enum mb_result r;
 
-    (void)now_s;
-    if ((r = lp4a_command(p, LP4A_CMD_ANALOG, info, sizeof(info), &f)) != MB_OK)
+    if ((r = lp4a_command(p, LP4A_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
         return r;
     if (lp4a_decode_analog(f.info, f.info_len, values) < 0) {
-        snprintf(p->raw->what, sizeof(p->raw->what), "analog values do not fit the frame");
+        snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
         return MB_ERR_LENGTH;
     }
     r = MB_ERR_TIMEOUT;
     if (optional_due(p, LP4A_OPT_ALARM)) {
-        r = lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f);
+        r = lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f, now_s);
         if (r == MB_OK && lp4a_decode_alarm(f.info, f.info_len, values) < 0)
             r = MB_ERR_LENGTH;
         optional_done(p, LP4A_OPT_ALARM, LP4A_CMD_ALARM, "alarms", r);
@@ -387,6 +395,7 @@ static enum mb_result lp4a_poll(struct pack *p, double *values, double now_s)
 
 const struct pack_driver lp4a_driver = {
     .name = "lp4-ascii",
+    .sim_proto = "lp4ascii",
     .reports_energy = true, /* cumulative charge / discharge kWh in the analog reply */
     .model = "LifePower4 (ASCII protocol)",
     .manufacturer = "EG4 Electronics",

@@ -22,6 +22,7 @@ struct pack_driver {
     const char *manufacturer;       /* HA device manufacturer */
     const char *label;              /* HA device name: "<label> <pack name>" */
     bool reports_energy;            /* the pack counts its own kWh: the daemon integrates none */
+    const char *sim_proto;          /* the simulated packs that speak it (sim_line_proto) */
     const struct reading_def *defs; /* the readings, in publishing order */
     const size_t *n_defs;           /* how many (the table's own count) */
     /* The keys the eg4-battery script published as `sensor` for this kind of pack

@@ -280,12 +280,49 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
             log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
             return -1;
         }
-        if (simulate) {
-            p->sim = calloc(1, sizeof(*p->sim));
-            if (!p->sim)
-                return -1;
-            simpack_init(p->sim, (unsigned)i + 1);
+    }
+    return 0;
+}
+
+/* Two packs share a simulated line where they would share a real one. */
+static bool same_line(const struct config *cfg, const struct config_pack *a,
+                      const struct config_pack *b)
+{
+    if (cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK)
+        return true; /* every other mode has every pack on bus.port */
+    return a->port && b->port && strcmp(a->port, b->port) == 0;
+}
+
+/* --dry-run and transport mock: every pack answers from bms-sim's simulated packs, on lines
+ * laid out as the real ones (lines[0..n_packs), one per distinct line). Pack i is simulated
+ * as pack number i + 1, so that packs differ. Returns 0, or -1 (logged). */
+static int packs_simulate(const struct config *cfg, struct pack *packs, struct sim_line *lines)
+{
+    size_t n_lines = 0;
+    unsigned slaves[64];
+
+    for (size_t i = 0; i < cfg->n_packs; i++) {
+        const struct sim_proto *proto = sim_line_proto(packs[i].driver->sim_proto);
+        size_t first = i, n = 0;
+        bool seen = false;
+
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = same_line(cfg, &cfg->packs[k], &cfg->packs[i]);
+        if (seen)
+            continue;
+        for (size_t k = i; k < cfg->n_packs && n < 64; k++)
+            if (same_line(cfg, &cfg->packs[first], &cfg->packs[k]))
+                slaves[n++] = (unsigned)cfg->packs[k].address;
+        if (!proto ||
+            sim_line_init(&lines[n_lines], proto, slaves, (unsigned)n, (unsigned)first + 1) < 0) {
+            log_msg(LOG_LVL_ERROR, "pack %s: cannot simulate %s packs", packs[i].name,
+                    packs[i].driver->name);
+            return -1;
         }
+        for (size_t k = i; k < cfg->n_packs; k++)
+            if (same_line(cfg, &cfg->packs[first], &cfg->packs[k]))
+                packs[k].sim_line = &lines[n_lines];
+        n_lines++;
     }
     return 0;
 }
@@ -310,8 +347,12 @@ static void packs_report(const struct pack *packs, size_t n)
     }
 }
 
-static void packs_free(struct pack *packs, struct mb_link *links, struct ser_link *raw, size_t n)
+static void packs_free(struct pack *packs, struct mb_link *links, struct ser_link *raw,
+                       struct sim_line *lines, size_t n)
 {
+    for (size_t i = 0; lines && i < n; i++)
+        sim_line_free(&lines[i]);
+    free(lines);
     for (size_t i = 0; raw && i <= n; i++)
         ser_close(&raw[i]);
     for (size_t i = 0; links && i < n; i++)
@@ -499,15 +540,18 @@ int main(int argc, char **argv)
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
     struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));
     struct ser_link *raw = calloc(cfg.n_packs + 1, sizeof(*raw));
+    struct sim_line *lines = simulate ? calloc(cfg.n_packs, sizeof(*lines)) : NULL;
     for (size_t i = 0; raw && i <= cfg.n_packs; i++)
         raw[i].fd = -1;
-    if (!packs || !links || !raw || packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0) {
+    if (!packs || !links || !raw || (simulate && !lines) ||
+        packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0 ||
+        (simulate && packs_simulate(&cfg, packs, lines) < 0)) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }
-    packs_free(packs, links, raw, cfg.n_packs);
+    packs_free(packs, links, raw, lines, cfg.n_packs);
     config_free(&cfg);
     return rc;
 }

@@ -52,8 +52,6 @@ int pack_energy_attach(struct pack *p, struct energy_store *s)
 void pack_teardown(struct pack *p)
 {
     free(p->values);
-    free(p->sim);
     energy_destroy(&p->energy);
     p->values = NULL;
-    p->sim = NULL;
 }

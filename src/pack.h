@@ -14,7 +14,7 @@
 #include "lp4v2.h"
 #include "log.h"
 #include "modbus_poll.h"
-#include "simpack.h"
+#include "sim_line.h"
 
 /* Availability of a pack as HA sees it. */
 enum pack_avail {
@@ -52,15 +52,15 @@ struct pack {
     unsigned cell_count;              /* cells per pack where the protocol does not say (legacy) */
     struct mb_link *link;             /* the serial port of its bus (shared), NULL when simulated */
     uint8_t slave;                    /* its slave (unit) id on that bus */
-    unsigned long link_opens; /* link->opens at the last poll: a change is a new connection */
-    struct simpack *sim;      /* built-in simulated pack (mock transport, --dry-run) */
-    struct pack_identity id;  /* from registers 105..127; empty until read */
-    bool need_identity;       /* read the identity on the next good poll */
-    double last_good_s;       /* monotonic s of the last good reading (listening) */
-    void *bridge_slot;        /* the bridge's record of this pack (bridge.c) */
-    char *owned_name;         /* name allocated for a pack found at run time, or NULL */
-    unsigned failures;        /* consecutive failed polls */
-    unsigned long polls;      /* polls attempted */
+    unsigned long link_opens;  /* link->opens at the last poll: a change is a new connection */
+    struct sim_line *sim_line; /* its simulated line (transport mock, --dry-run), or NULL */
+    struct pack_identity id;   /* from registers 105..127; empty until read */
+    bool need_identity;        /* read the identity on the next good poll */
+    double last_good_s;        /* monotonic s of the last good reading (listening) */
+    void *bridge_slot;         /* the bridge's record of this pack (bridge.c) */
+    char *owned_name;          /* name allocated for a pack found at run time, or NULL */
+    unsigned failures;         /* consecutive failed polls */
+    unsigned long polls;       /* polls attempted */
     unsigned long errors[MB_RESULT_COUNT];            /* failed polls by cause */
     struct log_throttle throttle;                     /* failure logging */
     struct pack_optional optional[PACK_MAX_OPTIONAL]; /* by the driver's own numbering */

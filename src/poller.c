@@ -22,14 +22,12 @@ double poller_now(void)
 
 static const char *pack_port(const struct pack *p)
 {
-    return p->link ? p->link->port : p->raw ? p->raw->port : "(simulated)";
+    return p->link ? p->link->port : p->raw ? p->raw->port : "(simulated line)";
 }
 
 static const char *pack_what(const struct pack *p)
 {
-    return p->link  ? p->link->what
-           : p->raw ? p->raw->what
-                    : "no built-in simulation for this protocol (only the EG4 ones)";
+    return p->link ? p->link->what : p->raw ? p->raw->what : p->sim_line->what;
 }
 
 /* Opens of the pack's port so far: a change means a new connection. */
@@ -191,7 +189,8 @@ static void *poller_bus_thread(void *arg)
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
-    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE) {
+    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && bus->packs[0]->raw) {
+        /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);
         goto done;
     }

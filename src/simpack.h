@@ -31,13 +31,4 @@ void simpack_init(struct simpack *p, unsigned id);
  * registers 0..46. Values change slowly: a few mV per cell, current by up to 1 A. */
 void simpack_step(struct simpack *p, double t_s);
 
-/*
- * The same pack as the legacy EG4 protocol answers command 0x01 (protocols README §2):
- * `7E addr 01 LEN groups CHK 0D`, groups 0x01..0x0A built from the register image (cells
- * with bits 15 and 14 set, as real frames have them; current as 30000 - A x 100; SoC, full
- * capacity, pack voltage and SoH x 100; temperatures + 50 in the low byte with a flag in
- * the high byte). Writes at most cap bytes; returns the frame's length, 0 if cap is short.
- */
-size_t simpack_legacy_status(const struct simpack *p, uint8_t addr, uint8_t *out, size_t cap);
-
 #endif

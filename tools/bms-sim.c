@@ -154,8 +154,6 @@ static struct options opt = {
     .proto = &sim_proto_modbus,
 };
 
-bool sim_no_identity;
-
 static struct sim_pack packs[SIM_MAX_PACKS];
 static unsigned npacks;
 static struct port ports[SIM_MAX_PORTS];
@@ -193,66 +191,7 @@ static void out_line(const char *fmt, ...)
     fflush(stdout);
 }
 
-/* xorshift32 (Marsaglia 2003); the state never becomes 0 once non-zero. */
-static uint32_t xorshift(uint32_t *state)
-{
-    uint32_t x = *state;
-
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *state = x;
-    return x;
-}
-
-bool sim_command(struct sim_pack *pk, unsigned cmd)
-{
-    cmd &= 0xFFu;
-    pk->commands[cmd]++;
-    return (pk->refused[cmd / 8] >> (cmd % 8)) & 1u;
-}
-
-uint32_t sim_pack_rand(struct sim_pack *pk)
-{
-    return xorshift(&pk->rng);
-}
-
-size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, size_t chk_at)
-{
-    switch (pk->fault.kind) {
-    case FAULT_BADCRC:
-        if (pk->fault.count % pk->fault.arg == 0 && chk_at < n)
-            out[chk_at] ^= 0x5A; /* any non-zero XOR makes the checksum wrong */
-        break;
-    case FAULT_TRUNCATE:
-        n /= 2;
-        break;
-    case FAULT_GARBAGE: {
-        size_t len = 3 + sim_pack_rand(pk) % 6u;
-        if (len > cap)
-            len = cap;
-        for (size_t i = 0; i < len; i++)
-            out[i] = (uint8_t)(sim_pack_rand(pk) >> 24);
-        n = len;
-        break;
-    }
-    default:
-        break;
-    }
-    return n;
-}
-
 /* ---- one port: receive, frame, answer, transmit ---- */
-
-struct sim_pack *sim_port_packs(unsigned port, unsigned *n)
-{
-    if (port < 1 || port > nports) {
-        *n = 0;
-        return NULL;
-    }
-    *n = ports[port - 1].npacks;
-    return &packs[ports[port - 1].first];
-}
 
 static struct sim_pack *port_pack(struct port *pt, unsigned slave)
 {
@@ -549,10 +488,10 @@ static void master_step(struct port *pt, int64_t now)
             return;
     }
     port_trim_backlog(pt);
-    if (opt.noise && !pt->m_noise_done && xorshift(&pt->rng) % 3u == 0) {
-        size_t n = 1 + xorshift(&pt->rng) % SIM_NOISE_MAX;
+    if (opt.noise && !pt->m_noise_done && sim_xorshift(&pt->rng) % 3u == 0) {
+        size_t n = 1 + sim_xorshift(&pt->rng) % SIM_NOISE_MAX;
         for (size_t i = 0; i < n; i++)
-            pt->tx[i] = (uint8_t)(xorshift(&pt->rng) >> 24);
+            pt->tx[i] = (uint8_t)(sim_xorshift(&pt->rng) >> 24);
         pt->txlen = n;
         pt->m_noise_done = true;
         port_schedule(pt, TX_NOISE, NULL, now);
@@ -1403,11 +1342,13 @@ int main(int argc, char **argv)
     start_ns = now_ns();
     for (unsigned i = 0; i < npacks; i++) {
         struct sim_pack *pk = &packs[i];
-        simpack_init(&pk->sim, pk->idx + opt.seed_offset);
-        pk->rng = 0x2545F491u ^ (pk->idx * 0x9E3779B9u);
-        if (pk->rng == 0)
-            pk->rng = 1;
+        sim_pack_init(pk, pk->idx + opt.seed_offset);
     }
+    for (unsigned i = 0; i < nports; i++)
+        for (unsigned k = 0; k < ports[i].npacks; k++) {
+            packs[ports[i].first + k].peers = &packs[ports[i].first];
+            packs[ports[i].first + k].n_peers = ports[i].npacks;
+        }
     for (unsigned i = 0; i < nports; i++)
         ports[i].master = ports[i].slave = ports[i].listener = -1;
     for (unsigned i = 0; i < nports; i++) {

@@ -45,11 +45,14 @@ struct sim_totals {
     int dir;               /* of the last update: 1 charging, -1 discharging, 0 idle */
 };
 
-/* One simulated pack: a register image behind one slave address on one pty. */
+/* One simulated pack: a register image behind one slave address on one line (a pty or TCP
+ * listener of bms-sim, or the daemon's own simulated line of --dry-run). */
 struct sim_pack {
-    unsigned idx;   /* global pack number 1.. (faults and STATS address packs by it) */
-    unsigned slave; /* the address it answers */
-    unsigned port;  /* the pty it sits on, 1.. */
+    unsigned idx;           /* global pack number 1.. (faults and STATS address packs by it) */
+    unsigned slave;         /* the address it answers */
+    unsigned port;          /* bms-sim: the pty it sits on, 1.. */
+    struct sim_pack *peers; /* the packs on its line (itself included), n_peers of them */
+    unsigned n_peers;
     struct simpack sim;
     struct fault fault;
     unsigned long requests, replies;
@@ -104,6 +107,13 @@ extern const struct sim_proto sim_proto_lp4ascii;
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;
 
+/* Set up pk's simulated state (simpack_init with seed_id, its random numbers from pk->idx);
+ * idx, slave and peers are the caller's. */
+void sim_pack_init(struct sim_pack *pk, unsigned seed_id);
+
+/* xorshift32 (Marsaglia 2003) of *state; the state never becomes 0 once non-zero. */
+uint32_t sim_xorshift(uint32_t *state);
+
 /*
  * A good request for command `cmd` (ASCII CID2, Modbus function code or legacy CMD; 0..255)
  * reached pack pk: count it in pk->commands. Returns true if the pack refuses that command
@@ -121,9 +131,6 @@ uint32_t sim_pack_rand(struct sim_pack *pk);
  * random bytes instead). Returns the new length.
  */
 size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, size_t chk_at);
-
-/* The packs on pty `port` (1..): *n of them from the returned one on, in --bus order. */
-struct sim_pack *sim_port_packs(unsigned port, unsigned *n);
 
 /* ---- sim_ascii.c: the ASCII-hex frame codec of Pylontech (CID1 0x46) and EG4 LifePower4
  * (CID1 0x4A), `~ VER ADR CID1 CID2 LENGTH INFO CHKSUM CR`, written for the simulator alone so

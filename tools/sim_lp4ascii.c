@@ -236,8 +236,10 @@ static enum frame_result lp_frame(const uint8_t *buf, size_t len, size_t *flen)
 static size_t lp_reply(struct sim_pack *pk, const uint8_t *reqbuf, size_t reqlen, uint8_t *out,
                        size_t cap)
 {
-    static struct sim_ascii_req req; /* large: not on the stack; one request at a time */
-    static struct sim_ascii_info info;
+    /* Large: not on the stack; one request at a time per thread (the daemon may simulate
+     * several lines at once). */
+    static _Thread_local struct sim_ascii_req req;
+    static _Thread_local struct sim_ascii_info info;
     uint8_t rtn = SIM_RTN_OK;
 
     if (pk->fault.kind == FAULT_SILENCE || !sim_ascii_decode(reqbuf, reqlen, &req))

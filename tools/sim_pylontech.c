@@ -178,11 +178,10 @@ static void py_analog_data(const struct sim_pack *pk, struct sim_ascii_info *in)
  * each brought up to pk's time. Returns their number. */
 static unsigned py_group(struct sim_pack *pk, struct sim_pack **out)
 {
-    unsigned n = 0, count;
-    struct sim_pack *all = sim_port_packs(pk->port, &count);
+    unsigned n = 0;
 
-    for (unsigned i = 0; i < count && n < PY_MAX_MODULES; i++) {
-        struct sim_pack *o = &all[i];
+    for (unsigned i = 0; i < pk->n_peers && n < PY_MAX_MODULES; i++) {
+        struct sim_pack *o = &pk->peers[i];
         if (o->slave >> 4 != pk->slave >> 4)
             continue;
         if (o->sim.t < pk->sim.t)
@@ -313,8 +312,10 @@ static enum frame_result py_frame(const uint8_t *buf, size_t len, size_t *flen)
 static size_t py_reply(struct sim_pack *pk, const uint8_t *reqbuf, size_t reqlen, uint8_t *out,
                        size_t cap)
 {
-    static struct sim_ascii_req req; /* large: not on the stack; one request at a time */
-    static struct sim_ascii_info info;
+    /* Large: not on the stack; one request at a time per thread (the daemon may simulate
+     * several lines at once). */
+    static _Thread_local struct sim_ascii_req req;
+    static _Thread_local struct sim_ascii_info info;
     uint8_t rtn = SIM_RTN_OK;
 
     if (pk->fault.kind == FAULT_SILENCE || !sim_ascii_decode(reqbuf, reqlen, &req))

@@ -81,6 +81,51 @@ class CliTest(StackTest):
                         "HA checker on the dry run must end with '0 problems' and no "
                         "warnings:\n%s" % harness.tail(out, 30))
 
+    def test_dry_run_simulates_every_protocol(self):
+        """Each bus.mode runs its real requests, frames and decoders against simulated packs:
+        every pack has a state with its cells, and the bank adds them up."""
+        modes = {
+            "modbus_per_pack": (["0x40", "0x40"], True),
+            "active": (["1", "2"], False),
+            "pylontech": (["2", "3", "4"], False),
+            "lp4_ascii": (["1", "2"], False),
+        }
+        for mode, (addresses, own_port) in modes.items():
+            with self.subTest(mode=mode):
+                lines = ["bus:", "  mode: %s" % mode]
+                if not own_port:
+                    lines.append("  port: /nonexistent/ttyBUS")
+                lines.append("packs:")
+                for i, a in enumerate(addresses, 1):
+                    lines += ["  - name: %s_%d" % (mode, i), "    address: %s" % a]
+                    if own_port:
+                        lines.append("    port: /nonexistent/ttyBMS%d" % i)
+                cfg = self.write_config("\n".join(lines) + "\n", "%s.yaml" % mode)
+                r = run("--dry-run", "-C", cfg, timeout=10)
+                self.assertEqual(r.returncode, 0, "%s: exit status; stderr:\n%s"
+                                 % (mode, r.stderr))
+                states = {}
+                for line in r.stdout.splitlines():
+                    topic, _, payload = line.partition(" ")
+                    if topic.endswith("/state"):
+                        states[topic] = json.loads(payload)
+                for i in range(1, len(addresses) + 1):
+                    s = states.get(state_topic("%s_%d" % (mode, i)))
+                    self.assertIsNotNone(s, "%s: no state of pack %d; stderr:\n%s"
+                                         % (mode, i, r.stderr))
+                    cells = [s["cell_%02d_voltage" % k] for k in range(1, 17)]
+                    self.assertTrue(all(isinstance(c, float) and 3.0 < c < 3.6 for c in cells),
+                                    "%s: cells %s" % (mode, cells))
+                    self.assertAlmostEqual(s["pack_voltage"], sum(cells), delta=0.05)
+                bank = [v for t, v in states.items() if "/bank_" in t]
+                self.assertEqual(len(bank), 1, "%s: no bank state" % mode)
+                self.assertEqual(bank[0]["packs_online"], len(addresses))
+                chk = subprocess.run([sys.executable, harness.HA_CHECK], input=r.stdout,
+                                     capture_output=True, text=True, timeout=60)
+                out = (chk.stdout + chk.stderr).strip()
+                self.assertTrue(out.splitlines()[-1].endswith(" 0 problems"),
+                                "%s: %s" % (mode, harness.tail(out, 20)))
+
     def test_unknown_key_names_its_line_and_column(self):
         bad = "  poll_intervall_s: 1.0"
         cfg, text = self.config(edit=lambda t: t.replace("  poll_interval_s: 1.0", bad))
