@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ascii_frame.h"
@@ -231,13 +232,13 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
 /* ---- ASCII frames: Pylontech (CID1 0x46) ---------------------------------------------- */
 
 /*
- * One command to the pack at p->slave over its raw line: request text in req, reply checked
- * (framing, LCHKSUM, CHKSUM, address, CID1, return code) and its INFO in info[]. The frames
- * are ascii_frame.h's; the return code's meaning goes to the pack's log text.
+ * One command to address adr over p's raw line: request text in req, reply checked
+ * (framing, LCHKSUM, CHKSUM, address adr, CID1, return code) and its INFO in info[]. The
+ * frames are ascii_frame.h's; the return code's meaning goes to the pack's log text.
  */
-static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_len, uint8_t cid1,
-                                    uint8_t *info, size_t info_cap, struct af_frame *f,
-                                    double now_s)
+static enum mb_result ascii_command(struct pack *p, uint8_t adr, const char *req, size_t req_len,
+                                    uint8_t cid1, uint8_t *info, size_t info_cap,
+                                    struct af_frame *f, double now_s)
 {
     size_t len = 0;
     enum mb_result r;
@@ -253,7 +254,7 @@ static enum mb_result ascii_command(struct pack *p, const char *req, size_t req_
     if (rc < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "bad frame: %s", af_strerror(rc));
         r = rc == AF_E_CHKSUM || rc == AF_E_LCHKSUM ? MB_ERR_CRC : MB_ERR_LENGTH;
-    } else if (f->adr != p->slave) {
+    } else if (f->adr != adr) {
         snprintf(line_what(p), LINE_WHAT_LEN, "reply from address %u", f->adr);
         r = MB_ERR_SLAVE;
     } else if (f->cid1 != cid1) {
@@ -278,27 +279,177 @@ static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, si
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, req, (size_t)n, PYL_CID1, info, cap, f, now_s);
+    return ascii_command(p, p->slave, req, (size_t)n, PYL_CID1, info, cap, f, now_s);
 }
 
-/* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92). */
+/*
+ * The modules of one Pylontech group (§2.5.3: ADR = 0x0n + 0x10 x group, master 0x02 + 0x10 x
+ * group) on one line. Once per cycle, when its leader (the first of its modules the daemon
+ * polls) is polled, the group's master is asked for the analog values (0x42) and alarms (0x44)
+ * of all its modules at once (INFO 0xFF): two requests for the whole group instead of two per
+ * module. Each module then takes its own block. V3.3 does not name the blocks; they come in
+ * address order, master first, so block k is address master + k. That holds while the stack
+ * is whole: a reply with fewer blocks than the group has had (a module gone silent would shift
+ * the ones after it) is not used, and every module asks for its own values that cycle. So does
+ * a module whose block did not come, and every module while the master refuses or leaves
+ * unanswered the requests for all modules (3 times in a row; then they are tried again every
+ * 50th cycle).
+ */
+struct pyl_group {
+    uint8_t master;              /* ADR of the group's master */
+    const struct pack *leader;   /* the module whose poll asks for the whole group */
+    struct pack_optional analog; /* the master's answers to 0x42 for all modules */
+    struct pack_optional alarm;  /* and to 0x44 */
+    unsigned modules;            /* the most blocks a reply of the master has had */
+    unsigned n_analog, n_alarm;  /* blocks usable this cycle */
+    bool analog_fresh[PYL_MAX_MODULES], alarm_fresh[PYL_MAX_MODULES]; /* not taken yet */
+    double rows[PYL_MAX_MODULES][PYL_N_READINGS];
+};
+
+/* One request for all modules of g (cmd 0x42 or 0x44) into g->rows. Returns the blocks
+ * decoded (> 0), or 0 with *r the failure. */
+static unsigned pyl_group_ask(struct pack *p, struct pyl_group *g, uint8_t cmd, double now_s,
+                              enum mb_result *r)
+{
+    uint8_t info[AF_INFO_MAX];
+    struct af_frame f;
+    char req[32];
+    int n = pyl_build_request(g->master, cmd, PYL_ALL_MODULES, req, sizeof(req));
+
+    *r = n < 0
+             ? MB_ERR_LENGTH
+             : ascii_command(p, g->master, req, (size_t)n, PYL_CID1, info, sizeof(info), &f, now_s);
+    if (*r != MB_OK)
+        return 0;
+    n = cmd == PYL_CMD_ANALOG
+            ? pyl_decode_analog(f.info, f.info_len, PYL_ALL_MODULES, g->rows, PYL_MAX_MODULES)
+            : pyl_decode_alarm(f.info, f.info_len, PYL_ALL_MODULES, g->rows, PYL_MAX_MODULES);
+    if (n <= 0) {
+        snprintf(line_what(p), LINE_WHAT_LEN, "all-modules reply 0x%02x does not fit the frame",
+                 cmd);
+        *r = MB_ERR_LENGTH;
+        return 0;
+    }
+    return (unsigned)n;
+}
+
+/* Whether the all-modules request o stands for is asked this cycle (refusal backoff). */
+static bool pyl_group_due(struct pack_optional *o)
+{
+    if (o->refused < PACK_REFUSALS_BEFORE_BACKOFF)
+        return true;
+    if (++o->skipped < PACK_REFUSED_ASK_EVERY)
+        return false;
+    o->skipped = 0;
+    return true;
+}
+
+/* The outcome r of the all-modules request cmd of g. */
+static void pyl_group_done(struct pack *p, struct pyl_group *g, struct pack_optional *o,
+                           uint8_t cmd, enum mb_result r)
+{
+    if (r == MB_OK) {
+        if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
+            log_msg(LOG_LVL_NOTICE,
+                    "pylontech group master 0x%02x answers 0x%02x for all "
+                    "modules again",
+                    g->master, cmd);
+        o->refused = 0;
+    } else if ((r == MB_ERR_EXCEPTION || r == MB_ERR_TIMEOUT) &&
+               ++o->refused == PACK_REFUSALS_BEFORE_BACKOFF) {
+        log_msg(LOG_LVL_NOTICE,
+                "pylontech group master 0x%02x does not answer requests for all modules (0x%02x "
+                "INFO 0xFF: %s); asking each module on its own, and the master again every %uth "
+                "cycle",
+                g->master, cmd, line_what(p), PACK_REFUSED_ASK_EVERY);
+    }
+}
+
+/* Blocks of a reply that may be used: all of them unless the stack looks smaller than it was. */
+static unsigned pyl_group_whole(struct pyl_group *g, unsigned n, uint8_t cmd)
+{
+    if (n >= g->modules) {
+        g->modules = n;
+        return n;
+    }
+    log_msg(LOG_LVL_NOTICE,
+            "pylontech group master 0x%02x reports %u modules in 0x%02x, not %u: its blocks may "
+            "have moved; asking each module on its own this cycle",
+            g->master, n, cmd, g->modules);
+    return 0;
+}
+
+/* The leader's poll: ask the master for every module's analog values and alarms. */
+static void pyl_group_fetch(struct pack *p, struct pyl_group *g, double now_s)
+{
+    enum mb_result r;
+
+    g->n_analog = g->n_alarm = 0;
+    memset(g->analog_fresh, 0, sizeof(g->analog_fresh));
+    memset(g->alarm_fresh, 0, sizeof(g->alarm_fresh));
+    if (pyl_group_due(&g->analog)) {
+        unsigned n = pyl_group_ask(p, g, PYL_CMD_ANALOG, now_s, &r);
+        pyl_group_done(p, g, &g->analog, PYL_CMD_ANALOG, r);
+        g->n_analog = n ? pyl_group_whole(g, n, PYL_CMD_ANALOG) : 0;
+        for (unsigned k = 0; k < g->n_analog; k++)
+            g->analog_fresh[k] = true;
+    }
+    if (g->n_analog && pyl_group_due(&g->alarm)) {
+        unsigned n = pyl_group_ask(p, g, PYL_CMD_ALARM, now_s, &r);
+        pyl_group_done(p, g, &g->alarm, PYL_CMD_ALARM, r);
+        g->n_alarm = n ? pyl_group_whole(g, n, PYL_CMD_ALARM) : 0;
+        for (unsigned k = 0; k < g->n_alarm; k++)
+            g->alarm_fresh[k] = true;
+    }
+}
+
+/* What of pack p's reading its group has this cycle: copied into values, *analog / *alarm
+ * set when they were. */
+static void pyl_group_take(struct pack *p, double *values, double now_s, bool *analog, bool *alarm)
+{
+    struct pyl_group *g = p->bus_state;
+    unsigned k;
+
+    *analog = *alarm = false;
+    if (!g || p->slave < g->master || (k = p->slave - g->master) >= PYL_MAX_MODULES)
+        return;
+    if (p == g->leader)
+        pyl_group_fetch(p, g, now_s);
+    if (g->analog_fresh[k]) {
+        pyl_copy(PYL_CMD_ANALOG, values, g->rows[k]);
+        g->analog_fresh[k] = false;
+        *analog = true;
+    }
+    if (g->alarm_fresh[k]) {
+        pyl_copy(PYL_CMD_ALARM, values, g->rows[k]);
+        g->alarm_fresh[k] = false;
+        *alarm = true;
+    }
+}
+
+/* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92); the
+ * first two from its group's all-modules replies where the master gives them. */
 static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
 {
     double(*row)[PYL_N_READINGS] = (double(*)[PYL_N_READINGS])values;
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     enum mb_result r;
+    bool analog, alarm;
 
-    if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
-        return r;
-    if (pyl_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
-        snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
-        return MB_ERR_LENGTH;
+    pyl_group_take(p, values, now_s, &analog, &alarm);
+    if (!analog) {
+        if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
+            return r;
+        if (pyl_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
+            snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
+            return MB_ERR_LENGTH;
+        }
     }
     /* Alarms and limits complete the reading; a pack that refuses them still has one, with
      * those readings unknown. */
-    r = MB_ERR_TIMEOUT;
-    if (optional_due(p, PYL_OPT_ALARM)) {
+    r = alarm ? MB_OK : MB_ERR_TIMEOUT;
+    if (!alarm && optional_due(p, PYL_OPT_ALARM)) {
         r = pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f, now_s);
         if (r == MB_OK && pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
             r = MB_ERR_LENGTH;
@@ -340,6 +491,29 @@ static enum mb_result pyl_identify(struct pack *p, double now_s)
     return MB_OK;
 }
 
+/* The packs of a Pylontech line in groups (by ADR / 0x10), each with its leader. */
+static int pyl_bus_setup(struct pack **packs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct pyl_group *g = NULL;
+        uint8_t master = (uint8_t)((packs[i]->slave & 0xF0u) | PYL_ADDR_MASTER);
+        for (size_t k = 0; k < i && !g; k++) {
+            struct pyl_group *o = packs[k]->bus_state;
+            if (o && o->master == master)
+                g = o;
+        }
+        if (!g) {
+            if (!(g = calloc(1, sizeof(*g))))
+                return -1;
+            g->master = master;
+            g->leader = packs[i];
+            packs[i]->bus_state_owned = true;
+        }
+        packs[i]->bus_state = g;
+    }
+    return 0;
+}
+
 const struct pack_driver pyl_driver = {
     .name = "pylontech",
     .sim_proto = "pylontech",
@@ -350,6 +524,7 @@ const struct pack_driver pyl_driver = {
     .n_defs = &pyl_n_readings,
     .poll = pyl_poll,
     .identify = pyl_identify,
+    .bus_setup = pyl_bus_setup,
 };
 
 /* ---- ASCII frames: EG4 LifePower4 (CID1 0x4A) ------------------------------------------ */
@@ -365,7 +540,7 @@ static enum mb_result lp4a_command(struct pack *p, uint8_t cmd, uint8_t *info, s
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, req, (size_t)n, LP4A_CID1, info, cap, f, now_s);
+    return ascii_command(p, p->slave, req, (size_t)n, LP4A_CID1, info, cap, f, now_s);
 }
 
 /* Analog values (0x42) and alarms (0x44); requests carry no INFO. */

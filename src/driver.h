@@ -34,6 +34,10 @@ struct pack_driver {
     enum mb_result (*poll)(struct pack *p, double *values, double now_s);
     /* optional: read model, firmware and serial into p->id. MB_OK, or the cause. */
     enum mb_result (*identify)(struct pack *p, double now_s);
+    /* optional: the packs[0..n) of one line are set up; hang what they share off their
+     * bus_state (a pack whose bus_state_owned is set frees it at teardown). 0, or -1 when
+     * out of memory. */
+    int (*bus_setup)(struct pack **packs, size_t n);
 };
 
 /* EG4 LifePower4 v2 / EG4-LL over Modbus RTU (function 0x03, vendor map V01.06). */

@@ -327,6 +327,36 @@ static int packs_simulate(const struct config *cfg, struct pack *packs, struct s
     return 0;
 }
 
+/* Packs that share a line (a port, a bridge, a simulated line). */
+static bool packs_share_line(const struct pack *a, const struct pack *b)
+{
+    return (a->raw && a->raw == b->raw) || (a->link && a->link == b->link) ||
+           (a->sim_line && a->sim_line == b->sim_line);
+}
+
+/* Let each driver set up what the packs of one line share (driver.h bus_setup). */
+static int packs_bus_setup(struct pack *packs, size_t n)
+{
+    struct pack **line = calloc(n ? n : 1, sizeof(*line));
+    int rc = 0;
+
+    for (size_t i = 0; line && i < n && rc == 0; i++) {
+        size_t k, m = 0;
+        if (!packs[i].driver->bus_setup)
+            continue;
+        for (k = 0; k < i && !packs_share_line(&packs[k], &packs[i]); k++)
+            ;
+        if (k < i)
+            continue; /* set up with the first pack of its line */
+        for (k = i; k < n; k++)
+            if (k == i || packs_share_line(&packs[i], &packs[k]))
+                line[m++] = &packs[k];
+        rc = packs[i].driver->bus_setup(line, m);
+    }
+    free(line);
+    return line ? rc : -1;
+}
+
 /* One line per pack: polls and failed polls by cause. */
 static void packs_report(const struct pack *packs, size_t n)
 {
@@ -545,7 +575,8 @@ int main(int argc, char **argv)
         raw[i].fd = -1;
     if (!packs || !links || !raw || (simulate && !lines) ||
         packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0 ||
-        (simulate && packs_simulate(&cfg, packs, lines) < 0)) {
+        (simulate && packs_simulate(&cfg, packs, lines) < 0) ||
+        packs_bus_setup(packs, cfg.n_packs) < 0) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
     } else {

@@ -52,6 +52,9 @@ int pack_energy_attach(struct pack *p, struct energy_store *s)
 void pack_teardown(struct pack *p)
 {
     free(p->values);
+    if (p->bus_state_owned)
+        free(p->bus_state);
+    p->bus_state = NULL;
     energy_destroy(&p->energy);
     p->values = NULL;
 }

@@ -54,6 +54,8 @@ struct pack {
     uint8_t slave;                    /* its slave (unit) id on that bus */
     unsigned long link_opens;  /* link->opens at the last poll: a change is a new connection */
     struct sim_line *sim_line; /* its simulated line (transport mock, --dry-run), or NULL */
+    void *bus_state;           /* what the driver shares between the packs of its line */
+    bool bus_state_owned;      /* this pack frees bus_state (pack_teardown) */
     struct pack_identity id;   /* from registers 105..127; empty until read */
     bool need_identity;        /* read the identity on the next good poll */
     double last_good_s;        /* monotonic s of the last good reading (listening) */

@@ -451,6 +451,30 @@ int pyl_clear(uint8_t cmd, double *values)
     }
 }
 
+void pyl_copy(uint8_t cmd, double *dst, const double *src)
+{
+    int first, last;
+
+    switch (cmd) {
+    case PYL_CMD_ANALOG:
+        first = ANALOG_FIRST, last = ANALOG_LAST;
+        break;
+    case PYL_CMD_ALARM:
+        first = ALARM_FIRST, last = ALARM_LAST;
+        break;
+    case PYL_CMD_MANAGEMENT:
+        first = MGMT_FIRST, last = MGMT_LAST;
+        break;
+    case PYL_CMD_SYSTEM:
+        first = SYS_FIRST, last = SYS_LAST;
+        break;
+    default:
+        return;
+    }
+    for (int i = first; i < last; i++)
+        dst[i] = src[i];
+}
+
 int pyl_decode_analog(const uint8_t *info, size_t len, uint8_t command,
                       double values[][PYL_N_READINGS], unsigned max_modules)
 {

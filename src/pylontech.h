@@ -98,6 +98,11 @@ extern const size_t pyl_n_readings; /* == PYL_N_READINGS */
  */
 int pyl_clear(uint8_t cmd, double *values);
 
+/* Copy the readings that command cmd carries (as pyl_clear) from src to dst, both
+ * [PYL_N_READINGS]: a module's block of an all-modules reply into its own reading. Another
+ * cmd copies nothing. */
+void pyl_copy(uint8_t cmd, double *dst, const double *src);
+
 /*
  * Decode the INFO of a 0x42 reply (§3.3) into rows of readings; command is the module byte
  * of the request (the reply's second byte is that module's address, or for PYL_ALL_MODULES

@@ -963,6 +963,8 @@ static void usage(FILE *f)
         "  -t, --turnaround MS    request-to-reply gap (default 3.5 character times)\n"
         "  -k, --seed-offset K    pack i simulates pack id i+K (default 0)\n"
         "      --no-identity      Modbus: refuse reads of registers 105..127 (exception 02)\n"
+        "      --no-all-modules   Pylontech: answer requests for all modules (INFO 0xFF)\n"
+        "                         with return code 06\n"
         "      --refuse I:CMD     pack I (or *) refuses command CMD (ASCII CID2, Modbus\n"
         "                         function, legacy CMD; e.g. 0x44); repeatable\n"
         "  -v, --verbose          log requests and replies to stderr\n"
@@ -1126,6 +1128,7 @@ enum {
     OPT_MASTER_IDENTITY,
     OPT_TCP,
     OPT_REFUSE,
+    OPT_NO_ALL_MODULES,
 };
 
 /* --refuse options, applied once the packs exist. */
@@ -1152,6 +1155,7 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"seed-offset", required_argument, NULL, 'k'},
         {"no-identity", no_argument, NULL, OPT_NO_IDENTITY},
         {"refuse", required_argument, NULL, OPT_REFUSE},
+        {"no-all-modules", no_argument, NULL, OPT_NO_ALL_MODULES},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1242,6 +1246,9 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
             break;
         case OPT_NO_IDENTITY:
             sim_no_identity = true;
+            break;
+        case OPT_NO_ALL_MODULES:
+            sim_no_all_modules = true;
             break;
         case OPT_REFUSE:
             if (nrefuse_opts >= SIM_MAX_FAULT_OPTS) {

@@ -107,6 +107,10 @@ extern const struct sim_proto sim_proto_lp4ascii;
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;
 
+/* --no-all-modules: the Pylontech personality answers requests for all modules (INFO 0xFF)
+ * with return code 06, as firmware without them does. */
+extern bool sim_no_all_modules;
+
 /* Set up pk's simulated state (simpack_init with seed_id, its random numbers from pk->idx);
  * idx, slave and peers are the caller's. */
 void sim_pack_init(struct sim_pack *pk, unsigned seed_id);

@@ -6,6 +6,7 @@
 #include "sim.h"
 
 bool sim_no_identity;
+bool sim_no_all_modules;
 
 void sim_pack_init(struct sim_pack *pk, unsigned seed_id)
 {

@@ -182,7 +182,8 @@ static unsigned py_group(struct sim_pack *pk, struct sim_pack **out)
 
     for (unsigned i = 0; i < pk->n_peers && n < PY_MAX_MODULES; i++) {
         struct sim_pack *o = &pk->peers[i];
-        if (o->slave >> 4 != pk->slave >> 4)
+        /* A module gone silent is gone from the master's reports too. */
+        if (o->slave >> 4 != pk->slave >> 4 || (o != pk && o->fault.kind == FAULT_SILENCE))
             continue;
         if (o->sim.t < pk->sim.t)
             simpack_step(&o->sim, pk->sim.t);
@@ -204,6 +205,8 @@ static uint8_t py_modules(struct sim_pack *pk, uint8_t cid2, uint8_t cmd, struct
     bool alarm = false;
 
     mods[0] = pk;
+    if (cmd == PY_ALL && sim_no_all_modules)
+        return SIM_RTN_DATA;
     if (cmd == PY_ALL)
         n = py_group(pk, mods);
     else if (cmd != pk->slave)

@@ -137,9 +137,10 @@ class AsciiTest(harness.StackTest):
                 self.assertIsNone(s[key], "%s = %r, but the module never gave it" % (key, s[key]))
         counts = self.command_counts(sim, 1)
         self.assertGreaterEqual(counts.get(0x42, 0), 11)
-        # Three refusals in a row, then one try every 50th poll.
-        for cmd in (0x44, 0x92):
-            self.assertLessEqual(counts.get(cmd, 0), 4, "command 0x%02x asked %d times in %d "
+        # Three refusals in a row, then one try every 50th poll (0x44 is asked for all modules
+        # of the group and for the module itself: three times each).
+        for cmd, most in ((0x44, 7), (0x92, 4)):
+            self.assertLessEqual(counts.get(cmd, 0), most, "command 0x%02x asked %d times in %d "
                                  "polls" % (cmd, counts.get(cmd, 0), counts[0x42]))
         self.assertTrue(daemon.wait_line(r"command 0x44 \(alarms\) refused 3 times in a row", 5))
         rc, out = harness.run_ha_check(cap.lines(), self.dir)
@@ -151,6 +152,46 @@ class AsciiTest(harness.StackTest):
                            json.loads(m[2])["alarm_cell_voltage_low"] is not None, 30, mark)
         self.assertTrue(got, "alarms still unknown after the module answers 0x44%s" % self.diag())
         self.assertIn(json.loads(got[2])["alarm_cell_voltage_low"], (0, 1))
+
+    def stack_of_three(self, *sim_args):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--protocol", "pylontech", "--baud", "115200", "--packs", "0",
+                                 "--bus", "2,3,4", *sim_args)
+        port = os.path.join(self.dir, "pack1")
+        packs = [("us3000_%d" % a, a, None) for a in (2, 3, 4)]
+        text = bus_config(broker.port, "pylontech", port, packs, poll_interval_s=0.3)
+        daemon = self.start_daemon(self.write_config(text.replace("  baud: 9600\n", "")))
+        topics = [harness.state_topic(name) for name, _, _ in packs]
+        got = cap.wait_until(lambda items: all(len([m for m in items if m[1] == t]) >= 6
+                                               for t in topics), 30)
+        self.assertTrue(got, "fewer than 6 states of each module%s" % self.diag())
+        for t in topics:
+            s = json.loads(cap.of_topic(t)[-1][2])
+            self.assertGreater(s["pack_voltage"], 40)
+            self.assertIn(s["alarm_cell_voltage_low"], (0, 1))
+            self.assertIn(s["charge_enable"], (0, 1))
+        return sim, daemon, [self.command_counts(sim, k) for k in (1, 2, 3)]
+
+    def test_pylontech_master_answers_for_all_modules(self):
+        """Analog values and alarms of the whole stack in two requests to the master (INFO
+        0xFF) per cycle; only 0x92 goes to each module."""
+        _, _, (master, second, third) = self.stack_of_three()
+        self.assertGreaterEqual(master.get(0x42, 0), 6)
+        self.assertGreaterEqual(master.get(0x44, 0), 6)
+        for counts in (second, third):
+            self.assertEqual(counts.get(0x42, 0), 0, "a module asked on its own: %s" % counts)
+            self.assertEqual(counts.get(0x44, 0), 0, "a module asked on its own: %s" % counts)
+            self.assertGreaterEqual(counts.get(0x92, 0), 6)
+
+    def test_pylontech_without_all_modules_asks_each_module(self):
+        _, daemon, counts = self.stack_of_three("--no-all-modules")
+        for c in counts:
+            self.assertGreaterEqual(c.get(0x42, 0), 6)
+        # Three refused requests for all modules, then one every 50th cycle only.
+        self.assertLessEqual(counts[0].get(0x42, 0), counts[1].get(0x42, 0) + 4)
+        self.assertTrue(daemon.wait_line(r"group master 0x02 does not answer requests for all "
+                                         r"modules", 5))
 
     def test_lifepower4_ascii_refusing_alarms_has_no_status_standby(self):
         broker = self.start_broker()

@@ -707,6 +707,18 @@ static void test_pyl_clear_makes_one_commands_readings_unknown(void **state)
     assert_int_equal(pyl_clear(PYL_CMD_SERIAL, row), -EINVAL);
     for (size_t i = 0; i < PYL_N_READINGS; i++)
         assert_float_equal(row[i], 1, 0);
+
+    /* pyl_copy moves exactly one command's readings (a module's block of a 0xFF reply). */
+    double src[PYL_N_READINGS];
+    for (size_t i = 0; i < PYL_N_READINGS; i++)
+        src[i] = 2;
+    pyl_copy(PYL_CMD_ALARM, row, src);
+    assert_float_equal(val(row, "charge_mos"), 2, 0);
+    assert_float_equal(val(row, "pack_voltage"), 1, 0);
+    assert_float_equal(val(row, "charge_enable"), 1, 0);
+    pyl_copy(PYL_CMD_ANALOG, row, src);
+    assert_float_equal(val(row, "pack_voltage"), 2, 0);
+    assert_float_equal(val(row, "charge_voltage_limit"), 1, 0);
 }
 
 int main(void)
