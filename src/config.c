@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "serial.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* A config is a few hundred bytes; anything this big is the wrong file. */
@@ -155,12 +157,6 @@ static const char *const transport_names[] = {
     [CONFIG_TRANSPORT_MOCK] = "mock",
 };
 
-/* The Linux termios Bxxx rates (B0 is "hang up", not a rate). */
-static const int baud_rates[] = {
-    50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
-    57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
-    2000000, 2500000, 3000000, 3500000, 4000000,
-};
 // clang-format on
 
 _Static_assert(ARRAY_SIZE(top_keys) <= SECTION_MAX_KEYS, "top_keys too long");
@@ -486,6 +482,21 @@ static int store_string(struct loader *ld, const struct key_spec *spec, void *ds
     return 0;
 }
 
+/* "110, 300, ... or 4000000": the rates of the serial layer, for messages. */
+static const char *baud_list(char *buf, size_t size)
+{
+    size_t used = 0, n = ser_baud_count();
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%d",
+                                 i == 0       ? ""
+                                 : i + 1 == n ? " or "
+                                              : ", ",
+                                 ser_baud_at(i));
+    return buf;
+}
+
 /* "(a leading 0 means octal)" when a decimal-looking number failed only because of it. */
 static const char *octal_hint(const yaml_node_t *value)
 {
@@ -500,7 +511,7 @@ static const char *octal_hint(const yaml_node_t *value)
 static int store_int(struct loader *ld, const struct key_spec *spec, void *dst,
                      const yaml_node_t *value, const char *path)
 {
-    char text[EXCERPT_MAX + 8];
+    char text[EXCERPT_MAX + 8], rates[256];
     long long v;
 
     if (parse_int(scalar_text(value), value->data.scalar.length, &v) != 0)
@@ -512,8 +523,8 @@ static int store_int(struct loader *ld, const struct key_spec *spec, void *dst,
     }
     if ((spec->flags & F_BAUD) && (v < 0 || v > INT32_MAX || !config_baud_supported((int)v)))
         return fail(ld, value->start_mark,
-                    "%s %s is not a standard serial rate (e.g. 9600, 19200, 115200)", path,
-                    node_excerpt(value, text, sizeof text));
+                    "%s %s is not a rate bms2mqtt can set on a serial port (%s)", path,
+                    node_excerpt(value, text, sizeof text), baud_list(rates, sizeof rates));
     if (!(spec->flags & F_BAUD) && (v < spec->min || v > spec->max))
         return fail(ld, value->start_mark, "%s must be in %lld..%lld, not %s", path, spec->min,
                     spec->max, node_excerpt(value, text, sizeof text));
@@ -1197,11 +1208,7 @@ void config_free(struct config *cfg)
 
 bool config_baud_supported(int baud)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(baud_rates); i++) {
-        if (baud_rates[i] == baud)
-            return true;
-    }
-    return false;
+    return ser_baud_supported(baud);
 }
 
 const char *config_mode_name(enum config_bus_mode mode)

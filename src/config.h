@@ -88,8 +88,8 @@ int config_defaults(struct config *cfg);
  * always NUL-terminated) of the form "path:line:column: what is wrong", with 1-based line
  * and column pointing at the offending key or value. Errors: unreadable file, YAML syntax,
  * unknown or misspelt key, wrong type, value out of range (address 1..247, port 1..65535,
- * baud not a standard termios rate, ...), unknown mode or transport, duplicate pack name,
- * a modbus_per_pack pack without `port` (serial transport), no packs at all.
+ * a baud rate config_baud_supported() refuses, ...), unknown mode or transport, duplicate
+ * pack name, a modbus_per_pack pack without `port` (serial transport), no packs at all.
  * Returns 0 on success; the caller must config_free() it.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
@@ -104,7 +104,8 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
 /* Free everything *cfg owns and zero it. Safe on a zeroed or already freed config. */
 void config_free(struct config *cfg);
 
-/* True if `baud` is a rate a Linux serial port can be set to (a termios Bxxx constant). */
+/* True if `baud` is a rate bms2mqtt can set on a serial port: ser_baud_supported(), the one
+ * table of the serial layer (serial.h), which libmodbus sets as well. */
 bool config_baud_supported(int baud);
 
 /* "modbus_per_pack", "active" or "passive". */

@@ -19,6 +19,7 @@
 #include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "pylontech.h"
+#include "url.h"
 #include "log.h"
 #include "mqtt.h"
 #include "poller.h"
@@ -259,7 +260,7 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 
     if (shared && !simulate &&
         ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
-        log_msg(LOG_LVL_ERROR, "bus.port %s: bad link parameters", cfg->bus.port);
+        log_msg(LOG_LVL_ERROR, "bus.port %s: %s", cfg->bus.port, raw->what);
         return -1;
     }
 
@@ -267,23 +268,27 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
         const struct config_pack *c = &cfg->packs[i];
         struct pack *p = &packs[i];
 
-        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0)
+        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0) {
+            log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
             return -1;
+        }
         if (shared && !simulate)
             p->raw = raw;
-        else if (!simulate && strncmp(c->port, "tcp://", 6) == 0) {
+        else if (!simulate && url_kind(c->port) == URL_TCP) {
             if (!(p->raw = raw_for(cfg, c, raw, &n_raw, trace))) {
-                log_msg(LOG_LVL_ERROR, "pack %s: bad bridge address %s", p->name, c->port);
+                log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, raw[n_raw].what);
                 return -1;
             }
         } else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
-            log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
+            log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, links[n_links].what);
             return -1;
         }
         if (simulate) {
             p->sim = calloc(1, sizeof(*p->sim));
-            if (!p->sim)
+            if (!p->sim) {
+                log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
                 return -1;
+            }
             simpack_init(p->sim, (unsigned)i + 1);
         }
     }
@@ -496,9 +501,11 @@ int main(int argc, char **argv)
     struct ser_link *raw = calloc(cfg.n_packs + 1, sizeof(*raw));
     for (size_t i = 0; raw && i <= cfg.n_packs; i++)
         raw[i].fd = -1;
-    if (!packs || !links || !raw || packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0) {
+    if (!packs || !links || !raw) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
+    } else if (packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0) {
+        rc = 1; /* packs_init() logged why */
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }

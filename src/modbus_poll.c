@@ -12,6 +12,8 @@
 #include "crc.h"
 #include "cursor.h"
 #include "log.h"
+#include "serial.h"
+#include "url.h"
 
 #define MB_FC_READ_HOLDING 0x03
 
@@ -95,9 +97,34 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
 
 int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace)
 {
+    struct url url;
+    const char *why = NULL;
+
     memset(l, 0, sizeof(*l));
-    if (!port || baud <= 0 || !(timeout_s > 0))
+    if (!port || !(timeout_s > 0)) {
+        snprintf(l->what, sizeof(l->what), "%s", !port ? "no port" : "timeout must be > 0 s");
         return -1;
+    }
+    if (url_parse(port, &url, &why) != 0) {
+        snprintf(l->what, sizeof(l->what), "%s", why);
+        return -1;
+    }
+    if (url.kind == URL_TCP) {
+        snprintf(l->what, sizeof(l->what), "tcp:// is a raw RS-485 bridge, not a Modbus link");
+        return -1;
+    }
+    /* libmodbus would set any rate it does not know as 9600 without a word. */
+    if (url.kind == URL_DEVICE && !ser_baud_supported(baud)) {
+        snprintf(l->what, sizeof(l->what), "baud %d is not a rate a serial port can be set to",
+                 baud);
+        return -1;
+    }
+    if (url.kind == URL_MODBUS_TCP) {
+        l->tcp = true;
+        snprintf(l->host, sizeof(l->host), "%s", url.host);
+        snprintf(l->service, sizeof(l->service), "%d", url.port);
+        baud = baud > 0 ? baud : 9600; /* only paces the t3.5 silence */
+    }
     snprintf(l->port, sizeof(l->port), "%s", port);
     l->baud = baud;
     l->timeout_s = timeout_s;
@@ -122,26 +149,11 @@ static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *f
     return r;
 }
 
-/* "modbus-tcp://HOST:PORT": a Modbus TCP gateway (MBAP header, unit id = slave id). */
-static modbus_t *mb_new_tcp(const char *url)
-{
-    char host[128];
-    const char *hp = url + strlen("modbus-tcp://"), *colon = strrchr(hp, ':');
-
-    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(host)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = '\0';
-    return modbus_new_tcp_pi(host, colon + 1);
-}
-
 static enum mb_result mb_open(struct mb_link *l)
 {
-    modbus_t *ctx = strncmp(l->port, "modbus-tcp://", 13) == 0
-                        ? mb_new_tcp(l->port)
-                        : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
+    /* modbus-tcp://HOST[:PORT]: a Modbus TCP gateway (MBAP header, unit id = slave id). */
+    modbus_t *ctx = l->tcp ? modbus_new_tcp_pi(l->host, l->service)
+                           : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
 
     if (!ctx)
         return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));

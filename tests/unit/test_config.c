@@ -17,6 +17,11 @@
 /* The smallest valid head: mock transport needs no serial ports. Lines 1-3. */
 #define MOCK_BUS "bus:\n  mode: modbus_per_pack\n  transport: mock\n"
 
+/* The rates of the serial layer, as messages list them. */
+#define BAUD_LIST                                                                                  \
+    "110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, "         \
+    "500000, 576000, 921600, 1000000, 1152000, 1500000, 2500000, 3000000, 3500000 or 4000000"
+
 /*
  * The original eg4-battery config as its bring-up checklist shows it, with the indentation
  * the checklist lost put back, and the bus and mqtt sections its load_config() required.
@@ -549,25 +554,62 @@ static void test_config_baud_not_a_termios_rate_is_refused(void **state)
 {
     (void)state;
     expect_error(MOCK_BUS "  baud: 9601\npacks: [{name: p}]\n",
-                 "t.yaml:4:9: bus.baud 9601 is not a standard serial rate (e.g. 9600, 19200, "
-                 "115200)");
+                 "t.yaml:4:9: bus.baud 9601 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
     expect_error(MOCK_BUS "  baud: 0\npacks: [{name: p}]\n",
-                 "t.yaml:4:9: bus.baud 0 is not a standard serial rate (e.g. 9600, 19200, "
-                 "115200)");
+                 "t.yaml:4:9: bus.baud 0 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    baud: 14400\n",
-                 "t.yaml:6:11: packs[0].baud 14400 is not a standard serial rate (e.g. 9600, "
-                 "19200, 115200)");
+                 "t.yaml:6:11: packs[0].baud 14400 is not a rate bms2mqtt can set on a serial "
+                 "port (" BAUD_LIST ")");
+}
+
+/* The loader accepts exactly the rates the serial layer and libmodbus set: 30 never was a
+ * rate; 50 and 2000000 are termios rates that libmodbus quietly sets as 9600. */
+static void test_config_baud_is_what_the_serial_layer_sets(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, MOCK_BUS "  baud: 300\npacks:\n  - {name: p1, baud: 500000}\n");
+    assert_int_equal(cfg.bus.baud, 300);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[0]), 500000);
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "  baud: 500000\npacks:\n  - {name: p1, baud: 9600}\n");
+    assert_int_equal(cfg.bus.baud, 500000);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[0]), 9600);
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "  baud: 110\npacks:\n  - {name: p1, baud: 4000000}\n");
+    config_free(&cfg);
+    expect_error(MOCK_BUS "  baud: 30\npacks: [{name: p}]\n",
+                 "t.yaml:4:9: bus.baud 30 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "packs:\n  - {name: p1, baud: 30}\n",
+                 "t.yaml:5:22: packs[0].baud 30 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "  baud: 50\npacks: [{name: p}]\n",
+                 "t.yaml:4:9: bus.baud 50 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "packs:\n  - {name: p1, baud: 2000000}\n",
+                 "t.yaml:5:22: packs[0].baud 2000000 is not a rate bms2mqtt can set on a serial "
+                 "port (" BAUD_LIST ")");
 }
 
 static void test_config_baud_supported_matches_termios_rates(void **state)
 {
     (void)state;
-    assert_true(config_baud_supported(50));
+    assert_true(config_baud_supported(110));
+    assert_true(config_baud_supported(300));
     assert_true(config_baud_supported(9600));
     assert_true(config_baud_supported(19200));
     assert_true(config_baud_supported(115200));
+    assert_true(config_baud_supported(500000));
     assert_true(config_baud_supported(921600));
     assert_true(config_baud_supported(4000000));
+    assert_false(config_baud_supported(30));
+    assert_false(config_baud_supported(50));
+    assert_false(config_baud_supported(1800));
+    assert_false(config_baud_supported(2000000));
     assert_false(config_baud_supported(0));
     assert_false(config_baud_supported(-9600));
     assert_false(config_baud_supported(14400));
@@ -968,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_config_unknown_transport_is_refused),
         cmocka_unit_test(test_config_baud_not_a_termios_rate_is_refused),
         cmocka_unit_test(test_config_baud_supported_matches_termios_rates),
+        cmocka_unit_test(test_config_baud_is_what_the_serial_layer_sets),
         cmocka_unit_test(test_config_duplicate_pack_name_points_at_second),
         cmocka_unit_test(test_config_per_pack_serial_pack_without_port_is_refused),
         cmocka_unit_test(test_config_shared_bus_needs_port_and_distinct_addresses),
