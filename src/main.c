@@ -422,7 +422,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
 {
     struct mqtt_callbacks cb = {on_connect, on_ha_status};
     struct daemon d = {0};
-    char client_id[128], status_topic[512], bank[64];
+    char client_id[128], status_topic[CONFIG_TOPIC_MAX], bank[64];
     const char *cid = cfg->mqtt.client_id;
     struct mqtt *m;
     pthread_t sig_thread;

@@ -98,6 +98,18 @@ class CliTest(StackTest):
         self.assertRegex(r.stderr, r"cfg\.yaml:%d:\d+:" % line,
                          "the error must name line %d of the address" % line)
 
+    def test_bad_port_url_is_refused_at_load_with_its_position(self):
+        # Before, "tcp://HOST" without a port passed the loader and the daemon then died
+        # with "out of memory".
+        cfg, text = self.config(
+            edit=lambda t: t.replace("/nonexistent/ttyBMS1", "tcp://127.0.0.1", 1))
+        line, col = line_col(text, "tcp://127.0.0.1")
+        r = run("-C", cfg)
+        self.assertEqual(r.returncode, 1, "a tcp:// port without a TCP port was accepted")
+        self.assertIn("cfg.yaml:%d:%d: packs[0].port 'tcp://127.0.0.1' has no port" % (line, col),
+                      r.stderr)
+        self.assertNotIn("out of memory", r.stderr)
+
     def test_once_publishes_one_state_per_pack_and_exits(self):
         self.start_broker()
         cap = self.start_capture()

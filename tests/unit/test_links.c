@@ -122,7 +122,74 @@ static void test_url_mistakes_are_named(void **state)
     assert_int_equal(url_kind("ftp://x"), URL_DEVICE);
 }
 
-/* ---- the links and the loader agree on line speeds -------------------------------------- */
+/* ---- the links take what the loader accepts, and refuse the rest with its reason --------- */
+
+/* Does the config loader accept `port` as a modbus_per_pack pack's port? */
+static bool loader_accepts(const char *port)
+{
+    char yaml[600], err[512];
+    struct config cfg;
+
+    snprintf(yaml, sizeof yaml,
+             "bus: {mode: modbus_per_pack, transport: mock}\npacks:\n  - name: p\n    port: '%s'\n",
+             port);
+    if (config_load_buffer(&cfg, "t.yaml", yaml, strlen(yaml), err, sizeof err) != 0)
+        return false;
+    config_free(&cfg);
+    return true;
+}
+
+static void test_links_agree_with_the_loader_on_ports(void **state)
+{
+    static const char *const ports[] = {
+        "/dev/ttyUSB0",          "tcp://bridge.lan:4196",  "tcp://[::1]:4196",
+        "tcp://bridge.lan",      "tcp://bridge.lan:99999", "tcp://:1",
+        "modbus-tcp://gw.lan",   "modbus-tcp://[::1]:503", "modbus-tcp://gw.lan:0",
+        "udp://bridge.lan:4196", "tcp://::1:4196",         "modbus-tcp://",
+    };
+    struct ser_link sl;
+    struct mb_link ml;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        struct url u;
+        const char *why = NULL;
+        bool ok = url_parse(ports[i], &u, &why) == 0;
+        int ser = ser_link_init(&sl, ports[i], 9600, 1.0, false, false);
+        int mb = mb_link_init(&ml, ports[i], 9600, 1.0, false);
+
+        assert_int_equal(loader_accepts(ports[i]), ok);
+        if (!ok) {
+            /* Both links refuse it, for the reason the loader gives. */
+            assert_int_equal(ser, -1);
+            assert_int_equal(mb, -1);
+            assert_string_equal(sl.what, why);
+            assert_string_equal(ml.what, why);
+            continue;
+        }
+        /* Each link takes its own kinds, and says so about the other's. */
+        assert_int_equal(ser, u.kind == URL_MODBUS_TCP ? -1 : 0);
+        assert_int_equal(mb, u.kind == URL_TCP ? -1 : 0);
+        if (u.kind == URL_TCP) {
+            char port[8];
+
+            snprintf(port, sizeof port, "%d", u.port);
+            assert_true(sl.tcp);
+            assert_string_equal(sl.host, u.host);
+            assert_string_equal(sl.tcp_port, port);
+        }
+        if (u.kind == URL_MODBUS_TCP) {
+            char port[8];
+
+            snprintf(port, sizeof port, "%d", u.port);
+            assert_true(ml.tcp);
+            assert_string_equal(ml.host, u.host);
+            assert_string_equal(ml.service, port);
+        }
+    }
+    assert_int_equal(mb_link_init(&ml, "modbus-tcp://gw.lan", 9600, 1.0, false), 0);
+    assert_string_equal(ml.service, "502");
+}
 
 /* Every termios rate and a few that are none: the loader, the raw serial link and the
  * Modbus link accept the same ones. */
@@ -225,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_url_devices_are_taken_as_they_are),
         cmocka_unit_test(test_url_tcp_and_modbus_tcp),
         cmocka_unit_test(test_url_mistakes_are_named),
+        cmocka_unit_test(test_links_agree_with_the_loader_on_ports),
         cmocka_unit_test(test_links_agree_with_the_loader_on_baud_rates),
         cmocka_unit_test(test_every_table_rate_is_set_on_a_port),
     };
