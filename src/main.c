@@ -39,7 +39,12 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: bms2mqtt [-C FILE] [options]\n"
+        "       bms2mqtt sniff|scan --port PORT [options]\n"
         "Poll battery packs over RS-485 and publish them to MQTT with Home Assistant discovery.\n"
+        "\n"
+        "  sniff                 print every Modbus RTU frame on a bus; listens only\n"
+        "  scan                  find the packs that answer on a port; print a config snippet\n"
+        "                        (bms2mqtt sniff --help, bms2mqtt scan --help: their options)\n"
         "\n"
         "  -C, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
         "      --dry-run         one cycle against built-in simulated packs; print what\n"

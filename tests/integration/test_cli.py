@@ -51,6 +51,9 @@ class CliTest(StackTest):
         r = run("--help")
         self.assertEqual(r.returncode, 0, "--help exit status; stderr %r" % r.stderr)
         self.assertIn("--dry-run", r.stdout, "--help does not mention --dry-run")
+        for command in ("sniff", "scan"):
+            self.assertRegex(r.stdout, r"(?m)^  %s +\S" % command,
+                             "--help does not list the %s command" % command)
 
     def test_dry_run_prints_valid_discovery_and_states(self):
         cfg, _ = self.config(packs=2)
