@@ -12,7 +12,7 @@
 #include "ha.h"
 #include "log.h"
 
-#define TOPIC_MAX 512
+#define TOPIC_MAX CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
 
 /* One HA device: a pack, or the bank. */
 struct bridge_dev {

@@ -16,10 +16,12 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "reading.h"
+#include "serial.h"
+#include "url.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* A config is a few hundred bytes; anything this big is the wrong file. */
-#define CONFIG_MAX_BYTES (1024 * 1024)
 #define PACK_NAME_MAX    64
 #define SECTION_MAX_KEYS 16
 #define KEY_NAME_MAX     24 /* longest known key, "discovery_prefix", fits */
@@ -36,6 +38,9 @@ struct loader {
     yaml_document_t doc;
     struct config *cfg;
     const yaml_node_t *bus_key;    /* `bus:`, where bus-wide cross-checks point */
+    const yaml_node_t *bus_node;   /* its mapping (or null) */
+    const yaml_node_t *mqtt_node;  /* the `mqtt:` mapping, or NULL */
+    const yaml_node_t *root;       /* the top-level mapping */
     const yaml_node_t *packs_node; /* the `packs:` sequence, one item per cfg->packs[] */
 };
 
@@ -56,7 +61,9 @@ enum value_kind {
 #define F_POSITIVE   0x10u /* numbers: 0 is refused as well */
 #define F_TOPIC      0x20u /* part of a topic (client_id: the status topic): no wildcards */
 #define F_ZERO_OK    0x40u /* 0 is allowed beside the range (pack baud 0 = bus baud, as in Python) */
-#define F_PACK_NAME  0x80u /* [A-Za-z0-9_-]{1,64}: it becomes HA unique_ids and topic levels */
+#define F_PACK_NAME  0x80u  /* [A-Za-z0-9_-]{1,64}: it becomes HA unique_ids and topic levels */
+#define F_PORT       0x100u /* a device path or a URL that url_parse() accepts */
+#define F_ADDRESS    0x200u /* a pack address: its range depends on bus.mode (check_addresses) */
 
 /* One known key of a section: how to read it and where it goes (offset into the section). */
 struct key_spec {
@@ -100,7 +107,7 @@ static const struct key_spec top_keys[] = {
 static const struct key_spec bus_keys[] = {
     {"mode",            V_MODE,      BUS(mode),            0, 0,       F_REQUIRED,   NULL},
     {"transport",       V_TRANSPORT, BUS(transport),       0, 0,       0,            NULL},
-    {"port",            V_STRING,    BUS(port),            0, 0,       F_EMPTY_NULL, NULL},
+    {"port",            V_STRING,    BUS(port),            0, 0,       F_EMPTY_NULL | F_PORT, NULL},
     {"baud",            V_INT,       BUS(baud),            0, 0,       F_BAUD,       NULL},
     {"read_chunk",      V_INT,       BUS(read_chunk),      1, 65536,   0,            NULL},
     {"timeout_s",       V_NUMBER,    BUS(timeout_s),       0, 3600,    F_POSITIVE,   NULL},
@@ -125,8 +132,8 @@ static const struct key_spec mqtt_keys[] = {
 
 static const struct key_spec pack_keys[] = {
     {"name",    V_STRING, PACK(name),    0, 0,   F_REQUIRED | F_NONEMPTY | F_PACK_NAME, NULL},
-    {"address", V_INT,    PACK(address), 1, 247, 0,                                     NULL},
-    {"port",    V_STRING, PACK(port),    0, 0,   F_EMPTY_NULL,                          NULL},
+    {"address", V_INT,    PACK(address), 0, 0,   F_ADDRESS,                             NULL},
+    {"port",    V_STRING, PACK(port),    0, 0,   F_EMPTY_NULL | F_PORT,                 NULL},
     {"baud",    V_INT,    PACK(baud),    0, 0,   F_BAUD | F_ZERO_OK,                    NULL},
 };
 
@@ -155,18 +162,43 @@ static const char *const transport_names[] = {
     [CONFIG_TRANSPORT_MOCK] = "mock",
 };
 
-/* The Linux termios Bxxx rates (B0 is "hang up", not a rate). */
-static const int baud_rates[] = {
-    50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400, 4800, 9600, 19200, 38400,
-    57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
-    2000000, 2500000, 3000000, 3500000, 4000000,
+/*
+ * The addresses each protocol can reach, for the messages a noun phrase naming them, and
+ * the default of a pack without `address` (-1: none, the pack must say).
+ * - Modbus (modbus_per_pack, passive): slave ids 1..247 (Modbus over serial line V1.02
+ *   §2.2; 0 is broadcast). 0x40 is what the EG4 BMS Tool gives every LifePower4 v2 pack.
+ * - active (EG4 legacy 7E..0D): the pack's 4-bit DIP switch, 0..15; 0 is a real address
+ *   (requests `7E 00 01 00 00 0D`, protocols README §2).
+ * - pylontech: ADR = module + 0x10 x group (Pylontech RS485 V3.3 §2.5.3): modules are
+ *   numbered from 2 (the group's master) to 13 (at most 12 per group: master and slaves
+ *   1..11 in the ADR table), groups 0..7 (DIP switches 2-4 of the master). So 0x02..0x7D,
+ *   with a low digit of 2..D: the protocol has no other module addresses (0 and 0xFF are
+ *   reserved, §2.2.2). See pylontech_address_ok().
+ * - lp4_ascii: the pack's DIP-switch address, 1..15 (EG4 LifePower4 ASCII protocol).
+ * Only the Modbus modes have a default: the other protocols have no address that every
+ * pack answers at, and a stack of packs left at one default would all collide.
+ */
+static const struct {
+    int min, max;
+    int fallback;
+    const char *range;
+} mode_addresses[] = {
+    [CONFIG_MODE_MODBUS_PER_PACK] = {1, 247, 0x40, "1..247 (a Modbus slave id)"},
+    [CONFIG_MODE_ACTIVE] = {0, 15, -1, "0..15 (the pack's DIP-switch address; 0 is one)"},
+    [CONFIG_MODE_PASSIVE] = {1, 247, 0x40, "1..247 (a Modbus slave id)"},
+    [CONFIG_MODE_PYLONTECH] = {0x02, 0x7D, -1,
+                               "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: "
+                               "module 2..13, 2 being the group's master)"},
+    [CONFIG_MODE_LP4_ASCII] = {1, 15, -1, "1..15 (the pack's DIP-switch address)"},
 };
+
 // clang-format on
 
 _Static_assert(ARRAY_SIZE(top_keys) <= SECTION_MAX_KEYS, "top_keys too long");
 _Static_assert(ARRAY_SIZE(bus_keys) <= SECTION_MAX_KEYS, "bus_keys too long");
 _Static_assert(ARRAY_SIZE(mqtt_keys) <= SECTION_MAX_KEYS, "mqtt_keys too long");
 _Static_assert(ARRAY_SIZE(pack_keys) <= SECTION_MAX_KEYS, "pack_keys too long");
+_Static_assert(ARRAY_SIZE(mode_addresses) == ARRAY_SIZE(mode_names), "a mode without addresses");
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
@@ -450,6 +482,8 @@ static int check_string(struct loader *ld, const struct key_spec *spec, const ya
     const char *s = scalar_text(value);
     size_t n = value->data.scalar.length;
     char text[EXCERPT_MAX + 8];
+    const char *why = "";
+    struct url url;
 
     if (memchr(s, '\0', n))
         return fail(ld, value->start_mark, "%s contains a NUL character", path);
@@ -465,6 +499,9 @@ static int check_string(struct loader *ld, const struct key_spec *spec, const ya
     if ((spec->flags & F_TOPIC) && (memchr(s, '+', n) || memchr(s, '#', n)))
         return fail(ld, value->start_mark, "%s must not contain the MQTT wildcards '+' or '#'",
                     path);
+    if ((spec->flags & F_PORT) && url_parse(s, &url, &why) != 0)
+        return fail(ld, value->start_mark, "%s '%s' %s", path, excerpt(s, n, text, sizeof text),
+                    why);
     return 0;
 }
 
@@ -486,6 +523,21 @@ static int store_string(struct loader *ld, const struct key_spec *spec, void *ds
     return 0;
 }
 
+/* "110, 300, ... or 4000000": the rates of the serial layer, for messages. */
+static const char *baud_list(char *buf, size_t size)
+{
+    size_t used = 0, n = ser_baud_count();
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%d",
+                                 i == 0       ? ""
+                                 : i + 1 == n ? " or "
+                                              : ", ",
+                                 ser_baud_at(i));
+    return buf;
+}
+
 /* "(a leading 0 means octal)" when a decimal-looking number failed only because of it. */
 static const char *octal_hint(const yaml_node_t *value)
 {
@@ -500,7 +552,7 @@ static const char *octal_hint(const yaml_node_t *value)
 static int store_int(struct loader *ld, const struct key_spec *spec, void *dst,
                      const yaml_node_t *value, const char *path)
 {
-    char text[EXCERPT_MAX + 8];
+    char text[EXCERPT_MAX + 8], rates[256];
     long long v;
 
     if (parse_int(scalar_text(value), value->data.scalar.length, &v) != 0)
@@ -510,10 +562,15 @@ static int store_int(struct loader *ld, const struct key_spec *spec, void *dst,
         *(int *)dst = 0;
         return 0;
     }
+    if (spec->flags & F_ADDRESS) {
+        /* Checked once bus.mode is known; out of any range stays out of range. */
+        *(int *)dst = v < -1 ? -1 : v > 256 ? 256 : (int)v;
+        return 0;
+    }
     if ((spec->flags & F_BAUD) && (v < 0 || v > INT32_MAX || !config_baud_supported((int)v)))
         return fail(ld, value->start_mark,
-                    "%s %s is not a standard serial rate (e.g. 9600, 19200, 115200)", path,
-                    node_excerpt(value, text, sizeof text));
+                    "%s %s is not a rate bms2mqtt can set on a serial port (%s)", path,
+                    node_excerpt(value, text, sizeof text), baud_list(rates, sizeof rates));
     if (!(spec->flags & F_BAUD) && (v < spec->min || v > spec->max))
         return fail(ld, value->start_mark, "%s must be in %lld..%lld, not %s", path, spec->min,
                     spec->max, node_excerpt(value, text, sizeof text));
@@ -797,6 +854,7 @@ static int parse_bus(struct loader *ld, const yaml_node_t *key, const yaml_node_
     int rc;
 
     ld->bus_key = key;
+    ld->bus_node = value;
     ld->cfg->bus.baud = 0; /* unset: the mode's default, below */
     rc = walk_mapping(ld, &sec, value, key->start_mark);
     /* Pylontech stacks talk at 115200 baud (Pylontech RS485 protocol V3.3); the rest at
@@ -828,6 +886,7 @@ static int parse_mqtt(struct loader *ld, const yaml_node_t *key, const yaml_node
     struct config_mqtt *m = &ld->cfg->mqtt;
     struct section sec = {"mqtt", mqtt_keys, ARRAY_SIZE(mqtt_keys), m, {0}, {0}};
 
+    ld->mqtt_node = value;
     if (walk_mapping(ld, &sec, value, key->start_mark) != 0 || check_tls(ld, &sec) != 0)
         return -1;
     /* The TLS port is only the default when the user did not choose one. */
@@ -879,13 +938,19 @@ static int parse_packs(struct loader *ld, const yaml_node_t *key, const yaml_nod
     n = (size_t)(value->data.sequence.items.top - value->data.sequence.items.start);
     if (n == 0)
         return fail(ld, value->start_mark, "packs is empty; list at least one pack");
+    if (n > CONFIG_MAX_PACKS)
+        return fail(
+            ld,
+            yaml_document_get_node(&ld->doc, value->data.sequence.items.start[CONFIG_MAX_PACKS])
+                ->start_mark,
+            "more than %d packs; bms2mqtt reads at most %d", CONFIG_MAX_PACKS, CONFIG_MAX_PACKS);
     cfg->packs = calloc(n, sizeof *cfg->packs);
     if (!cfg->packs)
         return fail_oom(ld);
     ld->packs_node = value;
     for (size_t i = 0; i < n; i++) {
-        cfg->packs[i].address = 0x40; /* what the EG4 BMS Tool uses on every pack */
-        cfg->n_packs = i + 1;         /* so config_free() sees what this item allocates */
+        cfg->packs[i].address = -1; /* the mode's default, once the mode is known */
+        cfg->n_packs = i + 1;       /* so config_free() sees what this item allocates */
         if (parse_pack(ld, i,
                        yaml_document_get_node(&ld->doc, value->data.sequence.items.start[i])) != 0)
             return -1;
@@ -898,6 +963,150 @@ static int parse_packs(struct loader *ld, const yaml_node_t *key, const yaml_nod
 static const yaml_node_t *pack_node(struct loader *ld, size_t i)
 {
     return yaml_document_get_node(&ld->doc, ld->packs_node->data.sequence.items.start[i]);
+}
+
+/* The value of `name` in the mapping `map`, or NULL if it is absent or null. */
+static const yaml_node_t *mapping_value(struct loader *ld, const yaml_node_t *map, const char *name)
+{
+    if (!map || map->type != YAML_MAPPING_NODE)
+        return NULL;
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *key = yaml_document_get_node(&ld->doc, p->key);
+        const yaml_node_t *value = yaml_document_get_node(&ld->doc, p->value);
+
+        if (key && key->type == YAML_SCALAR_NODE && scalar_is(key, name))
+            return is_null(value) ? NULL : value;
+    }
+    return NULL;
+}
+
+/* A Pylontech ADR: module 2..13 of group 0..7 (see mode_addresses[]). */
+static bool pylontech_address_ok(int address)
+{
+    int module = address & 0x0F, group = address >> 4;
+
+    return address >= 0 && group <= 7 && module >= 2 && module <= 13;
+}
+
+static bool address_ok(enum config_bus_mode mode, int address)
+{
+    if (address < mode_addresses[mode].min || address > mode_addresses[mode].max)
+        return false;
+    return mode != CONFIG_MODE_PYLONTECH || pylontech_address_ok(address);
+}
+
+/* Each pack's address in the range of its protocol; the Modbus default where there is one. */
+static int check_addresses(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    enum config_bus_mode mode = cfg->bus.mode;
+    char text[EXCERPT_MAX + 8];
+
+    for (size_t i = 0; i < cfg->n_packs; i++) {
+        struct config_pack *pack = &cfg->packs[i];
+        const yaml_node_t *value = mapping_value(ld, pack_node(ld, i), "address");
+
+        if (!value && mode_addresses[mode].fallback < 0)
+            return fail(ld, pack_node(ld, i)->start_mark,
+                        "packs[%zu] '%s' has no address; %s mode needs one in %s", i, pack->name,
+                        config_mode_name(mode), mode_addresses[mode].range);
+        if (!value) {
+            pack->address = mode_addresses[mode].fallback;
+            continue;
+        }
+        if (!address_ok(mode, pack->address))
+            return fail(ld, value->start_mark,
+                        "packs[%zu].address must be in %s in %s mode, not %s", i,
+                        mode_addresses[mode].range, config_mode_name(mode),
+                        node_excerpt(value, text, sizeof text));
+    }
+    return 0;
+}
+
+/* A Modbus TCP gateway is polled as a Modbus master, pack by pack: only modbus_per_pack
+ * does that. The shared bus of the other modes is a serial port or a raw tcp:// bridge. */
+static int check_bus_port(struct loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    const yaml_node_t *value = mapping_value(ld, ld->bus_node, "port");
+    char text[EXCERPT_MAX + 8];
+
+    if (cfg->bus.mode == CONFIG_MODE_MODBUS_PER_PACK || !value || !cfg->bus.port ||
+        url_kind(cfg->bus.port) != URL_MODBUS_TCP)
+        return 0;
+    return fail(ld, value->start_mark,
+                "bus.port '%s' is a Modbus TCP gateway, which only modbus_per_pack mode polls "
+                "(as a pack's port); %s mode needs a serial device or tcp://HOST:PORT (a raw "
+                "RS-485-to-Ethernet bridge)",
+                node_excerpt(value, text, sizeof text), config_mode_name(cfg->bus.mode));
+}
+
+/* The longest device name in a topic level: a pack's, the bank's (configured, or
+ * "bank_<8 hex digits>"), or passive mode's "lifepower4_addr_<2 hex digits>". */
+static size_t longest_device_name(const struct config *cfg)
+{
+    size_t longest = cfg->bus.mode == CONFIG_MODE_PASSIVE ? strlen("lifepower4_addr_ff") : 0;
+
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        if (strlen(cfg->packs[i].name) > longest)
+            longest = strlen(cfg->packs[i].name);
+    if (cfg->bank && cfg->n_packs >= 2) {
+        size_t bank = cfg->bank_name ? strlen(cfg->bank_name) : strlen("bank_01234567");
+
+        if (bank > longest)
+            longest = bank;
+    }
+    return longest;
+}
+
+/* Refuse `key` (a mqtt value) that makes `topic` (its shape, for the message) `len` bytes. */
+static int topic_too_long(struct loader *ld, const char *key, const char *topic, size_t len,
+                          size_t key_len)
+{
+    const yaml_node_t *value = mapping_value(ld, ld->mqtt_node, key);
+    yaml_mark_t mark = value ? value->start_mark : ld->root->start_mark;
+    size_t room = CONFIG_TOPIC_MAX - 1 - (len - key_len);
+
+    return fail(ld, mark,
+                "mqtt.%s is too long: it makes the topic %s %zu characters long, more than the "
+                "%d bms2mqtt allows; use at most %zu characters",
+                key, topic, len, CONFIG_TOPIC_MAX - 1, room);
+}
+
+/*
+ * Every topic the daemon builds must fit its CONFIG_TOPIC_MAX buffers (bridge.c, main.c)
+ * whole: a topic cut short would be another topic. Pack and bank names are at most 64
+ * characters, so the unbounded parts are base_topic, discovery_prefix and client_id.
+ */
+static int check_topics(struct loader *ld)
+{
+    const struct config_mqtt *m = &ld->cfg->mqtt;
+    size_t base = strlen(m->base_topic), prefix = strlen(m->discovery_prefix);
+    size_t name = longest_device_name(ld->cfg);
+    size_t client = m->client_id ? strlen(m->client_id) : CONFIG_CLIENT_ID_DEFAULT_MAX;
+    /* <base_topic>/<name>/availability, the longest of state, availability and raw. */
+    size_t device = base + 1 + name + strlen("/availability");
+    /* <base_topic>/bridge/<client_id>/status */
+    size_t status = base + strlen("/bridge/") + client + strlen("/status");
+    /* <discovery_prefix>/binary_sensor/<name>_<key>/config, the longer of the components. */
+    size_t discovery =
+        prefix + strlen("/binary_sensor/") + name + 1 + READING_KEY_MAX + strlen("/config");
+
+    if (device >= CONFIG_TOPIC_MAX)
+        return topic_too_long(ld, "base_topic", "<base_topic>/<pack name>/availability", device,
+                              base);
+    if (status >= CONFIG_TOPIC_MAX && m->client_id && client > CONFIG_CLIENT_ID_DEFAULT_MAX)
+        return topic_too_long(ld, "client_id", "<base_topic>/bridge/<client_id>/status", status,
+                              client);
+    if (status >= CONFIG_TOPIC_MAX)
+        return topic_too_long(ld, "base_topic", "<base_topic>/bridge/<client_id>/status", status,
+                              base);
+    if (discovery >= CONFIG_TOPIC_MAX)
+        return topic_too_long(ld, "discovery_prefix",
+                              "<discovery_prefix>/binary_sensor/<pack name>_<reading>/config",
+                              discovery, prefix);
+    return 0;
 }
 
 /* Packs on one shared bus are told apart only by address. */
@@ -923,6 +1132,9 @@ static int check_whole(struct loader *ld)
 {
     const struct config *cfg = ld->cfg;
     bool serial = cfg->bus.transport == CONFIG_TRANSPORT_SERIAL;
+
+    if (check_addresses(ld) != 0 || check_bus_port(ld) != 0 || check_topics(ld) != 0)
+        return -1;
 
     for (size_t i = 0; cfg->bank_name && i < cfg->n_packs; i++)
         if (strcmp(cfg->packs[i].name, cfg->bank_name) == 0)
@@ -1031,6 +1243,73 @@ static int check_single_document(struct loader *ld, yaml_parser_t *parser)
     return rc;
 }
 
+/* Does the event carry an anchor (&name)? */
+static bool event_has_anchor(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SCALAR_EVENT:
+        return ev->data.scalar.anchor != NULL;
+    case YAML_SEQUENCE_START_EVENT:
+        return ev->data.sequence_start.anchor != NULL;
+    case YAML_MAPPING_START_EVENT:
+        return ev->data.mapping_start.anchor != NULL;
+    default:
+        return false;
+    }
+}
+
+/*
+ * Read the whole stream as events before libyaml builds a tree of it, and refuse what
+ * would make that (or libyaml's scanner) slow: nesting deeper than CONFIG_MAX_DEPTH (the
+ * scanner's work grows with the square of the depth: 1 MB of '[' took minutes), more than
+ * CONFIG_MAX_ANCHORS anchors (libyaml's loader compares each new anchor, and each alias,
+ * with every anchor before it). Stopping at the first offending event keeps this cheap.
+ * Syntax errors are reported here, as the loader would report them.
+ */
+static int check_events(struct loader *ld)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev;
+    int depth = 0, anchors = 0, rc = 0;
+    bool end = false;
+
+    if (!yaml_parser_initialize(&parser))
+        return fail_oom(ld);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
+    while (rc == 0 && !end) {
+        if (!yaml_parser_parse(&parser, &ev)) {
+            rc = fail_syntax(ld, &parser);
+            break;
+        }
+        if (event_has_anchor(&ev) && ++anchors > CONFIG_MAX_ANCHORS)
+            rc = fail(ld, ev.start_mark,
+                      "more than %d anchors (&name); a configuration needs a few at most",
+                      CONFIG_MAX_ANCHORS);
+        switch (ev.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (rc == 0 && ++depth > CONFIG_MAX_DEPTH)
+                rc = fail(ld, ev.start_mark,
+                          "lists and mappings nested more than %d deep; a configuration needs 3 "
+                          "levels",
+                          CONFIG_MAX_DEPTH);
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            end = true;
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&parser);
+    return rc;
+}
+
 static int load_document(struct loader *ld)
 {
     struct section top = {"", top_keys, ARRAY_SIZE(top_keys), ld->cfg, {0}, {0}};
@@ -1039,6 +1318,8 @@ static int load_document(struct loader *ld)
     yaml_mark_t start = {0, 0, 0};
     int rc;
 
+    if (check_events(ld) != 0)
+        return -1;
     if (!yaml_parser_initialize(&parser))
         return fail_oom(ld);
     yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
@@ -1050,6 +1331,7 @@ static int load_document(struct loader *ld)
     rc = check_single_document(ld, &parser);
     yaml_parser_delete(&parser);
     root = yaml_document_get_root_node(&ld->doc);
+    ld->root = root;
     if (rc == 0)
         rc = walk_mapping(ld, &top, root, root ? root->start_mark : start);
     if (rc == 0)
@@ -1096,6 +1378,12 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
                         .cfg = cfg};
 
     set_error(err, errlen, "%s", "");
+    if (ld.len > CONFIG_MAX_BYTES) {
+        set_error(err, errlen, "%s: larger than 1 MiB; a configuration is a few kilobytes",
+                  ld.name);
+        memset(cfg, 0, sizeof *cfg);
+        return -1;
+    }
     if (config_defaults(cfg) != 0)
         return fail_oom(&ld);
     cfg->path = strdup(ld.name);
@@ -1108,9 +1396,12 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
     return 0;
 }
 
-/* Read all of `path` into a NUL-terminated buffer; -1 with errno set on failure. */
+/* Read `path` into a NUL-terminated buffer: all of it, or CONFIG_MAX_BYTES + 1 bytes of a
+ * longer file (enough for config_load_buffer() to refuse it, without reading /dev/zero
+ * forever). -1 with errno set on failure. */
 static int read_file(const char *path, char **out, size_t *outlen)
 {
+    const size_t limit = CONFIG_MAX_BYTES + 1;
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -1118,18 +1409,17 @@ static int read_file(const char *path, char **out, size_t *outlen)
 
     if (!buf || fd < 0)
         goto fail;
-    for (;;) {
+    while (len < limit) {
         ssize_t got;
 
         if (len + 1 == cap) {
-            char *bigger = cap >= CONFIG_MAX_BYTES ? NULL : realloc(buf, cap * 2);
+            size_t bigger_cap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+            char *bigger = realloc(buf, bigger_cap);
 
-            if (!bigger) {
-                errno = cap >= CONFIG_MAX_BYTES ? EFBIG : ENOMEM;
+            if (!bigger)
                 goto fail;
-            }
             buf = bigger;
-            cap *= 2;
+            cap = bigger_cap;
         }
         got = read(fd, buf + len, cap - 1 - len);
         if (got < 0 && errno == EINTR)
@@ -1197,11 +1487,7 @@ void config_free(struct config *cfg)
 
 bool config_baud_supported(int baud)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(baud_rates); i++) {
-        if (baud_rates[i] == baud)
-            return true;
-    }
-    return false;
+    return ser_baud_supported(baud);
 }
 
 const char *config_mode_name(enum config_bus_mode mode)

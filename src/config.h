@@ -6,6 +6,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Input limits: a configuration is a few hundred bytes; these only stop files that would
+ * cost seconds (or minutes) to read, long before a real configuration comes near them. */
+#define CONFIG_MAX_BYTES   (1024 * 1024) /* the file, in bytes */
+#define CONFIG_MAX_DEPTH   32            /* lists and mappings inside each other (it needs 3) */
+#define CONFIG_MAX_ANCHORS 100           /* YAML anchors (&name) */
+#define CONFIG_MAX_PACKS   256           /* entries of `packs` */
+
+/* The longest MQTT topic bms2mqtt builds, in bytes with the NUL: the size of the topic
+ * buffers of bridge.c and main.c. config_load() refuses a base_topic, discovery_prefix or
+ * client_id that would make any topic longer (a topic cut short would be another topic). */
+#define CONFIG_TOPIC_MAX 512
+/* The longest default client id: "bms2mqtt-" + host name (at most 63) + "-" + 8 hex digits. */
+#define CONFIG_CLIENT_ID_DEFAULT_MAX 81
+
 /* bus.mode: how packs are reached. */
 enum config_bus_mode {
     CONFIG_MODE_MODBUS_PER_PACK, /* "modbus_per_pack": Modbus RTU master, a port per pack */
@@ -24,8 +38,10 @@ enum config_transport {
 /* One entry of `packs:`. Strings are owned by the config (freed by config_free). */
 struct config_pack {
     char *name;  /* HA device/unique_id prefix, [A-Za-z0-9_-], 1..64 chars, unique */
-    int address; /* Modbus slave id (1..247) or legacy address; default 0x40 */
-    char *port;  /* serial device; NULL when absent */
+    int address; /* the pack's address on its bus, in its mode's range: Modbus slave id 1..247
+                    (default 0x40), legacy DIP address 0..15, Pylontech ADR (module 2..13 +
+                    0x10 x group 0..7), LifePower4 ASCII 1..15 */
+    char *port;  /* serial device, tcp:// or modbus-tcp:// URL (url_parse()); NULL when absent */
     int baud;    /* per-pack baud; 0 = use bus.baud */
     int line;    /* 1-based position of the pack's `name` in the file, for messages */
     int column;
@@ -35,7 +51,8 @@ struct config_pack {
 struct config_bus {
     enum config_bus_mode mode;       /* required */
     enum config_transport transport; /* default serial */
-    char *port;                      /* shared port (active, passive); NULL when absent */
+    char *port;                      /* shared port (every mode but modbus_per_pack): device or
+                                        tcp://HOST:PORT; NULL when absent */
     int baud;                        /* default 9600; 115200 in pylontech mode */
     int read_chunk;                  /* default 512 bytes (passive mode read size) */
     double timeout_s;                /* per-request response timeout, default 1.5 s */
@@ -86,10 +103,15 @@ int config_defaults(struct config *cfg);
  *
  * On error returns -1, leaves *cfg freed, and writes one message to err (errlen bytes,
  * always NUL-terminated) of the form "path:line:column: what is wrong", with 1-based line
- * and column pointing at the offending key or value. Errors: unreadable file, YAML syntax,
- * unknown or misspelt key, wrong type, value out of range (address 1..247, port 1..65535,
- * baud not a standard termios rate, ...), unknown mode or transport, duplicate pack name,
- * a modbus_per_pack pack without `port` (serial transport), no packs at all.
+ * and column pointing at the offending key or value. Errors: unreadable file, a file over
+ * CONFIG_MAX_BYTES ("path: larger than 1 MiB ..."), YAML syntax, nesting deeper than
+ * CONFIG_MAX_DEPTH, more than CONFIG_MAX_ANCHORS anchors or CONFIG_MAX_PACKS packs,
+ * unknown or misspelt key, wrong type, value out of range (port 1..65535, a baud rate
+ * config_baud_supported() refuses, ...), a pack address outside its mode's range (or
+ * missing where the mode has no default), a `port` that url_parse() refuses, a
+ * modbus-tcp:// bus.port outside modbus_per_pack mode, a topic longer than
+ * CONFIG_TOPIC_MAX, unknown mode or transport, duplicate pack name, a modbus_per_pack pack
+ * without `port` (serial transport), no packs at all.
  * Returns 0 on success; the caller must config_free() it.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
@@ -104,10 +126,11 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
 /* Free everything *cfg owns and zero it. Safe on a zeroed or already freed config. */
 void config_free(struct config *cfg);
 
-/* True if `baud` is a rate a Linux serial port can be set to (a termios Bxxx constant). */
+/* True if `baud` is a rate bms2mqtt can set on a serial port: ser_baud_supported(), the one
+ * table of the serial layer (serial.h), which libmodbus sets as well. */
 bool config_baud_supported(int baud);
 
-/* "modbus_per_pack", "active" or "passive". */
+/* "modbus_per_pack", "active", "passive", "pylontech" or "lp4_ascii"; "unknown" else. */
 const char *config_mode_name(enum config_bus_mode mode);
 
 /* The baud a pack is polled at: its own, else the bus's. */

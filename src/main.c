@@ -19,6 +19,7 @@
 #include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "pylontech.h"
+#include "url.h"
 #include "log.h"
 #include "mqtt.h"
 #include "poller.h"
@@ -38,7 +39,12 @@ static void usage(FILE *out)
     fprintf(
         out,
         "Usage: bms2mqtt [-C FILE] [options]\n"
+        "       bms2mqtt sniff|scan --port PORT [options]\n"
         "Poll battery packs over RS-485 and publish them to MQTT with Home Assistant discovery.\n"
+        "\n"
+        "  sniff                 print every Modbus RTU frame on a bus; listens only\n"
+        "  scan                  find the packs that answer on a port; print a config snippet\n"
+        "                        (bms2mqtt sniff --help, bms2mqtt scan --help: their options)\n"
         "\n"
         "  -C, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
         "      --dry-run         one cycle against built-in simulated packs; print what\n"
@@ -259,7 +265,7 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 
     if (shared && !simulate &&
         ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
-        log_msg(LOG_LVL_ERROR, "bus.port %s: bad link parameters", cfg->bus.port);
+        log_msg(LOG_LVL_ERROR, "bus.port %s: %s", cfg->bus.port, raw->what);
         return -1;
     }
 
@@ -267,17 +273,19 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
         const struct config_pack *c = &cfg->packs[i];
         struct pack *p = &packs[i];
 
-        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0)
+        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0) {
+            log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
             return -1;
+        }
         if (shared && !simulate)
             p->raw = raw;
-        else if (!simulate && strncmp(c->port, "tcp://", 6) == 0) {
+        else if (!simulate && url_kind(c->port) == URL_TCP) {
             if (!(p->raw = raw_for(cfg, c, raw, &n_raw, trace))) {
-                log_msg(LOG_LVL_ERROR, "pack %s: bad bridge address %s", p->name, c->port);
+                log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, raw[n_raw].what);
                 return -1;
             }
         } else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
-            log_msg(LOG_LVL_ERROR, "pack %s: bad link parameters", p->name);
+            log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, links[n_links].what);
             return -1;
         }
     }
@@ -353,6 +361,8 @@ static int packs_bus_setup(struct pack *packs, size_t n)
                 line[m++] = &packs[k];
         rc = packs[i].driver->bus_setup(line, m);
     }
+    if (!line || rc < 0)
+        log_msg(LOG_LVL_ERROR, "out of memory setting up the packs' lines");
     free(line);
     return line ? rc : -1;
 }
@@ -488,7 +498,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
 {
     struct mqtt_callbacks cb = {on_connect, on_ha_status};
     struct daemon d = {0};
-    char client_id[128], status_topic[512], bank[64];
+    char client_id[128], status_topic[CONFIG_TOPIC_MAX], bank[64];
     const char *cid = cfg->mqtt.client_id;
     struct mqtt *m;
     struct energy_store *store;
@@ -573,12 +583,13 @@ int main(int argc, char **argv)
     struct sim_line *lines = simulate ? calloc(cfg.n_packs, sizeof(*lines)) : NULL;
     for (size_t i = 0; raw && i <= cfg.n_packs; i++)
         raw[i].fd = -1;
-    if (!packs || !links || !raw || (simulate && !lines) ||
-        packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0 ||
-        (simulate && packs_simulate(&cfg, packs, lines) < 0) ||
-        packs_bus_setup(packs, cfg.n_packs) < 0) {
+    if (!packs || !links || !raw || (simulate && !lines)) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
+    } else if (packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0 ||
+               (simulate && packs_simulate(&cfg, packs, lines) < 0) ||
+               packs_bus_setup(packs, cfg.n_packs) < 0) {
+        rc = 1; /* they logged why */
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }

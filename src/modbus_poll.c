@@ -17,6 +17,7 @@
 #include "cursor.h"
 #include "log.h"
 #include "serial.h"
+#include "url.h"
 
 #define MB_FC_READ_HOLDING 0x03
 
@@ -100,12 +101,36 @@ enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t sl
 
 int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace)
 {
+    struct url url;
+    const char *why = NULL;
+
     memset(l, 0, sizeof(*l));
     l->lock_fd = -1;
-    if (!port || baud <= 0 || !(timeout_s > 0))
+    if (!port || !(timeout_s > 0)) {
+        snprintf(l->what, sizeof(l->what), "%s", !port ? "no port" : "timeout must be > 0 s");
         return -1;
+    }
+    if (url_parse(port, &url, &why) != 0) {
+        snprintf(l->what, sizeof(l->what), "%s", why);
+        return -1;
+    }
+    if (url.kind == URL_TCP) {
+        snprintf(l->what, sizeof(l->what), "tcp:// is a raw RS-485 bridge, not a Modbus link");
+        return -1;
+    }
+    /* libmodbus would set any rate it does not know as 9600 without a word. */
+    if (url.kind == URL_DEVICE && !ser_baud_supported(baud)) {
+        snprintf(l->what, sizeof(l->what), "baud %d is not a rate a serial port can be set to",
+                 baud);
+        return -1;
+    }
+    if (url.kind == URL_MODBUS_TCP) {
+        l->tcp = true;
+        snprintf(l->host, sizeof(l->host), "%s", url.host);
+        snprintf(l->service, sizeof(l->service), "%d", url.port);
+        baud = baud > 0 ? baud : 9600; /* only paces the t3.5 silence */
+    }
     snprintf(l->port, sizeof(l->port), "%s", port);
-    l->tcp = strncmp(port, "modbus-tcp://", 13) == 0;
     l->baud = baud;
     l->timeout_s = timeout_s;
     l->trace = trace;
@@ -133,21 +158,6 @@ static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *f
 {
     snprintf(l->what, sizeof(l->what), fmt, arg);
     return r;
-}
-
-/* "modbus-tcp://HOST:PORT": a Modbus TCP gateway (MBAP header, unit id = slave id). */
-static modbus_t *mb_new_tcp(const char *url)
-{
-    char host[128];
-    const char *hp = url + strlen("modbus-tcp://"), *colon = strrchr(hp, ':');
-
-    if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(host)) {
-        errno = EINVAL;
-        return NULL;
-    }
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = '\0';
-    return modbus_new_tcp_pi(host, colon + 1);
 }
 
 /* A serial port is claimed before libmodbus opens (and reconfigures) it: a port another
@@ -180,7 +190,9 @@ static enum mb_result mb_open(struct mb_link *l)
 
     if (!l->tcp && (r = mb_lock_port(l)) != MB_OK)
         return r;
-    ctx = l->tcp ? mb_new_tcp(l->port) : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
+    /* modbus-tcp://HOST[:PORT]: a Modbus TCP gateway (MBAP header, unit id = slave id). */
+    ctx = l->tcp ? modbus_new_tcp_pi(l->host, l->service)
+                 : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
     if (!ctx) {
         mb_link_close(l);
         return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));

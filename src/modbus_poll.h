@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "url.h"
 
 /* Why an exchange failed. Counted per pack; names are stable (logs, diagnostics). */
 enum mb_result {
@@ -54,30 +55,34 @@ size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint
 
 /*
  * One serial port, driven by libmodbus (it owns the fd, termios and timeouts), or, when
- * the port is "modbus-tcp://HOST:PORT", a Modbus TCP gateway (libmodbus TCP, unit id =
+ * the port is "modbus-tcp://HOST[:PORT]", a Modbus TCP gateway (libmodbus TCP, unit id =
  * slave id). Every pack that names the port shares it: packs on one RS-485 bus are told
  * apart by slave id and polled one after another by the bus's thread.
  */
 struct mb_link {
     void *ctx;              /* modbus_t *, NULL while closed */
     int lock_fd;            /* serial port: the fd holding its exclusive lock while open, or -1 */
-    bool tcp;               /* a Modbus TCP gateway (modbus-tcp://) */
     uint16_t tid;           /* Modbus TCP: the last transaction id sent */
-    char port[256];         /* serial device path */
+    char port[URL_MAX + 1]; /* serial device path, or modbus-tcp://HOST[:PORT] */
+    bool tcp;               /* a Modbus TCP gateway at host, service */
+    char host[URL_HOST_MAX + 1];
+    char service[8];        /* the TCP port, decimal */
     int baud;               /* 8N1 at this rate */
     double timeout_s;       /* response timeout */
     double silence_s;       /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
     bool shared;            /* more than one slave on the line: keep t3.5 before a request */
     double quiet_until;     /* monotonic s before which no new request may start */
     bool trace;             /* log every frame in hex (--trace) */
-    char what[160];         /* text of the last failure, for logs */
+    char what[256];         /* text of the last failure, for logs */
     unsigned long opens;    /* successful opens so far: a change means a new connection */
     struct log_every stray; /* bytes before a request, or TCP replies to another transaction */
 };
 
 /*
- * Prepare a link (does not open the port). port is copied. Returns 0, or -1 if an
- * argument is out of range (baud > 0, timeout > 0).
+ * Prepare a link (does not open the port). port is copied: a serial device, or
+ * modbus-tcp://HOST[:PORT] (port 502 by default; see url_parse()). Returns 0, or -1 with
+ * l->what saying why: a port value url_parse() refuses or that names a raw tcp:// bridge,
+ * a baud rate ser_baud_supported() refuses (serial devices only), a timeout <= 0.
  */
 int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace);
 

@@ -46,6 +46,10 @@ enum reading_src {
 #define READING_DIAGNOSTIC 0x1u /* entity_category diagnostic */
 #define READING_DISABLED   0x2u /* enabled_by_default false */
 
+/* The longest reading key of any table (and of the retired keys of a driver), in bytes: the
+ * config loader sizes its discovery-topic check by it (test_config checks every table). */
+#define READING_KEY_MAX 40
+
 /* The static description of one reading. Tables of these are const, per protocol. */
 struct reading_def {
     const char *key;  /* JSON key and unique_id part, e.g. "pack_voltage" */

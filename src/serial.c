@@ -17,24 +17,53 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "url.h"
 
+/*
+ * The line speeds bms2mqtt sets, one table for the whole daemon: the loader accepts exactly
+ * these (config_baud_supported), this file sets them with termios, and libmodbus sets them
+ * for Modbus RTU links. They are the Linux termios rates that libmodbus 3.1.x also knows:
+ * it sets any other rate (50, 75, 134, 150, 200, 1800, 2000000) as 9600 without a word.
+ */
 static const struct {
     int baud;
     speed_t speed;
 } ser_speeds[] = {
-    {1200, B1200},     {2400, B2400},     {4800, B4800},     {9600, B9600},
-    {19200, B19200},   {38400, B38400},   {57600, B57600},   {115200, B115200},
-    {230400, B230400}, {460800, B460800}, {921600, B921600},
+    {110, B110},         {300, B300},         {600, B600},         {1200, B1200},
+    {2400, B2400},       {4800, B4800},       {9600, B9600},       {19200, B19200},
+    {38400, B38400},     {57600, B57600},     {115200, B115200},   {230400, B230400},
+    {460800, B460800},   {500000, B500000},   {576000, B576000},   {921600, B921600},
+    {1000000, B1000000}, {1152000, B1152000}, {1500000, B1500000}, {2500000, B2500000},
+    {3000000, B3000000}, {3500000, B3500000}, {4000000, B4000000},
 };
+
+#define SER_N_SPEEDS (sizeof(ser_speeds) / sizeof(ser_speeds[0]))
 
 static bool ser_speed(int baud, speed_t *out)
 {
-    for (size_t i = 0; i < sizeof(ser_speeds) / sizeof(ser_speeds[0]); i++)
+    for (size_t i = 0; i < SER_N_SPEEDS; i++)
         if (ser_speeds[i].baud == baud) {
             *out = ser_speeds[i].speed;
             return true;
         }
     return false;
+}
+
+bool ser_baud_supported(int baud)
+{
+    speed_t sp;
+
+    return ser_speed(baud, &sp);
+}
+
+size_t ser_baud_count(void)
+{
+    return SER_N_SPEEDS;
+}
+
+int ser_baud_at(size_t i)
+{
+    return i < SER_N_SPEEDS ? ser_speeds[i].baud : 0;
 }
 
 static double ser_now(void)
@@ -54,6 +83,13 @@ static enum mb_result ser_fail(struct ser_link *l, enum mb_result r, const char 
     return r;
 }
 
+/* A link that cannot be set up: say why in l->what, return -1. */
+static int ser_init_fail(struct ser_link *l, const char *what)
+{
+    snprintf(l->what, sizeof(l->what), "%s", what);
+    return -1;
+}
+
 double ser_char_time(const struct ser_link *l)
 {
     return 10.0 / l->baud;
@@ -62,23 +98,29 @@ double ser_char_time(const struct ser_link *l)
 int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout_s, bool read_only,
                   bool trace)
 {
+    struct url url;
+    const char *why = NULL;
     speed_t sp;
 
     memset(l, 0, sizeof(*l));
     l->fd = -1;
     l->backoff = 1;
-    if (!port || !(timeout_s > 0))
-        return -1;
-    if (strncmp(port, "tcp://", 6) == 0) {
-        const char *hp = port + 6, *colon = strrchr(hp, ':');
-        if (!colon || colon == hp || (size_t)(colon - hp) >= sizeof(l->host) ||
-            strlen(colon + 1) < 1 || strlen(colon + 1) >= sizeof(l->tcp_port))
-            return -1;
+    if (!port)
+        return ser_init_fail(l, "no port");
+    if (!(timeout_s > 0))
+        return ser_init_fail(l, "the timeout must be greater than 0 s");
+    if (url_parse(port, &url, &why) != 0)
+        return ser_init_fail(l, why);
+    if (url.kind == URL_MODBUS_TCP)
+        return ser_init_fail(l, "modbus-tcp:// is a Modbus TCP gateway, not a raw RS-485 line");
+    if (url.kind == URL_TCP) {
         l->tcp = true;
-        memcpy(l->host, hp, (size_t)(colon - hp));
-        snprintf(l->tcp_port, sizeof(l->tcp_port), "%s", colon + 1);
+        snprintf(l->host, sizeof(l->host), "%s", url.host);
+        snprintf(l->tcp_port, sizeof(l->tcp_port), "%d", url.port);
         baud = baud > 0 ? baud : 9600; /* only paces the reply deadline */
     } else if (!ser_speed(baud, &sp)) {
+        snprintf(l->what, sizeof(l->what), "baud %d is not a rate a serial port can be set to",
+                 baud);
         return -1;
     }
     snprintf(l->port, sizeof(l->port), "%s", port);

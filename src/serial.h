@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "modbus_poll.h"
+#include "url.h"
 
 /*
  * Frame length callback of a protocol: given the bytes received so far, return the
@@ -26,14 +27,14 @@ typedef int (*ser_frame_len_fn)(const uint8_t *buf, size_t n);
  * (1 s doubling to 30 s), so a dead bridge costs no connect timeout on every poll.
  */
 struct ser_link {
-    int fd;         /* -1 while closed */
-    char port[256]; /* device path, or tcp://HOST:PORT */
-    bool tcp;       /* a TCP bridge: host and tcp_port below */
-    char host[128];
-    char tcp_port[8];
+    int fd;                 /* -1 while closed */
+    char port[URL_MAX + 1]; /* device path, or tcp://HOST:PORT */
+    bool tcp;               /* a TCP bridge: host and tcp_port below */
+    char host[URL_HOST_MAX + 1];
+    char tcp_port[8];       /* decimal, for getaddrinfo() */
     double retry_at;        /* monotonic s before which no new open is tried */
     double backoff;         /* s to wait after the next failed open */
-    int baud;               /* one of the termios rates (config_baud_supported) */
+    int baud;               /* one of the rates of ser_baud_supported() */
     double timeout_s;       /* reply timeout */
     bool read_only;         /* listen only: opened O_RDONLY, never written to */
     bool trace;             /* log every frame in hex (--trace) */
@@ -45,8 +46,23 @@ struct ser_link {
 };
 
 /*
- * Prepare a link (does not open the port). Returns 0, or -1 for a baud rate that termios
- * cannot set (serial ports only), a malformed tcp://HOST:PORT, or a timeout <= 0.
+ * True if `baud` (bits/s) is a line speed bms2mqtt can set on a serial port, both here
+ * (termios) and through libmodbus: 110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400,
+ * 57600, 115200, 230400, 460800, 500000, 576000, 921600, 1000000, 1152000, 1500000,
+ * 2500000, 3000000, 3500000 or 4000000. The config loader accepts exactly these.
+ */
+bool ser_baud_supported(int baud);
+
+/* The supported rates in ascending order: ser_baud_at(0 .. ser_baud_count() - 1); 0 past
+ * the end. For messages, documentation and tests. */
+size_t ser_baud_count(void);
+int ser_baud_at(size_t i);
+
+/*
+ * Prepare a link (does not open the port). `port` is a device path or tcp://HOST:PORT
+ * (see url_parse()). Returns 0, or -1 with l->what saying why: a baud rate that
+ * ser_baud_supported() refuses (serial ports only), a port value url_parse() refuses or
+ * that names a modbus-tcp:// gateway, a timeout <= 0.
  */
 int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout_s, bool read_only,
                   bool trace);

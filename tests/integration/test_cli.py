@@ -51,6 +51,9 @@ class CliTest(StackTest):
         r = run("--help")
         self.assertEqual(r.returncode, 0, "--help exit status; stderr %r" % r.stderr)
         self.assertIn("--dry-run", r.stdout, "--help does not mention --dry-run")
+        for command in ("sniff", "scan"):
+            self.assertRegex(r.stdout, r"(?m)^  %s +\S" % command,
+                             "--help does not list the %s command" % command)
 
     def test_dry_run_prints_valid_discovery_and_states(self):
         cfg, _ = self.config(packs=2)
@@ -86,7 +89,7 @@ class CliTest(StackTest):
         every pack has a state with its cells, and the bank adds them up."""
         modes = {
             "modbus_per_pack": (["0x40", "0x40"], True),
-            "active": (["1", "2"], False),
+            "active": (["0", "1"], False),
             "pylontech": (["2", "3", "4"], False),
             "lp4_ascii": (["1", "2"], False),
         }
@@ -142,6 +145,18 @@ class CliTest(StackTest):
         self.assertNotEqual(r.returncode, 0, "pack address 300 was accepted")
         self.assertRegex(r.stderr, r"cfg\.yaml:%d:\d+:" % line,
                          "the error must name line %d of the address" % line)
+
+    def test_bad_port_url_is_refused_at_load_with_its_position(self):
+        # Before, "tcp://HOST" without a port passed the loader and the daemon then died
+        # with "out of memory".
+        cfg, text = self.config(
+            edit=lambda t: t.replace("/nonexistent/ttyBMS1", "tcp://127.0.0.1", 1))
+        line, col = line_col(text, "tcp://127.0.0.1")
+        r = run("-C", cfg)
+        self.assertEqual(r.returncode, 1, "a tcp:// port without a TCP port was accepted")
+        self.assertIn("cfg.yaml:%d:%d: packs[0].port 'tcp://127.0.0.1' has no port" % (line, col),
+                      r.stderr)
+        self.assertNotIn("out of memory", r.stderr)
 
     def test_once_publishes_one_state_per_pack_and_exits(self):
         self.start_broker()

@@ -12,10 +12,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bank.h"
 #include "config.h"
+#include "driver.h"
 
 /* The smallest valid head: mock transport needs no serial ports. Lines 1-3. */
 #define MOCK_BUS "bus:\n  mode: modbus_per_pack\n  transport: mock\n"
+
+/* How messages name each mode's addresses. */
+#define MODBUS_IDS       "1..247 (a Modbus slave id)"
+#define LEGACY_ADDRESSES "0..15 (the pack's DIP-switch address; 0 is one)"
+#define LP4A_ADDRESSES   "1..15 (the pack's DIP-switch address)"
+#define PYLONTECH_ADDRESSES                                                                        \
+    "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: module 2..13, 2 being the "      \
+    "group's master)"
+/* The rates of the serial layer, as messages list them. */
+#define BAUD_LIST                                                                                  \
+    "110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, "         \
+    "500000, 576000, 921600, 1000000, 1152000, 1500000, 2500000, 3000000, 3500000 or 4000000"
 
 /*
  * The original eg4-battery config as its bring-up checklist shows it, with the indentation
@@ -519,15 +533,20 @@ static void test_config_address_outside_1_to_247_is_refused(void **state)
 {
     (void)state;
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    address: 0\n",
-                 "t.yaml:6:14: packs[0].address must be in 1..247, not 0");
+                 "t.yaml:6:14: packs[0].address must be in " MODBUS_IDS " in modbus_per_pack "
+                 "mode, not 0");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    address: 248\n",
-                 "t.yaml:6:14: packs[0].address must be in 1..247, not 248");
+                 "t.yaml:6:14: packs[0].address must be in " MODBUS_IDS " in modbus_per_pack "
+                 "mode, not 248");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    address: 0x100\n",
-                 "t.yaml:6:14: packs[0].address must be in 1..247, not 0x100");
+                 "t.yaml:6:14: packs[0].address must be in " MODBUS_IDS " in modbus_per_pack "
+                 "mode, not 0x100");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    address: -0x40\n",
-                 "t.yaml:6:14: packs[0].address must be in 1..247, not -0x40");
+                 "t.yaml:6:14: packs[0].address must be in " MODBUS_IDS " in modbus_per_pack "
+                 "mode, not -0x40");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    address: 99999999999999999999999\n",
-                 "t.yaml:6:14: packs[0].address must be in 1..247, not 99999999999999999999999");
+                 "t.yaml:6:14: packs[0].address must be in " MODBUS_IDS " in modbus_per_pack "
+                 "mode, not 99999999999999999999999");
 }
 
 static void test_config_unknown_mode_lists_valid_modes(void **state)
@@ -549,25 +568,62 @@ static void test_config_baud_not_a_termios_rate_is_refused(void **state)
 {
     (void)state;
     expect_error(MOCK_BUS "  baud: 9601\npacks: [{name: p}]\n",
-                 "t.yaml:4:9: bus.baud 9601 is not a standard serial rate (e.g. 9600, 19200, "
-                 "115200)");
+                 "t.yaml:4:9: bus.baud 9601 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
     expect_error(MOCK_BUS "  baud: 0\npacks: [{name: p}]\n",
-                 "t.yaml:4:9: bus.baud 0 is not a standard serial rate (e.g. 9600, 19200, "
-                 "115200)");
+                 "t.yaml:4:9: bus.baud 0 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
     expect_error(MOCK_BUS "packs:\n  - name: p1\n    baud: 14400\n",
-                 "t.yaml:6:11: packs[0].baud 14400 is not a standard serial rate (e.g. 9600, "
-                 "19200, 115200)");
+                 "t.yaml:6:11: packs[0].baud 14400 is not a rate bms2mqtt can set on a serial "
+                 "port (" BAUD_LIST ")");
+}
+
+/* The loader accepts exactly the rates the serial layer and libmodbus set: 30 never was a
+ * rate; 50 and 2000000 are termios rates that libmodbus quietly sets as 9600. */
+static void test_config_baud_is_what_the_serial_layer_sets(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, MOCK_BUS "  baud: 300\npacks:\n  - {name: p1, baud: 500000}\n");
+    assert_int_equal(cfg.bus.baud, 300);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[0]), 500000);
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "  baud: 500000\npacks:\n  - {name: p1, baud: 9600}\n");
+    assert_int_equal(cfg.bus.baud, 500000);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[0]), 9600);
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "  baud: 110\npacks:\n  - {name: p1, baud: 4000000}\n");
+    config_free(&cfg);
+    expect_error(MOCK_BUS "  baud: 30\npacks: [{name: p}]\n",
+                 "t.yaml:4:9: bus.baud 30 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "packs:\n  - {name: p1, baud: 30}\n",
+                 "t.yaml:5:22: packs[0].baud 30 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "  baud: 50\npacks: [{name: p}]\n",
+                 "t.yaml:4:9: bus.baud 50 is not a rate bms2mqtt can set on a serial port "
+                 "(" BAUD_LIST ")");
+    expect_error(MOCK_BUS "packs:\n  - {name: p1, baud: 2000000}\n",
+                 "t.yaml:5:22: packs[0].baud 2000000 is not a rate bms2mqtt can set on a serial "
+                 "port (" BAUD_LIST ")");
 }
 
 static void test_config_baud_supported_matches_termios_rates(void **state)
 {
     (void)state;
-    assert_true(config_baud_supported(50));
+    assert_true(config_baud_supported(110));
+    assert_true(config_baud_supported(300));
     assert_true(config_baud_supported(9600));
     assert_true(config_baud_supported(19200));
     assert_true(config_baud_supported(115200));
+    assert_true(config_baud_supported(500000));
     assert_true(config_baud_supported(921600));
     assert_true(config_baud_supported(4000000));
+    assert_false(config_baud_supported(30));
+    assert_false(config_baud_supported(50));
+    assert_false(config_baud_supported(1800));
+    assert_false(config_baud_supported(2000000));
     assert_false(config_baud_supported(0));
     assert_false(config_baud_supported(-9600));
     assert_false(config_baud_supported(14400));
@@ -606,7 +662,7 @@ static void test_config_per_pack_serial_pack_without_port_is_refused(void **stat
 static void test_config_shared_bus_needs_port_and_distinct_addresses(void **state)
 {
     (void)state;
-    expect_error("bus:\n  mode: active\npacks:\n  - name: a\n",
+    expect_error("bus:\n  mode: active\npacks:\n  - {name: a, address: 1}\n",
                  "t.yaml:1:1: bus.port is required in active mode with serial transport");
     expect_error("bus:\n  mode: passive\n  port: /dev/ttyUSB0\npacks:\n  - name: a\n"
                  "  - name: b\n",
@@ -877,6 +933,509 @@ static void test_config_aliases_are_followed(void **state)
     config_free(&cfg);
 }
 
+/* ---- ports: devices and URLs, as the links will take them -------------------------------- */
+
+/* The error of a pack whose port is `port` (quoted, at line 6, column 11), or "" if it
+ * loads. */
+static const char *pack_port_error(const char *port, char *err, size_t errlen)
+{
+    char yaml[512];
+    struct config cfg;
+
+    snprintf(yaml, sizeof yaml, MOCK_BUS "packs:\n  - name: p1\n    port: '%s'\n", port);
+    if (load(&cfg, yaml, err, errlen) == 0) {
+        config_free(&cfg);
+        err[0] = '\0';
+    }
+    return err;
+}
+
+static void test_config_tcp_url_needs_host_and_port(void **state)
+{
+    static const char bad_port[] = "has a port that is not a number in 1..65535";
+    char err[512], expected[512];
+    static const struct {
+        const char *port, *why;
+    } cases[] = {
+        {"tcp://bridge.lan", "has no port; write tcp://HOST:PORT, the TCP port the bridge "
+                             "listens on"},
+        {"tcp://bridge.lan:", bad_port},
+        {"tcp://bridge.lan:0", bad_port},
+        {"tcp://bridge.lan:65536", bad_port},
+        {"tcp://bridge.lan:http", bad_port},
+        {"tcp://bridge.lan:4196/", bad_port},
+        {"tcp://bridge.lan:-1", bad_port},
+        {"tcp://:4196", "has no host"},
+        {"tcp://", "has no host"},
+        {"tcp://user@bridge.lan:4196", "has something after the host that is not ':PORT'"},
+        {"tcp://bridge lan:4196", "has a character that cannot be in a host name"},
+        {"tcp://::1:4196", "has an IPv6 address without brackets; write it as [2001:db8::1]:PORT"},
+        {"tcp://[::1:4196", "has an IPv6 address without its closing ']'"},
+        {"tcp://[]:4196", "has no host"},
+        {"tcp://[bridge.lan]:4196", "has brackets around something that is not an IPv6 address"},
+        {"modbus-tcp://", "has no host"},
+        {"modbus-tcp://gw.lan:", bad_port},
+        {"modbus-tcp://gw.lan:70000", bad_port},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(expected, sizeof expected, "t.yaml:6:11: packs[0].port '%s' %s", cases[i].port,
+                 cases[i].why);
+        assert_string_equal(pack_port_error(cases[i].port, err, sizeof err), expected);
+    }
+}
+
+static void test_config_unknown_url_scheme_is_refused(void **state)
+{
+    static const char *const ports[] = {"udp://bridge.lan:4196", "http://gw.lan",
+                                        "rtu:///dev/ttyUSB0", "modbus://gw.lan:502"};
+    char err[512], expected[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        snprintf(expected, sizeof expected,
+                 "t.yaml:6:11: packs[0].port '%s' has an unknown URL scheme; the known ones are "
+                 "tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge) and modbus-tcp://HOST[:PORT] "
+                 "(a Modbus TCP gateway, port 502 by default)",
+                 ports[i]);
+        assert_string_equal(pack_port_error(ports[i], err, sizeof err), expected);
+    }
+    expect_error("bus:\n  mode: active\n  port: ser2net://bridge:4196\npacks: [{name: a, "
+                 "address: 1}]\n",
+                 "t.yaml:3:9: bus.port 'ser2net://bridge:4196' has an unknown URL scheme; the "
+                 "known ones are tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge) and "
+                 "modbus-tcp://HOST[:PORT] (a Modbus TCP gateway, port 502 by default)");
+}
+
+static void test_config_good_urls_and_devices_are_accepted(void **state)
+{
+    static const char *const ports[] = {
+        "tcp://bridge.lan:4196",       "tcp://192.168.1.50:1",
+        "tcp://[::1]:65535",           "TCP://bridge.lan:4196",
+        "modbus-tcp://gw.lan",         "modbus-tcp://gw.lan:1502",
+        "modbus-tcp://[fe80::1%eth0]", "/dev/ttyUSB0",
+        "/dev/serial/by-id/x:y",       "ttyUSB0",
+    };
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
+        if (pack_port_error(ports[i], err, sizeof err)[0])
+            print_error("%s: %s\n", ports[i], err);
+        assert_string_equal(err, "");
+    }
+}
+
+static void test_config_port_longer_than_links_hold_is_refused(void **state)
+{
+    char port[300], err[512];
+
+    (void)state;
+    memset(port, 'x', sizeof port);
+    memcpy(port, "/dev/", 5);
+    port[255] = '\0';
+    assert_string_equal(pack_port_error(port, err, sizeof err), "");
+    port[255] = 'x';
+    port[256] = '\0';
+    assert_string_equal(pack_port_error(port, err, sizeof err),
+                        "t.yaml:6:11: packs[0].port '/dev/xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' "
+                        "is longer than 255 characters");
+}
+
+/* modbus-tcp:// is polled as a Modbus master, pack by pack: only in modbus_per_pack mode. */
+static void test_config_modbus_tcp_bus_port_outside_modbus_per_pack_is_refused(void **state)
+{
+    static const char *const modes[] = {"active", "passive", "pylontech", "lp4_ascii"};
+    char yaml[256], expected[512];
+    struct config cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        snprintf(yaml, sizeof yaml,
+                 "bus:\n  mode: %s\n  port: modbus-tcp://gw.lan:502\npacks:\n"
+                 "  - {name: a, address: 2}\n",
+                 modes[i]);
+        snprintf(expected, sizeof expected,
+                 "t.yaml:3:9: bus.port 'modbus-tcp://gw.lan:502' is a Modbus TCP gateway, which "
+                 "only modbus_per_pack mode polls (as a pack's port); %s mode needs a serial "
+                 "device or tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
+                 modes[i]);
+        expect_error(yaml, expected);
+        /* The same bus through a raw bridge works. */
+        snprintf(yaml, sizeof yaml,
+                 "bus:\n  mode: %s\n  port: tcp://bridge.lan:4196\npacks:\n"
+                 "  - {name: a, address: 2}\n",
+                 modes[i]);
+        load_ok(&cfg, yaml);
+        config_free(&cfg);
+    }
+    load_ok(&cfg, "bus:\n  mode: modbus_per_pack\npacks:\n  - {name: a, port: modbus-tcp://gw}\n");
+    assert_string_equal(cfg.packs[0].port, "modbus-tcp://gw");
+    config_free(&cfg);
+}
+
+/* ---- addresses: each protocol's own range ------------------------------------------------- */
+
+/* Load one pack at `address` (a YAML literal, or NULL for none) on a bus of `mode`. The pack
+ * entry is line 5, its address at column 24. Returns the address, or -1 with err set. */
+static int mode_address(const char *mode, const char *address, char *err, size_t errlen)
+{
+    char yaml[256];
+    struct config cfg;
+    int got;
+
+    if (address)
+        snprintf(yaml, sizeof yaml,
+                 "bus:\n  mode: %s\n  port: /dev/ttyUSB0\npacks:\n"
+                 "  - {name: a, address: %s, port: /dev/ttyUSB0}\n",
+                 mode, address);
+    else
+        snprintf(yaml, sizeof yaml,
+                 "bus:\n  mode: %s\n  port: /dev/ttyUSB0\npacks:\n"
+                 "  - {name: a, port: /dev/ttyUSB0}\n",
+                 mode);
+    if (load(&cfg, yaml, err, errlen) != 0)
+        return -1;
+    got = cfg.packs[0].address;
+    config_free(&cfg);
+    return got;
+}
+
+static void expect_address_refused(const char *mode, const char *address, const char *range)
+{
+    char err[512], expected[512];
+
+    snprintf(expected, sizeof expected,
+             "t.yaml:5:24: packs[0].address must be in %s in %s mode, not %s", range, mode,
+             address);
+    assert_int_equal(mode_address(mode, address, err, sizeof err), -1);
+    assert_string_equal(err, expected);
+}
+
+static void expect_address_missing(const char *mode, const char *range)
+{
+    char err[512], expected[512];
+
+    snprintf(expected, sizeof expected,
+             "t.yaml:5:5: packs[0] 'a' has no address; %s mode needs one in %s", mode, range);
+    assert_int_equal(mode_address(mode, NULL, err, sizeof err), -1);
+    assert_string_equal(err, expected);
+}
+
+static void test_config_modbus_addresses_are_slave_ids_default_0x40(void **state)
+{
+    char err[512];
+
+    (void)state;
+    assert_int_equal(mode_address("modbus_per_pack", "1", err, sizeof err), 1);
+    assert_int_equal(mode_address("modbus_per_pack", "247", err, sizeof err), 247);
+    assert_int_equal(mode_address("modbus_per_pack", NULL, err, sizeof err), 0x40);
+    assert_int_equal(mode_address("passive", "247", err, sizeof err), 247);
+    assert_int_equal(mode_address("passive", NULL, err, sizeof err), 0x40);
+    expect_address_refused("modbus_per_pack", "0", MODBUS_IDS);
+    expect_address_refused("passive", "0", MODBUS_IDS);
+    expect_address_refused("passive", "248", MODBUS_IDS);
+}
+
+/* The legacy protocol's DIP range is 0..15, and 0 is an address there (scan prints it). */
+static void test_config_legacy_addresses_are_0_to_15(void **state)
+{
+    char err[512];
+
+    (void)state;
+    assert_int_equal(mode_address("active", "0", err, sizeof err), 0);
+    assert_int_equal(mode_address("active", "0x00", err, sizeof err), 0);
+    assert_int_equal(mode_address("active", "15", err, sizeof err), 15);
+    expect_address_refused("active", "16", LEGACY_ADDRESSES);
+    expect_address_refused("active", "0x40", LEGACY_ADDRESSES);
+    expect_address_refused("active", "-1", LEGACY_ADDRESSES);
+    expect_address_missing("active", LEGACY_ADDRESSES);
+}
+
+static void test_config_lp4_ascii_addresses_are_1_to_15(void **state)
+{
+    char err[512];
+
+    (void)state;
+    assert_int_equal(mode_address("lp4_ascii", "1", err, sizeof err), 1);
+    assert_int_equal(mode_address("lp4_ascii", "15", err, sizeof err), 15);
+    expect_address_refused("lp4_ascii", "0", LP4A_ADDRESSES);
+    expect_address_refused("lp4_ascii", "16", LP4A_ADDRESSES);
+    expect_address_refused("lp4_ascii", "0x40", LP4A_ADDRESSES);
+    expect_address_missing("lp4_ascii", LP4A_ADDRESSES);
+}
+
+/* Pylontech V3.3 §2.5.3: ADR = module 2..13 + 0x10 x group 0..7. */
+static void test_config_pylontech_addresses_are_module_plus_group(void **state)
+{
+    static const char *const good[] = {"2", "3", "0x0D", "0x12", "0x22", "0x37", "0x72", "0x7D"};
+    static const char *const bad[] = {"0",    "1",    "0x0E", "0x0F", "0x10", "0x11",
+                                      "0x1E", "0x7E", "0x82", "0xFF", "256"};
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        if (mode_address("pylontech", good[i], err, sizeof err) < 0)
+            print_error("%s: %s\n", good[i], err);
+        assert_int_equal(mode_address("pylontech", good[i], err, sizeof err),
+                         (int)strtol(good[i], NULL, 0));
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_address_refused("pylontech", bad[i], PYLONTECH_ADDRESSES);
+    expect_address_missing("pylontech", PYLONTECH_ADDRESSES);
+}
+
+/* The range is the mode's even when the packs come before the bus in the file. */
+static void test_config_address_range_follows_mode_given_later(void **state)
+{
+    (void)state;
+    expect_error("packs:\n  - {name: a, address: 0x40}\nbus:\n  mode: lp4_ascii\n"
+                 "  port: /dev/ttyUSB0\n",
+                 "t.yaml:2:24: packs[0].address must be in " LP4A_ADDRESSES " in lp4_ascii mode, "
+                 "not 0x40");
+}
+
+/* ---- input limits ------------------------------------------------------------------------- */
+
+/* `unit` repeated to fill `size` bytes, NUL-terminated; the caller frees it. */
+static char *repeated(const char *unit, size_t size)
+{
+    size_t n = strlen(unit);
+    char *buf = malloc(size + 1);
+
+    assert_non_null(buf);
+    for (size_t i = 0; i < size; i++)
+        buf[i] = unit[i % n];
+    buf[size] = '\0';
+    return buf;
+}
+
+/* 1 MB of nesting is refused at the 33rd level, not after minutes inside libyaml. */
+static void test_config_deep_nesting_is_refused_at_once(void **state)
+{
+    static const struct {
+        const char *unit, *message;
+    } cases[] = {
+        {"[", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
+              "3 levels"},
+        {"{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
+              "3 levels"},
+        {"- ", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
+               "needs 3 levels"},
+        {"[{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
+               "3 levels"},
+        {"a: [", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
+                 "needs 3 levels"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *yaml = repeated(cases[i].unit, 1000 * 1000);
+
+        expect_error(yaml, cases[i].message);
+        free(yaml);
+    }
+}
+
+static void test_config_nesting_limit_is_32_levels(void **state)
+{
+    char yaml[128];
+
+    (void)state;
+    /* The top-level mapping is level 1: 31 lists inside bus make 32, read as usual. */
+    snprintf(yaml, sizeof yaml, "bus: %.31s1%.31s\n", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    expect_error(yaml, "t.yaml:1:6: bus must be a mapping of 'key: value' lines, not a list");
+    snprintf(yaml, sizeof yaml, "bus: %.32s1%.32s\n", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    expect_error(yaml, "t.yaml:1:37: lists and mappings nested more than 32 deep; a "
+                       "configuration needs 3 levels");
+}
+
+/* libyaml's loader compares every anchor and alias with every anchor before it. */
+static void test_config_anchors_are_limited(void **state)
+{
+    char yaml[4096];
+    size_t used;
+
+    (void)state;
+    used = (size_t)snprintf(yaml, sizeof yaml, MOCK_BUS "packs: [{name: p}]\nx: [");
+    for (int i = 0; i < 100; i++)
+        used += (size_t)snprintf(yaml + used, sizeof yaml - used, "&a%d 1, ", i);
+    snprintf(yaml + used, sizeof yaml - used, "*a99]\n");
+    expect_error(yaml, "t.yaml:5:1: unknown key 'x' at the top level");
+    used = (size_t)snprintf(yaml, sizeof yaml, MOCK_BUS "packs: [{name: p}]\nx: [");
+    for (int i = 0; i < 101; i++)
+        used += (size_t)snprintf(yaml + used, sizeof yaml - used, "&a%d 1, ", i);
+    snprintf(yaml + used, sizeof yaml - used, "1]\n");
+    /* "x: [" (4), then 100 anchors before the 101st: "&aN 1, " (7) x 10, "&aNN 1, " (8) x 90. */
+    expect_error(yaml, "t.yaml:5:795: more than 100 anchors (&name); a configuration needs a few "
+                       "at most");
+}
+
+static void test_config_file_over_1_mib_is_refused(void **state)
+{
+    char *yaml = repeated("#", 1024 * 1024 + 1);
+    char path[] = "/tmp/test_config_XXXXXX", expected[640], err[512];
+    struct config cfg;
+    int fd;
+
+    (void)state;
+    memcpy(yaml, MOCK_BUS "packs: [{name: p}]\n", strlen(MOCK_BUS "packs: [{name: p}]\n"));
+    expect_error(yaml, "t.yaml: larger than 1 MiB; a configuration is a few kilobytes");
+    /* The same through a file; and 1 MiB itself is still read whole. */
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, yaml, 1024 * 1024 + 1), 1024 * 1024 + 1);
+    assert_int_equal(config_load(&cfg, path, err, sizeof err), -1);
+    snprintf(expected, sizeof expected, "%s: larger than 1 MiB; a configuration is a few kilobytes",
+             path);
+    assert_string_equal(err, expected);
+    assert_null(cfg.path);
+    assert_int_equal(ftruncate(fd, 1024 * 1024), 0);
+    assert_int_equal(config_load(&cfg, path, err, sizeof err), 0);
+    assert_string_equal(cfg.packs[0].name, "p");
+    config_free(&cfg);
+    close(fd);
+    unlink(path);
+    free(yaml);
+}
+
+static void test_config_more_than_256_packs_is_refused(void **state)
+{
+    size_t size = 64 + 257 * 24, used;
+    char *yaml = malloc(size);
+    struct config cfg;
+
+    (void)state;
+    assert_non_null(yaml);
+    used = (size_t)snprintf(yaml, size, MOCK_BUS "packs:\n");
+    for (int i = 0; i < 256; i++)
+        used += (size_t)snprintf(yaml + used, size - used, "  - {name: p%d}\n", i);
+    load_ok(&cfg, yaml);
+    assert_int_equal(cfg.n_packs, 256);
+    config_free(&cfg);
+    snprintf(yaml + used, size - used, "  - {name: p256}\n");
+    expect_error(yaml, "t.yaml:261:5: more than 256 packs; bms2mqtt reads at most 256");
+    free(yaml);
+}
+
+/* ---- topics: every one the daemon builds fits its buffers --------------------------------- */
+
+/* Load with mqtt `key` set to n copies of 'b' (line 5, column 3 + strlen(key) + 2), packs
+ * `packs` (a flow list), and `extra` mqtt lines after it. */
+static int load_long_mqtt(const char *key, size_t n, const char *extra, const char *packs,
+                          char *err, size_t errlen)
+{
+    char *value = repeated("b", n), yaml[2048];
+    struct config cfg;
+    int rc;
+
+    snprintf(yaml, sizeof yaml, MOCK_BUS "mqtt:\n  %s: %s\n%spacks: %s\n", key, value, extra,
+             packs);
+    free(value);
+    rc = load(&cfg, yaml, err, errlen);
+    if (rc == 0)
+        config_free(&cfg);
+    return rc;
+}
+
+static void test_config_base_topic_too_long_for_topics_is_refused(void **state)
+{
+    char err[512];
+
+    (void)state;
+    /* The issue's 508 characters: state and availability topics would have been cut to one. */
+    assert_int_equal(load_long_mqtt("base_topic", 508, "", "[{name: p}]", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:5:15: mqtt.base_topic is too long: it makes the topic "
+                             "<base_topic>/<pack name>/availability 523 characters long, more "
+                             "than the 511 bms2mqtt allows; use at most 496 characters");
+    /* The status topic with the default client id (up to 81 characters). */
+    assert_int_equal(load_long_mqtt("base_topic", 415, "", "[{name: p}]", err, sizeof err), 0);
+    assert_int_equal(load_long_mqtt("base_topic", 416, "", "[{name: p}]", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:5:15: mqtt.base_topic is too long: it makes the topic "
+                             "<base_topic>/bridge/<client_id>/status 512 characters long, more "
+                             "than the 511 bms2mqtt allows; use at most 415 characters");
+    /* With a short client id, the longest pack name decides. */
+    assert_int_equal(
+        load_long_mqtt("base_topic", 433, "  client_id: c\n",
+                       "[{name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]",
+                       err, sizeof err),
+        0);
+    assert_int_equal(
+        load_long_mqtt("base_topic", 434, "  client_id: c\n",
+                       "[{name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}]",
+                       err, sizeof err),
+        -1);
+    assert_string_equal(err, "t.yaml:5:15: mqtt.base_topic is too long: it makes the topic "
+                             "<base_topic>/<pack name>/availability 512 characters long, more "
+                             "than the 511 bms2mqtt allows; use at most 433 characters");
+}
+
+static void test_config_client_id_too_long_for_status_topic_is_refused(void **state)
+{
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load_long_mqtt("client_id", 488, "", "[{name: p}]", err, sizeof err), 0);
+    assert_int_equal(load_long_mqtt("client_id", 489, "", "[{name: p}]", err, sizeof err), -1);
+    assert_string_equal(err, "t.yaml:5:14: mqtt.client_id is too long: it makes the topic "
+                             "<base_topic>/bridge/<client_id>/status 512 characters long, more "
+                             "than the 511 bms2mqtt allows; use at most 488 characters");
+}
+
+static void test_config_discovery_prefix_too_long_is_refused(void **state)
+{
+    char err[512];
+
+    (void)state;
+    assert_int_equal(load_long_mqtt("discovery_prefix", 447, "", "[{name: p}]", err, sizeof err),
+                     0);
+    assert_int_equal(load_long_mqtt("discovery_prefix", 448, "", "[{name: p}]", err, sizeof err),
+                     -1);
+    assert_string_equal(err, "t.yaml:5:21: mqtt.discovery_prefix is too long: it makes the topic "
+                             "<discovery_prefix>/binary_sensor/<pack name>_<reading>/config 512 "
+                             "characters long, more than the 511 bms2mqtt allows; use at most "
+                             "447 characters");
+    /* Two packs: the bank's default name, bank_<8 hex digits>, is the longest. */
+    assert_int_equal(
+        load_long_mqtt("discovery_prefix", 436, "", "[{name: p}, {name: q}]", err, sizeof err), -1);
+    assert_int_equal(
+        load_long_mqtt("discovery_prefix", 435, "", "[{name: p}, {name: q}]", err, sizeof err), 0);
+}
+
+static void test_config_topic_parts_refuse_wildcards_and_nul(void **state)
+{
+    (void)state;
+    expect_error(MOCK_BUS "mqtt:\n  discovery_prefix: ha/+\npacks: [{name: p}]\n",
+                 "t.yaml:5:21: mqtt.discovery_prefix must not contain the MQTT wildcards '+' or "
+                 "'#'");
+    expect_error(MOCK_BUS "mqtt:\n  base_topic: \"bms\\0x\"\npacks: [{name: p}]\n",
+                 "t.yaml:5:15: mqtt.base_topic contains a NUL character");
+    expect_error(MOCK_BUS "packs: [{name: p}]\nbank_name: \"b#1\"\n",
+                 "t.yaml:5:12: bank_name 'b#1' may only contain letters, digits, '_' and '-' (it "
+                 "becomes part of MQTT topics and Home Assistant ids)");
+}
+
+/* The discovery-topic check assumes no reading key is longer than READING_KEY_MAX. */
+static void test_config_reading_keys_fit_the_topic_check(void **state)
+{
+    const struct pack_driver *const drivers[] = {&lp4v2_driver, &eg4l_driver, &pyl_driver,
+                                                 &lp4a_driver};
+
+    (void)state;
+    for (size_t d = 0; d < sizeof drivers / sizeof drivers[0]; d++) {
+        for (size_t i = 0; i < *drivers[d]->n_defs; i++)
+            assert_in_range(strlen(drivers[d]->defs[i].key), 1, READING_KEY_MAX);
+        for (size_t i = 0; drivers[d]->retired_sensor_keys && drivers[d]->retired_sensor_keys[i];
+             i++)
+            assert_in_range(strlen(drivers[d]->retired_sensor_keys[i]), 1, READING_KEY_MAX);
+    }
+    for (size_t i = 0; i < bank_n_readings; i++)
+        assert_in_range(strlen(bank_readings[i].key), 1, READING_KEY_MAX);
+}
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 static void test_config_load_reads_a_file(void **state)
@@ -968,6 +1527,7 @@ int main(void)
         cmocka_unit_test(test_config_unknown_transport_is_refused),
         cmocka_unit_test(test_config_baud_not_a_termios_rate_is_refused),
         cmocka_unit_test(test_config_baud_supported_matches_termios_rates),
+        cmocka_unit_test(test_config_baud_is_what_the_serial_layer_sets),
         cmocka_unit_test(test_config_duplicate_pack_name_points_at_second),
         cmocka_unit_test(test_config_per_pack_serial_pack_without_port_is_refused),
         cmocka_unit_test(test_config_shared_bus_needs_port_and_distinct_addresses),
@@ -994,6 +1554,26 @@ int main(void)
         cmocka_unit_test(test_config_load_reads_a_file),
         cmocka_unit_test(test_config_load_error_in_file_is_prefixed_with_path),
         cmocka_unit_test(test_config_load_unreadable_path_reports_strerror),
+        cmocka_unit_test(test_config_tcp_url_needs_host_and_port),
+        cmocka_unit_test(test_config_unknown_url_scheme_is_refused),
+        cmocka_unit_test(test_config_good_urls_and_devices_are_accepted),
+        cmocka_unit_test(test_config_port_longer_than_links_hold_is_refused),
+        cmocka_unit_test(test_config_modbus_tcp_bus_port_outside_modbus_per_pack_is_refused),
+        cmocka_unit_test(test_config_modbus_addresses_are_slave_ids_default_0x40),
+        cmocka_unit_test(test_config_legacy_addresses_are_0_to_15),
+        cmocka_unit_test(test_config_lp4_ascii_addresses_are_1_to_15),
+        cmocka_unit_test(test_config_pylontech_addresses_are_module_plus_group),
+        cmocka_unit_test(test_config_address_range_follows_mode_given_later),
+        cmocka_unit_test(test_config_deep_nesting_is_refused_at_once),
+        cmocka_unit_test(test_config_nesting_limit_is_32_levels),
+        cmocka_unit_test(test_config_anchors_are_limited),
+        cmocka_unit_test(test_config_file_over_1_mib_is_refused),
+        cmocka_unit_test(test_config_more_than_256_packs_is_refused),
+        cmocka_unit_test(test_config_base_topic_too_long_for_topics_is_refused),
+        cmocka_unit_test(test_config_client_id_too_long_for_status_topic_is_refused),
+        cmocka_unit_test(test_config_discovery_prefix_too_long_is_refused),
+        cmocka_unit_test(test_config_topic_parts_refuse_wildcards_and_nul),
+        cmocka_unit_test(test_config_reading_keys_fit_the_topic_check),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
