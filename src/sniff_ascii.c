@@ -98,7 +98,8 @@ static int scan(struct sniff_ascii *s, double t_s, sniff_ascii_cb cb, void *ud)
         }
         if (s->cid1 && f.cid1 != s->cid1) {
             s->stats.foreign++;
-            consume(s, (size_t)flen, false);
+            s->noise.foreign++;
+            consume(s, (size_t)flen, true);
             continue;
         }
         report(s, &f, (size_t)flen, t_s, cb, ud);

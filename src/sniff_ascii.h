@@ -21,8 +21,9 @@
  * meets another '~' before its CR, or AF_FRAME_MAX characters without CR, is noise up to
  * the next '~' (resync); a complete '~'..CR run that fails af_decode is noise, and counts
  * as a bad frame (noise.bad_frames) when it is hex with a bad LCHKSUM, LENID or CHKSUM. Good frames
- * of another CID1 than the listener's are counted as `foreign` and skipped (the other ASCII
- * protocol's listener takes them).
+ * of another CID1 than the listener's are skipped and counted as `foreign` (in stats and in
+ * noise, whose bytes they join: this listener cannot place them; the other ASCII protocol's
+ * listener takes them).
  *
  * Direction: a reply's CID2 is a return code, 0x00..0x06 or 0x90/0x91 (Pylontech V3.3
  * §2.5.2, LifePower4 §1.4.2), while every command is 0x42 or above (0x42..0x4F, 0x51,

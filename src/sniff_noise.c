@@ -59,7 +59,11 @@ size_t sniff_noise_hint(const struct sniff_noise *nz, unsigned long placed, cons
     }
     unsigned long b = nz->bytes;
     put(out, len, &off, "%lu bytes", b);
-    if (nz->bad_frames > 2)
+    if (nz->foreign)
+        put(out, len, &off,
+            ", %lu good frames of another protocol with the same framing: another --protocol?",
+            nz->foreign);
+    else if (nz->bad_frames > 2)
         put(out, len, &off,
             ", %lu %s frames with a bad check: noise on the line, missing termination, or a "
             "marginal baud rate?",

@@ -21,6 +21,8 @@ struct sniff_noise {
     unsigned long zero_ff;    /* of which 0x00 or 0xFF (a wrong baud rate reads breaks as these) */
     unsigned long marks;      /* of which '~' (0x7E) or CR (0x0D): frame delimiters */
     unsigned long bad_frames; /* frame-shaped byte runs whose check (CRC, CHK, CHKSUM) failed */
+    unsigned long foreign;    /* good frames of a sibling protocol (same framing, other CID1);
+                                 their bytes are counted in `bytes` too */
     uint8_t sample[SNIFF_NOISE_SAMPLE]; /* the last min(bytes, 16) dropped bytes, a ring */
     size_t head;                        /* next slot of the ring */
 };
@@ -38,7 +40,8 @@ void sniff_noise_add(struct sniff_noise *nz, const uint8_t *buf, size_t n);
  *   "40 bytes in 3 Modbus RTU frames with a bad CRC: noise or missing termination? last: ..."
  * bad_what names the protocol's frames ("Modbus RTU", "legacy 7E..0D", "ASCII ~..CR").
  * placed is the number of bytes the framer did place in good frames. The judgement, first
- * that applies: more than 2 bad frames -> bad checks; dropped bytes under 5 % of placed ones
+ * that applies: good frames of a sibling protocol -> another --protocol; more than 2 bad
+ * frames -> bad checks; dropped bytes under 5 % of placed ones
  * -> stray bytes between good frames; >= 75 % 0x00/0xFF -> wrong baud rate; >= 90 % printable
  * without any '~' or CR -> text that is no frame; >= 90 % printable with them -> ASCII frames that
  * do not check or another ASCII protocol; otherwise binary garbage -> wrong baud rate or protocol.
