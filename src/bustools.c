@@ -194,7 +194,7 @@ static void bustools_print(const struct sniff_heard *h, void *ud)
 
     s->proto->describe(h, line, sizeof(line));
     printf("%9.3f %-10s %s\n", t, s->proto->short_name, line);
-    int n = sniffer_decode(s, h, 16, NULL, NULL, mods);
+    int n = sniffer_decode(s, h, 0 /* legacy: as many cells as the reply has */, NULL, NULL, mods);
     for (int i = 0; i < n; i++) {
         sniff_summary(s->proto, &mods[i], line, sizeof(line));
         printf("          %s\n", line);
