@@ -51,6 +51,7 @@ enum value_kind {
     V_BOOL,
     V_MODE,
     V_TRANSPORT,
+    V_PROTOCOL,
     V_SECTION, /* a nested mapping or sequence with its own parser */
 };
 
@@ -107,6 +108,7 @@ static const struct key_spec top_keys[] = {
 static const struct key_spec bus_keys[] = {
     {"mode",            V_MODE,      BUS(mode),            0, 0,       F_REQUIRED,   NULL},
     {"transport",       V_TRANSPORT, BUS(transport),       0, 0,       0,            NULL},
+    {"protocol",        V_PROTOCOL,  BUS(protocol),        0, 0,       0,            NULL},
     {"port",            V_STRING,    BUS(port),            0, 0,       F_EMPTY_NULL | F_PORT, NULL},
     {"baud",            V_INT,       BUS(baud),            0, 0,       F_BAUD,       NULL},
     {"read_chunk",      V_INT,       BUS(read_chunk),      1, 65536,   0,            NULL},
@@ -155,6 +157,13 @@ static const char *const mode_names[] = {
     [CONFIG_MODE_PASSIVE] = "passive",
     [CONFIG_MODE_PYLONTECH] = "pylontech",
     [CONFIG_MODE_LP4_ASCII] = "lp4_ascii",
+};
+
+static const char *const protocol_names[] = {
+    [CONFIG_PROTOCOL_LP4V2] = "lp4v2",
+    [CONFIG_PROTOCOL_EG4_LEGACY] = "eg4_legacy",
+    [CONFIG_PROTOCOL_PYLONTECH] = "pylontech",
+    [CONFIG_PROTOCOL_LP4_ASCII] = "lp4_ascii",
 };
 
 static const char *const transport_names[] = {
@@ -608,13 +617,17 @@ static int store_bool(struct loader *ld, void *dst, const yaml_node_t *value, co
     return 0;
 }
 
-/* mode and transport: one of a fixed list, spelt exactly as the original daemon did. */
+/* mode, transport and protocol: one of a fixed list, spelt exactly as the original daemon did. */
 static int store_choice(struct loader *ld, const struct key_spec *spec, void *dst,
                         const yaml_node_t *value, const char *path)
 {
-    bool is_mode = spec->kind == V_MODE;
-    const char *const *names = is_mode ? mode_names : transport_names;
-    size_t n = is_mode ? ARRAY_SIZE(mode_names) : ARRAY_SIZE(transport_names);
+    bool is_mode = spec->kind == V_MODE, is_protocol = spec->kind == V_PROTOCOL;
+    const char *const *names = is_mode       ? mode_names
+                               : is_protocol ? protocol_names
+                                             : transport_names;
+    size_t n = is_mode       ? ARRAY_SIZE(mode_names)
+               : is_protocol ? ARRAY_SIZE(protocol_names)
+                             : ARRAY_SIZE(transport_names);
     int i = parse_choice(value, names, n);
     char text[EXCERPT_MAX + 8], valid[96];
 
@@ -624,6 +637,8 @@ static int store_choice(struct loader *ld, const struct key_spec *spec, void *ds
                     join_names(names, n, valid, sizeof valid));
     if (is_mode)
         *(enum config_bus_mode *)dst = (enum config_bus_mode)i;
+    else if (is_protocol)
+        *(enum config_protocol *)dst = (enum config_protocol)i;
     else
         *(enum config_transport *)dst = (enum config_transport)i;
     return 0;
@@ -664,6 +679,7 @@ static int store_value(struct loader *ld, const struct section *sec, const struc
         return store_bool(ld, dst, value, path);
     case V_MODE:
     case V_TRANSPORT:
+    case V_PROTOCOL:
         return store_choice(ld, spec, dst, value, path);
     case V_SECTION:
         break;
@@ -860,7 +876,15 @@ static int parse_bus(struct loader *ld, const yaml_node_t *key, const yaml_node_
     /* Pylontech stacks talk at 115200 baud (Pylontech RS485 protocol V3.3); the rest at
      * 9600 (EG4-LL Modbus V01.06 §1.2, EG4 LifePower4 ASCII). */
     if (ld->cfg->bus.baud == 0)
-        ld->cfg->bus.baud = ld->cfg->bus.mode == CONFIG_MODE_PYLONTECH ? 115200 : 9600;
+        ld->cfg->bus.baud = ld->cfg->bus.mode == CONFIG_MODE_PYLONTECH ||
+                                    (ld->cfg->bus.mode == CONFIG_MODE_PASSIVE &&
+                                     ld->cfg->bus.protocol == CONFIG_PROTOCOL_PYLONTECH)
+                                ? 115200
+                                : 9600;
+    if (rc == 0 && ld->cfg->bus.mode != CONFIG_MODE_PASSIVE && section_value(&sec, "protocol"))
+        return fail(ld, section_value(&sec, "protocol")->start_mark,
+                    "bus.protocol is only used in passive mode (bus.mode is %s)",
+                    config_mode_name(ld->cfg->bus.mode));
     return rc;
 }
 
@@ -989,7 +1013,7 @@ static bool pylontech_address_ok(int address)
     return address >= 0 && group <= 7 && module >= 2 && module <= 13;
 }
 
-static bool address_ok(enum config_bus_mode mode, int address)
+bool config_address_ok(enum config_bus_mode mode, int address)
 {
     if (address < mode_addresses[mode].min || address > mode_addresses[mode].max)
         return false;
@@ -1015,7 +1039,7 @@ static int check_addresses(struct loader *ld)
             pack->address = mode_addresses[mode].fallback;
             continue;
         }
-        if (!address_ok(mode, pack->address))
+        if (!config_address_ok(mode, pack->address))
             return fail(ld, value->start_mark,
                         "packs[%zu].address must be in %s in %s mode, not %s", i,
                         mode_addresses[mode].range, config_mode_name(mode),
@@ -1488,6 +1512,13 @@ void config_free(struct config *cfg)
 bool config_baud_supported(int baud)
 {
     return ser_baud_supported(baud);
+}
+
+const char *config_protocol_name(enum config_protocol protocol)
+{
+    if ((size_t)protocol < ARRAY_SIZE(protocol_names))
+        return protocol_names[protocol];
+    return "?";
 }
 
 const char *config_mode_name(enum config_bus_mode mode)

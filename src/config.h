@@ -29,6 +29,14 @@ enum config_bus_mode {
     CONFIG_MODE_LP4_ASCII,       /* "lp4_ascii": EG4 LifePower4 ASCII (CID1 0x4A) on bus.port */
 };
 
+/* bus.protocol: what the bus master of a passive bus speaks (sniff_proto.h). */
+enum config_protocol {
+    CONFIG_PROTOCOL_LP4V2,      /* "lp4v2" (default): Modbus RTU, LP4V2 block reads */
+    CONFIG_PROTOCOL_EG4_LEGACY, /* "eg4_legacy": EG4 legacy 7E..0D frames */
+    CONFIG_PROTOCOL_PYLONTECH,  /* "pylontech": Pylontech ASCII frames (CID1 0x46) */
+    CONFIG_PROTOCOL_LP4_ASCII,  /* "lp4_ascii": EG4 LifePower4 ASCII frames (CID1 0x4A) */
+};
+
 /* bus.transport: "serial" (real ports) or "mock" (built-in simulated packs). */
 enum config_transport {
     CONFIG_TRANSPORT_SERIAL,
@@ -51,6 +59,7 @@ struct config_pack {
 struct config_bus {
     enum config_bus_mode mode;       /* required */
     enum config_transport transport; /* default serial */
+    enum config_protocol protocol;   /* passive mode only; default lp4v2 */
     char *port;                      /* shared port (every mode but modbus_per_pack): device or
                                         tcp://HOST:PORT; NULL when absent */
     int baud;                        /* default 9600; 115200 in pylontech mode */
@@ -132,6 +141,13 @@ bool config_baud_supported(int baud);
 
 /* "modbus_per_pack", "active", "passive", "pylontech" or "lp4_ascii"; "unknown" else. */
 const char *config_mode_name(enum config_bus_mode mode);
+
+/* "lp4v2", "eg4_legacy", "pylontech" or "lp4_ascii": the sniff_proto_find() name. */
+const char *config_protocol_name(enum config_protocol protocol);
+
+/* True if `address` is a pack address of bus mode `mode` (Modbus 1..247, legacy 0..15,
+ * Pylontech module 2..13 of group 0..7, LifePower4 ASCII 1..15). */
+bool config_address_ok(enum config_bus_mode mode, int address);
 
 /* The baud a pack is polled at: its own, else the bus's. */
 int config_pack_baud(const struct config *cfg, const struct config_pack *pack);

@@ -1,34 +1,52 @@
 /* SPDX-License-Identifier: MIT */
 /* listen.c - the listen-only bus (bus.mode passive): packs read from another master's traffic. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bridge.h"
 #include "log.h"
-#include "lp4v2.h"
 #include "poller_bus.h"
-#include "rtu_sniff.h"
+#include "sniff_proto.h"
 
 struct poller_listen {
     struct poller_bus *bus;
+    struct sniffer sn; /* the framer of what the bus master speaks (bus.protocol) */
     double now_s;
 };
 
-static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t slave)
+static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t addr)
 {
     for (size_t i = 0; i < bus->n; i++)
-        if (bus->packs[i]->slave == slave)
+        if (bus->packs[i]->slave == addr)
             return bus->packs[i];
     return NULL;
 }
 
+/* The readings a decoder starts a pack's row from (sniff_prior_fn). */
+static const double *poller_prior(uint8_t addr, void *ud)
+{
+    struct pack *p = poller_pack_at(ud, addr);
+
+    return p ? p->values : NULL;
+}
+
+static void poller_values_unknown(struct pack *p)
+{
+    for (size_t i = 0; i < p->n_defs; i++)
+        p->values[i] = NAN;
+}
+
 #define POLLER_MAX_FOUND 32 /* packs a listener adds by itself, per bus */
 
-/* The pack of a slave heard answering LP4V2 reads that no configured pack has: named
- * as the eg4-battery script named them, lifepower4_addr_<id in hex>. NULL past the limit
- * or when out of memory. */
-static struct pack *poller_found_pack(struct poller_bus *bus, uint8_t slave, double now_s)
+/* The pack of an address heard answering that no configured pack has, named by the
+ * protocol's pattern (LP4V2: lifepower4_addr_<id in hex>, as the eg4-battery script named
+ * them). NULL past the limit or when out of memory. */
+static struct pack *poller_found_pack(struct poller_listen *ls, uint8_t addr)
 {
+    struct poller_bus *bus = ls->bus;
+    const struct sniff_proto *proto = ls->sn.proto;
     struct pack *p = NULL, **found = NULL, **packs = NULL;
     char *name = malloc(32);
 
@@ -36,17 +54,18 @@ static struct pack *poller_found_pack(struct poller_bus *bus, uint8_t slave, dou
         (found = realloc(bus->found, (bus->n_found + 1) * sizeof(*found))) &&
         (bus->found = found, packs = realloc(bus->packs, (bus->n + 1) * sizeof(*packs)))) {
         bus->packs = packs;
-        snprintf(name, 32, "lifepower4_addr_%02x", slave);
-        if (pack_setup(p, name, &lp4v2_driver, slave, bus->pl->cfg) == 0 &&
+        snprintf(name, 32, proto->found_fmt, (unsigned)addr);
+        if (pack_setup(p, name, proto->driver, addr, bus->pl->cfg) == 0 &&
             pack_energy_attach(p, bus->pl->store) == 0 &&
             bridge_add_pack(bus->pl->bridge, p) == 0) {
             p->raw = bus->packs[0]->raw;
-            p->last_good_s = now_s;
+            p->last_good_s = ls->now_s;
             p->owned_name = name;
+            poller_values_unknown(p);
             bus->found[bus->n_found++] = p;
             bus->packs[bus->n++] = p;
-            log_msg(LOG_LVL_NOTICE, "%s: slave 0x%02x answers LP4V2 reads; publishing it as %s",
-                    p->raw->port, slave, name);
+            log_msg(LOG_LVL_NOTICE, "%s: %s 0x%02x answers %s reads; publishing it as %s",
+                    p->raw->port, proto->addr_word, addr, proto->short_name, name);
             return p;
         }
         pack_teardown(p);
@@ -56,61 +75,94 @@ static struct pack *poller_found_pack(struct poller_bus *bus, uint8_t slave, dou
     return NULL;
 }
 
-/* A read that is not a pack's block, published raw by absolute register address. */
-static void poller_heard_raw(struct poller_bus *bus, const struct rtu_exchange *x,
-                             const struct pack *p)
+/* A reply that is no reading, published raw (Modbus register reads, by address). */
+static void poller_heard_raw(struct poller_listen *ls, const struct sniff_heard *h)
 {
     char name[32], json[2048];
-    size_t off;
+    const struct pack *p = poller_pack_at(ls->bus, h->addr);
 
+    if (!ls->sn.proto->raw_json || ls->sn.proto->raw_json(h, json, sizeof(json)) == 0)
+        return;
     if (p)
         snprintf(name, sizeof(name), "%s", p->name);
     else
-        snprintf(name, sizeof(name), "lifepower4_addr_%02x", x->slave);
-    off = (size_t)snprintf(json, sizeof(json), "{\"slave\":%u,\"function\":%u,\"registers\":{",
-                           x->slave, x->function);
-    for (size_t i = 0; i < x->n_registers && off + 24 < sizeof(json); i++)
-        off += (size_t)snprintf(json + off, sizeof(json) - off, "%s\"%u\":%u", i ? "," : "",
-                                (unsigned)(x->start + i), x->registers[i]);
-    snprintf(json + off, sizeof(json) - off, "}}");
-    bridge_publish_raw(bus->pl->bridge, name, json);
+        snprintf(name, sizeof(name), ls->sn.proto->found_fmt, (unsigned)h->addr);
+    bridge_publish_raw(ls->bus->pl->bridge, name, json);
 }
 
-/* One exchange seen on the bus: an LP4V2 block read (start 0, 39 registers or more)
- * becomes the reading of the slave's pack (configured, or added on first sight); any
- * other register read is published raw. */
-static void poller_heard(const struct rtu_exchange *x, void *ud)
+/* Merge the fields an identity reply gave into the pack's identity. */
+static void poller_heard_identity(struct poller_listen *ls, struct pack *p,
+                                  const struct pack_identity *id)
+{
+    struct pack_identity was = p->id;
+
+    if (id->model[0])
+        memcpy(p->id.model, id->model, sizeof(p->id.model));
+    if (id->firmware[0])
+        memcpy(p->id.firmware, id->firmware, sizeof(p->id.firmware));
+    if (id->serial[0])
+        memcpy(p->id.serial, id->serial, sizeof(p->id.serial));
+    if (memcmp(&was, &p->id, sizeof(was)) != 0) {
+        log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name,
+                p->id.model, p->id.firmware, p->id.serial);
+        bridge_pack_identity(ls->bus->pl->bridge, p);
+    }
+}
+
+/* One module of a decoded reply: the pack's reading, part of it, its identity, or a failure.
+ * A pack nobody configured is added when a reading of it is first heard. */
+static void poller_heard_module(struct poller_listen *ls, const struct sniff_module *m)
+{
+    struct poller_bus *bus = ls->bus;
+    struct pack *p = poller_pack_at(bus, m->addr);
+
+    if (!p && m->what == SNIFF_READING && !(p = poller_found_pack(ls, m->addr))) {
+        if (!(bus->unknown_logged[m->addr / 32] & (1u << (m->addr % 32))))
+            log_msg(LOG_LVL_WARNING, "%s: %s 0x%02x answers %s reads but cannot be added",
+                    bus->packs[0]->raw->port, ls->sn.proto->addr_word, m->addr,
+                    ls->sn.proto->short_name);
+        bus->unknown_logged[m->addr / 32] |= 1u << (m->addr % 32);
+        return;
+    }
+    if (!p)
+        return;
+    switch (m->what) {
+    case SNIFF_READING:
+        p->polls++;
+        memcpy(p->values, m->values, p->n_defs * sizeof(*p->values));
+        poller_good(p, bus->pl->bridge, ls->now_s);
+        break;
+    case SNIFF_PARTIAL: /* alarms, limits: published with the pack's next reading */
+        memcpy(p->values, m->values, p->n_defs * sizeof(*p->values));
+        break;
+    case SNIFF_IDENTITY:
+        poller_heard_identity(ls, p, &m->id);
+        break;
+    case SNIFF_BAD:
+        p->polls++;
+        snprintf(p->raw->what, sizeof(p->raw->what), "heard a reply that does not decode");
+        poller_failed(p, bus->pl->bridge, m->cause);
+        break;
+    }
+}
+
+/* One frame heard on the bus: the replies the protocol's decoder understands become its
+ * packs' readings; other register reads are published raw. */
+static void poller_heard(const struct sniff_heard *h, void *ud)
 {
     struct poller_listen *ls = ud;
-    struct poller_bus *bus = ls->bus;
-    struct pack *p;
+    struct sniff_module mods[SNIFF_MAX_MODULES];
     char line[200];
 
     if (log_enabled(LOG_LVL_DEBUG)) {
-        rtu_sniff_describe(x, line, sizeof(line));
-        log_msg(LOG_LVL_DEBUG, "%s: %s", bus->packs[0]->raw->port, line);
+        ls->sn.proto->describe(h, line, sizeof(line));
+        log_msg(LOG_LVL_DEBUG, "%s: %s", ls->bus->packs[0]->raw->port, line);
     }
-    if (x->kind != RTU_SNIFF_RESPONSE || !x->paired || (x->function != 0x03 && x->function != 0x04))
-        return;
-    p = poller_pack_at(bus, x->slave);
-    bool block = x->function == 0x03 && x->start == 0 && x->n_registers >= LP4V2_DOC_COUNT;
-    if (!block) {
-        poller_heard_raw(bus, x, p);
-        return;
-    }
-    if (!p && !(p = poller_found_pack(bus, x->slave, ls->now_s))) {
-        if (!(bus->unknown_logged[x->slave / 32] & (1u << (x->slave % 32))))
-            log_msg(LOG_LVL_WARNING, "%s: slave 0x%02x answers LP4V2 reads but cannot be added",
-                    bus->packs[0]->raw->port, x->slave);
-        bus->unknown_logged[x->slave / 32] |= 1u << (x->slave % 32);
-        return;
-    }
-    p->polls++;
-    if (lp4v2_decode(x->registers, x->n_registers, p->values) < 0) {
-        poller_failed(p, bus->pl->bridge, MB_ERR_ZERO);
-        return;
-    }
-    poller_good(p, bus->pl->bridge, ls->now_s);
+    int n = sniffer_decode(&ls->sn, h, (unsigned)ls->bus->pl->cfg->cell_count, poller_prior,
+                           ls->bus, mods);
+    for (int i = 0; i < n; i++)
+        poller_heard_module(ls, &mods[i]);
+    poller_heard_raw(ls, h);
 }
 
 /* Packs the master has not read for offline_after poll periods are offline. */
@@ -142,8 +194,8 @@ void poller_listen(struct poller_bus *bus)
 {
     struct poller *pl = bus->pl;
     struct ser_link *l = bus->packs[0]->raw;
-    struct poller_listen ls = {bus, 0};
-    struct rtu_sniff sniff;
+    struct poller_listen ls = {.bus = bus};
+    const struct sniff_proto *proto = sniff_proto_find(config_protocol_name(pl->cfg->bus.protocol));
     uint8_t buf[256];
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
 
@@ -151,9 +203,14 @@ void poller_listen(struct poller_bus *bus)
     double once_until = poller_now() - t0 +
                         3 * (pl->cfg->bus.poll_interval_s > 5 ? pl->cfg->bus.poll_interval_s : 5);
 
-    rtu_sniff_init(&sniff, (unsigned)l->baud);
-    for (size_t i = 0; i < bus->n; i++)
+    if (!proto || sniffer_open(&ls.sn, proto, (unsigned)l->baud) < 0) {
+        log_msg(LOG_LVL_ERROR, "%s: cannot start the listener (out of memory)", l->port);
+        return;
+    }
+    for (size_t i = 0; i < bus->n; i++) {
         bus->packs[i]->last_good_s = poller_now() - t0;
+        poller_values_unknown(bus->packs[i]);
+    }
     while (!poller_stopping(pl)) {
         ls.now_s = poller_now() - t0;
         if (pl->once && (poller_all_heard(bus) || ls.now_s > once_until))
@@ -169,12 +226,13 @@ void poller_listen(struct poller_bus *bus)
         if (n > 0) {
             if (l->trace)
                 log_hex(l->port, buf, (size_t)n);
-            rtu_sniff_feed(&sniff, buf, (size_t)n, ls.now_s, poller_heard, &ls);
+            sniffer_feed(&ls.sn, buf, (size_t)n, ls.now_s, poller_heard, &ls);
         } else if (n == 0) {
             /* The line went quiet: settle what waits for bytes that will not come. */
-            rtu_sniff_flush(&sniff, poller_heard, &ls);
+            sniffer_flush(&ls.sn, poller_heard, &ls);
         }
         poller_listen_stale(bus, ls.now_s);
     }
+    sniffer_close(&ls.sn);
     ser_close(l);
 }

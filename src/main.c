@@ -23,6 +23,7 @@
 #include "log.h"
 #include "mqtt.h"
 #include "poller.h"
+#include "sniff_proto.h"
 #include "version.h"
 
 #define DEFAULT_CONFIG "/etc/bms2mqtt.yaml"
@@ -258,6 +259,9 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
                                        : pylontech ? &pyl_driver
                                        : lp4a      ? &lp4a_driver
                                                    : &lp4v2_driver;
+    /* A passive bus's packs speak what its master speaks (bus.protocol). */
+    if (listen)
+        driver = sniff_proto_find(config_protocol_name(cfg->bus.protocol))->driver;
 
     /* Every mode but modbus_per_pack has all packs on the shared bus.port: one raw line for
      * all of them; passive mode opens it read-only and never writes to it. */

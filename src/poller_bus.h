@@ -52,8 +52,10 @@ void poller_good(struct pack *p, struct bridge *b, double now_s);
 
 /*
  * Run a listen-only bus until a stop request (or, with `once`, until every pack was heard
- * or three poll periods passed): open the bus's port read-only, split what passes into
- * Modbus RTU exchanges (rtu_sniff.h), and turn the LP4V2 block reads into readings.
+ * or three poll periods passed): open the bus's port read-only, split what passes into the
+ * frames of bus.protocol (sniff_proto.h), and turn the replies its decoder understands into
+ * readings (a pack per address heard, configured or added), partial updates kept for the
+ * next reading, and identities; other Modbus register reads are published raw.
  */
 void poller_listen(struct poller_bus *bus);
 

@@ -207,8 +207,10 @@ static enum decision decide(struct rtu_sniff *s, enum mode mode, struct candidat
         *found = cd[i];
         return DECIDE_FRAME;
     }
-    if (crc_failed)
+    if (crc_failed) {
         s->stats.crc_errors++;
+        s->noise.bad_frames++;
+    }
     return DECIDE_NOISE;
 }
 
@@ -335,6 +337,7 @@ static int scan(struct rtu_sniff *s, bool flush, double t_s, rtu_sniff_cb cb, vo
             break;
         if (d == DECIDE_NOISE) {
             s->stats.noise_bytes++;
+            sniff_noise_add(&s->noise, s->buf + s->head, 1);
             consume(s, 1);
             continue;
         }
@@ -377,6 +380,7 @@ int rtu_sniff_feed(struct rtu_sniff *s, const uint8_t *buf, size_t n, double t_s
             /* Cannot happen while a frame (<= 255 bytes) always settles in 512; kept so a
                bug costs old bytes, not memory safety. */
             s->stats.overflow_bytes++;
+            sniff_noise_add(&s->noise, s->buf + s->head, 1);
             consume(s, 1);
             continue;
         }

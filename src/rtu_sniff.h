@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sniff_noise.h"
+
 /*
  * A listener on an RS-485 bus that some other master polls. It only hears bytes: it has to
  * find the frames in them, tell requests from responses, and pair each response with the
@@ -125,11 +127,13 @@ struct rtu_sniff_pending {
 /* A listener. Initialise with rtu_sniff_init; read `stats` freely; the rest is internal. */
 struct rtu_sniff {
     struct rtu_sniff_stats stats;
-    double char_s; /* one character on the wire (11 bits), s; 0 = no gap detection */
-    double gap_s;  /* silence that ends a frame: max(3.5 characters, 1.5 ms), s */
-    double last_t; /* read time of the previous chunk with a finite time */
-    bool have_t;   /* last_t is set */
-    size_t head;   /* buffered bytes are buf[head .. head+len) */
+    struct sniff_noise noise; /* the bytes counted in noise_bytes and overflow_bytes, and
+                                 bad_frames = crc_errors, for sniff's hint */
+    double char_s;            /* one character on the wire (11 bits), s; 0 = no gap detection */
+    double gap_s;             /* silence that ends a frame: max(3.5 characters, 1.5 ms), s */
+    double last_t;            /* read time of the previous chunk with a finite time */
+    bool have_t;              /* last_t is set */
+    size_t head;              /* buffered bytes are buf[head .. head+len) */
     size_t len;
     size_t gap_upto; /* the first gap_upto buffered bytes came before a gap */
     struct rtu_sniff_pending pending;

@@ -138,6 +138,7 @@ struct options {
     unsigned seed_offset;
     unsigned master_ms; /* 0: the simulator is a slave only */
     bool master_identity;
+    bool master_group; /* --master-group: one all-modules poll per pty and cycle */
     bool noise;
     bool tcp;
     bool baud_set;
@@ -477,7 +478,9 @@ static void master_step(struct port *pt, int64_t now)
 {
     uint8_t buf[SIM_FRAME_MAX];
 
-    if (pt->m_next >= pt->npacks && !pt->m_id_next) {
+    /* --master-group: the first pack's request speaks for the whole group. */
+    unsigned polled = opt.master_group ? 1 : pt->npacks;
+    if (pt->m_next >= polled && !pt->m_id_next) {
         pt->m_next = 0;
         pt->m_id_phase = (pt->m_id_phase + 1) % SIM_IDENTITY_EVERY;
         pt->m_cycle += (int64_t)opt.master_ms * NS_PER_MS;
@@ -507,7 +510,8 @@ static void master_step(struct port *pt, int64_t now)
         n = opt.proto->identity_request(pk->slave, buf, sizeof(buf));
     } else {
         pk = &packs[pt->first + pt->m_next++];
-        n = opt.proto->poll_request(pk->slave, buf, sizeof(buf));
+        n = opt.master_group ? opt.proto->group_request(pk->slave, buf, sizeof(buf))
+                             : opt.proto->poll_request(pk->slave, buf, sizeof(buf));
         pt->m_id_next = opt.master_identity && pt->m_id_phase == 0;
     }
     if (n == 0 || n > sizeof(pt->tx))
@@ -952,8 +956,11 @@ static void usage(FILE *f)
         "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
         "      --master MS        act as the bus master too: every MS ms poll each pack\n"
         "                         of each pty and write request and reply into the pty\n"
-        "      --master-identity  with --master, Modbus: also read registers 105..127 of\n"
-        "                         each pack on the first cycle and every 5th after it\n"
+        "      --master-identity  with --master: also read each pack's identity (Modbus:\n"
+        "                         registers 105..127; pylontech: 0x93 serial) on the\n"
+        "                         first cycle and every 5th after it\n"
+        "      --master-group     with --master, pylontech: poll each pty's group with\n"
+        "                         one 0x42 request for all modules (command 0xFF)\n"
         "      --noise            with --master: random bytes between exchanges now and then\n"
         "  -b, --baud B           simulated wire speed for pacing (default 9600;\n"
         "                         pylontech 115200)\n"
@@ -1126,6 +1133,7 @@ enum {
     OPT_MASTER,
     OPT_NOISE,
     OPT_MASTER_IDENTITY,
+    OPT_MASTER_GROUP,
     OPT_TCP,
     OPT_REFUSE,
     OPT_NO_ALL_MODULES,
@@ -1145,6 +1153,7 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"protocol", required_argument, NULL, OPT_PROTOCOL},
         {"master", required_argument, NULL, OPT_MASTER},
         {"master-identity", no_argument, NULL, OPT_MASTER_IDENTITY},
+        {"master-group", no_argument, NULL, OPT_MASTER_GROUP},
         {"noise", no_argument, NULL, OPT_NOISE},
         {"tcp", no_argument, NULL, OPT_TCP},
         {"baud", required_argument, NULL, 'b'},
@@ -1203,6 +1212,9 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
             break;
         case OPT_MASTER_IDENTITY:
             opt.master_identity = true;
+            break;
+        case OPT_MASTER_GROUP:
+            opt.master_group = true;
             break;
         case OPT_NOISE:
             opt.noise = true;
@@ -1288,6 +1300,10 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
     }
     if (opt.master_identity && !opt.master_ms) {
         fprintf(stderr, "bms-sim: --master-identity needs --master\n");
+        return 2;
+    }
+    if (opt.master_group && (!opt.master_ms || !opt.proto->group_request)) {
+        fprintf(stderr, "bms-sim: --master-group needs --master and --protocol pylontech\n");
         return 2;
     }
     if (opt.master_identity && !opt.proto->identity_request) {

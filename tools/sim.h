@@ -97,6 +97,9 @@ struct sim_proto {
     /* The identity request a bus master sends to `slave` now and then (--master-identity).
      * Returns its length; NULL if the protocol has none. */
     size_t (*identity_request)(unsigned slave, uint8_t *out, size_t cap);
+    /* The request a bus master sends to `slave` for every module of its group at once
+     * (--master-group). Returns its length; NULL if the protocol has none. */
+    size_t (*group_request)(unsigned slave, uint8_t *out, size_t cap);
 };
 
 extern const struct sim_proto sim_proto_modbus;

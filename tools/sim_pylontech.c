@@ -388,6 +388,22 @@ static size_t py_poll_request(unsigned slave, uint8_t *out, size_t cap)
     return sim_ascii_request((uint8_t)slave, PY_CID1, 0x42, &cmd, 1, out, cap);
 }
 
+/* --master-identity: the module's serial number (§3.7). */
+static size_t py_identity_request(unsigned slave, uint8_t *out, size_t cap)
+{
+    uint8_t cmd = (uint8_t)slave;
+
+    return sim_ascii_request((uint8_t)slave, PY_CID1, 0x93, &cmd, 1, out, cap);
+}
+
+/* --master-group: analog values of every module of the group (§2.5.3, command 0xFF). */
+static size_t py_group_request(unsigned slave, uint8_t *out, size_t cap)
+{
+    uint8_t cmd = 0xFF;
+
+    return sim_ascii_request((uint8_t)slave, PY_CID1, 0x42, &cmd, 1, out, cap);
+}
+
 const struct sim_proto sim_proto_pylontech = {
     .name = "pylontech",
     .slave_min = 2, /* §2.5.3: the first module is 2; 0 and 255 are reserved */
@@ -399,5 +415,6 @@ const struct sim_proto sim_proto_pylontech = {
     .address = sim_ascii_address,
     .reply = py_reply,
     .poll_request = py_poll_request,
-    .identity_request = NULL,
+    .identity_request = py_identity_request,
+    .group_request = py_group_request,
 };

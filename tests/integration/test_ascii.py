@@ -214,9 +214,10 @@ class AsciiTest(harness.StackTest):
         r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
                            capture_output=True, text=True, timeout=90)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("baud 115200 address  2: answers the Pylontech request", r.stdout)
-        self.assertIn("baud 115200 address  3: answers the Pylontech request", r.stdout)
-        self.assertNotIn("address  4:", r.stdout)
+        self.assertIn("scan: pylontech  baud 115200 address   2 (0x02): answers", r.stderr)
+        self.assertIn("scan: pylontech  baud 115200 address   3 (0x03): answers", r.stderr)
+        self.assertIn("scan: pylontech  baud 115200 address   4 (0x04): no answer", r.stderr)
+        self.assertNotIn("(0x04)", r.stdout)
         self.assertIn("  mode: pylontech\n  port: %s\n  baud: 115200" % port, r.stdout)
 
 

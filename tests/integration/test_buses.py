@@ -245,8 +245,8 @@ class BusTest(harness.StackTest):
         r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("address  3: answers the legacy EG4 status request", r.stdout)
-        self.assertNotIn("answers the LP4V2 read", r.stdout)
+        self.assertIn("scan: eg4_legacy baud   9600 address   3 (0x03): answers", r.stderr)
+        self.assertNotRegex(r.stderr, r"scan: lp4v2 .*: answers")
         self.assertIn("  mode: active\n  port: %s" % port, r.stdout)
         self.assertIn("    address: 0x03", r.stdout)
 
@@ -267,9 +267,10 @@ class BusTest(harness.StackTest):
         r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertIn("baud   9600 slave 0x02: answers the LP4V2 read", r.stdout)
-        self.assertIn("baud   9600 slave 0x05: answers the LP4V2 read", r.stdout)
-        self.assertNotIn("slave 0x03", r.stdout)
+        self.assertIn("scan: lp4v2      baud   9600 address   2 (0x02): answers", r.stderr)
+        self.assertIn("scan: lp4v2      baud   9600 address   5 (0x05): answers", r.stderr)
+        self.assertIn("scan: lp4v2      baud   9600 address   3 (0x03): no answer", r.stderr)
+        self.assertNotIn("(0x03)", r.stdout)
         self.assertIn("    address: 0x05\n    port: %s\n    baud: 9600" % port, r.stdout)
 
 

@@ -564,6 +564,38 @@ static void test_config_unknown_transport_is_refused(void **state)
                  "t.yaml:3:14: unknown bus.transport 'tcp' (valid: serial, mock)");
 }
 
+static void test_config_passive_bus_protocol_names_what_the_master_speaks(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "bus:\n  mode: passive\n  port: /dev/x\npacks: [{name: p}]\n");
+    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4V2); /* the default: as before */
+    assert_int_equal(cfg.bus.baud, 9600);
+    config_free(&cfg);
+    load_ok(&cfg, "bus:\n  protocol: pylontech\n  mode: passive\n  port: /dev/x\n"
+                  "packs: [{name: p, address: 2}]\n");
+    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_PYLONTECH);
+    assert_int_equal(cfg.bus.baud, 115200); /* a Pylontech bus's own rate */
+    assert_string_equal(config_protocol_name(cfg.bus.protocol), "pylontech");
+    config_free(&cfg);
+    load_ok(&cfg, "bus:\n  mode: passive\n  protocol: eg4_legacy\n  port: /dev/x\n"
+                  "packs: [{name: p}]\n");
+    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_EG4_LEGACY);
+    config_free(&cfg);
+    load_ok(&cfg, "bus:\n  mode: passive\n  protocol: lp4_ascii\n  port: /dev/x\n"
+                  "packs: [{name: p}]\n");
+    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4_ASCII);
+    config_free(&cfg);
+    expect_error("bus:\n  mode: passive\n  protocol: modbus\n  port: /dev/x\n"
+                 "packs: [{name: p}]\n",
+                 "t.yaml:3:13: unknown bus.protocol 'modbus' (valid: lp4v2, eg4_legacy, "
+                 "pylontech, lp4_ascii)");
+    expect_error("bus:\n  mode: active\n  protocol: pylontech\n  port: /dev/x\n"
+                 "packs: [{name: p}]\n",
+                 "t.yaml:3:13: bus.protocol is only used in passive mode (bus.mode is active)");
+}
+
 static void test_config_baud_not_a_termios_rate_is_refused(void **state)
 {
     (void)state;
@@ -1525,6 +1557,7 @@ int main(void)
         cmocka_unit_test(test_config_address_outside_1_to_247_is_refused),
         cmocka_unit_test(test_config_unknown_mode_lists_valid_modes),
         cmocka_unit_test(test_config_unknown_transport_is_refused),
+        cmocka_unit_test(test_config_passive_bus_protocol_names_what_the_master_speaks),
         cmocka_unit_test(test_config_baud_not_a_termios_rate_is_refused),
         cmocka_unit_test(test_config_baud_supported_matches_termios_rates),
         cmocka_unit_test(test_config_baud_is_what_the_serial_layer_sets),
