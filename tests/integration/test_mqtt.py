@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-# test_mqtt.py - the MQTT client under broker trouble: backoff without CPU, TLS errors.
-"""The broker is down, refuses, or speaks TLS with a certificate the daemon does not trust.
+# test_mqtt.py - the MQTT client under broker trouble: backoff without CPU, TLS, --once.
+"""The broker is down, refuses, or speaks TLS with a certificate the daemon does not trust;
+--once must say whether every pack's state reached the broker.
 
 Certificates are made with `openssl` in the test's temp dir: a CA, a server certificate
 for 127.0.0.1 / localhost, one for another host name, and a second CA the server does not
@@ -20,6 +21,7 @@ import harness
 from harness import BMS2MQTT, StackTest, pack_name, state_topic
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+ONCE_CONNECT_WAIT_S = 10  # documented --once deadline for a session (doc/bms2mqtt.8.md)
 
 
 def cpu_seconds(pid):
@@ -153,6 +155,18 @@ class MqttTest(StackTest):
         self.start_broker(extra_listeners=[tls_listener(tls_port, cert or self.certs.server)])
         return tls_port
 
+    def run_once(self, cfg, timeout, name=None):
+        """bms2mqtt --once; (exit status, seconds it took, daemon)."""
+        t0 = time.monotonic()
+        d = self.start_daemon(cfg, ["--once"], name)
+        try:
+            rc = d.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.fail("--once still running after %.0f s%s" % (timeout, self.diag()))
+        took = time.monotonic() - t0
+        d.reader.join()
+        return rc, took, d
+
     # --- backoff and CPU -----------------------------------------------------------
     def test_backoff_uses_no_cpu_and_connects_when_the_broker_is_back(self):
         """TLS configured: a listener that accepts and closes, then nothing listening. Each
@@ -197,6 +211,59 @@ class MqttTest(StackTest):
                              "(backoff step 8 s)%s" % (took, self.diag()))
         cap = self.start_capture()
         self.expect_topic(cap, state_topic(pack_name(1)), None, 10)
+
+    # --- --once ----------------------------------------------------------------------
+    def test_once_over_tls_delivers_every_state(self):
+        """Three --once runs over TLS: each publishes every pack's state (QoS 1,
+        acknowledged) and exits 0. With a dozen packs the broker's acknowledgements come in
+        while the packs publish: one TLS session read and written by two threads at once
+        breaks (caught under AddressSanitizer as a use after free in SSL_write)."""
+        tls_port = self.start_tls_broker()
+        cap = self.start_capture()
+        n = 12
+        cfg = self.write_config(mock_config(tls_port, self.certs.ca, n_packs=n))
+        packs = [pack_name(i) for i in range(1, n + 1)]
+        for run in range(1, 4):
+            since = cap.mark()
+            rc, took, d = self.run_once(cfg, ONCE_CONNECT_WAIT_S + 15, "once%d" % run)
+            self.assertEqual(rc, 0, "run %d: --once exit status%s" % (run, self.diag()))
+            self.expect_states(cap, packs, 1, 5, since=since)
+            self.assertTrue(any("state of all %d pack(s) was delivered" % n in line
+                                for line in d.lines()), "run %d: no delivery line%s"
+                            % (run, self.diag()))
+
+    def test_once_without_broker_fails_within_its_deadline(self):
+        """Nothing listens: --once gives up after its documented wait and exits non-zero,
+        saying the broker was not reachable."""
+        port = harness.free_port()
+        cfg = self.write_config(mock_config(port, self.certs.ca))
+        rc, took, d = self.run_once(cfg, ONCE_CONNECT_WAIT_S + 20)
+        self.assertNotEqual(rc, 0, "--once exited 0 with no broker" + self.diag())
+        self.assertEqual(rc, 3, "--once exit status without a broker" + self.diag())
+        self.assertLess(took, ONCE_CONNECT_WAIT_S + 5, "--once took %.1f s" % took)
+        self.assertTrue(any(re.search(r"no session with broker 127\.0\.0\.1:%d" % port, line)
+                            for line in d.lines()), "no 'no session with broker' line"
+                        + self.diag())
+
+    def test_once_names_the_pack_that_did_not_answer(self):
+        """Pack 2 is silent: --once delivers pack 1's state, names pack 2 and exits
+        non-zero."""
+        self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_sim(2)
+        sim.fault(2, "silence")
+        packs = [(pack_name(i), sim.port(i), "0x40") for i in (1, 2)]
+        cfg = self.write_config(harness.config_text(self.broker.port, packs, timeout_s=0.3))
+        rc, took, d = self.run_once(cfg, ONCE_CONNECT_WAIT_S + 15)
+        self.assertEqual(rc, 4, "--once exit status with a silent pack" + self.diag())
+        self.expect_states(cap, [pack_name(1)], 1, 5)
+        self.assertEqual(cap.states(pack_name(2)), [], "a state of the silent pack")
+        self.assertTrue(any(re.search(r"pack %s: no state to deliver: it did not answer"
+                                      % pack_name(2), line) for line in d.lines()),
+                        "the silent pack is not named" + self.diag())
+        self.assertFalse(any("pack %s:" % pack_name(1) in line and "not delivered" in line
+                             for line in d.lines()), "pack 1 reported undelivered"
+                         + self.diag())
 
     # --- TLS errors --------------------------------------------------------------------
     def test_missing_tls_files_are_refused_at_start_by_name(self):
