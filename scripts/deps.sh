@@ -5,8 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential pkg-config meson ninja-build
-    libmodbus-dev libmosquitto-dev libyaml-dev libjansson-dev libcmocka-dev
-    mosquitto mosquitto-clients python3
+    libmodbus-dev libmosquitto-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev
+    mosquitto mosquitto-clients openssl python3
     clang libclang-rt-14-dev
 )
 

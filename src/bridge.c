@@ -12,7 +12,8 @@
 #include "ha.h"
 #include "log.h"
 
-#define TOPIC_MAX CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
+#define TOPIC_MAX        CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
+#define BRIDGE_STATE_FMT "%s/%s/state"    /* base topic, device */
 
 /* One HA device: a pack, or the bank. */
 struct bridge_dev {
@@ -69,7 +70,7 @@ static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *n
     d->defs = defs;
     d->n_defs = n_defs;
     d->avail = PACK_UNKNOWN;
-    snprintf(d->state_topic, TOPIC_MAX, "%s/%s/state", base, name);
+    snprintf(d->state_topic, TOPIC_MAX, BRIDGE_STATE_FMT, base, name);
     snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
     d->state = ha_state_new(defs, n_defs);
     pthread_mutex_init(&d->state_lock, NULL);
@@ -154,6 +155,11 @@ int bridge_format_status_topic(char *buf, size_t len, const struct config *cfg,
                                const char *client_id)
 {
     return snprintf(buf, len, "%s/bridge/%s/status", cfg->mqtt.base_topic, client_id);
+}
+
+int bridge_format_state_topic(char *buf, size_t len, const struct config *cfg, const char *device)
+{
+    return snprintf(buf, len, BRIDGE_STATE_FMT, cfg->mqtt.base_topic, device);
 }
 
 const char *bridge_status_topic(const struct bridge *b)

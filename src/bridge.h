@@ -37,6 +37,10 @@ const char *bridge_status_topic(const struct bridge *b);
 int bridge_format_status_topic(char *buf, size_t len, const struct config *cfg,
                                const char *client_id);
 
+/* Write the state topic of device (a pack's or the bank's name) into buf (len bytes), as
+ * the bridge publishes it. Returns the length needed (as snprintf). */
+int bridge_format_state_topic(char *buf, size_t len, const struct config *cfg, const char *device);
+
 /*
  * A new MQTT session: publish "online" on the status topic, empty retained configs on
  * the retired topics of the eg4-battery script (its flag sensors and keys that no

@@ -22,6 +22,7 @@
 #include "url.h"
 #include "log.h"
 #include "mqtt.h"
+#include "once.h"
 #include "poller.h"
 #include "sniff_proto.h"
 #include "version.h"
@@ -50,7 +51,8 @@ static void usage(FILE *out)
         "  -C, --config FILE     configuration file (default " DEFAULT_CONFIG ")\n"
         "      --dry-run         one cycle against built-in simulated packs; print what\n"
         "                        would be published (\"topic payload\" lines) and exit\n"
-        "      --once            poll every pack once, publish, and exit\n"
+        "      --once            poll every pack once, publish, and exit: 0 only when the\n"
+        "                        broker acknowledged every pack's state (man page: EXIT STATUS)\n"
         "      --trace           log every frame in hex (implies --log-level debug)\n"
         "      --list-readings   print the readings table (Markdown) and exit\n"
         "  -l, --log-level LEVEL error, warning, notice, info (default) or debug\n"
@@ -498,6 +500,26 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
+/* --once: how long the daemon waits for the broker's session before it gives up. */
+#define ONCE_CONNECT_WAIT_S 10
+
+/* --once: wait for a session before polling (a state is delivered only in a session), at
+ * most ONCE_CONNECT_WAIT_S, or until a signal asks to stop. */
+static bool once_session(const struct config *cfg, struct mqtt *m, struct poller *pl)
+{
+    for (int slice = 0; slice < ONCE_CONNECT_WAIT_S * 5; slice++) {
+        if (mqtt_wait_connected(m, 0.2))
+            return true;
+        if (poller_wait(pl, 0.001))
+            return false;
+    }
+    log_msg(LOG_LVL_ERROR,
+            "--once: no session with broker %s:%d within %d s; nothing was polled "
+            "or published",
+            cfg->mqtt.host, cfg->mqtt.port, ONCE_CONNECT_WAIT_S);
+    return false;
+}
+
 static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
 {
     struct mqtt_callbacks cb = {on_connect, on_ha_status};
@@ -506,6 +528,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     const char *cid = cfg->mqtt.client_id;
     struct mqtt *m;
     struct energy_store *store;
+    struct once *ledger = NULL;
     pthread_t sig_thread;
     int rc = 1;
 
@@ -527,8 +550,11 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
         energy_store_free(store);
         return 1;
     }
-    d.bridge =
-        bridge_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)), mqtt_sink(m));
+    /* --once delivers each pack's state with QoS 1 and checks that the broker has it. */
+    if (once && !(ledger = once_new(cfg, packs, cfg->n_packs, m)))
+        goto out_mqtt;
+    d.bridge = bridge_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)),
+                          once ? once_sink(ledger) : mqtt_sink(m));
     d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, store, once);
     if (!d.bridge || !d.poller)
         goto out_mqtt;
@@ -538,6 +564,10 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_mqtt;
     pthread_detach(sig_thread);
+    if (once && !once_session(cfg, m, d.poller)) {
+        rc = ONCE_EXIT_BROKER;
+        goto out_mqtt;
+    }
     if (poller_start(d.poller) < 0) {
         log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
         poller_request_stop(d.poller);
@@ -551,10 +581,13 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     rc = 0;
 out_mqtt:
     mqtt_stop(m, status_topic, "offline");
+    if (ledger && rc == 0)
+        rc = once_report(ledger);
     mqtt_free(m);
     poller_free(d.poller);
     bridge_free(d.bridge);
     energy_store_free(store);
+    once_free(ledger);
     return rc;
 }
 

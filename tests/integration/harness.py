@@ -20,6 +20,7 @@ IT_BROKER_DEBUG=1 to have mosquitto log every packet.
 
 import json
 import os
+import pwd
 import re
 import select
 import shutil
@@ -157,14 +158,27 @@ class LineReader:
 
 
 class Broker:
-    """A mosquitto broker on 127.0.0.1:port, config and log in `workdir`."""
+    """A mosquitto broker on 127.0.0.1:port, config and log in `workdir`.
 
-    def __init__(self, workdir, port=None, name="broker"):
+    extra_listeners: [(port, [config lines])], more listeners on 127.0.0.1, each followed
+    by its own lines (e.g. TLS: "certfile PATH", "keyfile PATH"). The broker then keeps
+    the user it was started as, so that it can read key files in the test's temp dir."""
+
+    def __init__(self, workdir, port=None, name="broker", extra_listeners=()):
         self.port = port or free_port()
+        self.extra_ports = [p for p, _ in extra_listeners]
         self.conf = os.path.join(workdir, "%s-%d.conf" % (name, self.port))
         self.log_path = os.path.join(workdir, "%s-%d.log" % (name, self.port))
         with open(self.conf, "w") as f:
             f.write("listener %d 127.0.0.1\n" % self.port)
+            for lport, lines in extra_listeners:
+                f.write("listener %d 127.0.0.1\n" % lport)
+                for line in lines:
+                    f.write(line + "\n")
+            if extra_listeners:
+                # Started as root, mosquitto reads the listeners' key files only after
+                # dropping to user "mosquitto"; this keeps the user it was started as.
+                f.write("user %s\n" % pwd.getpwuid(os.getuid()).pw_name)
             f.write("allow_anonymous true\n")
             f.write("persistence false\n")
             f.write("log_dest stderr\n")
@@ -177,13 +191,15 @@ class Broker:
         self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.reader = LineReader(self.proc.stdout, self.log_path)
-        self._wait_listening(START_TIMEOUT)
+        for p in [self.port] + self.extra_ports:
+            self._wait_listening(START_TIMEOUT, p)
 
-    def _wait_listening(self, timeout):
+    def _wait_listening(self, timeout, port=None):
+        port = port or self.port
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     return
             except OSError:
                 pass
@@ -191,12 +207,12 @@ class Broker:
             if left <= 0:
                 self.stop()
                 raise AssertionError("mosquitto did not listen on port %d within %.0f s\n%s"
-                                     % (self.port, timeout, self.log_text()))
+                                     % (port, timeout, self.log_text()))
             # Wait on the broker itself between attempts: an early exit ends the wait.
             try:
                 self.proc.wait(timeout=min(0.02, left))
                 raise AssertionError("mosquitto exited with %d before listening on %d\n%s"
-                                     % (self.proc.returncode, self.port, self.log_text()))
+                                     % (self.proc.returncode, port, self.log_text()))
             except subprocess.TimeoutExpired:
                 pass
 
@@ -516,8 +532,8 @@ class StackTest(unittest.TestCase):
         self.broker = None
 
     # --- pieces ------------------------------------------------------------------
-    def start_broker(self, port=None):
-        b = Broker(self.dir, port)
+    def start_broker(self, port=None, extra_listeners=()):
+        b = Broker(self.dir, port, extra_listeners=extra_listeners)
         self.addCleanup(b.stop)
         self.broker = b
         return b
