@@ -96,7 +96,8 @@ void log_hex(const char *prefix, const uint8_t *buf, size_t n)
 
 bool log_complain(struct log_throttle *t, const char *category)
 {
-    bool changed = strncmp(t->category, category, sizeof(t->category)) != 0;
+    /* As stored: a category longer than the buffer compares by what fits. */
+    bool changed = strncmp(t->category, category, sizeof(t->category) - 1) != 0;
     unsigned every = t->remind_every ? t->remind_every : 360;
 
     t->repeats++;

@@ -302,7 +302,7 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 static bool same_line(const struct config *cfg, const struct config_pack *a,
                       const struct config_pack *b)
 {
-    if (cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK)
+    if (a == b || cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK)
         return true; /* every other mode has every pack on bus.port */
     return a->port && b->port && strcmp(a->port, b->port) == 0;
 }

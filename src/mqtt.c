@@ -33,6 +33,7 @@ struct mqtt {
     const struct config_mqtt *cfg;
     struct mqtt_callbacks cb;
     void *ud;
+    unsigned long sessions; /* sessions established so far (MQTT thread) */
     char *ha_status_topic;
     pthread_t thread;
     bool started;
@@ -100,9 +101,9 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
         return;
     }
     atomic_store(&m->outstanding, 0); /* what was queued in a lost session is gone */
-    unsigned failures = log_release(&m->complain);
+    log_release(&m->complain);
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
-            failures ? " (reconnected)" : "");
+            m->sessions++ ? " (reconnected)" : "");
     atomic_fetch_add(&m->mids_used, 1);
     mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
     /* The opening messages go out after this callback returns (mqtt_after_read): inside
