@@ -37,39 +37,40 @@ static void check_text(int r, const char *s, size_t cap)
 /* Every decoder on info[0..len); command is the module byte a request would have had. */
 static void decode_all(const uint8_t *info, size_t len, uint8_t command)
 {
-    static double rows[PYL_MAX_MODULES][PYL_N_READINGS];
+    static double rows[PYLONTECH_MAX_MODULES][PYLONTECH_N_READINGS];
     static double lp4[256];
     char text[24];
-    unsigned max = command % PYL_MAX_MODULES + 1;
+    unsigned max = command % PYLONTECH_MAX_MODULES + 1;
 
-    if (lp4a_n_readings > 256)
+    if (lp4_ascii_n_readings > 256)
         abort();
     for (int pass = 0; pass < 2; pass++) {
-        uint8_t cmd = pass == 0 ? command : PYL_ALL_MODULES;
-        int r = pyl_decode_analog(info, len, cmd, rows, max);
+        uint8_t cmd = pass == 0 ? command : PYLONTECH_ALL_MODULES;
+        int r = pylontech_decode_analog(info, len, cmd, rows, max);
         if (r > (int)max || (r < 0 && r != -EBADMSG))
             abort();
-        if (cmd != PYL_ALL_MODULES && r > 1)
+        if (cmd != PYLONTECH_ALL_MODULES && r > 1)
             abort();
-        r = pyl_decode_alarm(info, len, cmd, rows, max);
+        r = pylontech_decode_alarm(info, len, cmd, rows, max);
         if (r > (int)max || (r < 0 && r != -EBADMSG))
             abort();
         for (unsigned k = 0; k < max; k++)
-            check_values(pyl_readings, pyl_n_readings, rows[k]);
+            check_values(pylontech_readings, pylontech_n_readings, rows[k]);
     }
-    pyl_decode_management(info, len, rows[0]);
-    pyl_decode_system(info, len, rows[0]);
-    check_values(pyl_readings, pyl_n_readings, rows[0]);
-    for (int w = PYL_STR_BATTERY_NAME; w <= PYL_STR_FIRMWARE; w++) {
+    pylontech_decode_management(info, len, rows[0]);
+    pylontech_decode_system(info, len, rows[0]);
+    check_values(pylontech_readings, pylontech_n_readings, rows[0]);
+    for (int w = PYLONTECH_STR_BATTERY_NAME; w <= PYLONTECH_STR_FIRMWARE; w++) {
         size_t cap = (size_t)(command % sizeof(text)) + 1;
-        check_text(pyl_decode_string((enum pyl_string)w, info, len, text, cap), text, cap);
+        check_text(pylontech_decode_string((enum pylontech_string)w, info, len, text, cap), text,
+                   cap);
     }
 
-    for (size_t i = 0; i < lp4a_n_readings; i++)
+    for (size_t i = 0; i < lp4_ascii_n_readings; i++)
         lp4[i] = NAN;
-    lp4a_decode_analog(info, len, lp4);
-    lp4a_decode_alarm(info, len, lp4);
-    check_values(lp4a_readings, lp4a_n_readings, lp4);
+    lp4_ascii_decode_analog(info, len, lp4);
+    lp4_ascii_decode_alarm(info, len, lp4);
+    check_values(lp4_ascii_readings, lp4_ascii_n_readings, lp4);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

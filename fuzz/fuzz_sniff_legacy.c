@@ -18,7 +18,7 @@ static void check(const struct sniff_heard *h, void *ud)
     struct sniff_module mods[SNIFF_MAX_MODULES];
     char line[300];
 
-    if (h->len < EG4L_FRAME_MIN || h->len > EG4L_FRAME_MAX || h->bytes[0] != 0x7E ||
+    if (h->len < EG4_LEGACY_FRAME_MIN || h->len > EG4_LEGACY_FRAME_MAX || h->bytes[0] != 0x7E ||
         h->bytes[h->len - 1] != 0x0D)
         abort();
     if (sn->proto->describe(h, line, 1 + h->len % 100) > h->len % 100)
@@ -39,7 +39,7 @@ static void check(const struct sniff_heard *h, void *ud)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct sniffer sn;
-    uint8_t frame[EG4L_FRAME_MAX];
+    uint8_t frame[EG4_LEGACY_FRAME_MAX];
     size_t fed = 0;
 
     if (size < 1 || sniffer_open(&sn, sniff_proto_find("eg4_legacy"), 9600) < 0)
@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             frame[2] = data[off + 1];
             frame[3] = (uint8_t)len;
             memcpy(frame + 4, data + off + 2, len);
-            frame[4 + len] = eg4l_checksum(frame, len + 4);
+            frame[4 + len] = eg4_legacy_checksum(frame, len + 4);
             frame[5 + len] = 0x0D;
             off += 2 + len;
             bytes = frame;

@@ -30,10 +30,10 @@
  * One process, one poll loop. Each pty ("port") carries one pack (--packs) or several packs
  * sharing one bus (--bus), each answering only its own slave address. The master end of the
  * pty is ours; the slave path is what a daemon opens as its "serial port". A request is
- * framed from the bytes read on the master by the protocol personality (sim_modbus.c,
- * sim_legacy.c, sim_pylontech.c, sim_lp4ascii.c); the addressed pack's reply is built at once and
- * then held back until the moment each byte would have left a real RS-485 wire at the configured
- * baud, so the reader sees real-world timing without the sim ever sleeping.
+ * framed from the bytes read on the master by the protocol personality (sim_lp4v2.c,
+ * sim_eg4_legacy.c, sim_pylontech.c, sim_lp4_ascii.c); the addressed pack's reply is built at once
+ * and then held back until the moment each byte would have left a real RS-485 wire at the
+ * configured baud, so the reader sees real-world timing without the sim ever sleeping.
  *
  *   daemon --write--> pty slave ==> pty master --read--> frame --> pack[addr] --> reply
  *   daemon <--read--- pty slave <== pty master <--write-- (at t_req + turnaround + len*10/baud)
@@ -152,7 +152,7 @@ static struct options opt = {
     .packs = 1,
     .baud = 9600, /* vendor §1.2: default 9600 */
     .turnaround_ms = -1.0,
-    .proto = &sim_proto_modbus,
+    .proto = &sim_proto_lp4v2,
 };
 
 static struct sim_pack packs[SIM_MAX_PACKS];
@@ -949,8 +949,8 @@ static void usage(FILE *f)
         "  -n, --packs N          N ptys with one pack each (default 1, or 0 with --bus)\n"
         "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
         "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
-        "                         1 legacy and lp4ascii, 2 pylontech; 0x.. ok)\n"
-        "      --protocol P       modbus (default), legacy, pylontech or lp4ascii, for\n"
+        "                         1 eg4_legacy and lp4_ascii, 2 pylontech; 0x.. ok)\n"
+        "      --protocol P       lp4v2 (default), eg4_legacy, pylontech or lp4_ascii, for\n"
         "                         every pty\n"
         "      --tcp              a TCP listener on 127.0.0.1 per pty instead of a pty\n"
         "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
@@ -1191,17 +1191,10 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
             opt.slave_set = true;
             break;
         case OPT_PROTOCOL:
-            if (strcmp(optarg, "modbus") == 0) {
-                opt.proto = &sim_proto_modbus;
-            } else if (strcmp(optarg, "legacy") == 0) {
-                opt.proto = &sim_proto_legacy;
-            } else if (strcmp(optarg, "pylontech") == 0) {
-                opt.proto = &sim_proto_pylontech;
-            } else if (strcmp(optarg, "lp4ascii") == 0) {
-                opt.proto = &sim_proto_lp4ascii;
-            } else {
+            if (!(opt.proto = sim_proto_find(optarg))) {
                 fprintf(stderr,
-                        "bms-sim: --protocol: '%s' is not modbus, legacy, pylontech or lp4ascii\n",
+                        "bms-sim: --protocol: '%s' is not lp4v2, eg4_legacy, pylontech or "
+                        "lp4_ascii\n",
                         optarg);
                 return 2;
             }

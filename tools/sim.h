@@ -102,10 +102,14 @@ struct sim_proto {
     size_t (*group_request)(unsigned slave, uint8_t *out, size_t cap);
 };
 
-extern const struct sim_proto sim_proto_modbus;
-extern const struct sim_proto sim_proto_legacy;
+/* The personality of protocol `name`, the daemon's name for it (lp4v2, eg4_legacy, pylontech,
+ * lp4_ascii; modbus, legacy and lp4ascii are accepted too). NULL for another name. */
+const struct sim_proto *sim_proto_find(const char *name);
+
+extern const struct sim_proto sim_proto_lp4v2;
+extern const struct sim_proto sim_proto_eg4_legacy;
 extern const struct sim_proto sim_proto_pylontech;
-extern const struct sim_proto sim_proto_lp4ascii;
+extern const struct sim_proto sim_proto_lp4_ascii;
 
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;

@@ -64,3 +64,25 @@ size_t sim_fault_shape(struct sim_pack *pk, uint8_t *out, size_t n, size_t cap, 
     }
     return n;
 }
+
+const struct sim_proto *sim_proto_find(const char *name)
+{
+    static const struct {
+        const char *name;
+        const struct sim_proto *proto;
+    } all[] = {
+        {"lp4v2", &sim_proto_lp4v2},
+        {"eg4_legacy", &sim_proto_eg4_legacy},
+        {"pylontech", &sim_proto_pylontech},
+        {"lp4_ascii", &sim_proto_lp4_ascii},
+        /* the names of earlier versions */
+        {"modbus", &sim_proto_lp4v2},
+        {"legacy", &sim_proto_eg4_legacy},
+        {"lp4ascii", &sim_proto_lp4_ascii},
+    };
+
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(all[i].name, name) == 0)
+            return all[i].proto;
+    return NULL;
+}

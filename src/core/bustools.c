@@ -468,17 +468,17 @@ static void bustools_scan_modbus(struct bustools_scan *sc, int baud)
 
 /* One legacy command to addr; its reply checked into *fr (data in buf). */
 static enum mb_result bustools_legacy_command(struct ser_link *l, int addr, uint8_t cmd,
-                                              uint8_t *buf, struct eg4l_frame *fr)
+                                              uint8_t *buf, struct eg4_legacy_frame *fr)
 {
-    uint8_t req[EG4L_REQUEST_LEN];
+    uint8_t req[EG4_LEGACY_REQUEST_LEN];
     size_t len;
 
-    eg4l_build_request((uint8_t)addr, cmd, req);
+    eg4_legacy_build_request((uint8_t)addr, cmd, req);
     enum mb_result r =
-        ser_exchange(l, req, sizeof(req), buf, EG4L_FRAME_MAX, &len, eg4l_frame_length);
+        ser_exchange(l, req, sizeof(req), buf, EG4_LEGACY_FRAME_MAX, &len, eg4_legacy_frame_length);
     if (r != MB_OK)
         return r;
-    if (eg4l_parse_frame(buf, len, fr) < 0 || fr->addr != addr || fr->cmd != cmd)
+    if (eg4_legacy_parse_frame(buf, len, fr) < 0 || fr->addr != addr || fr->cmd != cmd)
         return MB_ERR_LENGTH;
     return MB_OK;
 }
@@ -486,13 +486,13 @@ static enum mb_result bustools_legacy_command(struct ser_link *l, int addr, uint
 static void bustools_scan_legacy(struct bustools_scan *sc)
 {
     struct ser_link l;
-    uint8_t rsp[EG4L_FRAME_MAX];
-    struct eg4l_frame f;
+    uint8_t rsp[EG4_LEGACY_FRAME_MAX];
+    struct eg4_legacy_frame f;
 
     if (ser_link_init(&l, sc->o->port, 9600, 0.3, false, false) < 0)
         return;
     for (int addr = 0; addr <= 15 && !bustools_stop && sc->n < SCAN_MAX_FOUND; addr++) {
-        enum mb_result r = bustools_legacy_command(&l, addr, EG4L_CMD_STATUS, rsp, &f);
+        enum mb_result r = bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_STATUS, rsp, &f);
         if (r == MB_ERR_OPEN) {
             fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
             break;
@@ -501,8 +501,9 @@ static void bustools_scan_legacy(struct bustools_scan *sc)
         if (r != MB_OK)
             continue;
         struct bustools_found *fd = bustools_add(sc, FOUND_LEGACY, 9600, addr);
-        if (bustools_legacy_command(&l, addr, EG4L_CMD_FIRMWARE, rsp, &f) == MB_OK)
-            eg4l_decode_firmware(f.data, f.len, fd->ident.firmware, sizeof(fd->ident.firmware));
+        if (bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_FIRMWARE, rsp, &f) == MB_OK)
+            eg4_legacy_decode_firmware(f.data, f.len, fd->ident.firmware,
+                                       sizeof(fd->ident.firmware));
         else
             snprintf(fd->note, sizeof(fd->note), "no answer to the firmware command 0x33");
     }
@@ -533,27 +534,28 @@ static void bustools_pylontech_identity(struct ser_link *l, struct bustools_foun
 {
     static const struct {
         uint8_t cmd;
-        enum pyl_string which;
+        enum pylontech_string which;
     } reads[] = {
-        {PYL_CMD_MANUFACTURER, PYL_STR_BATTERY_NAME},
-        {PYL_CMD_SERIAL, PYL_STR_SERIAL},
-        {PYL_CMD_FIRMWARE, PYL_STR_FIRMWARE},
+        {PYLONTECH_CMD_MANUFACTURER, PYLONTECH_STR_BATTERY_NAME},
+        {PYLONTECH_CMD_SERIAL, PYLONTECH_STR_SERIAL},
+        {PYLONTECH_CMD_FIRMWARE, PYLONTECH_STR_FIRMWARE},
     };
     char req[32];
     struct af_frame f;
 
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
-        int n = pyl_build_request((uint8_t)fd->id, reads[i].cmd, (uint8_t)fd->id, req, sizeof(req));
+        int n = pylontech_build_request((uint8_t)fd->id, reads[i].cmd, (uint8_t)fd->id, req,
+                                        sizeof(req));
         if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != MB_OK ||
             f.cid2 != AF_RTN_OK)
             continue;
-        char *dst = reads[i].which == PYL_STR_BATTERY_NAME ? fd->ident.model
-                    : reads[i].which == PYL_STR_SERIAL     ? fd->ident.serial
-                                                           : fd->ident.firmware;
-        size_t cap = reads[i].which == PYL_STR_BATTERY_NAME ? sizeof(fd->ident.model)
-                     : reads[i].which == PYL_STR_SERIAL     ? sizeof(fd->ident.serial)
-                                                            : sizeof(fd->ident.firmware);
-        pyl_decode_string(reads[i].which, f.info, f.info_len, dst, cap);
+        char *dst = reads[i].which == PYLONTECH_STR_BATTERY_NAME ? fd->ident.model
+                    : reads[i].which == PYLONTECH_STR_SERIAL     ? fd->ident.serial
+                                                                 : fd->ident.firmware;
+        size_t cap = reads[i].which == PYLONTECH_STR_BATTERY_NAME ? sizeof(fd->ident.model)
+                     : reads[i].which == PYLONTECH_STR_SERIAL     ? sizeof(fd->ident.serial)
+                                                                  : sizeof(fd->ident.firmware);
+        pylontech_decode_string(reads[i].which, f.info, f.info_len, dst, cap);
     }
 }
 
@@ -565,7 +567,8 @@ static void bustools_lp4a_identity(struct ser_link *l, struct bustools_found *fd
     char req[32];
     struct af_frame f;
     size_t k = 0;
-    int n = af_encode(LP4A_VER, (uint8_t)fd->id, LP4A_CID1, 0x51, NULL, 0, req, sizeof(req));
+    int n =
+        af_encode(LP4_ASCII_VER, (uint8_t)fd->id, LP4_ASCII_CID1, 0x51, NULL, 0, req, sizeof(req));
 
     if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != MB_OK) {
         snprintf(fd->note, sizeof(fd->note), "no answer to manufacturer info (0x51)");
@@ -598,10 +601,10 @@ static void bustools_scan_ascii(struct bustools_scan *sc, enum bustools_kind kin
     for (int adr = first; adr <= last && !bustools_stop && sc->n < SCAN_MAX_FOUND; adr++) {
         if (kind == FOUND_PYLONTECH && !config_address_ok(CONFIG_MODE_PYLONTECH, adr))
             continue; /* not a module address (§2.5.3): the loader would refuse it */
-        int n =
-            kind == FOUND_PYLONTECH
-                ? pyl_build_request((uint8_t)adr, PYL_CMD_ANALOG, (uint8_t)adr, req, sizeof(req))
-                : lp4a_build_request((uint8_t)adr, LP4A_CMD_ANALOG, req, sizeof(req));
+        int n = kind == FOUND_PYLONTECH
+                    ? pylontech_build_request((uint8_t)adr, PYLONTECH_CMD_ANALOG, (uint8_t)adr, req,
+                                              sizeof(req))
+                    : lp4_ascii_build_request((uint8_t)adr, LP4_ASCII_CMD_ANALOG, req, sizeof(req));
         enum mb_result r = bustools_ascii_command(&l, req, n, adr, rsp, &f, info);
         if (r == MB_ERR_OPEN) {
             fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);

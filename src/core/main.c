@@ -144,11 +144,11 @@ static int parse_args(int argc, char **argv, struct options *o)
             printf("## Pack readings (EG4 LifePower4 v2, Modbus RTU)\n\n");
             list_readings(lp4v2_readings, lp4v2_n_readings);
             printf("\n## Pack readings (EG4 legacy protocol, bus.mode active)\n\n");
-            list_readings(eg4l_readings, eg4l_n_readings);
+            list_readings(eg4_legacy_readings, eg4_legacy_n_readings);
             printf("\n## Pack readings (Pylontech RS485 V3.3, bus.mode pylontech)\n\n");
-            list_readings(pyl_readings, pyl_n_readings);
+            list_readings(pylontech_readings, pylontech_n_readings);
             printf("\n## Pack readings (EG4 LifePower4 ASCII, bus.mode lp4_ascii)\n\n");
-            list_readings(lp4a_readings, lp4a_n_readings);
+            list_readings(lp4_ascii_readings, lp4_ascii_n_readings);
             printf("\n## Bank readings (unique_id <bank>_<key>_bms2mqtt)\n\n");
             list_readings(bank_readings, bank_n_readings);
             return 0;
@@ -257,9 +257,9 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
     bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
     bool pylontech = cfg->bus.mode == CONFIG_MODE_PYLONTECH;
     bool lp4a = cfg->bus.mode == CONFIG_MODE_LP4_ASCII;
-    const struct pack_driver *driver = legacy      ? &eg4l_driver
-                                       : pylontech ? &pyl_driver
-                                       : lp4a      ? &lp4a_driver
+    const struct pack_driver *driver = legacy      ? &eg4_legacy_driver
+                                       : pylontech ? &pylontech_driver
+                                       : lp4a      ? &lp4_ascii_driver
                                                    : &lp4v2_driver;
     /* A passive bus's packs speak what its master speaks (bus.protocol). */
     if (listen)

@@ -10,17 +10,7 @@
 
 const struct sim_proto *sim_line_proto(const char *name)
 {
-    static const struct sim_proto *const all[] = {
-        &sim_proto_modbus,
-        &sim_proto_legacy,
-        &sim_proto_pylontech,
-        &sim_proto_lp4ascii,
-    };
-
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (strcmp(all[i]->name, name) == 0)
-            return all[i];
-    return NULL;
+    return sim_proto_find(name);
 }
 
 int sim_line_init(struct sim_line *l, const struct sim_proto *proto, const unsigned *slaves,

@@ -24,8 +24,8 @@ struct sim_line {
 };
 
 /*
- * The personality of protocol `name`: "modbus" (LP4V2 Modbus RTU), "legacy" (EG4 7E..0D),
- * "pylontech" or "lp4ascii" (tools/sim.h). NULL for another name.
+ * The personality of protocol `name` (a driver's name: lp4v2, eg4_legacy, pylontech,
+ * lp4_ascii; tools/sim.h). NULL for another name.
  */
 const struct sim_proto *sim_line_proto(const char *name);
 

@@ -93,7 +93,7 @@ static enum mb_result lp4v2_identify(struct pack *p, double now_s)
 
 const struct pack_driver lp4v2_driver = {
     .name = "lp4v2",
-    .sim_proto = "modbus",
+    .sim_proto = "lp4v2",
     .model = "LifePower4 v2 (Modbus)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
@@ -111,17 +111,18 @@ const struct pack_driver lp4v2_driver = {
 
 /* One command to the pack at p->slave, its reply checked. */
 static enum mb_result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
-                                     struct eg4l_frame *f, double now_s)
+                                     struct eg4_legacy_frame *f, double now_s)
 {
     uint8_t req[6];
     size_t len = 0;
     enum mb_result r;
 
-    eg4l_build_request(p->slave, cmd, req);
-    r = line_exchange(p, req, sizeof(req), buf, EG4L_FRAME_MAX, &len, eg4l_frame_length, now_s);
+    eg4_legacy_build_request(p->slave, cmd, req);
+    r = line_exchange(p, req, sizeof(req), buf, EG4_LEGACY_FRAME_MAX, &len, eg4_legacy_frame_length,
+                      now_s);
     if (r != MB_OK)
         return r;
-    switch (eg4l_parse_frame(buf, len, f)) {
+    switch (eg4_legacy_parse_frame(buf, len, f)) {
     case 0:
         break;
     case -EBADMSG:
@@ -144,13 +145,13 @@ static enum mb_result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
 
 static enum mb_result legacy_poll(struct pack *p, double *values, double now_s)
 {
-    uint8_t buf[EG4L_FRAME_MAX];
-    struct eg4l_frame f;
+    uint8_t buf[EG4_LEGACY_FRAME_MAX];
+    struct eg4_legacy_frame f;
     enum mb_result r;
 
     if ((r = legacy_command(p, LEGACY_CMD_STATUS, buf, &f, now_s)) != MB_OK)
         return r;
-    if (eg4l_decode_status(f.data, f.len, p->cell_count, values) < 0) {
+    if (eg4_legacy_decode_status(f.data, f.len, p->cell_count, values) < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "status groups do not fit the frame");
         return MB_ERR_LENGTH;
     }
@@ -159,13 +160,13 @@ static enum mb_result legacy_poll(struct pack *p, double *values, double now_s)
 
 static enum mb_result legacy_identify(struct pack *p, double now_s)
 {
-    uint8_t buf[EG4L_FRAME_MAX];
-    struct eg4l_frame f;
+    uint8_t buf[EG4_LEGACY_FRAME_MAX];
+    struct eg4_legacy_frame f;
     enum mb_result r;
 
     if ((r = legacy_command(p, LEGACY_CMD_FIRMWARE, buf, &f, now_s)) != MB_OK)
         return r;
-    eg4l_decode_firmware(f.data, f.len, p->id.firmware, sizeof(p->id.firmware));
+    eg4_legacy_decode_firmware(f.data, f.len, p->id.firmware, sizeof(p->id.firmware));
     return MB_OK;
 }
 
@@ -175,14 +176,14 @@ static const char *const legacy_original_sensor_keys[] = {
     "alarm_temp_high_chg", "alarm_temp_low_chg", NULL,
 };
 
-const struct pack_driver eg4l_driver = {
-    .name = "eg4-legacy",
-    .sim_proto = "legacy",
+const struct pack_driver eg4_legacy_driver = {
+    .name = "eg4_legacy",
+    .sim_proto = "eg4_legacy",
     .model = "LifePower4 (legacy protocol)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
-    .defs = eg4l_readings,
-    .n_defs = &eg4l_n_readings,
+    .defs = eg4_legacy_readings,
+    .n_defs = &eg4_legacy_n_readings,
     .retired_sensor_keys = legacy_original_sensor_keys,
     .poll = legacy_poll,
     .identify = legacy_identify,
@@ -269,17 +270,17 @@ static enum mb_result ascii_command(struct pack *p, uint8_t adr, const char *req
 }
 
 /* Pylontech's optional commands, numbered in p->optional[]. */
-enum { PYL_OPT_ALARM, PYL_OPT_MANAGEMENT };
+enum { PYLONTECH_OPT_ALARM, PYLONTECH_OPT_MANAGEMENT };
 
-static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                  struct af_frame *f, double now_s)
+static enum mb_result pylontech_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                        struct af_frame *f, double now_s)
 {
     char req[32];
-    int n = pyl_build_request(p->slave, cmd, p->slave, req, sizeof(req));
+    int n = pylontech_build_request(p->slave, cmd, p->slave, req, sizeof(req));
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, p->slave, req, (size_t)n, PYL_CID1, info, cap, f, now_s);
+    return ascii_command(p, p->slave, req, (size_t)n, PYLONTECH_CID1, info, cap, f, now_s);
 }
 
 /*
@@ -295,35 +296,38 @@ static enum mb_result pyl_command(struct pack *p, uint8_t cmd, uint8_t *info, si
  * unanswered the requests for all modules (3 times in a row; then they are tried again every
  * 50th cycle).
  */
-struct pyl_group {
+struct pylontech_group {
     uint8_t master;              /* ADR of the group's master */
     const struct pack *leader;   /* the module whose poll asks for the whole group */
     struct pack_optional analog; /* the master's answers to 0x42 for all modules */
     struct pack_optional alarm;  /* and to 0x44 */
     unsigned modules;            /* the most blocks a reply of the master has had */
     unsigned n_analog, n_alarm;  /* blocks usable this cycle */
-    bool analog_fresh[PYL_MAX_MODULES], alarm_fresh[PYL_MAX_MODULES]; /* not taken yet */
-    double rows[PYL_MAX_MODULES][PYL_N_READINGS];
+    bool analog_fresh[PYLONTECH_MAX_MODULES],
+        alarm_fresh[PYLONTECH_MAX_MODULES]; /* not taken yet */
+    double rows[PYLONTECH_MAX_MODULES][PYLONTECH_N_READINGS];
 };
 
 /* One request for all modules of g (cmd 0x42 or 0x44) into g->rows. Returns the blocks
  * decoded (> 0), or 0 with *r the failure. */
-static unsigned pyl_group_ask(struct pack *p, struct pyl_group *g, uint8_t cmd, double now_s,
-                              enum mb_result *r)
+static unsigned pylontech_group_ask(struct pack *p, struct pylontech_group *g, uint8_t cmd,
+                                    double now_s, enum mb_result *r)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     char req[32];
-    int n = pyl_build_request(g->master, cmd, PYL_ALL_MODULES, req, sizeof(req));
+    int n = pylontech_build_request(g->master, cmd, PYLONTECH_ALL_MODULES, req, sizeof(req));
 
-    *r = n < 0
-             ? MB_ERR_LENGTH
-             : ascii_command(p, g->master, req, (size_t)n, PYL_CID1, info, sizeof(info), &f, now_s);
+    *r = n < 0 ? MB_ERR_LENGTH
+               : ascii_command(p, g->master, req, (size_t)n, PYLONTECH_CID1, info, sizeof(info), &f,
+                               now_s);
     if (*r != MB_OK)
         return 0;
-    n = cmd == PYL_CMD_ANALOG
-            ? pyl_decode_analog(f.info, f.info_len, PYL_ALL_MODULES, g->rows, PYL_MAX_MODULES)
-            : pyl_decode_alarm(f.info, f.info_len, PYL_ALL_MODULES, g->rows, PYL_MAX_MODULES);
+    n = cmd == PYLONTECH_CMD_ANALOG
+            ? pylontech_decode_analog(f.info, f.info_len, PYLONTECH_ALL_MODULES, g->rows,
+                                      PYLONTECH_MAX_MODULES)
+            : pylontech_decode_alarm(f.info, f.info_len, PYLONTECH_ALL_MODULES, g->rows,
+                                     PYLONTECH_MAX_MODULES);
     if (n <= 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "all-modules reply 0x%02x does not fit the frame",
                  cmd);
@@ -334,7 +338,7 @@ static unsigned pyl_group_ask(struct pack *p, struct pyl_group *g, uint8_t cmd, 
 }
 
 /* Whether the all-modules request o stands for is asked this cycle (refusal backoff). */
-static bool pyl_group_due(struct pack_optional *o)
+static bool pylontech_group_due(struct pack_optional *o)
 {
     if (o->refused < PACK_REFUSALS_BEFORE_BACKOFF)
         return true;
@@ -345,8 +349,8 @@ static bool pyl_group_due(struct pack_optional *o)
 }
 
 /* The outcome r of the all-modules request cmd of g. */
-static void pyl_group_done(struct pack *p, struct pyl_group *g, struct pack_optional *o,
-                           uint8_t cmd, enum mb_result r)
+static void pylontech_group_done(struct pack *p, struct pylontech_group *g, struct pack_optional *o,
+                                 uint8_t cmd, enum mb_result r)
 {
     if (r == MB_OK) {
         if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
@@ -366,7 +370,7 @@ static void pyl_group_done(struct pack *p, struct pyl_group *g, struct pack_opti
 }
 
 /* Blocks of a reply that may be used: all of them unless the stack looks smaller than it was. */
-static unsigned pyl_group_whole(struct pyl_group *g, unsigned n, uint8_t cmd)
+static unsigned pylontech_group_whole(struct pylontech_group *g, unsigned n, uint8_t cmd)
 {
     if (n >= g->modules) {
         g->modules = n;
@@ -380,24 +384,24 @@ static unsigned pyl_group_whole(struct pyl_group *g, unsigned n, uint8_t cmd)
 }
 
 /* The leader's poll: ask the master for every module's analog values and alarms. */
-static void pyl_group_fetch(struct pack *p, struct pyl_group *g, double now_s)
+static void pylontech_group_fetch(struct pack *p, struct pylontech_group *g, double now_s)
 {
     enum mb_result r;
 
     g->n_analog = g->n_alarm = 0;
     memset(g->analog_fresh, 0, sizeof(g->analog_fresh));
     memset(g->alarm_fresh, 0, sizeof(g->alarm_fresh));
-    if (pyl_group_due(&g->analog)) {
-        unsigned n = pyl_group_ask(p, g, PYL_CMD_ANALOG, now_s, &r);
-        pyl_group_done(p, g, &g->analog, PYL_CMD_ANALOG, r);
-        g->n_analog = n ? pyl_group_whole(g, n, PYL_CMD_ANALOG) : 0;
+    if (pylontech_group_due(&g->analog)) {
+        unsigned n = pylontech_group_ask(p, g, PYLONTECH_CMD_ANALOG, now_s, &r);
+        pylontech_group_done(p, g, &g->analog, PYLONTECH_CMD_ANALOG, r);
+        g->n_analog = n ? pylontech_group_whole(g, n, PYLONTECH_CMD_ANALOG) : 0;
         for (unsigned k = 0; k < g->n_analog; k++)
             g->analog_fresh[k] = true;
     }
-    if (g->n_analog && pyl_group_due(&g->alarm)) {
-        unsigned n = pyl_group_ask(p, g, PYL_CMD_ALARM, now_s, &r);
-        pyl_group_done(p, g, &g->alarm, PYL_CMD_ALARM, r);
-        g->n_alarm = n ? pyl_group_whole(g, n, PYL_CMD_ALARM) : 0;
+    if (g->n_analog && pylontech_group_due(&g->alarm)) {
+        unsigned n = pylontech_group_ask(p, g, PYLONTECH_CMD_ALARM, now_s, &r);
+        pylontech_group_done(p, g, &g->alarm, PYLONTECH_CMD_ALARM, r);
+        g->n_alarm = n ? pylontech_group_whole(g, n, PYLONTECH_CMD_ALARM) : 0;
         for (unsigned k = 0; k < g->n_alarm; k++)
             g->alarm_fresh[k] = true;
     }
@@ -405,23 +409,24 @@ static void pyl_group_fetch(struct pack *p, struct pyl_group *g, double now_s)
 
 /* What of pack p's reading its group has this cycle: copied into values, *analog / *alarm
  * set when they were. */
-static void pyl_group_take(struct pack *p, double *values, double now_s, bool *analog, bool *alarm)
+static void pylontech_group_take(struct pack *p, double *values, double now_s, bool *analog,
+                                 bool *alarm)
 {
-    struct pyl_group *g = p->bus_state;
+    struct pylontech_group *g = p->bus_state;
     unsigned k;
 
     *analog = *alarm = false;
-    if (!g || p->slave < g->master || (k = p->slave - g->master) >= PYL_MAX_MODULES)
+    if (!g || p->slave < g->master || (k = p->slave - g->master) >= PYLONTECH_MAX_MODULES)
         return;
     if (p == g->leader)
-        pyl_group_fetch(p, g, now_s);
+        pylontech_group_fetch(p, g, now_s);
     if (g->analog_fresh[k]) {
-        pyl_copy(PYL_CMD_ANALOG, values, g->rows[k]);
+        pylontech_copy(PYLONTECH_CMD_ANALOG, values, g->rows[k]);
         g->analog_fresh[k] = false;
         *analog = true;
     }
     if (g->alarm_fresh[k]) {
-        pyl_copy(PYL_CMD_ALARM, values, g->rows[k]);
+        pylontech_copy(PYLONTECH_CMD_ALARM, values, g->rows[k]);
         g->alarm_fresh[k] = false;
         *alarm = true;
     }
@@ -429,19 +434,20 @@ static void pyl_group_take(struct pack *p, double *values, double now_s, bool *a
 
 /* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92); the
  * first two from its group's all-modules replies where the master gives them. */
-static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
+static enum mb_result pylontech_poll(struct pack *p, double *values, double now_s)
 {
-    double(*row)[PYL_N_READINGS] = (double(*)[PYL_N_READINGS])values;
+    double(*row)[PYLONTECH_N_READINGS] = (double(*)[PYLONTECH_N_READINGS])values;
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     enum mb_result r;
     bool analog, alarm;
 
-    pyl_group_take(p, values, now_s, &analog, &alarm);
+    pylontech_group_take(p, values, now_s, &analog, &alarm);
     if (!analog) {
-        if ((r = pyl_command(p, PYL_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
+        if ((r = pylontech_command(p, PYLONTECH_CMD_ANALOG, info, sizeof(info), &f, now_s)) !=
+            MB_OK)
             return r;
-        if (pyl_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
+        if (pylontech_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
             snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
             return MB_ERR_LENGTH;
         }
@@ -449,56 +455,60 @@ static enum mb_result pyl_poll(struct pack *p, double *values, double now_s)
     /* Alarms and limits complete the reading; a pack that refuses them still has one, with
      * those readings unknown. */
     r = alarm ? MB_OK : MB_ERR_TIMEOUT;
-    if (!alarm && optional_due(p, PYL_OPT_ALARM)) {
-        r = pyl_command(p, PYL_CMD_ALARM, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && pyl_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
+    if (!alarm && optional_due(p, PYLONTECH_OPT_ALARM)) {
+        r = pylontech_command(p, PYLONTECH_CMD_ALARM, info, sizeof(info), &f, now_s);
+        if (r == MB_OK && pylontech_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
             r = MB_ERR_LENGTH;
-        optional_done(p, PYL_OPT_ALARM, PYL_CMD_ALARM, "alarms", r);
+        optional_done(p, PYLONTECH_OPT_ALARM, PYLONTECH_CMD_ALARM, "alarms", r);
     }
     if (r != MB_OK)
-        pyl_clear(PYL_CMD_ALARM, values);
+        pylontech_clear(PYLONTECH_CMD_ALARM, values);
     r = MB_ERR_TIMEOUT;
-    if (optional_due(p, PYL_OPT_MANAGEMENT)) {
-        r = pyl_command(p, PYL_CMD_MANAGEMENT, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && pyl_decode_management(f.info, f.info_len, values) < 0)
+    if (optional_due(p, PYLONTECH_OPT_MANAGEMENT)) {
+        r = pylontech_command(p, PYLONTECH_CMD_MANAGEMENT, info, sizeof(info), &f, now_s);
+        if (r == MB_OK && pylontech_decode_management(f.info, f.info_len, values) < 0)
             r = MB_ERR_LENGTH;
-        optional_done(p, PYL_OPT_MANAGEMENT, PYL_CMD_MANAGEMENT, "charge/discharge management", r);
+        optional_done(p, PYLONTECH_OPT_MANAGEMENT, PYLONTECH_CMD_MANAGEMENT,
+                      "charge/discharge management", r);
     }
     if (r != MB_OK)
-        pyl_clear(PYL_CMD_MANAGEMENT, values);
+        pylontech_clear(PYLONTECH_CMD_MANAGEMENT, values);
     return MB_OK;
 }
 
 /* Once per connection: name (0x51), serial (0x93), firmware (0x96), system limits (0x47). */
-static enum mb_result pyl_identify(struct pack *p, double now_s)
+static enum mb_result pylontech_identify(struct pack *p, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     enum mb_result r;
 
-    if ((r = pyl_command(p, PYL_CMD_MANUFACTURER, info, sizeof(info), &f, now_s)) != MB_OK)
+    if ((r = pylontech_command(p, PYLONTECH_CMD_MANUFACTURER, info, sizeof(info), &f, now_s)) !=
+        MB_OK)
         return r;
-    pyl_decode_string(PYL_STR_BATTERY_NAME, f.info, f.info_len, p->id.model, sizeof(p->id.model));
-    if (pyl_command(p, PYL_CMD_SERIAL, info, sizeof(info), &f, now_s) == MB_OK)
-        pyl_decode_string(PYL_STR_SERIAL, f.info, f.info_len, p->id.serial, sizeof(p->id.serial));
-    if (pyl_command(p, PYL_CMD_FIRMWARE, info, sizeof(info), &f, now_s) == MB_OK)
-        pyl_decode_string(PYL_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
-                          sizeof(p->id.firmware));
+    pylontech_decode_string(PYLONTECH_STR_BATTERY_NAME, f.info, f.info_len, p->id.model,
+                            sizeof(p->id.model));
+    if (pylontech_command(p, PYLONTECH_CMD_SERIAL, info, sizeof(info), &f, now_s) == MB_OK)
+        pylontech_decode_string(PYLONTECH_STR_SERIAL, f.info, f.info_len, p->id.serial,
+                                sizeof(p->id.serial));
+    if (pylontech_command(p, PYLONTECH_CMD_FIRMWARE, info, sizeof(info), &f, now_s) == MB_OK)
+        pylontech_decode_string(PYLONTECH_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
+                                sizeof(p->id.firmware));
     /* System limits: unknown unless this connection's pack gave them. */
-    if (pyl_command(p, PYL_CMD_SYSTEM, info, sizeof(info), &f, now_s) != MB_OK ||
-        pyl_decode_system(f.info, f.info_len, p->values) < 0)
-        pyl_clear(PYL_CMD_SYSTEM, p->values);
+    if (pylontech_command(p, PYLONTECH_CMD_SYSTEM, info, sizeof(info), &f, now_s) != MB_OK ||
+        pylontech_decode_system(f.info, f.info_len, p->values) < 0)
+        pylontech_clear(PYLONTECH_CMD_SYSTEM, p->values);
     return MB_OK;
 }
 
 /* The packs of a Pylontech line in groups (by ADR / 0x10), each with its leader. */
-static int pyl_bus_setup(struct pack **packs, size_t n)
+static int pylontech_bus_setup(struct pack **packs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        struct pyl_group *g = NULL;
-        uint8_t master = (uint8_t)((packs[i]->slave & 0xF0u) | PYL_ADDR_MASTER);
+        struct pylontech_group *g = NULL;
+        uint8_t master = (uint8_t)((packs[i]->slave & 0xF0u) | PYLONTECH_ADDR_MASTER);
         for (size_t k = 0; k < i && !g; k++) {
-            struct pyl_group *o = packs[k]->bus_state;
+            struct pylontech_group *o = packs[k]->bus_state;
             if (o && o->master == master)
                 g = o;
         }
@@ -514,68 +524,68 @@ static int pyl_bus_setup(struct pack **packs, size_t n)
     return 0;
 }
 
-const struct pack_driver pyl_driver = {
+const struct pack_driver pylontech_driver = {
     .name = "pylontech",
     .sim_proto = "pylontech",
     .model = "Pylontech (RS485 V3.3)",
     .manufacturer = "Pylontech",
     .label = "Pylontech",
-    .defs = pyl_readings,
-    .n_defs = &pyl_n_readings,
-    .poll = pyl_poll,
-    .identify = pyl_identify,
-    .bus_setup = pyl_bus_setup,
+    .defs = pylontech_readings,
+    .n_defs = &pylontech_n_readings,
+    .poll = pylontech_poll,
+    .identify = pylontech_identify,
+    .bus_setup = pylontech_bus_setup,
 };
 
 /* ---- ASCII frames: EG4 LifePower4 (CID1 0x4A) ------------------------------------------ */
 
 /* LifePower4 ASCII's optional command, numbered in p->optional[]. */
-enum { LP4A_OPT_ALARM };
+enum { LP4_ASCII_OPT_ALARM };
 
-static enum mb_result lp4a_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                   struct af_frame *f, double now_s)
+static enum mb_result lp4_ascii_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                        struct af_frame *f, double now_s)
 {
-    char req[LP4A_REQUEST_LEN + 1];
-    int n = lp4a_build_request(p->slave, cmd, req, sizeof(req));
+    char req[LP4_ASCII_REQUEST_LEN + 1];
+    int n = lp4_ascii_build_request(p->slave, cmd, req, sizeof(req));
 
     if (n < 0)
         return MB_ERR_LENGTH;
-    return ascii_command(p, p->slave, req, (size_t)n, LP4A_CID1, info, cap, f, now_s);
+    return ascii_command(p, p->slave, req, (size_t)n, LP4_ASCII_CID1, info, cap, f, now_s);
 }
 
 /* Analog values (0x42) and alarms (0x44); requests carry no INFO. */
-static enum mb_result lp4a_poll(struct pack *p, double *values, double now_s)
+static enum mb_result lp4_ascii_poll(struct pack *p, double *values, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     enum mb_result r;
 
-    if ((r = lp4a_command(p, LP4A_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
+    if ((r = lp4_ascii_command(p, LP4_ASCII_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
         return r;
-    if (lp4a_decode_analog(f.info, f.info_len, values) < 0) {
+    if (lp4_ascii_decode_analog(f.info, f.info_len, values) < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
         return MB_ERR_LENGTH;
     }
     r = MB_ERR_TIMEOUT;
-    if (optional_due(p, LP4A_OPT_ALARM)) {
-        r = lp4a_command(p, LP4A_CMD_ALARM, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && lp4a_decode_alarm(f.info, f.info_len, values) < 0)
+    if (optional_due(p, LP4_ASCII_OPT_ALARM)) {
+        r = lp4_ascii_command(p, LP4_ASCII_CMD_ALARM, info, sizeof(info), &f, now_s);
+        if (r == MB_OK && lp4_ascii_decode_alarm(f.info, f.info_len, values) < 0)
             r = MB_ERR_LENGTH;
-        optional_done(p, LP4A_OPT_ALARM, LP4A_CMD_ALARM, "alarms", r);
+        optional_done(p, LP4_ASCII_OPT_ALARM, LP4_ASCII_CMD_ALARM, "alarms", r);
     }
     if (r != MB_OK)
-        lp4a_clear(LP4A_CMD_ALARM, values);
+        lp4_ascii_clear(LP4_ASCII_CMD_ALARM, values);
     return MB_OK;
 }
 
-const struct pack_driver lp4a_driver = {
-    .name = "lp4-ascii",
-    .sim_proto = "lp4ascii",
+const struct pack_driver lp4_ascii_driver = {
+    .name = "lp4_ascii",
+    .sim_proto = "lp4_ascii",
     .reports_energy = true, /* cumulative charge / discharge kWh in the analog reply */
     .model = "LifePower4 (ASCII protocol)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
-    .defs = lp4a_readings,
-    .n_defs = &lp4a_n_readings,
-    .poll = lp4a_poll,
+    .defs = lp4_ascii_readings,
+    .n_defs = &lp4_ascii_n_readings,
+    .poll = lp4_ascii_poll,
 };

@@ -44,12 +44,12 @@ struct pack_driver {
 extern const struct pack_driver lp4v2_driver;
 
 /* EG4 legacy 7E..0D protocol (commands 0x01 status, 0x33 firmware), protocols §2. */
-extern const struct pack_driver eg4l_driver;
+extern const struct pack_driver eg4_legacy_driver;
 
 /* Pylontech RS485 V3.3 (ASCII frames, CID1 0x46): one pack per module address. */
-extern const struct pack_driver pyl_driver;
+extern const struct pack_driver pylontech_driver;
 
 /* EG4 LifePower4 ASCII protocol (CID1 0x4A, 9600 baud, addresses 1..15). */
-extern const struct pack_driver lp4a_driver;
+extern const struct pack_driver lp4_ascii_driver;
 
 #endif

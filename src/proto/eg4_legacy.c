@@ -9,7 +9,7 @@
 #include "cursor.h"
 
 /*
- * Indices into eg4l_readings. The table is written with designated initializers on these,
+ * Indices into eg4_legacy_readings. The table is written with designated initializers on these,
  * so the decoder stores by index (no key lookups per poll) and the two cannot drift apart.
  */
 enum {
@@ -24,7 +24,7 @@ enum {
     R_CYCLES,
     R_TEMP1,
     R_CELL1 = R_TEMP1 + 6,
-    R_CELL_MIN = R_CELL1 + EG4L_MAX_CELLS,
+    R_CELL_MIN = R_CELL1 + EG4_LEGACY_MAX_CELLS,
     R_CELL_MAX,
     R_CELL_DELTA,
     R_CELL_LOWEST,
@@ -37,7 +37,7 @@ enum {
     R_COUNT
 };
 
-#define EG4L_TEMPS 6u
+#define EG4_LEGACY_TEMPS 6u
 
 /* Every reading is SRC_DERIVED: the values come from groups, not from a register image. */
 #define DERIVED(key, label, q, prec, icon)                                                         \
@@ -53,7 +53,7 @@ enum {
         DERIVED("temperature_" #n, "Temperature sensor " #n, Q_TEMPERATURE, 0, "mdi:thermometer")
 
 // clang-format off
-const struct reading_def eg4l_readings[] = {
+const struct reading_def eg4_legacy_readings[] = {
     [R_PACK_VOLTAGE] = DERIVED("pack_voltage", "Pack voltage", Q_VOLTAGE, 2, "mdi:battery-outline"),
     /* "current", not "pack_current": the script's key in active mode. */
     [R_CURRENT] = DERIVED("current", "Pack current", Q_CURRENT, 2, "mdi:current-dc"),
@@ -89,9 +89,9 @@ const struct reading_def eg4l_readings[] = {
 };
 // clang-format on
 
-const size_t eg4l_n_readings = sizeof(eg4l_readings) / sizeof(eg4l_readings[0]);
+const size_t eg4_legacy_n_readings = sizeof(eg4_legacy_readings) / sizeof(eg4_legacy_readings[0]);
 
-_Static_assert(sizeof(eg4l_readings) / sizeof(eg4l_readings[0]) == R_COUNT,
+_Static_assert(sizeof(eg4_legacy_readings) / sizeof(eg4_legacy_readings[0]) == R_COUNT,
                "every reading index has a table entry");
 
 /* Group IDs of a status reply, in the order they must appear. */
@@ -109,13 +109,13 @@ enum {
 };
 
 /* Group 02 encodes the current with an offset: A = (30000 - raw) / 100. */
-#define EG4L_CURRENT_ZERO 30000
+#define EG4_LEGACY_CURRENT_ZERO 30000
 /* Group 01: bits 15 and 14 are flags on real packs, not part of the mV value. */
-#define EG4L_CELL_MV_MASK 0x3FFFu
+#define EG4_LEGACY_CELL_MV_MASK 0x3FFFu
 /* Group 05: °C = low byte - 50. */
-#define EG4L_TEMP_OFFSET 50
+#define EG4_LEGACY_TEMP_OFFSET 50
 
-uint8_t eg4l_checksum(const uint8_t *buf, size_t n)
+uint8_t eg4_legacy_checksum(const uint8_t *buf, size_t n)
 {
     uint8_t x = 0, sum = 0;
 
@@ -126,57 +126,57 @@ uint8_t eg4l_checksum(const uint8_t *buf, size_t n)
     return x ^ sum;
 }
 
-size_t eg4l_build_request(uint8_t addr, uint8_t cmd, uint8_t out[6])
+size_t eg4_legacy_build_request(uint8_t addr, uint8_t cmd, uint8_t out[6])
 {
-    out[0] = EG4L_SOI;
+    out[0] = EG4_LEGACY_SOI;
     out[1] = addr;
     out[2] = cmd;
     out[3] = 0;
-    out[4] = eg4l_checksum(out, 4);
-    out[5] = EG4L_EOI;
-    return EG4L_REQUEST_LEN;
+    out[4] = eg4_legacy_checksum(out, 4);
+    out[5] = EG4_LEGACY_EOI;
+    return EG4_LEGACY_REQUEST_LEN;
 }
 
-int eg4l_frame_length(const uint8_t *buf, size_t n)
+int eg4_legacy_frame_length(const uint8_t *buf, size_t n)
 {
     struct cursor c = cursor_init(buf, n);
     uint8_t soi, hdr, len;
 
     if (cursor_u8(&c, &soi) < 0)
         return 0;
-    if (soi != EG4L_SOI)
+    if (soi != EG4_LEGACY_SOI)
         return -1;
     /* ADR and CMD are not needed to know the length; LEN is the fourth byte. */
     if (cursor_u8(&c, &hdr) < 0 || cursor_u8(&c, &hdr) < 0 || cursor_u8(&c, &len) < 0)
         return 0;
-    return (int)len + (int)EG4L_FRAME_MIN;
+    return (int)len + (int)EG4_LEGACY_FRAME_MIN;
 }
 
-int eg4l_parse_frame(const uint8_t *buf, size_t n, struct eg4l_frame *f)
+int eg4_legacy_parse_frame(const uint8_t *buf, size_t n, struct eg4_legacy_frame *f)
 {
     struct cursor c = cursor_init(buf, n);
     uint8_t soi = 0, addr = 0, cmd = 0, len = 0, chk = 0, eoi = 0;
     const uint8_t *data = NULL;
 
     memset(f, 0, sizeof(*f));
-    if (cursor_u8(&c, &soi) == 0 && soi != EG4L_SOI)
+    if (cursor_u8(&c, &soi) == 0 && soi != EG4_LEGACY_SOI)
         return -EPROTO;
-    if (n < EG4L_FRAME_MIN)
+    if (n < EG4_LEGACY_FRAME_MIN)
         return -EMSGSIZE;
     cursor_u8(&c, &addr);
     cursor_u8(&c, &cmd);
     cursor_u8(&c, &len);
     /* Exact length: a short buffer is a truncated reply, a longer one holds stray bytes. */
-    if (n != (size_t)len + EG4L_FRAME_MIN)
+    if (n != (size_t)len + EG4_LEGACY_FRAME_MIN)
         return -EMSGSIZE;
     cursor_bytes(&c, len, &data);
     cursor_u8(&c, &chk);
     cursor_u8(&c, &eoi);
     if (c.bad)
         return -EMSGSIZE;
-    if (eoi != EG4L_EOI)
+    if (eoi != EG4_LEGACY_EOI)
         return -EPROTO;
-    if (chk != eg4l_checksum(buf, (size_t)len + 4))
+    if (chk != eg4_legacy_checksum(buf, (size_t)len + 4))
         return -EBADMSG;
     f->addr = addr;
     f->cmd = cmd;
@@ -186,12 +186,12 @@ int eg4l_parse_frame(const uint8_t *buf, size_t n, struct eg4l_frame *f)
 }
 
 /* What a status reply says, before it becomes readings. */
-struct eg4l_status {
-    uint16_t cells_mv[EG4L_MAX_CELLS];
+struct eg4_legacy_status {
+    uint16_t cells_mv[EG4_LEGACY_MAX_CELLS];
     unsigned n_cells; /* cells taken from group 01 (at most the wanted count) */
     uint16_t current, soc, capacity, cycles, voltage, soh;
     unsigned have; /* bit g set: the group g word used above was present */
-    uint16_t temps[EG4L_TEMPS];
+    uint16_t temps[EG4_LEGACY_TEMPS];
     unsigned n_temps;
     uint16_t alarm_word; /* second word of group 06 */
 };
@@ -199,19 +199,20 @@ struct eg4l_status {
 #define HAVE(g) (1u << (g))
 
 /* Record word k of group id; words no reading uses are read past and ignored. */
-static void eg4l_take(struct eg4l_status *s, uint8_t id, unsigned k, uint16_t w, unsigned want)
+static void eg4_legacy_take(struct eg4_legacy_status *s, uint8_t id, unsigned k, uint16_t w,
+                            unsigned want)
 {
     uint16_t *first = NULL;
 
     switch (id) {
     case G_CELLS:
         if (k < want) {
-            s->cells_mv[k] = w & EG4L_CELL_MV_MASK;
+            s->cells_mv[k] = w & EG4_LEGACY_CELL_MV_MASK;
             s->n_cells = k + 1;
         }
         return;
     case G_TEMPS:
-        if (k < EG4L_TEMPS) {
+        if (k < EG4_LEGACY_TEMPS) {
             s->temps[k] = w;
             s->n_temps = k + 1;
         }
@@ -253,7 +254,8 @@ static void eg4l_take(struct eg4l_status *s, uint8_t id, unsigned k, uint16_t w,
  * Read groups 01..0A through the cursor into *s. Returns 0, or -EBADMSG when a group
  * is missing, out of order, or claims more words than DATA holds.
  */
-static int eg4l_read_groups(struct cursor *c, struct eg4l_status *s, unsigned want_cells)
+static int eg4_legacy_read_groups(struct cursor *c, struct eg4_legacy_status *s,
+                                  unsigned want_cells)
 {
     for (uint8_t expect = G_CELLS; expect <= G_LAST; expect++) {
         uint8_t id, count;
@@ -267,67 +269,69 @@ static int eg4l_read_groups(struct cursor *c, struct eg4l_status *s, unsigned wa
         for (unsigned k = 0; k < count; k++) {
             if (cursor_u16be(c, &w) < 0)
                 return -EBADMSG;
-            eg4l_take(s, id, k, w, want_cells);
+            eg4_legacy_take(s, id, k, w, want_cells);
         }
     }
     /* Whatever follows 0x0A (groups 0x0B..0x11 of related BMSes) is not read. */
     return 0;
 }
 
-static void eg4l_set(double *values, int i, double v)
+static void eg4_legacy_set(double *values, int i, double v)
 {
     values[i] = v;
 }
 
-static void eg4l_cells(const struct eg4l_status *s, double *values)
+static void eg4_legacy_cells(const struct eg4_legacy_status *s, double *values)
 {
-    int32_t mv[EG4L_MAX_CELLS];
+    int32_t mv[EG4_LEGACY_MAX_CELLS];
     struct cell_stats st;
 
     for (unsigned k = 0; k < s->n_cells; k++) {
-        eg4l_set(values, R_CELL1 + (int)k, s->cells_mv[k] / 1000.0);
+        eg4_legacy_set(values, R_CELL1 + (int)k, s->cells_mv[k] / 1000.0);
         mv[k] = s->cells_mv[k];
     }
     if (reading_cell_stats(mv, s->n_cells, &st) < 0)
         return;
-    eg4l_set(values, R_CELL_MIN, st.min_v);
-    eg4l_set(values, R_CELL_MAX, st.max_v);
-    eg4l_set(values, R_CELL_DELTA, st.delta_mv);
-    eg4l_set(values, R_CELL_LOWEST, st.lowest);
-    eg4l_set(values, R_CELL_HIGHEST, st.highest);
+    eg4_legacy_set(values, R_CELL_MIN, st.min_v);
+    eg4_legacy_set(values, R_CELL_MAX, st.max_v);
+    eg4_legacy_set(values, R_CELL_DELTA, st.delta_mv);
+    eg4_legacy_set(values, R_CELL_LOWEST, st.lowest);
+    eg4_legacy_set(values, R_CELL_HIGHEST, st.highest);
 }
 
-int eg4l_decode_status(const uint8_t *data, size_t len, unsigned cell_count, double *values)
+int eg4_legacy_decode_status(const uint8_t *data, size_t len, unsigned cell_count, double *values)
 {
     struct cursor c = cursor_init(data, len);
-    struct eg4l_status s;
-    unsigned want = cell_count == 0 || cell_count > EG4L_MAX_CELLS ? EG4L_MAX_CELLS : cell_count;
+    struct eg4_legacy_status s;
+    unsigned want =
+        cell_count == 0 || cell_count > EG4_LEGACY_MAX_CELLS ? EG4_LEGACY_MAX_CELLS : cell_count;
 
-    for (size_t i = 0; i < eg4l_n_readings; i++)
+    for (size_t i = 0; i < eg4_legacy_n_readings; i++)
         values[i] = NAN;
     memset(&s, 0, sizeof(s));
-    if (eg4l_read_groups(&c, &s, want) < 0)
+    if (eg4_legacy_read_groups(&c, &s, want) < 0)
         return -EBADMSG;
 
-    eg4l_cells(&s, values);
+    eg4_legacy_cells(&s, values);
     for (unsigned k = 0; k < s.n_temps; k++)
-        eg4l_set(values, R_TEMP1 + (int)k, (int)(s.temps[k] & 0xFFu) - EG4L_TEMP_OFFSET);
+        eg4_legacy_set(values, R_TEMP1 + (int)k,
+                       (int)(s.temps[k] & 0xFFu) - EG4_LEGACY_TEMP_OFFSET);
     if (s.have & HAVE(G_CURRENT))
-        eg4l_set(values, R_CURRENT, (EG4L_CURRENT_ZERO - (int)s.current) / 100.0);
+        eg4_legacy_set(values, R_CURRENT, (EG4_LEGACY_CURRENT_ZERO - (int)s.current) / 100.0);
     if (s.have & HAVE(G_SOC))
-        eg4l_set(values, R_SOC, s.soc / 100.0);
+        eg4_legacy_set(values, R_SOC, s.soc / 100.0);
     if (s.have & HAVE(G_CAPACITY))
-        eg4l_set(values, R_CAPACITY, s.capacity / 100.0);
+        eg4_legacy_set(values, R_CAPACITY, s.capacity / 100.0);
     if (s.have & HAVE(G_CYCLES))
-        eg4l_set(values, R_CYCLES, s.cycles);
+        eg4_legacy_set(values, R_CYCLES, s.cycles);
     if (s.have & HAVE(G_VOLTAGE))
-        eg4l_set(values, R_PACK_VOLTAGE, s.voltage / 100.0);
+        eg4_legacy_set(values, R_PACK_VOLTAGE, s.voltage / 100.0);
     if (s.have & HAVE(G_SOH))
-        eg4l_set(values, R_SOH, s.soh / 100.0);
+        eg4_legacy_set(values, R_SOH, s.soh / 100.0);
     /* From the unrounded reports: 10 mV x 10 mA = 1e-4 W. */
     if ((s.have & HAVE(G_CURRENT)) && (s.have & HAVE(G_VOLTAGE)))
-        eg4l_set(values, R_PACK_POWER,
-                 s.voltage * (double)(EG4L_CURRENT_ZERO - (int)s.current) * 1e-4);
+        eg4_legacy_set(values, R_PACK_POWER,
+                       s.voltage * (double)(EG4_LEGACY_CURRENT_ZERO - (int)s.current) * 1e-4);
     /* Bits 3..7 of the second word, in the order of the alarm entries of the table. */
     if (s.have & HAVE(G_ALARMS)) {
         for (int b = 3; b <= 7; b++)
@@ -336,7 +340,7 @@ int eg4l_decode_status(const uint8_t *data, size_t len, unsigned cell_count, dou
     return 0;
 }
 
-int eg4l_decode_firmware(const uint8_t *data, size_t len, char *out, size_t outlen)
+int eg4_legacy_decode_firmware(const uint8_t *data, size_t len, char *out, size_t outlen)
 {
     struct cursor c = cursor_init(data, len);
     size_t k = 0;

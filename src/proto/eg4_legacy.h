@@ -21,17 +21,18 @@
  * it builds and checks bytes and decodes them into readings; it does no I/O.
  */
 
-#define EG4L_SOI 0x7E /* start of frame */
-#define EG4L_EOI 0x0D /* end of frame */
+#define EG4_LEGACY_SOI 0x7E /* start of frame */
+#define EG4_LEGACY_EOI 0x0D /* end of frame */
 
-#define EG4L_CMD_STATUS   0x01 /* general status: the groups decoded by eg4l_decode_status */
-#define EG4L_CMD_FIRMWARE 0x33 /* firmware string, ASCII */
-#define EG4L_CMD_HARDWARE 0x42 /* hardware version */
+#define EG4_LEGACY_CMD_STATUS                                                                      \
+    0x01 /* general status: the groups decoded by eg4_legacy_decode_status */
+#define EG4_LEGACY_CMD_FIRMWARE 0x33 /* firmware string, ASCII */
+#define EG4_LEGACY_CMD_HARDWARE 0x42 /* hardware version */
 
-#define EG4L_REQUEST_LEN 6u   /* bytes of a request frame */
-#define EG4L_FRAME_MIN   6u   /* header (4) + CHK + EOI: a frame with no DATA */
-#define EG4L_FRAME_MAX   261u /* LEN is one byte: 255 + 6 */
-#define EG4L_MAX_CELLS   16u  /* cells the readings table has (cell_01..cell_16) */
+#define EG4_LEGACY_REQUEST_LEN 6u   /* bytes of a request frame */
+#define EG4_LEGACY_FRAME_MIN   6u   /* header (4) + CHK + EOI: a frame with no DATA */
+#define EG4_LEGACY_FRAME_MAX   261u /* LEN is one byte: 255 + 6 */
+#define EG4_LEGACY_MAX_CELLS   16u  /* cells the readings table has (cell_01..cell_16) */
 
 /*
  * The frame checksum over buf[0..n): (XOR of the bytes) XOR (their sum mod 256).
@@ -43,29 +44,29 @@
  * alike and cancels out, so about half of single-bit errors pass; decoders still bound
  * every read and callers should treat implausible values with suspicion.
  */
-uint8_t eg4l_checksum(const uint8_t *buf, size_t n);
+uint8_t eg4_legacy_checksum(const uint8_t *buf, size_t n);
 
 /*
  * Write the request `7E addr cmd 00 CHK 0D` (no DATA) into out[0..6).
- * Returns the frame length, EG4L_REQUEST_LEN (6). Never fails.
+ * Returns the frame length, EG4_LEGACY_REQUEST_LEN (6). Never fails.
  * Example (protocols/README.md §2): addr 2, cmd 0x01 -> 7E 02 01 00 FC 0D.
  */
-size_t eg4l_build_request(uint8_t addr, uint8_t cmd, uint8_t out[6]);
+size_t eg4_legacy_build_request(uint8_t addr, uint8_t cmd, uint8_t out[6]);
 
 /*
  * Streaming framer for a reply that arrives in pieces. buf[0..n) is what has been
  * received so far. Returns:
  *   > 0  the length of the whole frame (LEN + 6) once buf[0] is 0x7E and the 4-byte
- *        header is there; wait until n reaches it, then call eg4l_parse_frame;
+ *        header is there; wait until n reaches it, then call eg4_legacy_parse_frame;
  *   0    buf[0] is 0x7E (or n is 0) but the header is incomplete: read more bytes;
  *   -1   buf[0] is not 0x7E: this is not the start of a frame; the caller drops one byte
  *        and calls again (resynchronising on line noise or a tail of an older reply).
- * Only the SOI is checked here; the length, EOI and checksum are eg4l_parse_frame's job.
+ * Only the SOI is checked here; the length, EOI and checksum are eg4_legacy_parse_frame's job.
  */
-int eg4l_frame_length(const uint8_t *buf, size_t n);
+int eg4_legacy_frame_length(const uint8_t *buf, size_t n);
 
-/* One parsed frame. data points into the buffer given to eg4l_parse_frame. */
-struct eg4l_frame {
+/* One parsed frame. data points into the buffer given to eg4_legacy_parse_frame. */
+struct eg4_legacy_frame {
     uint8_t addr;        /* ADR: the pack's address */
     uint8_t cmd;         /* CMD: the command being answered */
     const uint8_t *data; /* DATA, len bytes (valid while the frame buffer is) */
@@ -74,14 +75,14 @@ struct eg4l_frame {
 
 /*
  * Check the frame in buf[0..n) and fill *f. n must be exactly the frame's length
- * (as eg4l_frame_length reported). Checks in this order, returning:
+ * (as eg4_legacy_frame_length reported). Checks in this order, returning:
  *   0          a good frame; *f filled;
  *   -EPROTO    bad framing: buf[0] is not 0x7E, or the byte after CHK is not 0x0D;
  *   -EMSGSIZE  length mismatch: n < 6, or n != LEN + 6 (truncated or trailing bytes);
- *   -EBADMSG   CHK is not eg4l_checksum(buf, LEN + 4).
+ *   -EBADMSG   CHK is not eg4_legacy_checksum(buf, LEN + 4).
  * On error *f is zeroed (data NULL). Framing and checksum: protocols/README.md §2.
  */
-int eg4l_parse_frame(const uint8_t *buf, size_t n, struct eg4l_frame *f);
+int eg4_legacy_parse_frame(const uint8_t *buf, size_t n, struct eg4_legacy_frame *f);
 
 /*
  * The readings of a legacy pack, in publishing order. Keys keep the eg4-battery script's
@@ -92,14 +93,14 @@ int eg4l_parse_frame(const uint8_t *buf, size_t n, struct eg4l_frame *f);
  * alarm_current_over, alarm_voltage_high, alarm_voltage_low, alarm_temp_high_chg,
  * alarm_temp_low_chg (problem binary sensors). New: soh (%), pack_power (W = V x I),
  * energy_charged_kwh / energy_discharged_kwh (kWh; integrated by the daemon, left NaN
- * by the decoder). Every entry is SRC_DERIVED: eg4l_decode_status fills them all.
+ * by the decoder). Every entry is SRC_DERIVED: eg4_legacy_decode_status fills them all.
  */
-extern const struct reading_def eg4l_readings[];
-extern const size_t eg4l_n_readings;
+extern const struct reading_def eg4_legacy_readings[];
+extern const size_t eg4_legacy_n_readings;
 
 /*
  * Decode the DATA of a command 0x01 (general status) reply into
- * values[0..eg4l_n_readings). DATA is groups `ID COUNT COUNT x u16 (big-endian)` with IDs
+ * values[0..eg4_legacy_n_readings). DATA is groups `ID COUNT COUNT x u16 (big-endian)` with IDs
  * 0x01..0x0A in that order (protocols/README.md §2):
  *   01 cell voltages, mV (bits 15 and 14 masked: real packs set them as flags)
  *   02 current: A = (30000 - raw) / 100, positive = charging
@@ -116,7 +117,7 @@ extern const size_t eg4l_n_readings;
  * Returns 0, or -EBADMSG (all values NaN) when DATA is not a well-formed status: a group's
  * COUNT runs past len, a group ID is out of order, or the data ends before group 0x0A.
  */
-int eg4l_decode_status(const uint8_t *data, size_t len, unsigned cell_count, double *values);
+int eg4_legacy_decode_status(const uint8_t *data, size_t len, unsigned cell_count, double *values);
 
 /*
  * Decode the DATA of a command 0x33 (firmware) reply: the printable ASCII characters
@@ -125,6 +126,6 @@ int eg4l_decode_status(const uint8_t *data, size_t len, unsigned cell_count, dou
  * Returns the string's length (> 0); -ENODATA if no printable character remains (out is "");
  * -EINVAL if out is NULL or outlen is 0.
  */
-int eg4l_decode_firmware(const uint8_t *data, size_t len, char *out, size_t outlen);
+int eg4_legacy_decode_firmware(const uint8_t *data, size_t len, char *out, size_t outlen);
 
 #endif

@@ -10,7 +10,7 @@
 #include "ascii_frame.h"
 #include "cursor.h"
 
-/* Indices into lp4a_readings, grouped by the command that fills them. */
+/* Indices into lp4_ascii_readings, grouped by the command that fills them. */
 enum {
     /* 0x42 */
     R_PACK_VOLTAGE,
@@ -25,12 +25,12 @@ enum {
     R_CYCLES,
     R_CELL_COUNT,
     R_TEMP1,
-    R_TEMP_AMBIENT = R_TEMP1 + LP4A_MAX_TEMPS,
+    R_TEMP_AMBIENT = R_TEMP1 + LP4_ASCII_MAX_TEMPS,
     R_TEMP_MOSFET,
     R_TEMP_MAX,
     R_TEMP_MIN,
     R_CELL1,
-    R_CELL_MIN = R_CELL1 + LP4A_MAX_CELLS,
+    R_CELL_MIN = R_CELL1 + LP4_ASCII_MAX_CELLS,
     R_CELL_MAX,
     R_CELL_DELTA,
     R_CELL_LOWEST,
@@ -68,7 +68,7 @@ enum {
     R_HEATER,
     R_STATUS,
     R_BAL1,
-    R_COUNT = R_BAL1 + LP4A_MAX_CELLS
+    R_COUNT = R_BAL1 + LP4_ASCII_MAX_CELLS
 };
 
 #define ANALOG_FIRST R_PACK_VOLTAGE
@@ -76,9 +76,9 @@ enum {
 #define ALARM_FIRST  R_ALARM_CELL_LOW
 #define ALARM_LAST   R_COUNT
 
-static const char *const lp4a_status_options[] = {"standby", "charging", "discharging", NULL};
+static const char *const lp4_ascii_status_options[] = {"standby", "charging", "discharging", NULL};
 /* System status code bits (§2.2): 3 standby, 1 charging, 0 discharging. */
-static const uint16_t lp4a_status_codes[] = {0x08, 0x02, 0x01};
+static const uint16_t lp4_ascii_status_codes[] = {0x08, 0x02, 0x01};
 
 #define DIAG (READING_DIAGNOSTIC)
 
@@ -99,7 +99,7 @@ static const uint16_t lp4a_status_codes[] = {0x08, 0x02, 0x01};
 #define PROT(i, key, label) [i] = DEF("protection_" key, label " protection", Q_SAFETY, 0, 0, NULL)
 
 // clang-format off
-const struct reading_def lp4a_readings[] = {
+const struct reading_def lp4_ascii_readings[] = {
     [R_PACK_VOLTAGE] = DEF("pack_voltage", "Pack voltage", Q_VOLTAGE, 2, 0, "mdi:battery-outline"),
     [R_PACK_CURRENT] = DEF("pack_current", "Pack current", Q_CURRENT, 2, 0, "mdi:current-dc"),
     [R_PACK_POWER] = DEF("pack_power", "Pack power", Q_POWER, 0, 0, "mdi:flash"),
@@ -173,32 +173,32 @@ const struct reading_def lp4a_readings[] = {
     [R_CHARGE_MOS] = DEF("charge_mos", "Charge MOSFET", Q_RUNNING, 0, DIAG, "mdi:electric-switch"),
     [R_CHARGE_LIMITER] = DEF("charge_current_limiter", "Charge current limiter", Q_RUNNING, 0, DIAG, NULL),
     [R_HEATER] = DEF("heater", "Heater", Q_HEAT, 0, 0, NULL),
-    [R_STATUS] = {"status", "Status", Q_ENUM, SRC_DERIVED, 0, 0, 0, 1, 0, "mdi:state-machine", lp4a_status_options, lp4a_status_codes, NULL},
+    [R_STATUS] = {"status", "Status", Q_ENUM, SRC_DERIVED, 0, 0, 0, 1, 0, "mdi:state-machine", lp4_ascii_status_options, lp4_ascii_status_codes, NULL},
     BAL(01, 1), BAL(02, 2), BAL(03, 3), BAL(04, 4), BAL(05, 5), BAL(06, 6), BAL(07, 7), BAL(08, 8),
     BAL(09, 9), BAL(10, 10), BAL(11, 11), BAL(12, 12), BAL(13, 13), BAL(14, 14), BAL(15, 15), BAL(16, 16),
 };
 // clang-format on
 
-const size_t lp4a_n_readings = sizeof(lp4a_readings) / sizeof(lp4a_readings[0]);
+const size_t lp4_ascii_n_readings = sizeof(lp4_ascii_readings) / sizeof(lp4_ascii_readings[0]);
 
-_Static_assert(sizeof(lp4a_readings) / sizeof(lp4a_readings[0]) == R_COUNT,
+_Static_assert(sizeof(lp4_ascii_readings) / sizeof(lp4_ascii_readings[0]) == R_COUNT,
                "every reading index has a table entry");
 
 /* §2.1: temperatures are 0.1 K with this offset: °C = (raw - 2731) / 10. */
-#define LP4A_KELVIN_OFFSET 2731
+#define LP4_ASCII_KELVIN_OFFSET 2731
 /* User-defined items the PDF lists: 15 after 0x42's cycle count, 9 in 0x44. */
-#define LP4A_ANALOG_ITEMS 15u
-#define LP4A_ALARM_ITEMS  9u
+#define LP4_ASCII_ANALOG_ITEMS 15u
+#define LP4_ASCII_ALARM_ITEMS  9u
 
-int lp4a_build_request(uint8_t adr, uint8_t cmd, char *out, size_t cap)
+int lp4_ascii_build_request(uint8_t adr, uint8_t cmd, char *out, size_t cap)
 {
-    if ((cmd != LP4A_CMD_ANALOG && cmd != LP4A_CMD_ALARM) || adr < LP4A_ADDR_MIN ||
-        adr > LP4A_ADDR_MAX)
+    if ((cmd != LP4_ASCII_CMD_ANALOG && cmd != LP4_ASCII_CMD_ALARM) || adr < LP4_ASCII_ADDR_MIN ||
+        adr > LP4_ASCII_ADDR_MAX)
         return -EINVAL;
-    return af_encode(LP4A_VER, adr, LP4A_CID1, cmd, NULL, 0, out, cap);
+    return af_encode(LP4_ASCII_VER, adr, LP4_ASCII_CID1, cmd, NULL, 0, out, cap);
 }
 
-static int lp4a_s16(struct cursor *c, int *v)
+static int lp4_ascii_s16(struct cursor *c, int *v)
 {
     uint16_t w = 0;
     int r = cursor_u16be(c, &w);
@@ -207,7 +207,7 @@ static int lp4a_s16(struct cursor *c, int *v)
     return r;
 }
 
-static int lp4a_u32(struct cursor *c, uint32_t *v)
+static int lp4_ascii_u32(struct cursor *c, uint32_t *v)
 {
     uint16_t hi = 0, lo = 0;
     int r = cursor_u16be(c, &hi);
@@ -218,20 +218,20 @@ static int lp4a_u32(struct cursor *c, uint32_t *v)
     return r;
 }
 
-static void lp4a_nan(double *values, int first, int last)
+static void lp4_ascii_nan(double *values, int first, int last)
 {
     for (int i = first; i < last; i++)
         values[i] = NAN;
 }
 
-static void lp4a_set(double *values, int i, double v)
+static void lp4_ascii_set(double *values, int i, double v)
 {
     values[i] = v;
 }
 
-static double lp4a_celsius(int raw)
+static double lp4_ascii_celsius(int raw)
 {
-    return (raw - LP4A_KELVIN_OFFSET) / 10.0;
+    return (raw - LP4_ASCII_KELVIN_OFFSET) / 10.0;
 }
 
 /* The user-defined items of a 0x42 reply, in order: how wide and where each goes. */
@@ -240,7 +240,7 @@ static const struct {
     uint8_t kind;
     int idx;      /* reading, or -1: read and not published */
     double scale; /* raw x scale = value */
-} lp4a_items[LP4A_ANALOG_ITEMS] = {
+} lp4_ascii_items[LP4_ASCII_ANALOG_ITEMS] = {
     {IT_U16, R_SOC, 1},
     {IT_U16, R_SOH, 1},
     {IT_MV, -1, 0}, /* max, min cell voltage and difference: from the cells instead */
@@ -259,9 +259,9 @@ static const struct {
 };
 
 /* Read the user-defined items of a 0x42 reply into v. Returns 0, or -1 on a short INFO. */
-static int lp4a_analog_items(struct cursor *c, unsigned user, double *v)
+static int lp4_ascii_analog_items(struct cursor *c, unsigned user, double *v)
 {
-    unsigned n = user < LP4A_ANALOG_ITEMS ? user : LP4A_ANALOG_ITEMS;
+    unsigned n = user < LP4_ASCII_ANALOG_ITEMS ? user : LP4_ASCII_ANALOG_ITEMS;
 
     for (unsigned k = 0; k < n; k++) {
         uint16_t w = 0;
@@ -269,114 +269,114 @@ static int lp4a_analog_items(struct cursor *c, unsigned user, double *v)
         int s = 0;
         double x;
 
-        switch (lp4a_items[k].kind) {
+        switch (lp4_ascii_items[k].kind) {
         case IT_U32:
-            lp4a_u32(c, &d);
-            x = d * lp4a_items[k].scale;
+            lp4_ascii_u32(c, &d);
+            x = d * lp4_ascii_items[k].scale;
             break;
         case IT_TEMP:
-            lp4a_s16(c, &s);
-            x = lp4a_celsius(s);
+            lp4_ascii_s16(c, &s);
+            x = lp4_ascii_celsius(s);
             break;
         case IT_MV:
-            lp4a_s16(c, &s);
+            lp4_ascii_s16(c, &s);
             x = s;
             break;
         default:
             cursor_u16be(c, &w);
-            x = w * lp4a_items[k].scale;
+            x = w * lp4_ascii_items[k].scale;
             break;
         }
         if (c->bad)
             return -1;
-        if (lp4a_items[k].idx >= 0)
-            lp4a_set(v, lp4a_items[k].idx, x);
+        if (lp4_ascii_items[k].idx >= 0)
+            lp4_ascii_set(v, lp4_ascii_items[k].idx, x);
     }
     /* Items past the fifteenth have no documented size; they are not read. */
     return 0;
 }
 
-int lp4a_clear(uint8_t cmd, double *values)
+int lp4_ascii_clear(uint8_t cmd, double *values)
 {
     switch (cmd) {
-    case LP4A_CMD_ANALOG:
-        lp4a_nan(values, ANALOG_FIRST, ANALOG_LAST);
+    case LP4_ASCII_CMD_ANALOG:
+        lp4_ascii_nan(values, ANALOG_FIRST, ANALOG_LAST);
         return 0;
-    case LP4A_CMD_ALARM:
-        lp4a_nan(values, ALARM_FIRST, ALARM_LAST);
+    case LP4_ASCII_CMD_ALARM:
+        lp4_ascii_nan(values, ALARM_FIRST, ALARM_LAST);
         return 0;
     default:
         return -EINVAL;
     }
 }
 
-int lp4a_decode_analog(const uint8_t *info, size_t len, double *values)
+int lp4_ascii_decode_analog(const uint8_t *info, size_t len, double *values)
 {
     struct cursor c = cursor_init(info, len);
-    int32_t cells_mv[LP4A_MAX_CELLS] = {0};
+    int32_t cells_mv[LP4_ASCII_MAX_CELLS] = {0};
     int temp = 0, current = 0;
     struct cell_stats st;
     uint16_t voltage = 0, remaining = 0, full = 0, cycles = 0;
     uint8_t flag = 0, group = 0, m = 0, n = 0, user = 0;
     unsigned cells;
 
-    lp4a_nan(values, ANALOG_FIRST, ANALOG_LAST);
+    lp4_ascii_nan(values, ANALOG_FIRST, ANALOG_LAST);
     cursor_u8(&c, &flag);
     cursor_u8(&c, &group);
     if (cursor_u8(&c, &m) < 0 || (size_t)m * 2 > cursor_left(&c))
         goto bad;
     for (unsigned k = 0; k < m; k++) {
         int mv = 0;
-        lp4a_s16(&c, &mv);
-        if (k < LP4A_MAX_CELLS)
+        lp4_ascii_s16(&c, &mv);
+        if (k < LP4_ASCII_MAX_CELLS)
             cells_mv[k] = mv;
     }
     /* N counts the cell sensors; ambient and MOSFET follow them (§2.1 example: N = 4, six). */
     if (cursor_u8(&c, &n) < 0 || ((size_t)n + 2) * 2 > cursor_left(&c))
         goto bad;
     for (unsigned k = 0; k < n; k++) {
-        lp4a_s16(&c, &temp);
-        if (k < LP4A_MAX_TEMPS)
-            lp4a_set(values, R_TEMP1 + (int)k, lp4a_celsius(temp));
+        lp4_ascii_s16(&c, &temp);
+        if (k < LP4_ASCII_MAX_TEMPS)
+            lp4_ascii_set(values, R_TEMP1 + (int)k, lp4_ascii_celsius(temp));
     }
-    lp4a_s16(&c, &temp);
-    lp4a_set(values, R_TEMP_AMBIENT, lp4a_celsius(temp));
-    lp4a_s16(&c, &temp);
-    lp4a_set(values, R_TEMP_MOSFET, lp4a_celsius(temp));
-    lp4a_s16(&c, &current);
+    lp4_ascii_s16(&c, &temp);
+    lp4_ascii_set(values, R_TEMP_AMBIENT, lp4_ascii_celsius(temp));
+    lp4_ascii_s16(&c, &temp);
+    lp4_ascii_set(values, R_TEMP_MOSFET, lp4_ascii_celsius(temp));
+    lp4_ascii_s16(&c, &current);
     cursor_u16be(&c, &voltage);
     cursor_u16be(&c, &remaining);
     cursor_u16be(&c, &full);
     cursor_u16be(&c, &cycles);
-    if (cursor_u8(&c, &user) < 0 || lp4a_analog_items(&c, user, values) < 0)
+    if (cursor_u8(&c, &user) < 0 || lp4_ascii_analog_items(&c, user, values) < 0)
         goto bad;
 
-    cells = m < LP4A_MAX_CELLS ? m : LP4A_MAX_CELLS;
+    cells = m < LP4_ASCII_MAX_CELLS ? m : LP4_ASCII_MAX_CELLS;
     for (unsigned k = 0; k < cells; k++)
-        lp4a_set(values, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
+        lp4_ascii_set(values, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
     if (reading_cell_stats(cells_mv, cells, &st) == 0) {
-        lp4a_set(values, R_CELL_MIN, st.min_v);
-        lp4a_set(values, R_CELL_MAX, st.max_v);
-        lp4a_set(values, R_CELL_DELTA, st.delta_mv);
-        lp4a_set(values, R_CELL_LOWEST, st.lowest);
-        lp4a_set(values, R_CELL_HIGHEST, st.highest);
+        lp4_ascii_set(values, R_CELL_MIN, st.min_v);
+        lp4_ascii_set(values, R_CELL_MAX, st.max_v);
+        lp4_ascii_set(values, R_CELL_DELTA, st.delta_mv);
+        lp4_ascii_set(values, R_CELL_LOWEST, st.lowest);
+        lp4_ascii_set(values, R_CELL_HIGHEST, st.highest);
     }
-    lp4a_set(values, R_CELL_COUNT, m);
-    lp4a_set(values, R_PACK_CURRENT, current / 100.0);
-    lp4a_set(values, R_PACK_VOLTAGE, voltage / 100.0);
+    lp4_ascii_set(values, R_CELL_COUNT, m);
+    lp4_ascii_set(values, R_PACK_CURRENT, current / 100.0);
+    lp4_ascii_set(values, R_PACK_VOLTAGE, voltage / 100.0);
     /* From the unrounded reports: 10 mV x 10 mA = 1e-4 W. */
-    lp4a_set(values, R_PACK_POWER, voltage * (double)current * 1e-4);
-    lp4a_set(values, R_REMAINING, remaining / 100.0);
-    lp4a_set(values, R_FULL, full / 100.0);
-    lp4a_set(values, R_CYCLES, cycles);
+    lp4_ascii_set(values, R_PACK_POWER, voltage * (double)current * 1e-4);
+    lp4_ascii_set(values, R_REMAINING, remaining / 100.0);
+    lp4_ascii_set(values, R_FULL, full / 100.0);
+    lp4_ascii_set(values, R_CYCLES, cycles);
     return 0;
 bad:
-    lp4a_nan(values, ANALOG_FIRST, ANALOG_LAST);
+    lp4_ascii_nan(values, ANALOG_FIRST, ANALOG_LAST);
     return -EBADMSG;
 }
 
 /* Fold a §2.2 state byte (00 none, 01 lower limit, 02 upper limit) into low / high. */
-static void lp4a_state(uint8_t s, bool *low, bool *high)
+static void lp4_ascii_state(uint8_t s, bool *low, bool *high)
 {
     if (s == 0x01)
         *low = true;
@@ -385,13 +385,13 @@ static void lp4a_state(uint8_t s, bool *low, bool *high)
 }
 
 /* values[first + b] = bit b of word, for b in [0, nbits). */
-static void lp4a_bits(double *values, int first, unsigned word, unsigned nbits)
+static void lp4_ascii_bits(double *values, int first, unsigned word, unsigned nbits)
 {
     for (unsigned b = 0; b < nbits; b++)
         values[first + (int)b] = (word >> b) & 1u;
 }
 
-int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values)
+int lp4_ascii_decode_alarm(const uint8_t *info, size_t len, double *values)
 {
     struct cursor c = cursor_init(info, len);
     bool cell_low = false, cell_high = false, temp_low = false, temp_high = false;
@@ -400,26 +400,26 @@ int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values)
     uint8_t balance = 0, volt = 0, curr = 0, cap = 0, fet = 0, sys = 0;
     uint16_t temp_ev = 0, bal_hi = 0, bal_lo = 0;
 
-    lp4a_nan(values, ALARM_FIRST, ALARM_LAST);
+    lp4_ascii_nan(values, ALARM_FIRST, ALARM_LAST);
     cursor_u8(&c, &flag);
     cursor_u8(&c, &group);
     if (cursor_u8(&c, &m) < 0 || m > cursor_left(&c))
         goto bad;
     for (unsigned k = 0; k < m; k++) {
         cursor_u8(&c, &s);
-        lp4a_state(s, &cell_low, &cell_high);
+        lp4_ascii_state(s, &cell_low, &cell_high);
     }
     /* N cell temperature states, then ambient and MOSFET. */
     if (cursor_u8(&c, &n) < 0 || (size_t)n + 2 > cursor_left(&c))
         goto bad;
     for (unsigned k = 0; k < (unsigned)n + 2; k++) {
         cursor_u8(&c, &s);
-        lp4a_state(s, &temp_low, &temp_high);
+        lp4_ascii_state(s, &temp_low, &temp_high);
     }
     cursor_u8(&c, &s);
-    lp4a_state(s, &cur_low, &cur_high);
+    lp4_ascii_state(s, &cur_low, &cur_high);
     cursor_u8(&c, &s);
-    lp4a_state(s, &pack_low, &pack_high);
+    lp4_ascii_state(s, &pack_low, &pack_high);
     if (cursor_u8(&c, &user) < 0)
         goto bad;
     /* The items in order; each is read only if U announces it. */
@@ -459,11 +459,11 @@ int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values)
         values[R_ERR_DISCHARGE_MOS] = (balance >> 6) & 1u;
     }
     if (user >= 2)
-        lp4a_bits(values, R_VOLT_EVENT0, volt, 8);
+        lp4_ascii_bits(values, R_VOLT_EVENT0, volt, 8);
     if (user >= 3)
-        lp4a_bits(values, R_TEMP_EVENT0, temp_ev, 14);
+        lp4_ascii_bits(values, R_TEMP_EVENT0, temp_ev, 14);
     if (user >= 4)
-        lp4a_bits(values, R_CURR_EVENT0, curr, 8);
+        lp4_ascii_bits(values, R_CURR_EVENT0, curr, 8);
     if (user >= 5)
         values[R_WARN_LOW_CAPACITY] = cap & 1u;
     if (user >= 6) {
@@ -473,7 +473,7 @@ int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values)
         values[R_HEATER] = (fet >> 3) & 1u;
     }
     if (user >= 7) {
-        /* Option indices of lp4a_status_options; none of the three bits: unknown. */
+        /* Option indices of lp4_ascii_status_options; none of the three bits: unknown. */
         if (sys & 0x01u)
             values[R_STATUS] = 2;
         else if (sys & 0x02u)
@@ -483,10 +483,10 @@ int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values)
     }
     if (user >= 8) {
         /* Four bytes, high byte first: bits 0..15 (in the low word) are cells 1..16. */
-        lp4a_bits(values, R_BAL1, bal_lo, LP4A_MAX_CELLS);
+        lp4_ascii_bits(values, R_BAL1, bal_lo, LP4_ASCII_MAX_CELLS);
     }
     return 0;
 bad:
-    lp4a_nan(values, ALARM_FIRST, ALARM_LAST);
+    lp4_ascii_nan(values, ALARM_FIRST, ALARM_LAST);
     return -EBADMSG;
 }

@@ -16,25 +16,25 @@
  * decodes the INFO of replies (as bytes, from af_decode); it does no I/O.
  */
 
-#define LP4A_VER      0x20
-#define LP4A_CID1     0x4A
-#define LP4A_ADDR_MIN 1u
-#define LP4A_ADDR_MAX 15u
+#define LP4_ASCII_VER      0x20
+#define LP4_ASCII_CID1     0x4A
+#define LP4_ASCII_ADDR_MIN 1u
+#define LP4_ASCII_ADDR_MAX 15u
 
-#define LP4A_CMD_ANALOG 0x42 /* §2.1 get analog value, fixed point */
-#define LP4A_CMD_ALARM  0x44 /* §2.2 get alarm information */
+#define LP4_ASCII_CMD_ANALOG 0x42 /* §2.1 get analog value, fixed point */
+#define LP4_ASCII_CMD_ALARM  0x44 /* §2.2 get alarm information */
 
-#define LP4A_REQUEST_LEN 18u /* characters of a request: no INFO */
-#define LP4A_MAX_CELLS   16u /* cell_01..cell_16 */
-#define LP4A_MAX_TEMPS   4u  /* temperature_01..04: the cell sensors */
+#define LP4_ASCII_REQUEST_LEN 18u /* characters of a request: no INFO */
+#define LP4_ASCII_MAX_CELLS   16u /* cell_01..cell_16 */
+#define LP4_ASCII_MAX_TEMPS   4u  /* temperature_01..04: the cell sensors */
 
 /*
- * Write the request for cmd (LP4A_CMD_ANALOG or LP4A_CMD_ALARM) to the pack at adr
- * (1..15) into out, NUL-terminated. Returns LP4A_REQUEST_LEN (18); -EINVAL for another cmd
+ * Write the request for cmd (LP4_ASCII_CMD_ANALOG or LP4_ASCII_CMD_ALARM) to the pack at adr
+ * (1..15) into out, NUL-terminated. Returns LP4_ASCII_REQUEST_LEN (18); -EINVAL for another cmd
  * or adr; -ENOSPC if cap < 19. Examples (§2.1, §2.2): adr 1, 0x42 -> "~20014A420000FDA2\r";
  * adr 1, 0x44 -> "~20014A440000FDA0\r".
  */
-int lp4a_build_request(uint8_t adr, uint8_t cmd, char *out, size_t cap);
+int lp4_ascii_build_request(uint8_t adr, uint8_t cmd, char *out, size_t cap);
 
 /*
  * The readings of one LifePower4 pack, in publishing order, keys as LP4V2's where the
@@ -59,18 +59,18 @@ int lp4a_build_request(uint8_t adr, uint8_t cmd, char *out, size_t cap);
  * (running), heater (heat) from the FET status; status (enum standby / charging /
  * discharging) from the system status; cell_01..16_balancing (running). All SRC_DERIVED.
  */
-extern const struct reading_def lp4a_readings[];
-extern const size_t lp4a_n_readings;
+extern const struct reading_def lp4_ascii_readings[];
+extern const size_t lp4_ascii_n_readings;
 
 /*
- * Set the readings that command cmd (LP4A_CMD_ANALOG or LP4A_CMD_ALARM) carries in
- * values[lp4a_n_readings] to NaN (unknown): what the pack did not give this time (refused,
+ * Set the readings that command cmd (LP4_ASCII_CMD_ANALOG or LP4_ASCII_CMD_ALARM) carries in
+ * values[lp4_ascii_n_readings] to NaN (unknown): what the pack did not give this time (refused,
  * unanswered or not asked). Returns 0, or -EINVAL for another command (values untouched).
  */
-int lp4a_clear(uint8_t cmd, double *values);
+int lp4_ascii_clear(uint8_t cmd, double *values);
 
 /*
- * Decode the INFO of a 0x42 reply (§2.1) into values[0..lp4a_n_readings); only the 0x42
+ * Decode the INFO of a 0x42 reply (§2.1) into values[0..lp4_ascii_n_readings); only the 0x42
  * readings are written (first set to NaN). INFO: DATA_FLAG, PACK group, M, M cell voltages
  * (s16 mV), N, N cell temperatures then ambient and MOSFET temperature (s16 0.1 K:
  * °C = (raw - 2731) / 10), current (s16 10 mA, + = charge), voltage (u16 10 mV), remaining
@@ -82,7 +82,7 @@ int lp4a_clear(uint8_t cmd, double *values);
  * Cells past 16 and temperatures past 4 are read and skipped.
  * Returns 0, or -EBADMSG (the 0x42 readings NaN) if INFO ends before the items U announces.
  */
-int lp4a_decode_analog(const uint8_t *info, size_t len, double *values);
+int lp4_ascii_decode_analog(const uint8_t *info, size_t len, double *values);
 
 /*
  * Decode the INFO of a 0x44 reply (§2.2) into values; only the 0x44 readings are written
@@ -94,6 +94,6 @@ int lp4a_decode_analog(const uint8_t *info, size_t len, double *values);
  * balance status (4, bit n = cell n + 1), reserved (1). Items past U are NaN.
  * Returns 0, or -EBADMSG (the 0x44 readings NaN) if INFO ends before the items U announces.
  */
-int lp4a_decode_alarm(const uint8_t *info, size_t len, double *values);
+int lp4_ascii_decode_alarm(const uint8_t *info, size_t len, double *values);
 
 #endif

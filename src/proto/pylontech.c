@@ -11,7 +11,7 @@
 #include "ascii_frame.h"
 #include "cursor.h"
 
-/* Indices into pyl_readings, grouped by the command that fills them. */
+/* Indices into pylontech_readings, grouped by the command that fills them. */
 enum {
     /* 0x42 */
     R_PACK_VOLTAGE,
@@ -25,8 +25,8 @@ enum {
     R_CYCLES,
     R_CELL_COUNT,
     R_TEMP1,
-    R_CELL1 = R_TEMP1 + PYL_MAX_TEMPS,
-    R_CELL_MIN = R_CELL1 + PYL_MAX_CELLS,
+    R_CELL1 = R_TEMP1 + PYLONTECH_MAX_TEMPS,
+    R_CELL_MIN = R_CELL1 + PYLONTECH_MAX_CELLS,
     R_CELL_MAX,
     R_CELL_DELTA,
     R_CELL_LOWEST,
@@ -94,7 +94,7 @@ enum {
         DEF("alarm_status_" #n, "Alarm status " #n, Q_RAW, 0, HIDDEN, "mdi:numeric")
 
 // clang-format off
-const struct reading_def pyl_readings[] = {
+const struct reading_def pylontech_readings[] = {
     [R_PACK_VOLTAGE] = DEF("pack_voltage", "Pack voltage", Q_VOLTAGE, 3, 0, "mdi:battery-outline"),
     [R_PACK_CURRENT] = DEF("pack_current", "Pack current", Q_CURRENT, 1, 0, "mdi:current-dc"),
     [R_PACK_POWER] = DEF("pack_power", "Pack power", Q_POWER, 0, 0, "mdi:flash"),
@@ -166,49 +166,49 @@ const struct reading_def pyl_readings[] = {
 };
 // clang-format on
 
-const size_t pyl_n_readings = sizeof(pyl_readings) / sizeof(pyl_readings[0]);
+const size_t pylontech_n_readings = sizeof(pylontech_readings) / sizeof(pylontech_readings[0]);
 
-_Static_assert(sizeof(pyl_readings) / sizeof(pyl_readings[0]) == R_COUNT,
+_Static_assert(sizeof(pylontech_readings) / sizeof(pylontech_readings[0]) == R_COUNT,
                "every reading index has a table entry");
-_Static_assert(R_COUNT == PYL_N_READINGS, "PYL_N_READINGS matches the table");
+_Static_assert(R_COUNT == PYLONTECH_N_READINGS, "PYLONTECH_N_READINGS matches the table");
 
 /* §3.3: temperatures are 0.1 K with this offset: °C = (raw - 2731) / 10. */
-#define PYL_KELVIN_OFFSET 2731
+#define PYLONTECH_KELVIN_OFFSET 2731
 /* §3.3 user-defined items: full capacity, cycles, remaining 2, full capacity 2. */
-#define PYL_USER_ITEMS_KNOWN 4u
+#define PYLONTECH_USER_ITEMS_KNOWN 4u
 
 /* A 16-bit capacity field that carries no value (§3.3, packs over 65 Ah). */
-#define PYL_NOT_AVAILABLE 0xFFFFu
+#define PYLONTECH_NOT_AVAILABLE 0xFFFFu
 
 /* Alarm state bytes, §3.5. */
-#define PYL_STATE_NORMAL 0x00
-#define PYL_STATE_LOW    0x01
-#define PYL_STATE_HIGH   0x02
+#define PYLONTECH_STATE_NORMAL 0x00
+#define PYLONTECH_STATE_LOW    0x01
+#define PYLONTECH_STATE_HIGH   0x02
 
-int pyl_build_request(uint8_t adr, uint8_t cmd, uint8_t module, char *out, size_t cap)
+int pylontech_build_request(uint8_t adr, uint8_t cmd, uint8_t module, char *out, size_t cap)
 {
     switch (cmd) {
-    case PYL_CMD_ANALOG:
-    case PYL_CMD_ALARM:
+    case PYLONTECH_CMD_ANALOG:
+    case PYLONTECH_CMD_ALARM:
         break;
-    case PYL_CMD_MANAGEMENT:
-    case PYL_CMD_SERIAL:
-    case PYL_CMD_FIRMWARE:
-        if (module == PYL_ALL_MODULES)
+    case PYLONTECH_CMD_MANAGEMENT:
+    case PYLONTECH_CMD_SERIAL:
+    case PYLONTECH_CMD_FIRMWARE:
+        if (module == PYLONTECH_ALL_MODULES)
             return -EINVAL;
         break;
-    case PYL_CMD_SYSTEM:
-    case PYL_CMD_PROTOCOL:
-    case PYL_CMD_MANUFACTURER:
-        return af_encode(PYL_VER, adr, PYL_CID1, cmd, NULL, 0, out, cap);
+    case PYLONTECH_CMD_SYSTEM:
+    case PYLONTECH_CMD_PROTOCOL:
+    case PYLONTECH_CMD_MANUFACTURER:
+        return af_encode(PYLONTECH_VER, adr, PYLONTECH_CID1, cmd, NULL, 0, out, cap);
     default:
         return -EINVAL;
     }
-    return af_encode(PYL_VER, adr, PYL_CID1, cmd, &module, 1, out, cap);
+    return af_encode(PYLONTECH_VER, adr, PYLONTECH_CID1, cmd, &module, 1, out, cap);
 }
 
 /* Big-endian reads beyond cursor.h's; they fail (and mark the cursor bad) as it does. */
-static int pyl_s16(struct cursor *c, int *v)
+static int pylontech_s16(struct cursor *c, int *v)
 {
     uint16_t w = 0;
     int r = cursor_u16be(c, &w);
@@ -217,7 +217,7 @@ static int pyl_s16(struct cursor *c, int *v)
     return r;
 }
 
-static int pyl_u24(struct cursor *c, uint32_t *v)
+static int pylontech_u24(struct cursor *c, uint32_t *v)
 {
     const uint8_t *p = NULL;
 
@@ -228,26 +228,26 @@ static int pyl_u24(struct cursor *c, uint32_t *v)
     return 0;
 }
 
-static void pyl_nan(double *values, int first, int last)
+static void pylontech_nan(double *values, int first, int last)
 {
     for (int i = first; i < last; i++)
         values[i] = NAN;
 }
 
-static void pyl_set(double *values, int i, double v)
+static void pylontech_set(double *values, int i, double v)
 {
     values[i] = v;
 }
 
-static double pyl_celsius(int raw)
+static double pylontech_celsius(int raw)
 {
-    return (raw - PYL_KELVIN_OFFSET) / 10.0;
+    return (raw - PYLONTECH_KELVIN_OFFSET) / 10.0;
 }
 
 /* One module block of a 0x42 reply (§3.3) into row v. Returns 0 or -EBADMSG. */
-static int pyl_analog_block(struct cursor *c, bool last, double *v)
+static int pylontech_analog_block(struct cursor *c, bool last, double *v)
 {
-    int32_t cells_mv[PYL_MAX_CELLS] = {0};
+    int32_t cells_mv[PYLONTECH_MAX_CELLS] = {0};
     int temp = 0, current = 0;
     struct cell_stats st;
     uint16_t voltage = 0, remaining = 0, full = 0, cycles = 0;
@@ -255,94 +255,94 @@ static int pyl_analog_block(struct cursor *c, bool last, double *v)
     uint8_t m = 0, n = 0, user = 0;
     unsigned cells;
 
-    pyl_nan(v, ANALOG_FIRST, ANALOG_LAST);
+    pylontech_nan(v, ANALOG_FIRST, ANALOG_LAST);
     if (cursor_u8(c, &m) < 0 || (size_t)m * 2 > cursor_left(c))
         return -EBADMSG;
     for (unsigned k = 0; k < m; k++) {
         int mv = 0;
-        pyl_s16(c, &mv);
-        if (k < PYL_MAX_CELLS)
+        pylontech_s16(c, &mv);
+        if (k < PYLONTECH_MAX_CELLS)
             cells_mv[k] = mv;
     }
     if (cursor_u8(c, &n) < 0 || (size_t)n * 2 > cursor_left(c))
         return -EBADMSG;
     for (unsigned k = 0; k < n; k++) {
-        pyl_s16(c, &temp);
-        if (k < PYL_MAX_TEMPS)
-            pyl_set(v, R_TEMP1 + (int)k, pyl_celsius(temp));
+        pylontech_s16(c, &temp);
+        if (k < PYLONTECH_MAX_TEMPS)
+            pylontech_set(v, R_TEMP1 + (int)k, pylontech_celsius(temp));
     }
-    pyl_s16(c, &current);
+    pylontech_s16(c, &current);
     cursor_u16be(c, &voltage);
     cursor_u16be(c, &remaining);
-    if (cursor_u8(c, &user) < 0 || (user > PYL_USER_ITEMS_KNOWN && !last))
+    if (cursor_u8(c, &user) < 0 || (user > PYLONTECH_USER_ITEMS_KNOWN && !last))
         goto bad;
     if (user >= 1)
         cursor_u16be(c, &full);
     if (user >= 2)
         cursor_u16be(c, &cycles);
     if (user >= 3)
-        pyl_u24(c, &remaining2);
+        pylontech_u24(c, &remaining2);
     if (user >= 4)
-        pyl_u24(c, &full2);
+        pylontech_u24(c, &full2);
     if (c->bad)
         goto bad;
 
-    cells = m < PYL_MAX_CELLS ? m : PYL_MAX_CELLS;
+    cells = m < PYLONTECH_MAX_CELLS ? m : PYLONTECH_MAX_CELLS;
     for (unsigned k = 0; k < cells; k++)
-        pyl_set(v, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
+        pylontech_set(v, R_CELL1 + (int)k, cells_mv[k] / 1000.0);
     if (reading_cell_stats(cells_mv, cells, &st) == 0) {
-        pyl_set(v, R_CELL_MIN, st.min_v);
-        pyl_set(v, R_CELL_MAX, st.max_v);
-        pyl_set(v, R_CELL_DELTA, st.delta_mv);
-        pyl_set(v, R_CELL_LOWEST, st.lowest);
-        pyl_set(v, R_CELL_HIGHEST, st.highest);
+        pylontech_set(v, R_CELL_MIN, st.min_v);
+        pylontech_set(v, R_CELL_MAX, st.max_v);
+        pylontech_set(v, R_CELL_DELTA, st.delta_mv);
+        pylontech_set(v, R_CELL_LOWEST, st.lowest);
+        pylontech_set(v, R_CELL_HIGHEST, st.highest);
     }
-    pyl_set(v, R_CELL_COUNT, m);
-    pyl_set(v, R_PACK_CURRENT, current / 10.0);
-    pyl_set(v, R_PACK_VOLTAGE, voltage / 1000.0);
+    pylontech_set(v, R_CELL_COUNT, m);
+    pylontech_set(v, R_PACK_CURRENT, current / 10.0);
+    pylontech_set(v, R_PACK_VOLTAGE, voltage / 1000.0);
     /* From the unrounded reports: mV x 0.1 A = 1e-4 W. */
-    pyl_set(v, R_PACK_POWER, voltage * (double)current * 1e-4);
+    pylontech_set(v, R_PACK_POWER, voltage * (double)current * 1e-4);
 
     /* §3.3: packs over 65 Ah send FFFF in the 16-bit fields ("not available") and the real
      * capacities in the 3-byte items; an FFFF without them stays unknown. */
-    double rem_mah = user >= 3                        ? (double)remaining2
-                     : remaining == PYL_NOT_AVAILABLE ? NAN
-                                                      : (double)remaining;
+    double rem_mah = user >= 3                              ? (double)remaining2
+                     : remaining == PYLONTECH_NOT_AVAILABLE ? NAN
+                                                            : (double)remaining;
     if (!isnan(rem_mah))
-        pyl_set(v, R_REMAINING, rem_mah / 1000.0);
+        pylontech_set(v, R_REMAINING, rem_mah / 1000.0);
     if (user >= 1) {
-        double full_mah = user >= 4                   ? (double)full2
-                          : full == PYL_NOT_AVAILABLE ? NAN
-                                                      : (double)full;
+        double full_mah = user >= 4                         ? (double)full2
+                          : full == PYLONTECH_NOT_AVAILABLE ? NAN
+                                                            : (double)full;
         if (!isnan(full_mah))
-            pyl_set(v, R_FULL, full_mah / 1000.0);
+            pylontech_set(v, R_FULL, full_mah / 1000.0);
         if (full_mah > 0 && !isnan(rem_mah)) {
             double soc = rem_mah / full_mah * 100.0;
-            pyl_set(v, R_SOC, soc > 100.0 ? 100.0 : soc);
+            pylontech_set(v, R_SOC, soc > 100.0 ? 100.0 : soc);
         }
     }
     if (user >= 2)
-        pyl_set(v, R_CYCLES, cycles);
+        pylontech_set(v, R_CYCLES, cycles);
     /* Items past the fourth (allowed only in the last block) are not read. */
     return 0;
 bad:
-    pyl_nan(v, ANALOG_FIRST, ANALOG_LAST);
+    pylontech_nan(v, ANALOG_FIRST, ANALOG_LAST);
     return -EBADMSG;
 }
 
 /* Fold a §3.5 state byte into the low / high / other flags. */
-static void pyl_state(uint8_t s, bool *low, bool *high, bool *other)
+static void pylontech_state(uint8_t s, bool *low, bool *high, bool *other)
 {
-    if (s == PYL_STATE_LOW)
+    if (s == PYLONTECH_STATE_LOW)
         *low = true;
-    else if (s == PYL_STATE_HIGH)
+    else if (s == PYLONTECH_STATE_HIGH)
         *high = true;
-    else if (s != PYL_STATE_NORMAL)
+    else if (s != PYLONTECH_STATE_NORMAL)
         *other = true;
 }
 
 /* One module block of a 0x44 reply (§3.5) into row v. Returns 0 or -EBADMSG. */
-static int pyl_alarm_block(struct cursor *c, bool last, double *v)
+static int pylontech_alarm_block(struct cursor *c, bool last, double *v)
 {
     bool cell_low = false, cell_high = false, temp_low = false, temp_high = false;
     bool chg_low = false, chg_high = false, dis_low = false, dis_high = false;
@@ -350,18 +350,18 @@ static int pyl_alarm_block(struct cursor *c, bool last, double *v)
     uint8_t m = 0, n = 0, s = 0, chg = 0, pack = 0, dis = 0, status[5] = {0};
 
     (void)last; /* blocks have a fixed layout once M and N are known */
-    pyl_nan(v, ALARM_FIRST, ALARM_LAST);
+    pylontech_nan(v, ALARM_FIRST, ALARM_LAST);
     if (cursor_u8(c, &m) < 0 || m > cursor_left(c))
         return -EBADMSG;
     for (unsigned k = 0; k < m; k++) {
         cursor_u8(c, &s);
-        pyl_state(s, &cell_low, &cell_high, &other);
+        pylontech_state(s, &cell_low, &cell_high, &other);
     }
     if (cursor_u8(c, &n) < 0 || n > cursor_left(c))
         return -EBADMSG;
     for (unsigned k = 0; k < n; k++) {
         cursor_u8(c, &s);
-        pyl_state(s, &temp_low, &temp_high, &other);
+        pylontech_state(s, &temp_low, &temp_high, &other);
     }
     cursor_u8(c, &chg);
     cursor_u8(c, &pack);
@@ -370,9 +370,9 @@ static int pyl_alarm_block(struct cursor *c, bool last, double *v)
         cursor_u8(c, &status[k]);
     if (c->bad)
         return -EBADMSG;
-    pyl_state(chg, &chg_low, &chg_high, &other);
-    pyl_state(pack, &pack_low, &pack_high, &other);
-    pyl_state(dis, &dis_low, &dis_high, &other);
+    pylontech_state(chg, &chg_low, &chg_high, &other);
+    pylontech_state(pack, &pack_low, &pack_high, &other);
+    pylontech_state(dis, &dis_low, &dis_high, &other);
 
     v[R_ALARM_CELL_LOW] = cell_low;
     v[R_ALARM_CELL_HIGH] = cell_high;
@@ -401,15 +401,15 @@ static int pyl_alarm_block(struct cursor *c, bool last, double *v)
     return 0;
 }
 
-typedef int (*pyl_block_fn)(struct cursor *c, bool last, double *v);
+typedef int (*pylontech_block_fn)(struct cursor *c, bool last, double *v);
 
 /*
  * The shared shape of 0x42 and 0x44 replies: a flag byte, then the command byte (one block)
- * or, for PYL_ALL_MODULES, the count of blocks. Fills rows 0.. and returns how many.
+ * or, for PYLONTECH_ALL_MODULES, the count of blocks. Fills rows 0.. and returns how many.
  */
-static int pyl_decode_blocks(const uint8_t *info, size_t len, uint8_t command,
-                             double values[][PYL_N_READINGS], unsigned max_modules,
-                             pyl_block_fn block, int first, int last)
+static int pylontech_decode_blocks(const uint8_t *info, size_t len, uint8_t command,
+                                   double values[][PYLONTECH_N_READINGS], unsigned max_modules,
+                                   pylontech_block_fn block, int first, int last)
 {
     struct cursor c = cursor_init(info, len);
     uint8_t flag = 0, second = 0;
@@ -419,7 +419,7 @@ static int pyl_decode_blocks(const uint8_t *info, size_t len, uint8_t command,
         return -EINVAL;
     if (cursor_u8(&c, &flag) < 0 || cursor_u8(&c, &second) < 0)
         goto bad;
-    count = command == PYL_ALL_MODULES ? second : 1u;
+    count = command == PYLONTECH_ALL_MODULES ? second : 1u;
     rows = count < max_modules ? count : max_modules;
     for (unsigned k = 0; k < rows; k++)
         if (block(&c, k + 1 == count, values[k]) < 0)
@@ -427,45 +427,45 @@ static int pyl_decode_blocks(const uint8_t *info, size_t len, uint8_t command,
     return (int)rows;
 bad:
     for (unsigned k = 0; k < max_modules; k++)
-        pyl_nan(values[k], first, last);
+        pylontech_nan(values[k], first, last);
     return -EBADMSG;
 }
 
-int pyl_clear(uint8_t cmd, double *values)
+int pylontech_clear(uint8_t cmd, double *values)
 {
     switch (cmd) {
-    case PYL_CMD_ANALOG:
-        pyl_nan(values, ANALOG_FIRST, ANALOG_LAST);
+    case PYLONTECH_CMD_ANALOG:
+        pylontech_nan(values, ANALOG_FIRST, ANALOG_LAST);
         return 0;
-    case PYL_CMD_ALARM:
-        pyl_nan(values, ALARM_FIRST, ALARM_LAST);
+    case PYLONTECH_CMD_ALARM:
+        pylontech_nan(values, ALARM_FIRST, ALARM_LAST);
         return 0;
-    case PYL_CMD_MANAGEMENT:
-        pyl_nan(values, MGMT_FIRST, MGMT_LAST);
+    case PYLONTECH_CMD_MANAGEMENT:
+        pylontech_nan(values, MGMT_FIRST, MGMT_LAST);
         return 0;
-    case PYL_CMD_SYSTEM:
-        pyl_nan(values, SYS_FIRST, SYS_LAST);
+    case PYLONTECH_CMD_SYSTEM:
+        pylontech_nan(values, SYS_FIRST, SYS_LAST);
         return 0;
     default:
         return -EINVAL;
     }
 }
 
-void pyl_copy(uint8_t cmd, double *dst, const double *src)
+void pylontech_copy(uint8_t cmd, double *dst, const double *src)
 {
     int first, last;
 
     switch (cmd) {
-    case PYL_CMD_ANALOG:
+    case PYLONTECH_CMD_ANALOG:
         first = ANALOG_FIRST, last = ANALOG_LAST;
         break;
-    case PYL_CMD_ALARM:
+    case PYLONTECH_CMD_ALARM:
         first = ALARM_FIRST, last = ALARM_LAST;
         break;
-    case PYL_CMD_MANAGEMENT:
+    case PYLONTECH_CMD_MANAGEMENT:
         first = MGMT_FIRST, last = MGMT_LAST;
         break;
-    case PYL_CMD_SYSTEM:
+    case PYLONTECH_CMD_SYSTEM:
         first = SYS_FIRST, last = SYS_LAST;
         break;
     default:
@@ -475,40 +475,40 @@ void pyl_copy(uint8_t cmd, double *dst, const double *src)
         dst[i] = src[i];
 }
 
-int pyl_decode_analog(const uint8_t *info, size_t len, uint8_t command,
-                      double values[][PYL_N_READINGS], unsigned max_modules)
+int pylontech_decode_analog(const uint8_t *info, size_t len, uint8_t command,
+                            double values[][PYLONTECH_N_READINGS], unsigned max_modules)
 {
-    return pyl_decode_blocks(info, len, command, values, max_modules, pyl_analog_block,
-                             ANALOG_FIRST, ANALOG_LAST);
+    return pylontech_decode_blocks(info, len, command, values, max_modules, pylontech_analog_block,
+                                   ANALOG_FIRST, ANALOG_LAST);
 }
 
-int pyl_decode_alarm(const uint8_t *info, size_t len, uint8_t command,
-                     double values[][PYL_N_READINGS], unsigned max_modules)
+int pylontech_decode_alarm(const uint8_t *info, size_t len, uint8_t command,
+                           double values[][PYLONTECH_N_READINGS], unsigned max_modules)
 {
-    return pyl_decode_blocks(info, len, command, values, max_modules, pyl_alarm_block, ALARM_FIRST,
-                             ALARM_LAST);
+    return pylontech_decode_blocks(info, len, command, values, max_modules, pylontech_alarm_block,
+                                   ALARM_FIRST, ALARM_LAST);
 }
 
-int pyl_decode_management(const uint8_t *info, size_t len, double *values)
+int pylontech_decode_management(const uint8_t *info, size_t len, double *values)
 {
     struct cursor c = cursor_init(info, len);
     uint8_t command = 0, status = 0;
     uint16_t chg_v = 0, dis_v = 0;
     int chg_i = 0, dis_i = 0;
 
-    pyl_nan(values, MGMT_FIRST, MGMT_LAST);
+    pylontech_nan(values, MGMT_FIRST, MGMT_LAST);
     cursor_u8(&c, &command);
     cursor_u16be(&c, &chg_v);
     cursor_u16be(&c, &dis_v);
-    pyl_s16(&c, &chg_i);
-    pyl_s16(&c, &dis_i);
+    pylontech_s16(&c, &chg_i);
+    pylontech_s16(&c, &dis_i);
     cursor_u8(&c, &status);
     if (c.bad)
         return -EBADMSG;
-    pyl_set(values, R_CHG_V_LIMIT, chg_v / 1000.0);
-    pyl_set(values, R_DIS_V_LIMIT, dis_v / 1000.0);
-    pyl_set(values, R_CHG_I_LIMIT, chg_i / 10.0);
-    pyl_set(values, R_DIS_I_LIMIT, dis_i / 10.0);
+    pylontech_set(values, R_CHG_V_LIMIT, chg_v / 1000.0);
+    pylontech_set(values, R_DIS_V_LIMIT, dis_v / 1000.0);
+    pylontech_set(values, R_CHG_I_LIMIT, chg_i / 10.0);
+    pylontech_set(values, R_DIS_I_LIMIT, dis_i / 10.0);
     values[R_CHG_ENABLE] = (status >> 7) & 1u;
     values[R_DIS_ENABLE] = (status >> 6) & 1u;
     /* Bits 5 and 4 are "charge immediately" 1 and 2; V3.3 suggests honouring both. */
@@ -517,7 +517,7 @@ int pyl_decode_management(const uint8_t *info, size_t len, double *values)
     return 0;
 }
 
-int pyl_decode_system(const uint8_t *info, size_t len, double *values)
+int pylontech_decode_system(const uint8_t *info, size_t len, double *values)
 {
     /* How each of the twelve words of §3.4 scales. */
     enum { MV, TEMP, AMP };
@@ -526,7 +526,7 @@ int pyl_decode_system(const uint8_t *info, size_t len, double *values)
     int raw[12];
     uint8_t flag = 0;
 
-    pyl_nan(values, SYS_FIRST, SYS_LAST);
+    pylontech_nan(values, SYS_FIRST, SYS_LAST);
     cursor_u8(&c, &flag);
     /* Voltages as unsigned: 54 V is 54000 mV, past s16 (V3.3 calls every parameter signed). */
     for (int k = 0; k < 12; k++) {
@@ -535,22 +535,22 @@ int pyl_decode_system(const uint8_t *info, size_t len, double *values)
             cursor_u16be(&c, &w);
             raw[k] = w;
         } else {
-            pyl_s16(&c, &raw[k]);
+            pylontech_s16(&c, &raw[k]);
         }
     }
     if (c.bad)
         return -EBADMSG;
     for (int k = 0; k < 12; k++) {
         double v = kind[k] == MV     ? raw[k] / 1000.0
-                   : kind[k] == TEMP ? pyl_celsius(raw[k])
+                   : kind[k] == TEMP ? pylontech_celsius(raw[k])
                                      : raw[k] / 10.0;
-        pyl_set(values, SYS_FIRST + k, v);
+        pylontech_set(values, SYS_FIRST + k, v);
     }
     return 0;
 }
 
 /* Printable ASCII of p[0..n) into out, trimmed. Returns its length or -ENODATA. */
-static int pyl_ascii(const uint8_t *p, size_t n, char *out, size_t outlen)
+static int pylontech_ascii(const uint8_t *p, size_t n, char *out, size_t outlen)
 {
     struct cursor c = cursor_init(p, n);
     size_t k = 0;
@@ -565,16 +565,16 @@ static int pyl_ascii(const uint8_t *p, size_t n, char *out, size_t outlen)
     return k > 0 ? (int)k : -ENODATA;
 }
 
-int pyl_decode_string(enum pyl_string which, const uint8_t *info, size_t len, char *out,
-                      size_t outlen)
+int pylontech_decode_string(enum pylontech_string which, const uint8_t *info, size_t len, char *out,
+                            size_t outlen)
 {
     /* Where each text is in its reply's INFO: offset and size. */
     static const struct {
         size_t off, n;
     } field[] = {
-        [PYL_STR_BATTERY_NAME] = {0, 10},  [PYL_STR_SOFTWARE] = {10, 2},
-        [PYL_STR_MANUFACTURER] = {12, 20}, [PYL_STR_SERIAL] = {1, 16},
-        [PYL_STR_FIRMWARE] = {1, 5},
+        [PYLONTECH_STR_BATTERY_NAME] = {0, 10},  [PYLONTECH_STR_SOFTWARE] = {10, 2},
+        [PYLONTECH_STR_MANUFACTURER] = {12, 20}, [PYLONTECH_STR_SERIAL] = {1, 16},
+        [PYLONTECH_STR_FIRMWARE] = {1, 5},
     };
     struct cursor c = cursor_init(info, len);
     const uint8_t *p = NULL, *skip = NULL;
@@ -586,14 +586,14 @@ int pyl_decode_string(enum pyl_string which, const uint8_t *info, size_t len, ch
     if (cursor_bytes(&c, field[which].off, &skip) < 0 || cursor_bytes(&c, field[which].n, &p) < 0)
         return -EBADMSG;
     switch (which) {
-    case PYL_STR_SOFTWARE:
+    case PYLONTECH_STR_SOFTWARE:
         r = snprintf(out, outlen, "%u.%u", p[0], p[1]);
         break;
-    case PYL_STR_FIRMWARE:
+    case PYLONTECH_STR_FIRMWARE:
         r = snprintf(out, outlen, "%u.%u/%u.%u.%u", p[0], p[1], p[2], p[3], p[4]);
         break;
     default:
-        return pyl_ascii(p, field[which].n, out, outlen);
+        return pylontech_ascii(p, field[which].n, out, outlen);
     }
     if (r < 0)
         return -EINVAL;

@@ -16,14 +16,14 @@
  * bytes, from af_decode) into readings; it does no I/O.
  *
  *   CID2  request INFO           reply INFO (after af_decode)                  decoder
- *   0x42  module (0xFF = all)    INFOFLAG, command or count, module blocks     pyl_decode_analog
- *   0x44  module (0xFF = all)    DATAFLAG, command or count, module blocks     pyl_decode_alarm
- *   0x47  none                   INFOFLAG, 12 x 2 bytes                        pyl_decode_system
- *   0x4F  none                   none (the reply's VER is the version)         -
- *   0x51  none                   name 10, software version 2, maker 20         pyl_decode_string
- *   0x92  module                 command, 4 x 2 bytes, status byte pyl_decode_management 0x93
- * module                 command, 16 ASCII                             pyl_decode_string 0x96
- * module                 command, 2 + 3 version bytes                  pyl_decode_string
+ *   0x42  module (0xFF = all)    INFOFLAG, command or count, module blocks pylontech_decode_analog
+ *   0x44  module (0xFF = all)    DATAFLAG, command or count, module blocks pylontech_decode_alarm
+ *   0x47  none                   INFOFLAG, 12 x 2 bytes pylontech_decode_system 0x4F  none none
+ * (the reply's VER is the version)         - 0x51  none                   name 10, software version
+ * 2, maker 20         pylontech_decode_string 0x92  module                 command, 4 x 2 bytes,
+ * status byte pylontech_decode_management 0x93 module                 command, 16 ASCII
+ * pylontech_decode_string 0x96 module                 command, 2 + 3 version bytes
+ * pylontech_decode_string
  *
  * "module" is one byte, the pack's address; V3.3 says it "should be matched with ADR".
  * Only 0x42 and 0x44 accept 0xFF (§2.5.3: ADR = 0x02 + 0x10 * group, INFO 0xFF): the reply
@@ -31,37 +31,37 @@
  * followed by that many module blocks back to back.
  */
 
-#define PYL_VER  0x20
-#define PYL_CID1 0x46
+#define PYLONTECH_VER  0x20
+#define PYLONTECH_CID1 0x46
 
-#define PYL_CMD_ANALOG       0x42 /* §3.3 get analog value, fixed point */
-#define PYL_CMD_ALARM        0x44 /* §3.5 get alarm info */
-#define PYL_CMD_SYSTEM       0x47 /* §3.4 get system parameter, fixed point */
-#define PYL_CMD_PROTOCOL     0x4F /* §3.1 get protocol version */
-#define PYL_CMD_MANUFACTURER 0x51 /* §3.2 get manufacturer info */
-#define PYL_CMD_MANAGEMENT   0x92 /* §3.6 get charge/discharge management info */
-#define PYL_CMD_SERIAL       0x93 /* §3.7 get module SN */
-#define PYL_CMD_FIRMWARE     0x96 /* §3.10 get software version */
+#define PYLONTECH_CMD_ANALOG       0x42 /* §3.3 get analog value, fixed point */
+#define PYLONTECH_CMD_ALARM        0x44 /* §3.5 get alarm info */
+#define PYLONTECH_CMD_SYSTEM       0x47 /* §3.4 get system parameter, fixed point */
+#define PYLONTECH_CMD_PROTOCOL     0x4F /* §3.1 get protocol version */
+#define PYLONTECH_CMD_MANUFACTURER 0x51 /* §3.2 get manufacturer info */
+#define PYLONTECH_CMD_MANAGEMENT   0x92 /* §3.6 get charge/discharge management info */
+#define PYLONTECH_CMD_SERIAL       0x93 /* §3.7 get module SN */
+#define PYLONTECH_CMD_FIRMWARE     0x96 /* §3.10 get software version */
 
-#define PYL_ALL_MODULES 0xFF /* module byte of a 0x42 / 0x44 request for every module */
-#define PYL_ADDR_MASTER 0x02 /* the first pack (§2.5.3) */
+#define PYLONTECH_ALL_MODULES 0xFF /* module byte of a 0x42 / 0x44 request for every module */
+#define PYLONTECH_ADDR_MASTER 0x02 /* the first pack (§2.5.3) */
 
-#define PYL_MAX_CELLS   16u /* cell_01..cell_16 */
-#define PYL_MAX_TEMPS   6u  /* temperature_01..06: BMS board, cells 1-4 .. 13-16, MOSFET */
-#define PYL_MAX_MODULES 16u /* rows a caller needs at most for a 0xFF reply of one group */
+#define PYLONTECH_MAX_CELLS   16u /* cell_01..cell_16 */
+#define PYLONTECH_MAX_TEMPS   6u  /* temperature_01..06: BMS board, cells 1-4 .. 13-16, MOSFET */
+#define PYLONTECH_MAX_MODULES 16u /* rows a caller needs at most for a 0xFF reply of one group */
 
-/* Entries of pyl_readings (a compile-time constant so callers can size value rows). */
-#define PYL_N_READINGS 81u
+/* Entries of pylontech_readings (a compile-time constant so callers can size value rows). */
+#define PYLONTECH_N_READINGS 81u
 
 /*
  * Write the request for command cmd to the pack at adr into out (af_encode, NUL-terminated),
- * with INFO per the table above: module for 0x42, 0x44, 0x92, 0x93, 0x96 (PYL_ALL_MODULES
+ * with INFO per the table above: module for 0x42, 0x44, 0x92, 0x93, 0x96 (PYLONTECH_ALL_MODULES
  * only for 0x42 and 0x44); no INFO for 0x47, 0x4F, 0x51 (module ignored).
  * Returns the frame length (20 with INFO, 18 without); -EINVAL for another cmd or 0xFF
  * where it is not allowed; -ENOSPC if cap is too small (21 is enough).
  * Example (§4): adr 2, 0x42, module 2 -> "~20024642E00202FD33\r".
  */
-int pyl_build_request(uint8_t adr, uint8_t cmd, uint8_t module, char *out, size_t cap);
+int pylontech_build_request(uint8_t adr, uint8_t cmd, uint8_t module, char *out, size_t cap);
 
 /*
  * The readings of one Pylontech module, in publishing order, keys as LP4V2's where the
@@ -87,25 +87,25 @@ int pyl_build_request(uint8_t adr, uint8_t cmd, uint8_t module, char *out, size_
  * pack_voltage_low_limit, pack_voltage_under_limit (V), discharge_temperature_high_limit,
  * discharge_temperature_low_limit (°C), discharge_current_max (A). All are SRC_DERIVED.
  */
-extern const struct reading_def pyl_readings[];
-extern const size_t pyl_n_readings; /* == PYL_N_READINGS */
+extern const struct reading_def pylontech_readings[];
+extern const size_t pylontech_n_readings; /* == PYLONTECH_N_READINGS */
 
 /*
- * Set the readings that command cmd carries (PYL_CMD_ANALOG, _ALARM, _MANAGEMENT or _SYSTEM)
- * in values[PYL_N_READINGS] to NaN (unknown): what the pack did not give this time, because
+ * Set the readings that command cmd carries (PYLONTECH_CMD_ANALOG, _ALARM, _MANAGEMENT or _SYSTEM)
+ * in values[PYLONTECH_N_READINGS] to NaN (unknown): what the pack did not give this time, because
  * it refused the command, did not answer it, or was not asked. Returns 0, or -EINVAL for a
  * command that carries no readings (values untouched).
  */
-int pyl_clear(uint8_t cmd, double *values);
+int pylontech_clear(uint8_t cmd, double *values);
 
-/* Copy the readings that command cmd carries (as pyl_clear) from src to dst, both
- * [PYL_N_READINGS]: a module's block of an all-modules reply into its own reading. Another
+/* Copy the readings that command cmd carries (as pylontech_clear) from src to dst, both
+ * [PYLONTECH_N_READINGS]: a module's block of an all-modules reply into its own reading. Another
  * cmd copies nothing. */
-void pyl_copy(uint8_t cmd, double *dst, const double *src);
+void pylontech_copy(uint8_t cmd, double *dst, const double *src);
 
 /*
  * Decode the INFO of a 0x42 reply (§3.3) into rows of readings; command is the module byte
- * of the request (the reply's second byte is that module's address, or for PYL_ALL_MODULES
+ * of the request (the reply's second byte is that module's address, or for PYLONTECH_ALL_MODULES
  * the number of module blocks that follow). Module k of the reply goes to values[k]; only
  * the 0x42 readings of a row are written (first set to NaN), others are left alone. For a
  * 0xFF request the PDF does not name each block's address: blocks come in the pack's order
@@ -123,44 +123,44 @@ void pyl_copy(uint8_t cmd, double *dst, const double *src);
  * if INFO ends inside a block or U > 4 before the last block, in which case the 0x42
  * readings of rows 0..max_modules-1 are all NaN.
  */
-int pyl_decode_analog(const uint8_t *info, size_t len, uint8_t command,
-                      double values[][PYL_N_READINGS], unsigned max_modules);
+int pylontech_decode_analog(const uint8_t *info, size_t len, uint8_t command,
+                            double values[][PYLONTECH_N_READINGS], unsigned max_modules);
 
 /*
- * Decode the INFO of a 0x44 reply (§3.5) like pyl_decode_analog, into the 0x44 readings.
+ * Decode the INFO of a 0x44 reply (§3.5) like pylontech_decode_analog, into the 0x44 readings.
  * Each block: M, M cell states, N, N temperature states, charge current, module voltage and
  * discharge current states (00 normal, 01 below the lower limit, 02 above the upper limit,
- * F0 other error), status 1..5 (bit fields). Returns as pyl_decode_analog.
+ * F0 other error), status 1..5 (bit fields). Returns as pylontech_decode_analog.
  */
-int pyl_decode_alarm(const uint8_t *info, size_t len, uint8_t command,
-                     double values[][PYL_N_READINGS], unsigned max_modules);
+int pylontech_decode_alarm(const uint8_t *info, size_t len, uint8_t command,
+                           double values[][PYLONTECH_N_READINGS], unsigned max_modules);
 
 /*
- * Decode the INFO of a 0x92 reply (§3.6) into the 0x92 readings of values[PYL_N_READINGS]:
+ * Decode the INFO of a 0x92 reply (§3.6) into the 0x92 readings of values[PYLONTECH_N_READINGS]:
  * command byte, charge voltage limit, discharge voltage limit (u16 mV), charge current limit,
  * discharge current limit (s16 0.1 A), status (bit 7 charge enable, 6 discharge enable,
  * 5 and 4 charge immediately 1 and 2, 3 full charge request). Returns 0, or -EBADMSG (those
  * readings NaN) if INFO is shorter than 10 bytes.
  */
-int pyl_decode_management(const uint8_t *info, size_t len, double *values);
+int pylontech_decode_management(const uint8_t *info, size_t len, double *values);
 
 /*
- * Decode the INFO of a 0x47 reply (§3.4) into the 0x47 readings of values[PYL_N_READINGS]:
+ * Decode the INFO of a 0x47 reply (§3.4) into the 0x47 readings of values[PYLONTECH_N_READINGS]:
  * INFOFLAG, then 12 words: cell high / low / under voltage limit (u16 mV), charge high / low
  * temperature limit (s16 0.1 K, as in §3.3), charge current limit (s16 0.1 A), module high /
  * low / under voltage limit (u16 mV: V3.3 calls all of them signed, but 54 V does not fit),
  * discharge high / low temperature limit (s16 0.1 K), discharge current limit (s16 0.1 A). Returns
  * 0, or -EBADMSG (those readings NaN) if INFO is shorter than 25 bytes.
  */
-int pyl_decode_system(const uint8_t *info, size_t len, double *values);
+int pylontech_decode_system(const uint8_t *info, size_t len, double *values);
 
-/* The texts of the identity replies, for pyl_decode_string. */
-enum pyl_string {
-    PYL_STR_BATTERY_NAME, /* 0x51 §3.2: bytes 0..9, ASCII */
-    PYL_STR_SOFTWARE,     /* 0x51 §3.2: bytes 10..11 as "hi.lo" */
-    PYL_STR_MANUFACTURER, /* 0x51 §3.2: bytes 12..31, ASCII */
-    PYL_STR_SERIAL,       /* 0x93 §3.7: bytes 1..16 (after the command byte), ASCII */
-    PYL_STR_FIRMWARE,     /* 0x96 §3.10: bytes 1..5 as "M.m/A.B.C" (manufacture version
+/* The texts of the identity replies, for pylontech_decode_string. */
+enum pylontech_string {
+    PYLONTECH_STR_BATTERY_NAME, /* 0x51 §3.2: bytes 0..9, ASCII */
+    PYLONTECH_STR_SOFTWARE,     /* 0x51 §3.2: bytes 10..11 as "hi.lo" */
+    PYLONTECH_STR_MANUFACTURER, /* 0x51 §3.2: bytes 12..31, ASCII */
+    PYLONTECH_STR_SERIAL,       /* 0x93 §3.7: bytes 1..16 (after the command byte), ASCII */
+    PYLONTECH_STR_FIRMWARE,     /* 0x96 §3.10: bytes 1..5 as "M.m/A.B.C" (manufacture version
                              2 bytes / main line version 3 bytes) */
 };
 
@@ -171,7 +171,7 @@ enum pyl_string {
  * -ENODATA if nothing printable remains (out is ""); -EBADMSG if INFO is too short for the
  * field (out is ""); -EINVAL if out is NULL, outlen is 0 or which is unknown.
  */
-int pyl_decode_string(enum pyl_string which, const uint8_t *info, size_t len, char *out,
-                      size_t outlen);
+int pylontech_decode_string(enum pylontech_string which, const uint8_t *info, size_t len, char *out,
+                            size_t outlen);
 
 #endif

@@ -21,7 +21,7 @@ static void consume(struct sniff_legacy *s, size_t k, bool noise)
     s->len -= k;
 }
 
-static void report(struct sniff_legacy *s, const struct eg4l_frame *f, size_t n, double t_s,
+static void report(struct sniff_legacy *s, const struct eg4_legacy_frame *f, size_t n, double t_s,
                    sniff_legacy_cb cb, void *ud)
 {
     struct sniff_legacy_msg m = {.f = *f, .bytes = s->buf, .n = n, .t_s = t_s};
@@ -53,20 +53,20 @@ static int scan(struct sniff_legacy *s, bool flush, double t_s, sniff_legacy_cb 
     int frames = 0;
 
     while (s->len > 0) {
-        if (s->buf[0] != EG4L_SOI) {
-            const uint8_t *p = memchr(s->buf, EG4L_SOI, s->len);
+        if (s->buf[0] != EG4_LEGACY_SOI) {
+            const uint8_t *p = memchr(s->buf, EG4_LEGACY_SOI, s->len);
             consume(s, p ? (size_t)(p - s->buf) : s->len, true);
             continue;
         }
-        int need = eg4l_frame_length(s->buf, s->len);
+        int need = eg4_legacy_frame_length(s->buf, s->len);
         if (need == 0 || (size_t)need > s->len) {
             if (!flush)
                 break;
             consume(s, 1, true); /* will not be completed: not a frame start */
             continue;
         }
-        struct eg4l_frame f;
-        int rc = eg4l_parse_frame(s->buf, (size_t)need, &f);
+        struct eg4_legacy_frame f;
+        int rc = eg4_legacy_parse_frame(s->buf, (size_t)need, &f);
         if (rc < 0) {
             if (rc == -EBADMSG) /* 0x0D in place, CHK wrong: a corrupted frame */
                 s->noise.bad_frames++;
@@ -91,7 +91,7 @@ int sniff_legacy_feed(struct sniff_legacy *s, const uint8_t *buf, size_t n, doub
     while (n > 0) {
         size_t room = sizeof(s->buf) - s->len;
         if (room == 0) {
-            /* A candidate's header promises at most EG4L_FRAME_MAX bytes, so a full buffer
+            /* A candidate's header promises at most EG4_LEGACY_FRAME_MAX bytes, so a full buffer
              * holds a complete one and scan() settles it; kept for safety. */
             consume(s, 1, true);
             continue;
@@ -117,11 +117,11 @@ int sniff_legacy_flush(struct sniff_legacy *s, sniff_legacy_cb cb, void *ud)
 static const char *command_name(uint8_t cmd)
 {
     switch (cmd) {
-    case EG4L_CMD_STATUS:
+    case EG4_LEGACY_CMD_STATUS:
         return "status";
-    case EG4L_CMD_FIRMWARE:
+    case EG4_LEGACY_CMD_FIRMWARE:
         return "firmware";
-    case EG4L_CMD_HARDWARE:
+    case EG4_LEGACY_CMD_HARDWARE:
         return "hardware version";
     default:
         return "command";

@@ -17,10 +17,10 @@
  * order.
  *
  * Framing: a candidate starts at 0x7E; its header gives its length LEN + 6; it is a frame when
- * eg4l_parse_frame accepts it (0x0D in place, CHK right). Otherwise only its first byte is
+ * eg4_legacy_parse_frame accepts it (0x0D in place, CHK right). Otherwise only its first byte is
  * dropped as noise and the search goes on one byte later, so a corrupted LEN cannot swallow
  * the frames after it. A candidate with 0x0D in place but a wrong CHK counts as a bad frame.
- * Up to two whole frames are buffered (EG4L_FRAME_MAX each); a candidate still incomplete
+ * Up to two whole frames are buffered (EG4_LEGACY_FRAME_MAX each); a candidate still incomplete
  * when the line goes quiet (sniff_legacy_flush) is given up the same way, byte by byte.
  *
  * Direction: requests carry no DATA (LEN 0), replies do (LEN > 0). A LEN 0 frame is taken as
@@ -29,7 +29,7 @@
  * unpaired one is still understood.
  */
 
-#define SNIFF_LEGACY_BUF (2 * EG4L_FRAME_MAX)
+#define SNIFF_LEGACY_BUF (2 * EG4_LEGACY_FRAME_MAX)
 
 enum sniff_legacy_kind {
     SNIFF_LEGACY_REQUEST,  /* LEN 0: a master's command */
@@ -40,8 +40,8 @@ enum sniff_legacy_kind {
 /* One frame heard. Pointers valid only during the callback. */
 struct sniff_legacy_msg {
     enum sniff_legacy_kind kind;
-    struct eg4l_frame f;  /* addr, cmd, data, len */
-    const uint8_t *bytes; /* the whole frame, 0x7E through 0x0D */
+    struct eg4_legacy_frame f; /* addr, cmd, data, len */
+    const uint8_t *bytes;      /* the whole frame, 0x7E through 0x0D */
     size_t n;
     double t_s; /* read time of the chunk that completed it (NaN when settled by a flush) */
 };

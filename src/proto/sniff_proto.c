@@ -232,17 +232,18 @@ static int legacy_decode(const struct sniff_heard *h, unsigned cell_count, sniff
 
     if (h->kind == SNIFF_REQUEST)
         return 0;
-    if (m->f.cmd == EG4L_CMD_STATUS) {
-        double *row = row_start(&eg4l_driver, rows, 0, prior, pud, m->f.addr);
-        int rc = eg4l_decode_status(m->f.data, m->f.len, cell_count, row);
+    if (m->f.cmd == EG4_LEGACY_CMD_STATUS) {
+        double *row = row_start(&eg4_legacy_driver, rows, 0, prior, pud, m->f.addr);
+        int rc = eg4_legacy_decode_status(m->f.data, m->f.len, cell_count, row);
         set_module(&mods[0], m->f.addr, rc == 0 ? SNIFF_READING : SNIFF_BAD, row);
         if (rc < 0)
             mods[0].cause = MB_ERR_LENGTH;
         return 1;
     }
-    if (m->f.cmd == EG4L_CMD_FIRMWARE) {
+    if (m->f.cmd == EG4_LEGACY_CMD_FIRMWARE) {
         set_module(&mods[0], m->f.addr, SNIFF_IDENTITY, NULL);
-        eg4l_decode_firmware(m->f.data, m->f.len, mods[0].id.firmware, sizeof(mods[0].id.firmware));
+        eg4_legacy_decode_firmware(m->f.data, m->f.len, mods[0].id.firmware,
+                                   sizeof(mods[0].id.firmware));
         return mods[0].id.firmware[0] ? 1 : 0;
     }
     return 0;
@@ -255,7 +256,7 @@ static const struct sniff_proto sniff_proto_eg4_legacy = {
     .addr_word = "addr",
     .bad_what = "legacy 7E..0D",
     .found_fmt = "eg4_legacy_addr_%02x",
-    .driver = &eg4l_driver,
+    .driver = &eg4_legacy_driver,
     .state_size = sizeof(struct sniff_legacy),
     .init = legacy_init,
     .feed = legacy_feed,
@@ -289,16 +290,16 @@ static void ascii_tramp(const struct sniff_ascii_msg *m, void *ud)
     t->cb(&h, t->ud);
 }
 
-static void pyl_init(void *st, unsigned baud)
+static void pylontech_init(void *st, unsigned baud)
 {
     (void)baud;
-    sniff_ascii_init(st, PYL_CID1);
+    sniff_ascii_init(st, PYLONTECH_CID1);
 }
 
-static void lp4a_init(void *st, unsigned baud)
+static void lp4_ascii_init(void *st, unsigned baud)
 {
     (void)baud;
-    sniff_ascii_init(st, LP4A_CID1);
+    sniff_ascii_init(st, LP4_ASCII_CID1);
 }
 
 static int ascii_feed(void *st, const uint8_t *buf, size_t n, double t_s, sniff_cb cb, void *ud)
@@ -327,26 +328,26 @@ static size_t ascii_describe(const struct sniff_heard *h, char *out, size_t len)
 
 /* The module a single-module Pylontech reply is about: the request's module byte (which
  * V3.3 says matches ADR), else ADR. */
-static unsigned pyl_module_addr(const struct sniff_ascii_msg *m)
+static unsigned pylontech_module_addr(const struct sniff_ascii_msg *m)
 {
-    return m->module >= 0 && m->module != PYL_ALL_MODULES ? (unsigned)m->module : m->f.adr;
+    return m->module >= 0 && m->module != PYLONTECH_ALL_MODULES ? (unsigned)m->module : m->f.adr;
 }
 
 /* 0x42 / 0x44 replies: one row per module block; 0xFF replies have several. */
-static int pyl_decode_blocks(const struct sniff_ascii_msg *m, sniff_prior_fn prior, void *pud,
-                             double *rows, struct sniff_module *mods, enum sniff_update what)
+static int pylontech_decode_blocks(const struct sniff_ascii_msg *m, sniff_prior_fn prior, void *pud,
+                                   double *rows, struct sniff_module *mods, enum sniff_update what)
 {
-    bool all = m->module == PYL_ALL_MODULES;
-    unsigned first = all ? m->f.adr : pyl_module_addr(m);
-    uint8_t command = all ? PYL_ALL_MODULES : (uint8_t)first;
+    bool all = m->module == PYLONTECH_ALL_MODULES;
+    unsigned first = all ? m->f.adr : pylontech_module_addr(m);
+    uint8_t command = all ? PYLONTECH_ALL_MODULES : (uint8_t)first;
     int n;
 
     for (unsigned k = 0; k < SNIFF_MAX_MODULES; k++)
-        row_start(&pyl_driver, rows, k, prior, pud, first + k);
-    double(*r)[PYL_N_READINGS] = (double(*)[PYL_N_READINGS])rows;
-    n = m->command == PYL_CMD_ANALOG
-            ? pyl_decode_analog(m->f.info, m->f.info_len, command, r, SNIFF_MAX_MODULES)
-            : pyl_decode_alarm(m->f.info, m->f.info_len, command, r, SNIFF_MAX_MODULES);
+        row_start(&pylontech_driver, rows, k, prior, pud, first + k);
+    double(*r)[PYLONTECH_N_READINGS] = (double(*)[PYLONTECH_N_READINGS])rows;
+    n = m->command == PYLONTECH_CMD_ANALOG
+            ? pylontech_decode_analog(m->f.info, m->f.info_len, command, r, SNIFF_MAX_MODULES)
+            : pylontech_decode_alarm(m->f.info, m->f.info_len, command, r, SNIFF_MAX_MODULES);
     if (n < 0) {
         set_module(&mods[0], first, SNIFF_BAD, NULL);
         mods[0].cause = MB_ERR_LENGTH;
@@ -358,47 +359,47 @@ static int pyl_decode_blocks(const struct sniff_ascii_msg *m, sniff_prior_fn pri
     return out;
 }
 
-static int pyl_decode(const struct sniff_heard *h, unsigned cell_count, sniff_prior_fn prior,
-                      void *pud, double *rows, struct sniff_module *mods)
+static int pylontech_decode(const struct sniff_heard *h, unsigned cell_count, sniff_prior_fn prior,
+                            void *pud, double *rows, struct sniff_module *mods)
 {
     const struct sniff_ascii_msg *m = h->msg;
-    unsigned addr = pyl_module_addr(m);
+    unsigned addr = pylontech_module_addr(m);
     double *row;
 
     (void)cell_count;
     if (h->kind != SNIFF_REPLY)
         return 0;
     switch (m->command) {
-    case PYL_CMD_ANALOG:
-        return pyl_decode_blocks(m, prior, pud, rows, mods, SNIFF_READING);
-    case PYL_CMD_ALARM:
-        return pyl_decode_blocks(m, prior, pud, rows, mods, SNIFF_PARTIAL);
-    case PYL_CMD_MANAGEMENT:
-    case PYL_CMD_SYSTEM:
-        if (m->command == PYL_CMD_SYSTEM)
+    case PYLONTECH_CMD_ANALOG:
+        return pylontech_decode_blocks(m, prior, pud, rows, mods, SNIFF_READING);
+    case PYLONTECH_CMD_ALARM:
+        return pylontech_decode_blocks(m, prior, pud, rows, mods, SNIFF_PARTIAL);
+    case PYLONTECH_CMD_MANAGEMENT:
+    case PYLONTECH_CMD_SYSTEM:
+        if (m->command == PYLONTECH_CMD_SYSTEM)
             addr = m->f.adr;
-        row = row_start(&pyl_driver, rows, 0, prior, pud, addr);
-        if ((m->command == PYL_CMD_MANAGEMENT
-                 ? pyl_decode_management(m->f.info, m->f.info_len, row)
-                 : pyl_decode_system(m->f.info, m->f.info_len, row)) < 0)
+        row = row_start(&pylontech_driver, rows, 0, prior, pud, addr);
+        if ((m->command == PYLONTECH_CMD_MANAGEMENT
+                 ? pylontech_decode_management(m->f.info, m->f.info_len, row)
+                 : pylontech_decode_system(m->f.info, m->f.info_len, row)) < 0)
             return 0; /* too short: nothing learnt, the reading itself is not at stake */
         set_module(&mods[0], addr, SNIFF_PARTIAL, row);
         return 1;
-    case PYL_CMD_MANUFACTURER:
-    case PYL_CMD_SERIAL:
-    case PYL_CMD_FIRMWARE:
-        if (m->command == PYL_CMD_MANUFACTURER)
+    case PYLONTECH_CMD_MANUFACTURER:
+    case PYLONTECH_CMD_SERIAL:
+    case PYLONTECH_CMD_FIRMWARE:
+        if (m->command == PYLONTECH_CMD_MANUFACTURER)
             addr = m->f.adr;
         set_module(&mods[0], addr, SNIFF_IDENTITY, NULL);
         struct pack_identity *id = &mods[0].id;
-        int rc = m->command == PYL_CMD_MANUFACTURER
-                     ? pyl_decode_string(PYL_STR_BATTERY_NAME, m->f.info, m->f.info_len, id->model,
-                                         sizeof(id->model))
-                 : m->command == PYL_CMD_SERIAL
-                     ? pyl_decode_string(PYL_STR_SERIAL, m->f.info, m->f.info_len, id->serial,
-                                         sizeof(id->serial))
-                     : pyl_decode_string(PYL_STR_FIRMWARE, m->f.info, m->f.info_len, id->firmware,
-                                         sizeof(id->firmware));
+        int rc = m->command == PYLONTECH_CMD_MANUFACTURER
+                     ? pylontech_decode_string(PYLONTECH_STR_BATTERY_NAME, m->f.info, m->f.info_len,
+                                               id->model, sizeof(id->model))
+                 : m->command == PYLONTECH_CMD_SERIAL
+                     ? pylontech_decode_string(PYLONTECH_STR_SERIAL, m->f.info, m->f.info_len,
+                                               id->serial, sizeof(id->serial))
+                     : pylontech_decode_string(PYLONTECH_STR_FIRMWARE, m->f.info, m->f.info_len,
+                                               id->firmware, sizeof(id->firmware));
         if (rc <= 0)
             return 0;
         return 1;
@@ -414,33 +415,34 @@ static const struct sniff_proto sniff_proto_pylontech = {
     .addr_word = "adr",
     .bad_what = "ASCII ~..CR",
     .found_fmt = "pylontech_addr_%02x",
-    .driver = &pyl_driver,
+    .driver = &pylontech_driver,
     .state_size = sizeof(struct sniff_ascii),
-    .init = pyl_init,
+    .init = pylontech_init,
     .feed = ascii_feed,
     .flush = ascii_flush,
     .noise = ascii_noise,
     .describe = ascii_describe,
-    .decode = pyl_decode,
+    .decode = pylontech_decode,
 };
 
-static int lp4a_decode(const struct sniff_heard *h, unsigned cell_count, sniff_prior_fn prior,
-                       void *pud, double *rows, struct sniff_module *mods)
+static int lp4_ascii_decode(const struct sniff_heard *h, unsigned cell_count, sniff_prior_fn prior,
+                            void *pud, double *rows, struct sniff_module *mods)
 {
     const struct sniff_ascii_msg *m = h->msg;
 
     (void)cell_count;
-    if (h->kind != SNIFF_REPLY || (m->command != LP4A_CMD_ANALOG && m->command != LP4A_CMD_ALARM))
+    if (h->kind != SNIFF_REPLY ||
+        (m->command != LP4_ASCII_CMD_ANALOG && m->command != LP4_ASCII_CMD_ALARM))
         return 0;
-    double *row = row_start(&lp4a_driver, rows, 0, prior, pud, m->f.adr);
-    if (m->command == LP4A_CMD_ANALOG) {
-        int rc = lp4a_decode_analog(m->f.info, m->f.info_len, row);
+    double *row = row_start(&lp4_ascii_driver, rows, 0, prior, pud, m->f.adr);
+    if (m->command == LP4_ASCII_CMD_ANALOG) {
+        int rc = lp4_ascii_decode_analog(m->f.info, m->f.info_len, row);
         set_module(&mods[0], m->f.adr, rc == 0 ? SNIFF_READING : SNIFF_BAD, row);
         if (rc < 0)
             mods[0].cause = MB_ERR_LENGTH;
         return 1;
     }
-    if (lp4a_decode_alarm(m->f.info, m->f.info_len, row) < 0)
+    if (lp4_ascii_decode_alarm(m->f.info, m->f.info_len, row) < 0)
         return 0;
     set_module(&mods[0], m->f.adr, SNIFF_PARTIAL, row);
     return 1;
@@ -453,14 +455,14 @@ static const struct sniff_proto sniff_proto_lp4_ascii = {
     .addr_word = "adr",
     .bad_what = "ASCII ~..CR",
     .found_fmt = "lp4_ascii_addr_%02x",
-    .driver = &lp4a_driver,
+    .driver = &lp4_ascii_driver,
     .state_size = sizeof(struct sniff_ascii),
-    .init = lp4a_init,
+    .init = lp4_ascii_init,
     .feed = ascii_feed,
     .flush = ascii_flush,
     .noise = ascii_noise,
     .describe = ascii_describe,
-    .decode = lp4a_decode,
+    .decode = lp4_ascii_decode,
 };
 
 /* ---- the table and the sniffer ---------------------------------------------------------- */

@@ -24,7 +24,7 @@
  *   name        framer         readings of a paired reply
  *   lp4v2       rtu_sniff.h    0x03 from register 0, >= 39 registers: the LP4V2 block
  *                              (lp4v2_decode); 0x03 covering 105..127: identity
- *   eg4_legacy  sniff_legacy.h 0x01 status (eg4l_decode_status); 0x33 firmware (identity)
+ *   eg4_legacy  sniff_legacy.h 0x01 status (eg4_legacy_decode_status); 0x33 firmware (identity)
  *   pylontech   sniff_ascii.h  0x42 analog (a reading per module block), 0x44 alarms,
  *               CID1 0x46      0x92 management, 0x47 limits (partial: kept for the next
  *                              reading), 0x51 name, 0x93 serial, 0x96 firmware (identity)

@@ -71,9 +71,9 @@ class AsciiTest(harness.StackTest):
     def test_lifepower4_ascii_packs_with_their_own_energy_counters(self):
         broker = self.start_broker()
         cap = self.start_capture()
-        sim = self.start_bus_sim("--protocol", "lp4ascii", "--packs", "0", "--bus", "1,2")
+        sim = self.start_bus_sim("--protocol", "lp4_ascii", "--packs", "0", "--bus", "1,2")
         port = os.path.join(self.dir, "pack1")
-        packs = [("lp4a_1", 1, None), ("lp4a_2", 2, None)]
+        packs = [("lp4_ascii_1", 1, None), ("lp4_ascii_2", 2, None)]
         cfg = self.write_config(bus_config(broker.port, "lp4_ascii", port, packs))
         self.start_daemon(cfg)
         for name, _, _ in packs:
@@ -87,14 +87,14 @@ class AsciiTest(harness.StackTest):
             self.assertGreater(s["energy_charged_kwh"], 0)
             self.assertGreater(s["energy_discharged_kwh"], 0)
         configs = cap.last_configs()
-        c = json.loads(configs[harness.discovery_topic("sensor", "lp4a_1", "energy_charged_kwh")])
+        c = json.loads(configs[harness.discovery_topic("sensor", "lp4_ascii_1", "energy_charged_kwh")])
         self.assertEqual((c["device_class"], c["state_class"], c["unit_of_measurement"]),
                          ("energy", "total_increasing", "kWh"))
         # A bad CHKSUM is never published.
         sim.fault(2, "badcrc 1")
         mark = cap.mark()
-        self.assertTrue(cap.wait_topic(harness.avail_topic("lp4a_2"), "offline", 15, mark))
-        self.assertEqual(cap.states("lp4a_2", mark), [])
+        self.assertTrue(cap.wait_topic(harness.avail_topic("lp4_ascii_2"), "offline", 15, mark))
+        self.assertEqual(cap.states("lp4_ascii_2", mark), [])
         rc, out = harness.run_ha_check(cap.lines(), self.dir)
         self.assertTrue(out.strip().splitlines()[-1].endswith(" 0 problems"), out[-3000:])
 
@@ -196,12 +196,12 @@ class AsciiTest(harness.StackTest):
     def test_lifepower4_ascii_refusing_alarms_has_no_status_standby(self):
         broker = self.start_broker()
         cap = self.start_capture()
-        self.start_bus_sim("--protocol", "lp4ascii", "--packs", "0", "--bus", "1",
+        self.start_bus_sim("--protocol", "lp4_ascii", "--packs", "0", "--bus", "1",
                            "--refuse", "1:0x44")
         port = os.path.join(self.dir, "pack1")
-        cfg = self.write_config(bus_config(broker.port, "lp4_ascii", port, [("lp4a_1", 1, None)]))
+        cfg = self.write_config(bus_config(broker.port, "lp4_ascii", port, [("lp4_ascii_1", 1, None)]))
         self.start_daemon(cfg)
-        s = self.wait_state(cap, "lp4a_1")
+        s = self.wait_state(cap, "lp4_ascii_1")
         self.assertGreater(s["pack_voltage"], 40)
         for key in ("status", "alarm_cell_voltage_low", "warning_cell_ov", "protection_cell_ov",
                     "charge_mos", "heater", "balancing", "cell_01_balancing"):

@@ -151,7 +151,7 @@ class BusTest(harness.StackTest):
     def test_active_mode_reads_legacy_packs_with_the_real_checksum(self):
         broker = self.start_broker()
         cap = self.start_capture()
-        sim = self.start_bus_sim("--protocol", "legacy", "--packs", "0", "--bus", "1,2")
+        sim = self.start_bus_sim("--protocol", "eg4_legacy", "--packs", "0", "--bus", "1,2")
         port = os.path.join(self.dir, "pack1")
         packs = [("legacy_1", 1, None), ("legacy_2", 2, None)]
         cfg = self.write_config(bus_config(broker.port, "active", port, packs))
@@ -240,7 +240,7 @@ class BusTest(harness.StackTest):
         self.wait_states(cap, "heard_1", 2, 10)
 
     def test_scan_finds_legacy_packs_and_prints_an_active_config(self):
-        self.start_bus_sim("--protocol", "legacy", "--packs", "0", "--bus", "3")
+        self.start_bus_sim("--protocol", "eg4_legacy", "--packs", "0", "--bus", "3")
         port = os.path.join(self.dir, "pack1")
         r = subprocess.run([harness.BMS2MQTT, "scan", "--port", port, "--baud", "9600"],
                            capture_output=True, text=True, timeout=60)

@@ -64,7 +64,7 @@ class ListenTest(harness.StackTest):
         self.assertEqual(sim.pty_stats()[1].get("rx"), "0", "sniff wrote to the bus")
 
     def test_sniff_decodes_lifepower4_ascii_polls(self):
-        self.start_bus_sim("--protocol", "lp4ascii", "--master", "200", "--packs", "0",
+        self.start_bus_sim("--protocol", "lp4_ascii", "--master", "200", "--packs", "0",
                            "--bus", "1,2")
         r = run("sniff", "--port", self.port(), "--protocol", "lp4_ascii", "--seconds", "2",
                 timeout=20)
@@ -74,7 +74,7 @@ class ListenTest(harness.StackTest):
         self.assertRegex(r.stdout, r"LP4 ASCII adr 0x02: \d+\.\d\d V [+-]\d+\.\d\d A SoC \d+ %")
 
     def test_sniff_decodes_legacy_polls(self):
-        self.start_bus_sim("--protocol", "legacy", "--master", "200", "--noise", "--packs", "0",
+        self.start_bus_sim("--protocol", "eg4_legacy", "--master", "200", "--noise", "--packs", "0",
                            "--bus", "1,2")
         r = run("sniff", "--port", self.port(), "--seconds", "2", timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -83,7 +83,7 @@ class ListenTest(harness.StackTest):
         self.assertRegex(r.stdout, r"EG4 legacy addr 0x02: \d+\.\d\d V [+-]\d+\.\d\d A SoC \d+ %")
 
     def test_sniff_says_what_the_bytes_it_cannot_frame_look_like(self):
-        self.start_bus_sim("--protocol", "lp4ascii", "--master", "200", "--packs", "0",
+        self.start_bus_sim("--protocol", "lp4_ascii", "--master", "200", "--packs", "0",
                            "--bus", "1")
         # ASCII frames heard as Modbus RTU: nothing frames, and the hint says what it is.
         r = run("sniff", "--port", self.port(), "--protocol", "lp4v2", "--seconds", "1.5",
@@ -134,7 +134,7 @@ class ListenTest(harness.StackTest):
     def test_passive_legacy_and_lifepower4_ascii_buses(self):
         broker = self.start_broker()
         cap = self.start_capture()
-        legacy = BusSim(["--protocol", "legacy", "--master", "300", "--packs", "0",
+        legacy = BusSim(["--protocol", "eg4_legacy", "--master", "300", "--packs", "0",
                          "--bus", "1,2"], os.path.join(self.dir))
         self.addCleanup(legacy.stop)
         text = bus_config(broker.port, "passive", self.port(), [("old_1", 1, None)])
@@ -144,7 +144,7 @@ class ListenTest(harness.StackTest):
             self.assert_cells(self.wait_state(cap, name), name)
         lp4 = os.path.join(self.dir, "lp4")
         os.mkdir(lp4)
-        sim = BusSim(["--protocol", "lp4ascii", "--master", "300", "--packs", "0",
+        sim = BusSim(["--protocol", "lp4_ascii", "--master", "300", "--packs", "0",
                       "--bus", "3"], lp4)
         self.addCleanup(sim.stop)
         text = bus_config(broker.port, "passive", os.path.join(lp4, "pack1"), [("lp4_3", 3, None)])
@@ -199,7 +199,7 @@ class ListenTest(harness.StackTest):
 
     def test_scan_legacy_and_lifepower4_ascii_configs_load(self):
         # Legacy address 0 is left out: the loader refuses address 0 on this branch.
-        self.start_bus_sim("--protocol", "legacy", "--packs", "0", "--bus", "1,3")
+        self.start_bus_sim("--protocol", "eg4_legacy", "--packs", "0", "--bus", "1,3")
         r, path = self.scan_to_file("--protocol", "eg4_legacy")
         self.assertIn("scan: eg4_legacy baud   9600 address   2 (0x02): no answer", r.stderr)
         self.assertIn("#   EG4 legacy (7E..0D), address 3 (0x03) at 9600 baud, firmware "
@@ -211,7 +211,7 @@ class ListenTest(harness.StackTest):
         self.sim.stop()
         lp4 = os.path.join(self.dir, "lp4")
         os.mkdir(lp4)
-        sim = BusSim(["--protocol", "lp4ascii", "--packs", "0", "--bus", "4"], lp4)
+        sim = BusSim(["--protocol", "lp4_ascii", "--packs", "0", "--bus", "4"], lp4)
         self.addCleanup(sim.stop)
         r = run("scan", "--port", os.path.join(lp4, "pack1"), "--protocol", "lp4_ascii",
                 timeout=60)
@@ -243,7 +243,7 @@ class ToolsCliTest(unittest.TestCase):
                            (["sniff", "--seconds", "-1"], "bad --seconds '-1'"),
                            (["sniff", "--seconds", "nan"], "bad --seconds 'nan'"),
                            (["sniff", "--seconds", "2s"], "bad --seconds '2s'"),
-                           (["sniff", "--protocol", "modbus"], "unknown --protocol 'modbus'")):
+                           (["sniff", "--protocol", "lp4v2"], "unknown --protocol 'modbus'")):
             r = run(*args, "--port", "/nonexistent/tty", timeout=10)
             self.assertEqual(r.returncode, 2, "%s: status %d, stderr %r" % (args, r.returncode,
                                                                             r.stderr))

@@ -601,7 +601,7 @@ class SimOptionsTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertEqual(r.stdout, b"", args)
         # legacy addresses run 0..255
-        self.sim = Sim("--protocol", "legacy", "--packs", "1", "--slave", "0", "--bus", "255")
+        self.sim = Sim("--protocol", "eg4_legacy", "--packs", "1", "--slave", "0", "--bus", "255")
         self.assertEqual(self.sim.slaves, {1: [0], 2: [255]})
 
     def test_link_dir_and_start_fault(self):
@@ -715,7 +715,7 @@ class SimLegacyTest(unittest.TestCase):
     def setUp(self):
         if not SIM or not os.access(SIM, os.X_OK):
             self.skipTest("BMS_SIM is not set to the bms-sim binary")
-        self.sim = Sim("--protocol", "legacy", "--packs", "1", "--bus", "0,2,4")
+        self.sim = Sim("--protocol", "eg4_legacy", "--packs", "1", "--bus", "0,2,4")
         self.ports = {i: Port(p) for i, p in self.sim.ptys.items()}
 
     def tearDown(self):
@@ -906,14 +906,14 @@ class SimMasterTest(unittest.TestCase):
 
     def test_master_identity_needs_master_and_modbus(self):
         for args in (["--master-identity"],
-                     ["--master", "100", "--master-identity", "--protocol", "legacy"]):
+                     ["--master", "100", "--master-identity", "--protocol", "eg4_legacy"]):
             r = subprocess.run([SIM, *args], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=5)
             self.assertEqual(r.returncode, 2, args)
             self.assertIn(b"--master-identity", r.stderr)
 
     def test_legacy_master(self):
-        self.sim = Sim("--master", "100", "--protocol", "legacy", "--bus", "1,2")
+        self.sim = Sim("--master", "100", "--protocol", "eg4_legacy", "--bus", "1,2")
         self.port = Port(self.sim.ptys[1])
         stream = self.listen(1.0)
         seen = set()
@@ -1049,7 +1049,7 @@ class SimTcpTest(unittest.TestCase):
         self.block(new)
 
     def test_legacy_over_tcp(self):
-        self.start("--protocol", "legacy", "--packs", "1")
+        self.start("--protocol", "eg4_legacy", "--packs", "1")
         reply = self.connect(1).transact(legacy_request(1), 94)
         self.assertEqual(len(reply), 94, reply.hex())
         self.assertEqual(reply[-2], legacy_chk(reply[:-2]))
@@ -1278,7 +1278,7 @@ class SimLp4AsciiTest(unittest.TestCase):
             self.sim.stop()
 
     def start(self, *args):
-        self.sim = Sim("--protocol", "lp4ascii", *args)
+        self.sim = Sim("--protocol", "lp4_ascii", *args)
         return self.sim
 
     def ask(self, port, adr, cid2, info=b"", rtn=0):
@@ -1374,7 +1374,7 @@ class SimLp4AsciiTest(unittest.TestCase):
 
     def test_address_range(self):
         for bad in (("--bus", "0"), ("--bus", "16"), ("--slave", "16")):
-            r = subprocess.run([SIM, "--protocol", "lp4ascii", *bad], stdin=subprocess.DEVNULL,
+            r = subprocess.run([SIM, "--protocol", "lp4_ascii", *bad], stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
             self.assertEqual(r.returncode, 2, bad)
 

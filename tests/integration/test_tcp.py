@@ -128,7 +128,7 @@ class TcpTest(harness.StackTest):
     def test_legacy_packs_over_a_bridge(self):
         broker = self.start_broker()
         cap = self.start_capture()
-        sim = self.start_bus_sim("--tcp", "--protocol", "legacy", "--packs", "0", "--bus", "1,2")
+        sim = self.start_bus_sim("--tcp", "--protocol", "eg4_legacy", "--packs", "0", "--bus", "1,2")
         url = "tcp://%s" % sim.tcp[1]
         cfg = self.write_config(bus_config(broker.port, "active", url,
                                            [("lb_1", 1, None), ("lb_2", 2, None)]))

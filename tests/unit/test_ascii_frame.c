@@ -22,17 +22,17 @@ static const char lp4_rsp42[] =
 static const char lp4_rsp44[] = "~20014A007054010110000000000000000000000000000000000400000000000"
                                 "000000900000000000103000000000000EDC4\r";
 /* Pylontech V3.3 PDF §4: the example request, as printed. */
-static const char pyl_req42[] = "~20024642E00202FD33\r";
+static const char pylontech_req42[] = "~20024642E00202FD33\r";
 /*
  * Pylontech V3.3 PDF §4: the example reply as printed ends in CHKSUM E1A2, which does not
  * match its characters (their CHKSUM is E27A; V3.2 "modified examples" without recomputing
  * it, it seems). The same reply with the computed CHKSUM.
  */
-#define PYL_RSP42_BODY                                                                             \
+#define PYLONTECH_RSP42_BODY                                                                       \
     "~20024600F07A11020F0D450D440D450D440D450D440D3E0D450D4A0D4A0D4B0D4A0D4A0D4A0D4A050BC30BC3"    \
     "0BC30BCD0BCD0000C725FFFF04FFFF000200CA58012110"
-static const char pyl_rsp42_printed[] = PYL_RSP42_BODY "E1A2\r";
-static const char pyl_rsp42[] = PYL_RSP42_BODY "E27A\r";
+static const char pylontech_rsp42_printed[] = PYLONTECH_RSP42_BODY "E1A2\r";
+static const char pylontech_rsp42[] = PYLONTECH_RSP42_BODY "E27A\r";
 
 static const uint8_t *u8(const char *s)
 {
@@ -89,7 +89,7 @@ static void test_af_encode_builds_the_pdf_example_requests(void **state)
     assert_int_equal(af_encode(0x20, 0x01, 0x4A, 0x44, NULL, 0, out, sizeof(out)), 18);
     assert_string_equal(out, lp4_req44);
     assert_int_equal(af_encode(0x20, 0x02, 0x46, 0x42, &two, 1, out, sizeof(out)), 20);
-    assert_string_equal(out, pyl_req42);
+    assert_string_equal(out, pylontech_req42);
     /* The byte sequence of the LifePower4 PDF, "7E 32 30 30 31 34 41 34 32 ... 0D". */
     const uint8_t bytes[] = {0x7E, 0x32, 0x30, 0x30, 0x31, 0x34, 0x41, 0x34, 0x32,
                              0x30, 0x30, 0x30, 0x30, 0x46, 0x44, 0x41, 0x32, 0x0D};
@@ -150,7 +150,7 @@ static void test_af_decode_pdf_example_frames(void **state)
     assert_int_equal(info[34], 0x01); /* remaining capacity alarm: SOC low */
     assert_int_equal(info[35], 0x03); /* FET status: both MOS on */
 
-    assert_int_equal(decode(pyl_req42, &f, info, sizeof(info)), 0);
+    assert_int_equal(decode(pylontech_req42, &f, info, sizeof(info)), 0);
     assert_int_equal(f.adr, 0x02);
     assert_int_equal(f.cid1, 0x46);
     assert_int_equal(f.cid2, 0x42);
@@ -158,9 +158,9 @@ static void test_af_decode_pdf_example_frames(void **state)
     assert_int_equal(f.info_len, 1);
     assert_int_equal(info[0], 0x02);
 
-    assert_int_equal(decode(pyl_rsp42_printed, &f, info, sizeof(info)), AF_E_CHKSUM);
+    assert_int_equal(decode(pylontech_rsp42_printed, &f, info, sizeof(info)), AF_E_CHKSUM);
     assert_null(f.info);
-    assert_int_equal(decode(pyl_rsp42, &f, info, sizeof(info)), 0);
+    assert_int_equal(decode(pylontech_rsp42, &f, info, sizeof(info)), 0);
     assert_int_equal(f.cid2, AF_RTN_OK);
     assert_int_equal(f.lenid, 0x07A);
     assert_int_equal(f.info_len, 61);

@@ -20,9 +20,9 @@
 #define MOCK_BUS "bus:\n  mode: modbus_per_pack\n  transport: mock\n"
 
 /* How messages name each mode's addresses. */
-#define MODBUS_IDS       "1..247 (a Modbus slave id)"
-#define LEGACY_ADDRESSES "0..15 (the pack's DIP-switch address; 0 is one)"
-#define LP4A_ADDRESSES   "1..15 (the pack's DIP-switch address)"
+#define MODBUS_IDS          "1..247 (a Modbus slave id)"
+#define LEGACY_ADDRESSES    "0..15 (the pack's DIP-switch address; 0 is one)"
+#define LP4_ASCII_ADDRESSES "1..15 (the pack's DIP-switch address)"
 #define PYLONTECH_ADDRESSES                                                                        \
     "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: module 2..13, 2 being the "      \
     "group's master)"
@@ -1192,10 +1192,10 @@ static void test_config_lp4_ascii_addresses_are_1_to_15(void **state)
     (void)state;
     assert_int_equal(mode_address("lp4_ascii", "1", err, sizeof err), 1);
     assert_int_equal(mode_address("lp4_ascii", "15", err, sizeof err), 15);
-    expect_address_refused("lp4_ascii", "0", LP4A_ADDRESSES);
-    expect_address_refused("lp4_ascii", "16", LP4A_ADDRESSES);
-    expect_address_refused("lp4_ascii", "0x40", LP4A_ADDRESSES);
-    expect_address_missing("lp4_ascii", LP4A_ADDRESSES);
+    expect_address_refused("lp4_ascii", "0", LP4_ASCII_ADDRESSES);
+    expect_address_refused("lp4_ascii", "16", LP4_ASCII_ADDRESSES);
+    expect_address_refused("lp4_ascii", "0x40", LP4_ASCII_ADDRESSES);
+    expect_address_missing("lp4_ascii", LP4_ASCII_ADDRESSES);
 }
 
 /* Pylontech V3.3 §2.5.3: ADR = module 2..13 + 0x10 x group 0..7. */
@@ -1224,7 +1224,8 @@ static void test_config_address_range_follows_mode_given_later(void **state)
     (void)state;
     expect_error("packs:\n  - {name: a, address: 0x40}\nbus:\n  mode: lp4_ascii\n"
                  "  port: /dev/ttyUSB0\n",
-                 "t.yaml:2:24: packs[0].address must be in " LP4A_ADDRESSES " in lp4_ascii mode, "
+                 "t.yaml:2:24: packs[0].address must be in " LP4_ASCII_ADDRESSES
+                 " in lp4_ascii mode, "
                  "not 0x40");
 }
 
@@ -1453,8 +1454,8 @@ static void test_config_topic_parts_refuse_wildcards_and_nul(void **state)
 /* The discovery-topic check assumes no reading key is longer than READING_KEY_MAX. */
 static void test_config_reading_keys_fit_the_topic_check(void **state)
 {
-    const struct pack_driver *const drivers[] = {&lp4v2_driver, &eg4l_driver, &pyl_driver,
-                                                 &lp4a_driver};
+    const struct pack_driver *const drivers[] = {&lp4v2_driver, &eg4_legacy_driver,
+                                                 &pylontech_driver, &lp4_ascii_driver};
 
     (void)state;
     for (size_t d = 0; d < sizeof drivers / sizeof drivers[0]; d++) {

@@ -26,14 +26,14 @@ static size_t info_of(const char *frame, uint8_t *info, size_t cap)
     struct af_frame f;
 
     assert_int_equal(af_decode((const uint8_t *)frame, strlen(frame), &f, info, cap), 0);
-    assert_int_equal(f.cid1, LP4A_CID1);
+    assert_int_equal(f.cid1, LP4_ASCII_CID1);
     assert_int_equal(f.cid2, AF_RTN_OK);
     return f.info_len;
 }
 
 static int idx(const char *key)
 {
-    int i = reading_find(lp4a_readings, lp4a_n_readings, key);
+    int i = reading_find(lp4_ascii_readings, lp4_ascii_n_readings, key);
     assert_true(i >= 0);
     return i;
 }
@@ -45,37 +45,37 @@ static double val(const double *v, const char *key)
 
 static void fill(double *v, double x)
 {
-    for (size_t i = 0; i < lp4a_n_readings; i++)
+    for (size_t i = 0; i < lp4_ascii_n_readings; i++)
         v[i] = x;
 }
 
-static void test_lp4a_requests_are_the_pdf_examples(void **state)
+static void test_lp4_ascii_requests_are_the_pdf_examples(void **state)
 {
     char out[32];
     (void)state;
 
-    assert_int_equal(lp4a_build_request(1, LP4A_CMD_ANALOG, out, sizeof(out)), 18);
+    assert_int_equal(lp4_ascii_build_request(1, LP4_ASCII_CMD_ANALOG, out, sizeof(out)), 18);
     assert_string_equal(out, "~20014A420000FDA2\r"); /* 7E 32 30 30 31 34 41 34 32 ... 0D */
-    assert_int_equal(lp4a_build_request(1, LP4A_CMD_ALARM, out, sizeof(out)), 18);
+    assert_int_equal(lp4_ascii_build_request(1, LP4_ASCII_CMD_ALARM, out, sizeof(out)), 18);
     assert_string_equal(out, "~20014A440000FDA0\r");
-    assert_int_equal(lp4a_build_request(15, LP4A_CMD_ANALOG, out, sizeof(out)), 18);
+    assert_int_equal(lp4_ascii_build_request(15, LP4_ASCII_CMD_ANALOG, out, sizeof(out)), 18);
     assert_memory_equal(out, "~200F4A420000", 13);
-    assert_int_equal(lp4a_build_request(0, LP4A_CMD_ANALOG, out, sizeof(out)), -EINVAL);
-    assert_int_equal(lp4a_build_request(16, LP4A_CMD_ANALOG, out, sizeof(out)), -EINVAL);
-    assert_int_equal(lp4a_build_request(1, 0x47, out, sizeof(out)), -EINVAL);
-    assert_int_equal(lp4a_build_request(1, LP4A_CMD_ALARM, out, 18), -ENOSPC);
+    assert_int_equal(lp4_ascii_build_request(0, LP4_ASCII_CMD_ANALOG, out, sizeof(out)), -EINVAL);
+    assert_int_equal(lp4_ascii_build_request(16, LP4_ASCII_CMD_ANALOG, out, sizeof(out)), -EINVAL);
+    assert_int_equal(lp4_ascii_build_request(1, 0x47, out, sizeof(out)), -EINVAL);
+    assert_int_equal(lp4_ascii_build_request(1, LP4_ASCII_CMD_ALARM, out, 18), -ENOSPC);
 }
 
-static void test_lp4a_analog_decodes_the_pdf_example(void **state)
+static void test_lp4_ascii_analog_decodes_the_pdf_example(void **state)
 {
     uint8_t info[AF_INFO_MAX];
-    double *v = test_malloc(lp4a_n_readings * sizeof(double));
+    double *v = test_malloc(lp4_ascii_n_readings * sizeof(double));
     (void)state;
 
     size_t n = info_of(rsp42, info, sizeof(info));
     assert_int_equal(n, 101);
     fill(v, 42.0);
-    assert_int_equal(lp4a_decode_analog(info, n, v), 0);
+    assert_int_equal(lp4_ascii_decode_analog(info, n, v), 0);
 
     /* §2.1's "Response data parse". */
     assert_float_equal(val(v, "cell_count"), 16, 0);
@@ -117,10 +117,10 @@ static void test_lp4a_analog_decodes_the_pdf_example(void **state)
     test_free(v);
 }
 
-static void test_lp4a_analog_discharging_and_fewer_items(void **state)
+static void test_lp4_ascii_analog_discharging_and_fewer_items(void **state)
 {
     uint8_t info[AF_INFO_MAX];
-    double *v = test_malloc(lp4a_n_readings * sizeof(double));
+    double *v = test_malloc(lp4_ascii_n_readings * sizeof(double));
     (void)state;
 
     size_t n = info_of(rsp42, info, sizeof(info));
@@ -129,7 +129,7 @@ static void test_lp4a_analog_discharging_and_fewer_items(void **state)
     assert_int_equal(info[cur], 0x00);
     info[cur] = 0xFC;
     info[cur + 1] = 0x18;
-    assert_int_equal(lp4a_decode_analog(info, n, v), 0);
+    assert_int_equal(lp4_ascii_decode_analog(info, n, v), 0);
     assert_float_equal(val(v, "pack_current"), -10.0, 1e-9);
     assert_float_equal(val(v, "pack_power"), -511.7, 1e-3); /* 51.17 V x -10 A */
 
@@ -137,7 +137,7 @@ static void test_lp4a_analog_discharging_and_fewer_items(void **state)
     const size_t user = cur + 10;
     assert_int_equal(info[user], 15);
     info[user] = 2;
-    assert_int_equal(lp4a_decode_analog(info, user + 1 + 4, v), 0);
+    assert_int_equal(lp4_ascii_decode_analog(info, user + 1 + 4, v), 0);
     assert_float_equal(val(v, "soh"), 100, 0);
     assert_true(isnan(val(v, "temperature_max")));
     assert_true(isnan(val(v, "energy_charged_kwh")));
@@ -145,21 +145,21 @@ static void test_lp4a_analog_discharging_and_fewer_items(void **state)
     assert_float_equal(val(v, "cycle_count"), 0, 0);
     /* More than the 15 known items: the known ones are read, the rest is not. */
     info[user] = 17;
-    assert_int_equal(lp4a_decode_analog(info, n, v), 0);
+    assert_int_equal(lp4_ascii_decode_analog(info, n, v), 0);
     assert_float_equal(val(v, "discharge_count_total"), 29, 0);
     test_free(v);
 }
 
-static void test_lp4a_analog_truncated_info_is_a_bad_message(void **state)
+static void test_lp4_ascii_analog_truncated_info_is_a_bad_message(void **state)
 {
     uint8_t info[AF_INFO_MAX];
-    double *v = test_malloc(lp4a_n_readings * sizeof(double));
+    double *v = test_malloc(lp4_ascii_n_readings * sizeof(double));
     (void)state;
 
     size_t n = info_of(rsp42, info, sizeof(info));
     for (size_t k = 0; k < n; k++) {
         fill(v, 42.0);
-        assert_int_equal(lp4a_decode_analog(info, k, v), -EBADMSG);
+        assert_int_equal(lp4_ascii_decode_analog(info, k, v), -EBADMSG);
         assert_true(isnan(val(v, "pack_voltage")));
         assert_true(isnan(val(v, "cell_01_voltage")));
         assert_true(isnan(val(v, "temperature_01")));
@@ -168,20 +168,20 @@ static void test_lp4a_analog_truncated_info_is_a_bad_message(void **state)
     }
     /* M claims more cells than INFO has. */
     info[2] = 0xFF;
-    assert_int_equal(lp4a_decode_analog(info, n, v), -EBADMSG);
+    assert_int_equal(lp4_ascii_decode_analog(info, n, v), -EBADMSG);
     test_free(v);
 }
 
-static void test_lp4a_alarm_decodes_the_pdf_example(void **state)
+static void test_lp4_ascii_alarm_decodes_the_pdf_example(void **state)
 {
     uint8_t info[AF_INFO_MAX];
-    double *v = test_malloc(lp4a_n_readings * sizeof(double));
+    double *v = test_malloc(lp4_ascii_n_readings * sizeof(double));
     (void)state;
 
     size_t n = info_of(rsp44, info, sizeof(info));
     assert_int_equal(n, 42);
     fill(v, 42.0);
-    assert_int_equal(lp4a_decode_alarm(info, n, v), 0);
+    assert_int_equal(lp4_ascii_decode_alarm(info, n, v), 0);
     /* No state alarms, no events; remaining capacity alarm 01H (SOC low: the analog
      * example's SOC is 0 %); FET status 03H: both MOSFETs on. */
     static const char *const off[] = {
@@ -207,11 +207,11 @@ static void test_lp4a_alarm_decodes_the_pdf_example(void **state)
     test_free(v);
 }
 
-static void test_lp4a_alarm_decodes_every_event_bit(void **state)
+static void test_lp4_ascii_alarm_decodes_every_event_bit(void **state)
 {
     uint8_t info[64];
     size_t n = 0;
-    double *v = test_malloc(lp4a_n_readings * sizeof(double));
+    double *v = test_malloc(lp4_ascii_n_readings * sizeof(double));
     (void)state;
 
     info[n++] = 0x01; /* DATA_FLAG */
@@ -239,7 +239,7 @@ static void test_lp4a_alarm_decodes_every_event_bit(void **state)
     info[n++] = 0x01;
     info[n++] = 0x00; /* reserved */
 
-    assert_int_equal(lp4a_decode_alarm(info, n, v), 0);
+    assert_int_equal(lp4_ascii_decode_alarm(info, n, v), 0);
     assert_float_equal(val(v, "alarm_cell_voltage_low"), 1, 0);
     assert_float_equal(val(v, "alarm_cell_voltage_high"), 0, 0);
     assert_float_equal(val(v, "alarm_temperature_high"), 1, 0);
@@ -268,23 +268,23 @@ static void test_lp4a_alarm_decodes_every_event_bit(void **state)
     assert_float_equal(val(v, "charge_current_limiter"), 1, 0);
     assert_float_equal(val(v, "heater"), 1, 0);
     assert_float_equal(val(v, "status"), 1, 0); /* "charging" */
-    assert_string_equal(lp4a_readings[idx("status")].options[1], "charging");
+    assert_string_equal(lp4_ascii_readings[idx("status")].options[1], "charging");
     assert_float_equal(val(v, "cell_01_balancing"), 1, 0);
     assert_float_equal(val(v, "cell_02_balancing"), 0, 0);
     assert_float_equal(val(v, "cell_16_balancing"), 1, 0);
 
     /* Every truncation is a bad message; the 0x44 readings are then all NaN. */
     for (size_t k = 0; k + 1 < n; k++) {
-        assert_int_equal(lp4a_decode_alarm(info, k, v), -EBADMSG);
+        assert_int_equal(lp4_ascii_decode_alarm(info, k, v), -EBADMSG);
         assert_true(isnan(val(v, "alarm_cell_voltage_low")));
         assert_true(isnan(val(v, "cell_16_balancing")));
     }
     /* The reserved byte is not read. */
-    assert_int_equal(lp4a_decode_alarm(info, n - 1, v), 0);
+    assert_int_equal(lp4_ascii_decode_alarm(info, n - 1, v), 0);
 
     /* User-defined 0: the state alarms only. */
     info[3 + 16 + 1 + 6 + 2] = 0;
-    assert_int_equal(lp4a_decode_alarm(info, 3 + 16 + 1 + 6 + 3, v), 0);
+    assert_int_equal(lp4_ascii_decode_alarm(info, 3 + 16 + 1 + 6 + 3, v), 0);
     assert_float_equal(val(v, "alarm_cell_voltage_low"), 1, 0);
     assert_true(isnan(val(v, "balancing")));
     assert_true(isnan(val(v, "heater")));
@@ -292,7 +292,7 @@ static void test_lp4a_alarm_decodes_every_event_bit(void **state)
     test_free(v);
 }
 
-static void test_lp4a_readings_table_keys_and_quantities(void **state)
+static void test_lp4_ascii_readings_table_keys_and_quantities(void **state)
 {
     static const char *const shared[] = {
         "pack_voltage",
@@ -327,37 +327,37 @@ static void test_lp4a_readings_table_keys_and_quantities(void **state)
 
     for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
         (void)idx(shared[i]);
-    for (size_t i = 0; i < lp4a_n_readings; i++) {
-        const struct reading_def *r = &lp4a_readings[i];
+    for (size_t i = 0; i < lp4_ascii_n_readings; i++) {
+        const struct reading_def *r = &lp4_ascii_readings[i];
         assert_non_null(r->key);
         assert_non_null(r->name);
         assert_int_equal(r->src, SRC_DERIVED);
-        for (size_t j = i + 1; j < lp4a_n_readings; j++)
-            assert_string_not_equal(r->key, lp4a_readings[j].key);
+        for (size_t j = i + 1; j < lp4_ascii_n_readings; j++)
+            assert_string_not_equal(r->key, lp4_ascii_readings[j].key);
     }
-    assert_int_equal(lp4a_readings[idx("energy_charged_kwh")].q, Q_ENERGY);
-    assert_int_equal(lp4a_readings[idx("energy_discharged_kwh")].q, Q_ENERGY);
-    assert_int_equal(lp4a_readings[idx("charged_ah_total")].q, Q_CHARGE);
-    assert_int_equal(lp4a_readings[idx("discharged_ah_total")].q, Q_CHARGE);
-    assert_int_equal(lp4a_readings[idx("warning_cell_ov")].q, Q_PROBLEM);
-    assert_int_equal(lp4a_readings[idx("protection_cell_ov")].q, Q_SAFETY);
-    assert_int_equal(lp4a_readings[idx("alarm_fire")].q, Q_SAFETY);
-    assert_int_equal(lp4a_readings[idx("heater")].q, Q_HEAT);
-    assert_int_equal(lp4a_readings[idx("cell_05_balancing")].q, Q_RUNNING);
-    assert_int_equal(lp4a_readings[idx("status")].q, Q_ENUM);
-    assert_int_equal(lp4a_readings[idx("temperature_mosfet")].q, Q_TEMPERATURE);
+    assert_int_equal(lp4_ascii_readings[idx("energy_charged_kwh")].q, Q_ENERGY);
+    assert_int_equal(lp4_ascii_readings[idx("energy_discharged_kwh")].q, Q_ENERGY);
+    assert_int_equal(lp4_ascii_readings[idx("charged_ah_total")].q, Q_CHARGE);
+    assert_int_equal(lp4_ascii_readings[idx("discharged_ah_total")].q, Q_CHARGE);
+    assert_int_equal(lp4_ascii_readings[idx("warning_cell_ov")].q, Q_PROBLEM);
+    assert_int_equal(lp4_ascii_readings[idx("protection_cell_ov")].q, Q_SAFETY);
+    assert_int_equal(lp4_ascii_readings[idx("alarm_fire")].q, Q_SAFETY);
+    assert_int_equal(lp4_ascii_readings[idx("heater")].q, Q_HEAT);
+    assert_int_equal(lp4_ascii_readings[idx("cell_05_balancing")].q, Q_RUNNING);
+    assert_int_equal(lp4_ascii_readings[idx("status")].q, Q_ENUM);
+    assert_int_equal(lp4_ascii_readings[idx("temperature_mosfet")].q, Q_TEMPERATURE);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lp4a_requests_are_the_pdf_examples),
-        cmocka_unit_test(test_lp4a_analog_decodes_the_pdf_example),
-        cmocka_unit_test(test_lp4a_analog_discharging_and_fewer_items),
-        cmocka_unit_test(test_lp4a_analog_truncated_info_is_a_bad_message),
-        cmocka_unit_test(test_lp4a_alarm_decodes_the_pdf_example),
-        cmocka_unit_test(test_lp4a_alarm_decodes_every_event_bit),
-        cmocka_unit_test(test_lp4a_readings_table_keys_and_quantities),
+        cmocka_unit_test(test_lp4_ascii_requests_are_the_pdf_examples),
+        cmocka_unit_test(test_lp4_ascii_analog_decodes_the_pdf_example),
+        cmocka_unit_test(test_lp4_ascii_analog_discharging_and_fewer_items),
+        cmocka_unit_test(test_lp4_ascii_analog_truncated_info_is_a_bad_message),
+        cmocka_unit_test(test_lp4_ascii_alarm_decodes_the_pdf_example),
+        cmocka_unit_test(test_lp4_ascii_alarm_decodes_every_event_bit),
+        cmocka_unit_test(test_lp4_ascii_readings_table_keys_and_quantities),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,7 +117,7 @@ static const struct block us5000 = {
 
 static int idx(const char *key)
 {
-    int i = reading_find(pyl_readings, pyl_n_readings, key);
+    int i = reading_find(pylontech_readings, pylontech_n_readings, key);
     assert_true(i >= 0);
     return i;
 }
@@ -127,14 +127,14 @@ static double val(const double *row, const char *key)
     return row[idx(key)];
 }
 
-static void fill(double rows[][PYL_N_READINGS], unsigned n, double v)
+static void fill(double rows[][PYLONTECH_N_READINGS], unsigned n, double v)
 {
     for (unsigned k = 0; k < n; k++)
-        for (size_t i = 0; i < PYL_N_READINGS; i++)
+        for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
             rows[k][i] = v;
 }
 
-static void test_pyl_requests_match_the_pdf_and_take_the_right_info(void **state)
+static void test_pylontech_requests_match_the_pdf_and_take_the_right_info(void **state)
 {
     char out[32];
     uint8_t info[4];
@@ -142,52 +142,46 @@ static void test_pyl_requests_match_the_pdf_and_take_the_right_info(void **state
     (void)state;
 
     /* §4: get analog value of the pack at address 2. */
-    assert_int_equal(pyl_build_request(2, PYL_CMD_ANALOG, 2, out, sizeof(out)), 20);
+    assert_int_equal(pylontech_build_request(2, PYLONTECH_CMD_ANALOG, 2, out, sizeof(out)), 20);
     assert_string_equal(out, "~20024642E00202FD33\r");
 
     static const struct {
         uint8_t cmd, module;
         int len;
     } cases[] = {
-        {PYL_CMD_ANALOG, 0xFF, 20},
-        {PYL_CMD_ALARM, 0x05, 20},
-        {PYL_CMD_ALARM, 0xFF, 20},
-        {PYL_CMD_MANAGEMENT, 0x05, 20},
-        {PYL_CMD_SERIAL, 0x05, 20},
-        {PYL_CMD_FIRMWARE, 0x05, 20},
-        {PYL_CMD_SYSTEM, 0x05, 18},
-        {PYL_CMD_MANUFACTURER, 0x05, 18},
-        {PYL_CMD_PROTOCOL, 0x05, 18},
-        {PYL_CMD_MANAGEMENT, 0xFF, -EINVAL},
-        {PYL_CMD_SERIAL, 0xFF, -EINVAL},
-        {PYL_CMD_FIRMWARE, 0xFF, -EINVAL},
-        {0x94 /* set: not built */, 5, -EINVAL},
-        {0x45, 5, -EINVAL},
+        {PYLONTECH_CMD_ANALOG, 0xFF, 20},        {PYLONTECH_CMD_ALARM, 0x05, 20},
+        {PYLONTECH_CMD_ALARM, 0xFF, 20},         {PYLONTECH_CMD_MANAGEMENT, 0x05, 20},
+        {PYLONTECH_CMD_SERIAL, 0x05, 20},        {PYLONTECH_CMD_FIRMWARE, 0x05, 20},
+        {PYLONTECH_CMD_SYSTEM, 0x05, 18},        {PYLONTECH_CMD_MANUFACTURER, 0x05, 18},
+        {PYLONTECH_CMD_PROTOCOL, 0x05, 18},      {PYLONTECH_CMD_MANAGEMENT, 0xFF, -EINVAL},
+        {PYLONTECH_CMD_SERIAL, 0xFF, -EINVAL},   {PYLONTECH_CMD_FIRMWARE, 0xFF, -EINVAL},
+        {0x94 /* set: not built */, 5, -EINVAL}, {0x45, 5, -EINVAL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int n = pyl_build_request(0x05, cases[i].cmd, cases[i].module, out, sizeof(out));
+        int n = pylontech_build_request(0x05, cases[i].cmd, cases[i].module, out, sizeof(out));
         assert_int_equal(n, cases[i].len);
         if (n < 0)
             continue;
         assert_int_equal(af_decode((const uint8_t *)out, (size_t)n, &f, info, sizeof(info)), 0);
-        assert_int_equal(f.ver, PYL_VER);
+        assert_int_equal(f.ver, PYLONTECH_VER);
         assert_int_equal(f.adr, 0x05);
-        assert_int_equal(f.cid1, PYL_CID1);
+        assert_int_equal(f.cid1, PYLONTECH_CID1);
         assert_int_equal(f.cid2, cases[i].cmd);
         assert_int_equal(f.info_len, n == 20 ? 1 : 0);
         if (n == 20)
             assert_int_equal(info[0], cases[i].module);
     }
-    assert_int_equal(pyl_build_request(2, PYL_CMD_ANALOG, 2, out, 20), -ENOSPC);
+    assert_int_equal(pylontech_build_request(2, PYLONTECH_CMD_ANALOG, 2, out, 20), -ENOSPC);
     /* §2.5.3: group 2's system request, ADR 0x22 with INFO 0xFF. */
-    assert_int_equal(pyl_build_request(0x22, PYL_CMD_ANALOG, PYL_ALL_MODULES, out, sizeof(out)),
+    assert_int_equal(pylontech_build_request(0x22, PYLONTECH_CMD_ANALOG, PYLONTECH_ALL_MODULES, out,
+                                             sizeof(out)),
                      20);
     assert_memory_equal(out, "~20224642E002FF", 15);
 }
 
-static void test_pyl_analog_decodes_the_pdf_example_of_a_74ah_battery(void **state)
+static void test_pylontech_analog_decodes_the_pdf_example_of_a_74ah_battery(void **state)
 {
-    double rows[2][PYL_N_READINGS];
+    double rows[2][PYLONTECH_N_READINGS];
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     (void)state;
@@ -196,7 +190,7 @@ static void test_pyl_analog_decodes_the_pdf_example_of_a_74ah_battery(void **sta
         af_decode((const uint8_t *)pdf_reply, strlen(pdf_reply), &f, info, sizeof(info)), 0);
     assert_int_equal(f.cid2, AF_RTN_OK);
     fill(rows, 2, 42.0);
-    assert_int_equal(pyl_decode_analog(f.info, f.info_len, 0x02, rows, 2), 1);
+    assert_int_equal(pylontech_decode_analog(f.info, f.info_len, 0x02, rows, 2), 1);
     const double *r = rows[0];
 
     /* §4's analysis table. */
@@ -233,10 +227,10 @@ static void test_pyl_analog_decodes_the_pdf_example_of_a_74ah_battery(void **sta
     assert_float_equal(rows[1][0], 42.0, 0);
 }
 
-static void test_pyl_analog_all_modules_reply_decodes_every_block(void **state)
+static void test_pylontech_analog_all_modules_reply_decodes_every_block(void **state)
 {
     struct buf in = {.n = 0};
-    double rows[PYL_MAX_MODULES][PYL_N_READINGS];
+    double rows[PYLONTECH_MAX_MODULES][PYLONTECH_N_READINGS];
     (void)state;
 
     /* INFOFLAG, count 3, then three blocks of different layouts back to back. */
@@ -245,8 +239,9 @@ static void test_pyl_analog_all_modules_reply_decodes_every_block(void **state)
     put_block(&in, &us5000);
     put_block(&in, &us2000);
     put_block(&in, &us5000);
-    fill(rows, PYL_MAX_MODULES, 42.0);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, PYL_ALL_MODULES, rows, PYL_MAX_MODULES), 3);
+    fill(rows, PYLONTECH_MAX_MODULES, 42.0);
+    assert_int_equal(
+        pylontech_decode_analog(in.b, in.n, PYLONTECH_ALL_MODULES, rows, PYLONTECH_MAX_MODULES), 3);
 
     assert_float_equal(val(rows[0], "cell_count"), 16, 0);
     assert_float_equal(val(rows[0], "cell_16_voltage"), 3.340, 1e-9);
@@ -280,29 +275,30 @@ static void test_pyl_analog_all_modules_reply_decodes_every_block(void **state)
     assert_float_equal(rows[3][0], 42.0, 0);
 
     /* Room for two rows: the third block is not read. */
-    fill(rows, PYL_MAX_MODULES, 42.0);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, PYL_ALL_MODULES, rows, 2), 2);
+    fill(rows, PYLONTECH_MAX_MODULES, 42.0);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, PYLONTECH_ALL_MODULES, rows, 2), 2);
     assert_float_equal(val(rows[1], "cycle_count"), 123, 0);
     assert_float_equal(rows[2][0], 42.0, 0);
 
     /* A count of 0 is a reply without modules. */
     const uint8_t none[] = {0x11, 0x00};
-    assert_int_equal(pyl_decode_analog(none, sizeof(none), PYL_ALL_MODULES, rows, 2), 0);
+    assert_int_equal(pylontech_decode_analog(none, sizeof(none), PYLONTECH_ALL_MODULES, rows, 2),
+                     0);
     /* For a single-module request the second byte is the address, not a count. */
     struct buf one = {.n = 0};
     put(&one, 0x11);
     put(&one, 0x03);
     put_block(&one, &us2000);
-    assert_int_equal(pyl_decode_analog(one.b, one.n, 0x03, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(one.b, one.n, 0x03, rows, 1), 1);
     assert_float_equal(val(rows[0], "cycle_count"), 123, 0);
-    assert_int_equal(pyl_decode_analog(one.b, one.n, 0x03, rows, 0), -EINVAL);
-    assert_int_equal(pyl_decode_analog(one.b, one.n, 0x03, NULL, 1), -EINVAL);
+    assert_int_equal(pylontech_decode_analog(one.b, one.n, 0x03, rows, 0), -EINVAL);
+    assert_int_equal(pylontech_decode_analog(one.b, one.n, 0x03, NULL, 1), -EINVAL);
 }
 
-static void test_pyl_analog_truncated_or_unknown_layout_is_a_bad_message(void **state)
+static void test_pylontech_analog_truncated_or_unknown_layout_is_a_bad_message(void **state)
 {
     struct buf in = {.n = 0};
-    double rows[3][PYL_N_READINGS];
+    double rows[3][PYLONTECH_N_READINGS];
     (void)state;
 
     put(&in, 0x11);
@@ -311,17 +307,18 @@ static void test_pyl_analog_truncated_or_unknown_layout_is_a_bad_message(void **
     put_block(&in, &us5000);
     for (size_t n = 0; n < in.n; n++) {
         fill(rows, 3, 42.0);
-        assert_int_equal(pyl_decode_analog(in.b, n, PYL_ALL_MODULES, rows, 3), -EBADMSG);
+        assert_int_equal(pylontech_decode_analog(in.b, n, PYLONTECH_ALL_MODULES, rows, 3),
+                         -EBADMSG);
         for (unsigned k = 0; k < 3; k++) {
             assert_true(isnan(val(rows[k], "pack_voltage")));
             assert_true(isnan(val(rows[k], "cell_01_voltage")));
             assert_float_equal(val(rows[k], "alarm_status_1"), 42.0, 0); /* not 0x42's */
         }
     }
-    assert_int_equal(pyl_decode_analog(in.b, in.n, PYL_ALL_MODULES, rows, 3), 2);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, PYLONTECH_ALL_MODULES, rows, 3), 2);
     /* Trailing bytes after the last block are not read. */
     put(&in, 0xEE);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, PYL_ALL_MODULES, rows, 3), 2);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, PYLONTECH_ALL_MODULES, rows, 3), 2);
 
     /* More user-defined items than known: only in the last block. */
     struct block odd = us2000;
@@ -331,21 +328,23 @@ static void test_pyl_analog_truncated_or_unknown_layout_is_a_bad_message(void **
     put(&last, 2);
     put_block(&last, &us2000);
     put_block(&last, &odd);
-    assert_int_equal(pyl_decode_analog(last.b, last.n, PYL_ALL_MODULES, rows, 3), 2);
+    assert_int_equal(pylontech_decode_analog(last.b, last.n, PYLONTECH_ALL_MODULES, rows, 3), 2);
     assert_float_equal(val(rows[1], "cycle_count"), 123, 0);
     put(&mid, 0x11);
     put(&mid, 2);
     put_block(&mid, &odd);
     put_block(&mid, &us2000);
-    assert_int_equal(pyl_decode_analog(mid.b, mid.n, PYL_ALL_MODULES, rows, 3), -EBADMSG);
+    assert_int_equal(pylontech_decode_analog(mid.b, mid.n, PYLONTECH_ALL_MODULES, rows, 3),
+                     -EBADMSG);
     /* The count claims more blocks than INFO holds. */
     last.b[1] = 3;
-    assert_int_equal(pyl_decode_analog(last.b, last.n, PYL_ALL_MODULES, rows, 3), -EBADMSG);
+    assert_int_equal(pylontech_decode_analog(last.b, last.n, PYLONTECH_ALL_MODULES, rows, 3),
+                     -EBADMSG);
 }
 
-static void test_pyl_analog_capacity_edge_cases(void **state)
+static void test_pylontech_analog_capacity_edge_cases(void **state)
 {
-    double rows[1][PYL_N_READINGS];
+    double rows[1][PYLONTECH_N_READINGS];
     (void)state;
 
     /* No user-defined items: no full capacity, cycles or SoC. */
@@ -355,7 +354,7 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_float_equal(val(rows[0], "remaining_ah"), 25.0, 1e-9);
     assert_true(isnan(val(rows[0], "full_capacity_ah")));
     assert_true(isnan(val(rows[0], "cycle_count")));
@@ -368,14 +367,14 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_true(isnan(val(rows[0], "soc")));
     b.full = 20000;
     in.n = 0;
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_float_equal(val(rows[0], "soc"), 100.0, 0);
 
     /* FFFF in a 16-bit capacity without its 3-byte item is "not available" (§3.3): unknown,
@@ -386,7 +385,7 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_true(isnan(val(rows[0], "remaining_ah")));
     assert_float_equal(val(rows[0], "full_capacity_ah"), 50.0, 1e-9);
     assert_true(isnan(val(rows[0], "soc")));
@@ -396,7 +395,7 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_float_equal(val(rows[0], "remaining_ah"), 25.0, 1e-9);
     assert_true(isnan(val(rows[0], "full_capacity_ah")));
     assert_true(isnan(val(rows[0], "soc")));
@@ -408,7 +407,7 @@ static void test_pyl_analog_capacity_edge_cases(void **state)
     put(&in, 0x11);
     put(&in, 2);
     put_block(&in, &b);
-    assert_int_equal(pyl_decode_analog(in.b, in.n, 2, rows, 1), 1);
+    assert_int_equal(pylontech_decode_analog(in.b, in.n, 2, rows, 1), 1);
     assert_float_equal(val(rows[0], "cell_count"), 0, 0);
     assert_true(isnan(val(rows[0], "cell_voltage_min")));
     assert_true(isnan(val(rows[0], "cell_lowest")));
@@ -432,12 +431,12 @@ static void put_alarm(struct buf *b, unsigned m, const uint8_t *cells, unsigned 
         put(b, status[i]);
 }
 
-static void test_pyl_alarm_decodes_states_and_status_bits(void **state)
+static void test_pylontech_alarm_decodes_states_and_status_bits(void **state)
 {
     uint8_t cells[15] = {0}, temps[5] = {0};
     const uint8_t quiet[5] = {0, 0x06, 0, 0, 0};
     const uint8_t tripped[5] = {0x84, 0x02, 0x88, 0x00, 0x80};
-    double rows[PYL_MAX_MODULES][PYL_N_READINGS];
+    double rows[PYLONTECH_MAX_MODULES][PYLONTECH_N_READINGS];
     struct buf in = {.n = 0};
     (void)state;
 
@@ -454,8 +453,9 @@ static void test_pyl_alarm_decodes_states_and_status_bits(void **state)
     memset(temps, 0, sizeof(temps));
     put_alarm(&in, 15, cells, 5, temps, 0x00, 0x00, 0xF0, quiet);
 
-    fill(rows, PYL_MAX_MODULES, 42.0);
-    assert_int_equal(pyl_decode_alarm(in.b, in.n, PYL_ALL_MODULES, rows, PYL_MAX_MODULES), 2);
+    fill(rows, PYLONTECH_MAX_MODULES, 42.0);
+    assert_int_equal(
+        pylontech_decode_alarm(in.b, in.n, PYLONTECH_ALL_MODULES, rows, PYLONTECH_MAX_MODULES), 2);
     const double *a = rows[0], *b = rows[1];
     assert_float_equal(val(a, "alarm_cell_voltage_low"), 1, 0);
     assert_float_equal(val(a, "alarm_cell_voltage_high"), 1, 0);
@@ -492,20 +492,20 @@ static void test_pyl_alarm_decodes_states_and_status_bits(void **state)
     /* Every truncation is a bad message and leaves the alarm readings NaN. */
     for (size_t n = 0; n < in.n; n++) {
         fill(rows, 2, 42.0);
-        assert_int_equal(pyl_decode_alarm(in.b, n, PYL_ALL_MODULES, rows, 2), -EBADMSG);
+        assert_int_equal(pylontech_decode_alarm(in.b, n, PYLONTECH_ALL_MODULES, rows, 2), -EBADMSG);
         assert_true(isnan(val(rows[0], "alarm_cell_voltage_low")));
         assert_true(isnan(val(rows[1], "alarm_status_5")));
         assert_float_equal(val(rows[1], "pack_voltage"), 42.0, 0);
     }
     /* Single-module request: the second byte is the command value. */
     in.b[1] = 0x02;
-    assert_int_equal(pyl_decode_alarm(in.b, in.n, 0x02, rows, 1), 1);
+    assert_int_equal(pylontech_decode_alarm(in.b, in.n, 0x02, rows, 1), 1);
     assert_float_equal(val(rows[0], "protection_pack_uv"), 1, 0);
 }
 
-static void test_pyl_management_decodes_limits_and_flags(void **state)
+static void test_pylontech_management_decodes_limits_and_flags(void **state)
 {
-    double v[PYL_N_READINGS];
+    double v[PYLONTECH_N_READINGS];
     struct buf in = {.n = 0};
     (void)state;
 
@@ -515,9 +515,9 @@ static void test_pyl_management_decodes_limits_and_flags(void **state)
     put16(&in, 250);   /* charge current limit, 0.1 A */
     put16(&in, -250);  /* discharge current limit, 0xFF06 */
     put(&in, 0xC0);    /* charge and discharge enabled */
-    for (size_t i = 0; i < PYL_N_READINGS; i++)
+    for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
         v[i] = 42.0;
-    assert_int_equal(pyl_decode_management(in.b, in.n, v), 0);
+    assert_int_equal(pylontech_decode_management(in.b, in.n, v), 0);
     assert_float_equal(val(v, "charge_voltage_limit"), 53.25, 1e-9);
     assert_float_equal(val(v, "discharge_voltage_limit"), 45.0, 1e-9);
     assert_float_equal(val(v, "charge_current_limit"), 25.0, 1e-9);
@@ -530,27 +530,27 @@ static void test_pyl_management_decodes_limits_and_flags(void **state)
 
     /* Bit 5 (charge immediately 1) and bit 3 (full charge request); discharge stopped. */
     in.b[9] = 0xA8;
-    assert_int_equal(pyl_decode_management(in.b, in.n, v), 0);
+    assert_int_equal(pylontech_decode_management(in.b, in.n, v), 0);
     assert_float_equal(val(v, "charge_enable"), 1, 0);
     assert_float_equal(val(v, "discharge_enable"), 0, 0);
     assert_float_equal(val(v, "charge_immediately"), 1, 0);
     assert_float_equal(val(v, "full_charge_request"), 1, 0);
     /* Bit 4 alone (charge immediately 2). */
     in.b[9] = 0x10;
-    assert_int_equal(pyl_decode_management(in.b, in.n, v), 0);
+    assert_int_equal(pylontech_decode_management(in.b, in.n, v), 0);
     assert_float_equal(val(v, "charge_immediately"), 1, 0);
     assert_float_equal(val(v, "charge_enable"), 0, 0);
 
     for (size_t n = 0; n < in.n; n++) {
-        assert_int_equal(pyl_decode_management(in.b, n, v), -EBADMSG);
+        assert_int_equal(pylontech_decode_management(in.b, n, v), -EBADMSG);
         assert_true(isnan(val(v, "charge_voltage_limit")));
         assert_true(isnan(val(v, "full_charge_request")));
     }
 }
 
-static void test_pyl_system_parameters_decode_scaled(void **state)
+static void test_pylontech_system_parameters_decode_scaled(void **state)
 {
-    double v[PYL_N_READINGS];
+    double v[PYLONTECH_N_READINGS];
     struct buf in = {.n = 0};
     const int words[12] = {3650,  3000,  2700,  2731 + 450, 2731,       1020,
                            54000, 48000, 45000, 2731 + 600, 2731 - 200, -1020};
@@ -559,7 +559,7 @@ static void test_pyl_system_parameters_decode_scaled(void **state)
     put(&in, 0x11); /* INFOFLAG */
     for (int k = 0; k < 12; k++)
         put16(&in, words[k]);
-    assert_int_equal(pyl_decode_system(in.b, in.n, v), 0);
+    assert_int_equal(pylontech_decode_system(in.b, in.n, v), 0);
     assert_float_equal(val(v, "cell_voltage_high_limit"), 3.65, 1e-9);
     assert_float_equal(val(v, "cell_voltage_low_limit"), 3.0, 1e-9);
     assert_float_equal(val(v, "cell_voltage_under_limit"), 2.7, 1e-9);
@@ -572,14 +572,14 @@ static void test_pyl_system_parameters_decode_scaled(void **state)
     assert_float_equal(val(v, "discharge_temperature_high_limit"), 60.0, 1e-9);
     assert_float_equal(val(v, "discharge_temperature_low_limit"), -20.0, 1e-9);
     assert_float_equal(val(v, "discharge_current_max"), -102.0, 1e-9);
-    assert_true(pyl_readings[idx("pack_voltage_low_limit")].flags & READING_DIAGNOSTIC);
+    assert_true(pylontech_readings[idx("pack_voltage_low_limit")].flags & READING_DIAGNOSTIC);
 
-    assert_int_equal(pyl_decode_system(in.b, in.n - 1, v), -EBADMSG);
+    assert_int_equal(pylontech_decode_system(in.b, in.n - 1, v), -EBADMSG);
     assert_true(isnan(val(v, "cell_voltage_high_limit")));
-    assert_int_equal(pyl_decode_system(NULL, 0, v), -EBADMSG);
+    assert_int_equal(pylontech_decode_system(NULL, 0, v), -EBADMSG);
 }
 
-static void test_pyl_identity_strings(void **state)
+static void test_pylontech_identity_strings(void **state)
 {
     char out[32];
     struct buf mf = {.n = 0};
@@ -594,40 +594,52 @@ static void test_pyl_identity_strings(void **state)
     for (int i = 0; i < 20; i++)
         put(&mf, (uint8_t)maker[i]);
     assert_int_equal(mf.n, 32); /* §3.2 LENID 40H */
-    assert_int_equal(pyl_decode_string(PYL_STR_BATTERY_NAME, mf.b, mf.n, out, sizeof(out)), 7);
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_BATTERY_NAME, mf.b, mf.n, out, sizeof(out)), 7);
     assert_string_equal(out, "US2000B");
-    assert_int_equal(pyl_decode_string(PYL_STR_SOFTWARE, mf.b, mf.n, out, sizeof(out)), 3);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_SOFTWARE, mf.b, mf.n, out, sizeof(out)),
+                     3);
     assert_string_equal(out, "1.3");
-    assert_int_equal(pyl_decode_string(PYL_STR_MANUFACTURER, mf.b, mf.n, out, sizeof(out)), 5);
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_MANUFACTURER, mf.b, mf.n, out, sizeof(out)), 5);
     assert_string_equal(out, "PYLON");
-    assert_int_equal(pyl_decode_string(PYL_STR_MANUFACTURER, mf.b, 31, out, sizeof(out)), -EBADMSG);
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_MANUFACTURER, mf.b, 31, out, sizeof(out)), -EBADMSG);
     assert_string_equal(out, "");
 
     const uint8_t sn[] = {0x02, 'P', 'P', 'T', 'A', 'P', '0', '1', '2',
                           '3',  '4', '5', '6', '7', '8', '9', '0'};
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, sn, sizeof(sn), out, sizeof(out)), 16);
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_SERIAL, sn, sizeof(sn), out, sizeof(out)), 16);
     assert_string_equal(out, "PPTAP01234567890");
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, sn, sizeof(sn), out, 6), 5);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_SERIAL, sn, sizeof(sn), out, 6), 5);
     assert_string_equal(out, "PPTAP");
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, sn, 16, out, sizeof(out)), -EBADMSG);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_SERIAL, sn, 16, out, sizeof(out)),
+                     -EBADMSG);
 
     const uint8_t fw[] = {0x02, 0x01, 0x03, 0x02, 0x08, 0x00};
-    assert_int_equal(pyl_decode_string(PYL_STR_FIRMWARE, fw, sizeof(fw), out, sizeof(out)), 9);
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_FIRMWARE, fw, sizeof(fw), out, sizeof(out)), 9);
     assert_string_equal(out, "1.3/2.8.0");
-    assert_int_equal(pyl_decode_string(PYL_STR_FIRMWARE, fw, sizeof(fw), out, 4), 3);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_FIRMWARE, fw, sizeof(fw), out, 4), 3);
     assert_string_equal(out, "1.3");
-    assert_int_equal(pyl_decode_string(PYL_STR_FIRMWARE, fw, 5, out, sizeof(out)), -EBADMSG);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_FIRMWARE, fw, 5, out, sizeof(out)),
+                     -EBADMSG);
 
     const uint8_t blank[17] = {0x02};
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, blank, sizeof(blank), out, sizeof(out)),
-                     -ENODATA);
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, sn, sizeof(sn), NULL, 4), -EINVAL);
-    assert_int_equal(pyl_decode_string(PYL_STR_SERIAL, sn, sizeof(sn), out, 0), -EINVAL);
-    assert_int_equal(pyl_decode_string((enum pyl_string)99, sn, sizeof(sn), out, sizeof(out)),
+    assert_int_equal(
+        pylontech_decode_string(PYLONTECH_STR_SERIAL, blank, sizeof(blank), out, sizeof(out)),
+        -ENODATA);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_SERIAL, sn, sizeof(sn), NULL, 4),
                      -EINVAL);
+    assert_int_equal(pylontech_decode_string(PYLONTECH_STR_SERIAL, sn, sizeof(sn), out, 0),
+                     -EINVAL);
+    assert_int_equal(
+        pylontech_decode_string((enum pylontech_string)99, sn, sizeof(sn), out, sizeof(out)),
+        -EINVAL);
 }
 
-static void test_pyl_readings_table_keys_and_quantities(void **state)
+static void test_pylontech_readings_table_keys_and_quantities(void **state)
 {
     static const char *const lp4v2_keys[] = {
         "pack_voltage",
@@ -654,69 +666,69 @@ static void test_pyl_readings_table_keys_and_quantities(void **state)
     };
     (void)state;
 
-    assert_int_equal(pyl_n_readings, PYL_N_READINGS);
+    assert_int_equal(pylontech_n_readings, PYLONTECH_N_READINGS);
     for (size_t i = 0; i < sizeof(lp4v2_keys) / sizeof(lp4v2_keys[0]); i++)
         (void)idx(lp4v2_keys[i]);
-    for (size_t i = 0; i < pyl_n_readings; i++) {
-        const struct reading_def *r = &pyl_readings[i];
+    for (size_t i = 0; i < pylontech_n_readings; i++) {
+        const struct reading_def *r = &pylontech_readings[i];
         assert_non_null(r->key);
         assert_non_null(r->name);
         assert_int_equal(r->src, SRC_DERIVED);
-        for (size_t j = i + 1; j < pyl_n_readings; j++)
-            assert_string_not_equal(r->key, pyl_readings[j].key);
+        for (size_t j = i + 1; j < pylontech_n_readings; j++)
+            assert_string_not_equal(r->key, pylontech_readings[j].key);
     }
-    assert_int_equal(pyl_readings[idx("pack_current")].q, Q_CURRENT);
-    assert_int_equal(pyl_readings[idx("energy_charged_kwh")].q, Q_ENERGY);
-    assert_int_equal(pyl_readings[idx("soc")].q, Q_SOC);
-    assert_int_equal(pyl_readings[idx("temperature_01")].q, Q_TEMPERATURE);
-    assert_int_equal(pyl_readings[idx("alarm_cell_voltage_low")].q, Q_PROBLEM);
-    assert_int_equal(pyl_readings[idx("protection_pack_uv")].q, Q_SAFETY);
-    assert_int_equal(pyl_readings[idx("charge_enable")].q, Q_RUNNING);
-    assert_int_equal(pyl_readings[idx("charge_immediately")].q, Q_PROBLEM);
-    assert_int_equal(pyl_readings[idx("charge_current_limit")].q, Q_CURRENT);
-    assert_int_equal(pyl_readings[idx("cell_voltage_delta_mv")].q, Q_VOLTAGE_MV);
-    assert_true(pyl_readings[idx("alarm_status_1")].flags & READING_DISABLED);
+    assert_int_equal(pylontech_readings[idx("pack_current")].q, Q_CURRENT);
+    assert_int_equal(pylontech_readings[idx("energy_charged_kwh")].q, Q_ENERGY);
+    assert_int_equal(pylontech_readings[idx("soc")].q, Q_SOC);
+    assert_int_equal(pylontech_readings[idx("temperature_01")].q, Q_TEMPERATURE);
+    assert_int_equal(pylontech_readings[idx("alarm_cell_voltage_low")].q, Q_PROBLEM);
+    assert_int_equal(pylontech_readings[idx("protection_pack_uv")].q, Q_SAFETY);
+    assert_int_equal(pylontech_readings[idx("charge_enable")].q, Q_RUNNING);
+    assert_int_equal(pylontech_readings[idx("charge_immediately")].q, Q_PROBLEM);
+    assert_int_equal(pylontech_readings[idx("charge_current_limit")].q, Q_CURRENT);
+    assert_int_equal(pylontech_readings[idx("cell_voltage_delta_mv")].q, Q_VOLTAGE_MV);
+    assert_true(pylontech_readings[idx("alarm_status_1")].flags & READING_DISABLED);
 }
 
-/* pyl_clear: exactly the readings of one command become unknown. */
-static void test_pyl_clear_makes_one_commands_readings_unknown(void **state)
+/* pylontech_clear: exactly the readings of one command become unknown. */
+static void test_pylontech_clear_makes_one_commands_readings_unknown(void **state)
 {
     static const struct {
         uint8_t cmd;
         const char *inside, *outside;
     } cases[] = {
-        {PYL_CMD_ANALOG, "pack_voltage", "alarm_cell_voltage_low"},
-        {PYL_CMD_ALARM, "alarm_cell_voltage_low", "pack_voltage"},
-        {PYL_CMD_ALARM, "charge_mos", "charge_enable"},
-        {PYL_CMD_MANAGEMENT, "charge_enable", "charge_mos"},
-        {PYL_CMD_MANAGEMENT, "charge_voltage_limit", "cell_voltage_high_limit"},
-        {PYL_CMD_SYSTEM, "cell_voltage_high_limit", "charge_voltage_limit"},
+        {PYLONTECH_CMD_ANALOG, "pack_voltage", "alarm_cell_voltage_low"},
+        {PYLONTECH_CMD_ALARM, "alarm_cell_voltage_low", "pack_voltage"},
+        {PYLONTECH_CMD_ALARM, "charge_mos", "charge_enable"},
+        {PYLONTECH_CMD_MANAGEMENT, "charge_enable", "charge_mos"},
+        {PYLONTECH_CMD_MANAGEMENT, "charge_voltage_limit", "cell_voltage_high_limit"},
+        {PYLONTECH_CMD_SYSTEM, "cell_voltage_high_limit", "charge_voltage_limit"},
     };
-    double row[PYL_N_READINGS];
+    double row[PYLONTECH_N_READINGS];
     (void)state;
 
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-        for (size_t i = 0; i < PYL_N_READINGS; i++)
+        for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
             row[i] = 0;
-        assert_int_equal(pyl_clear(cases[k].cmd, row), 0);
+        assert_int_equal(pylontech_clear(cases[k].cmd, row), 0);
         assert_true(isnan(val(row, cases[k].inside)));
         assert_float_equal(val(row, cases[k].outside), 0, 0);
     }
-    for (size_t i = 0; i < PYL_N_READINGS; i++)
+    for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
         row[i] = 1;
-    assert_int_equal(pyl_clear(PYL_CMD_SERIAL, row), -EINVAL);
-    for (size_t i = 0; i < PYL_N_READINGS; i++)
+    assert_int_equal(pylontech_clear(PYLONTECH_CMD_SERIAL, row), -EINVAL);
+    for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
         assert_float_equal(row[i], 1, 0);
 
-    /* pyl_copy moves exactly one command's readings (a module's block of a 0xFF reply). */
-    double src[PYL_N_READINGS];
-    for (size_t i = 0; i < PYL_N_READINGS; i++)
+    /* pylontech_copy moves exactly one command's readings (a module's block of a 0xFF reply). */
+    double src[PYLONTECH_N_READINGS];
+    for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
         src[i] = 2;
-    pyl_copy(PYL_CMD_ALARM, row, src);
+    pylontech_copy(PYLONTECH_CMD_ALARM, row, src);
     assert_float_equal(val(row, "charge_mos"), 2, 0);
     assert_float_equal(val(row, "pack_voltage"), 1, 0);
     assert_float_equal(val(row, "charge_enable"), 1, 0);
-    pyl_copy(PYL_CMD_ANALOG, row, src);
+    pylontech_copy(PYLONTECH_CMD_ANALOG, row, src);
     assert_float_equal(val(row, "pack_voltage"), 2, 0);
     assert_float_equal(val(row, "charge_voltage_limit"), 1, 0);
 }
@@ -724,17 +736,17 @@ static void test_pyl_clear_makes_one_commands_readings_unknown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pyl_requests_match_the_pdf_and_take_the_right_info),
-        cmocka_unit_test(test_pyl_analog_decodes_the_pdf_example_of_a_74ah_battery),
-        cmocka_unit_test(test_pyl_analog_all_modules_reply_decodes_every_block),
-        cmocka_unit_test(test_pyl_analog_truncated_or_unknown_layout_is_a_bad_message),
-        cmocka_unit_test(test_pyl_analog_capacity_edge_cases),
-        cmocka_unit_test(test_pyl_alarm_decodes_states_and_status_bits),
-        cmocka_unit_test(test_pyl_management_decodes_limits_and_flags),
-        cmocka_unit_test(test_pyl_system_parameters_decode_scaled),
-        cmocka_unit_test(test_pyl_identity_strings),
-        cmocka_unit_test(test_pyl_readings_table_keys_and_quantities),
-        cmocka_unit_test(test_pyl_clear_makes_one_commands_readings_unknown),
+        cmocka_unit_test(test_pylontech_requests_match_the_pdf_and_take_the_right_info),
+        cmocka_unit_test(test_pylontech_analog_decodes_the_pdf_example_of_a_74ah_battery),
+        cmocka_unit_test(test_pylontech_analog_all_modules_reply_decodes_every_block),
+        cmocka_unit_test(test_pylontech_analog_truncated_or_unknown_layout_is_a_bad_message),
+        cmocka_unit_test(test_pylontech_analog_capacity_edge_cases),
+        cmocka_unit_test(test_pylontech_alarm_decodes_states_and_status_bits),
+        cmocka_unit_test(test_pylontech_management_decodes_limits_and_flags),
+        cmocka_unit_test(test_pylontech_system_parameters_decode_scaled),
+        cmocka_unit_test(test_pylontech_identity_strings),
+        cmocka_unit_test(test_pylontech_readings_table_keys_and_quantities),
+        cmocka_unit_test(test_pylontech_clear_makes_one_commands_readings_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

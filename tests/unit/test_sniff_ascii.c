@@ -14,8 +14,8 @@
 
 /* Pylontech V3.3 §4: the analog request of module 2, and its example reply (74 Ah battery)
  * with the CHKSUM its characters give (E27A; the PDF prints E1A2). */
-static const char pyl_req42[] = "~20024642E00202FD33\r";
-static const char pyl_rsp42[] =
+static const char pylontech_req42[] = "~20024642E00202FD33\r";
+static const char pylontech_rsp42[] =
     "~20024600F07A11020F0D450D440D450D440D450D440D3E0D450D4A0D4A0D4B0D4A0D4A0D4A0D4A050BC30BC3"
     "0BC30BCD0BCD0000C725FFFF04FFFF000200CA58012110E27A\r";
 /* LifePower4 PDF §2.1: the analog request of pack 1 and its example reply. */
@@ -74,8 +74,8 @@ static void test_sniff_ascii_pairs_the_pdf_examples(void **state)
 
     (void)state;
     sniff_ascii_init(&s, 0x46);
-    assert_int_equal(feed(pyl_req42, &rs), 1);
-    assert_int_equal(feed(pyl_rsp42, &rs), 1);
+    assert_int_equal(feed(pylontech_req42, &rs), 1);
+    assert_int_equal(feed(pylontech_rsp42, &rs), 1);
     assert_int_equal(rs.n, 2);
     assert_int_equal(rs.r[0].kind, SNIFF_ASCII_REQUEST);
     assert_int_equal(rs.r[0].adr, 2);
@@ -87,7 +87,7 @@ static void test_sniff_ascii_pairs_the_pdf_examples(void **state)
     assert_int_equal(rs.r[1].module, 2);
     assert_int_equal(rs.r[1].cid2, 0x00);
     assert_int_equal(rs.r[1].info_len, 61); /* LENID 0x07A = 122 characters */
-    assert_int_equal(rs.r[1].len, strlen(pyl_rsp42));
+    assert_int_equal(rs.r[1].len, strlen(pylontech_rsp42));
     assert_string_equal(rs.r[1].line, "adr 0x02 cid1 0x46 -> 0x42 analog values: normal, 61 bytes");
     assert_int_equal(s.stats.paired, 1);
     assert_int_equal(s.noise.bytes, 0);
@@ -110,7 +110,8 @@ static void test_sniff_ascii_byte_by_byte_gives_the_same_frames(void **state)
     char stream[1024];
 
     (void)state;
-    snprintf(stream, sizeof(stream), "%s%s%s%s", pyl_req42, pyl_rsp42, pyl_req42, pyl_rsp42);
+    snprintf(stream, sizeof(stream), "%s%s%s%s", pylontech_req42, pylontech_rsp42, pylontech_req42,
+             pylontech_rsp42);
     sniff_ascii_init(&s, 0x46);
     feed(stream, &one);
     sniff_ascii_init(&s, 0x46);
@@ -133,12 +134,12 @@ static void test_sniff_ascii_resyncs_after_noise_and_cut_frames(void **state)
     (void)state;
     sniff_ascii_init(&s, 0x46);
     sniff_ascii_feed(&s, binary, sizeof(binary), 0, collect, &rs);
-    memcpy(cut, pyl_req42, 9); /* a request cut off by the next frame's '~' */
+    memcpy(cut, pylontech_req42, 9); /* a request cut off by the next frame's '~' */
     cut[9] = '\0';
     feed(cut, &rs);
     feed("xyz", &rs); /* text before a frame */
-    feed(pyl_req42, &rs);
-    feed(pyl_rsp42, &rs);
+    feed(pylontech_req42, &rs);
+    feed(pylontech_rsp42, &rs);
     assert_int_equal(rs.n, 2);
     assert_int_equal(rs.r[1].kind, SNIFF_ASCII_REPLY);
     /* Everything else is noise, each byte once: 6 + 9 + 3. The binary '~'..CR run is not
@@ -151,19 +152,19 @@ static void test_sniff_ascii_resyncs_after_noise_and_cut_frames(void **state)
 static void test_sniff_ascii_bad_checksum_is_a_bad_frame_never_reported(void **state)
 {
     struct records rs = {0};
-    char bad[sizeof(pyl_rsp42)];
+    char bad[sizeof(pylontech_rsp42)];
 
     (void)state;
-    memcpy(bad, pyl_rsp42, sizeof(bad));
+    memcpy(bad, pylontech_rsp42, sizeof(bad));
     bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == '0' ? '1' : '0'; /* last CHKSUM digit */
     sniff_ascii_init(&s, 0x46);
-    feed(pyl_req42, &rs);
+    feed(pylontech_req42, &rs);
     feed(bad, &rs);
     assert_int_equal(rs.n, 1);
     assert_int_equal(s.noise.bad_frames, 1);
     assert_int_equal(s.noise.bytes, strlen(bad));
     /* The next good reply is still paired: the bad one ended nothing. */
-    feed(pyl_rsp42, &rs);
+    feed(pylontech_rsp42, &rs);
     assert_int_equal(rs.n, 2);
     assert_int_equal(rs.r[1].kind, SNIFF_ASCII_REPLY);
 }
@@ -180,15 +181,15 @@ static void test_sniff_ascii_other_cid1_is_foreign_and_replies_alone_are_unpaire
     assert_int_equal(s.stats.foreign, 2);
     assert_int_equal(s.noise.foreign, 2);
     /* A reply with no request before it, then one from another ADR than the request's. */
-    feed(pyl_rsp42, &rs);
+    feed(pylontech_rsp42, &rs);
     assert_int_equal(rs.r[0].kind, SNIFF_ASCII_UNPAIRED);
     assert_int_equal(rs.r[0].command, 0);
     assert_string_equal(rs.r[0].line, "adr 0x02 cid1 0x46 -> reply (unpaired): normal, 61 bytes");
     char req3[32];
     assert_int_equal(af_encode(0x20, 3, 0x46, 0x42, (const uint8_t[]){3}, 1, req3, sizeof(req3)),
                      20);
-    feed(req3, &rs);      /* module 3 */
-    feed(pyl_rsp42, &rs); /* ADR 2 answers */
+    feed(req3, &rs);            /* module 3 */
+    feed(pylontech_rsp42, &rs); /* ADR 2 answers */
     assert_int_equal(rs.n, 3);
     assert_int_equal(rs.r[1].module, 3);
     assert_int_equal(rs.r[2].kind, SNIFF_ASCII_UNPAIRED);
@@ -196,7 +197,7 @@ static void test_sniff_ascii_other_cid1_is_foreign_and_replies_alone_are_unpaire
     memset(&rs, 0, sizeof(rs));
     sniff_ascii_init(&s, 0);
     feed(lp4_req42, &rs);
-    feed(pyl_req42, &rs);
+    feed(pylontech_req42, &rs);
     assert_int_equal(rs.n, 2);
 }
 
@@ -244,7 +245,7 @@ static void test_sniff_ascii_flush_drops_an_unfinished_frame(void **state)
     longrun[0] = '~';
     assert_int_equal(sniff_ascii_feed(&s, longrun, sizeof(longrun), 0, NULL, NULL), 0);
     assert_true(s.len < AF_FRAME_MAX);
-    feed(pyl_req42, &rs);
+    feed(pylontech_req42, &rs);
     assert_int_equal(rs.n, 1);
 }
 

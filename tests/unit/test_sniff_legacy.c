@@ -51,7 +51,7 @@ static size_t reply(uint8_t *out, uint8_t addr, uint8_t cmd, const uint8_t *data
     out[2] = cmd;
     out[3] = (uint8_t)len;
     memcpy(out + 4, data, len);
-    out[4 + len] = eg4l_checksum(out, len + 4);
+    out[4 + len] = eg4_legacy_checksum(out, len + 4);
     out[5 + len] = 0x0D;
     return len + 6;
 }
@@ -78,7 +78,7 @@ static void test_sniff_legacy_pairs_requests_and_replies(void **state)
     assert_int_equal(rs.r[1].kind, SNIFF_LEGACY_UNPAIRED); /* 0x33 does not answer 0x01 */
     assert_string_equal(rs.r[1].line, "addr 1 -> 0x33 firmware (unpaired): 8 data bytes");
     uint8_t fw[6];
-    eg4l_build_request(1, 0x33, fw);
+    eg4_legacy_build_request(1, 0x33, fw);
     sniff_legacy_feed(&s, fw, sizeof(fw), 2, collect, &rs);
     sniff_legacy_feed(&s, rsp, n, 2, collect, &rs);
     assert_int_equal(rs.r[3].kind, SNIFF_LEGACY_REPLY);

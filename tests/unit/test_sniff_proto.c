@@ -99,7 +99,7 @@ static void test_sniff_proto_table_names_every_protocol_of_the_daemon(void **sta
         assert_non_null(p->found_fmt);
         assert_true(p->init && p->feed && p->flush && p->noise && p->describe && p->decode);
     }
-    assert_ptr_equal(sniff_proto_find("pylontech")->driver, &pyl_driver);
+    assert_ptr_equal(sniff_proto_find("pylontech")->driver, &pylontech_driver);
     assert_null(sniff_proto_find("modbus"));
     assert_null(sniff_proto_find(NULL));
 }
@@ -202,7 +202,7 @@ static size_t legacy_frame(uint8_t *out, uint8_t addr, uint8_t cmd, const uint8_
     out[2] = cmd;
     out[3] = (uint8_t)len;
     memcpy(out + 4, d, len);
-    out[4 + len] = eg4l_checksum(out, len + 4);
+    out[4 + len] = eg4_legacy_checksum(out, len + 4);
     out[5 + len] = 0x0D;
     return len + 6;
 }
@@ -236,7 +236,7 @@ static void test_sniff_proto_legacy_status_and_firmware(void **state)
             data[n++] = (uint8_t)groups[g].v;
         }
     }
-    eg4l_build_request(3, 0x01, req);
+    eg4_legacy_build_request(3, 0x01, req);
     feed(req, 6);
     feed(f, legacy_frame(f, 3, 0x01, data, n));
     assert_int_equal(H.n, 2);
@@ -280,7 +280,7 @@ static void put16(struct buf *b, unsigned v)
 
 /* One §3.3 module block: 16 cells of mv, 6 temperatures of 25 °C, current (0.1 A), voltage
  * 16 x mv (mV), remaining 30000 mAh, user-defined 2: full 60000 mAh, cycles. */
-static void pyl_block(struct buf *b, unsigned mv, int current, unsigned cycles)
+static void pylontech_block(struct buf *b, unsigned mv, int current, unsigned cycles)
 {
     put(b, 16);
     for (int i = 0; i < 16; i++)
@@ -299,8 +299,8 @@ static void pyl_block(struct buf *b, unsigned mv, int current, unsigned cycles)
 static void ascii(uint8_t adr, uint8_t cid2, const struct buf *info)
 {
     char frame[AF_FRAME_MAX + 1];
-    int n = af_encode(0x20, adr, PYL_CID1, cid2, info ? info->b : NULL, info ? info->n : 0, frame,
-                      sizeof(frame));
+    int n = af_encode(0x20, adr, PYLONTECH_CID1, cid2, info ? info->b : NULL, info ? info->n : 0,
+                      frame, sizeof(frame));
 
     assert_true(n > 0);
     feed(frame, (size_t)n);
@@ -316,9 +316,9 @@ static void test_sniff_proto_pylontech_all_modules_reply_gives_each_module(void 
     ascii(0x02, 0x42, &req);
     put(&rsp, 0x11); /* INFOFLAG */
     put(&rsp, 3);    /* three modules follow */
-    pyl_block(&rsp, 3300, 100, 10);
-    pyl_block(&rsp, 3310, -50, 11);
-    pyl_block(&rsp, 3320, 0, 12);
+    pylontech_block(&rsp, 3300, 100, 10);
+    pylontech_block(&rsp, 3310, -50, 11);
+    pylontech_block(&rsp, 3320, 0, 12);
     ascii(0x02, 0x00, &rsp);
     assert_int_equal(H.n, 2);
     assert_string_equal(H.line[0], "adr 0x02 cid1 0x46 cmd 0x42 analog values, all modules 0xff");
@@ -364,12 +364,12 @@ static void test_sniff_proto_pylontech_all_modules_reply_gives_each_module(void 
 static void test_sniff_proto_pylontech_single_module_management_and_identity(void **state)
 {
     struct buf req = {.n = 0}, rsp = {.n = 0};
-    double row[PYL_N_READINGS];
+    double row[PYLONTECH_N_READINGS];
 
     (void)state;
     open_proto("pylontech");
     /* The pack's readings so far: a partial reply starts from them. */
-    for (size_t i = 0; i < PYL_N_READINGS; i++)
+    for (size_t i = 0; i < PYLONTECH_N_READINGS; i++)
         row[i] = 7.0;
     prior_row = row;
     put(&req, 0x05);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* sim_lp4ascii.c - bms-sim personality: EG4 LifePower4 RS485 ASCII (CID1 0x4A). */
+/* sim_lp4_ascii.c - bms-sim personality: EG4 LifePower4 RS485 ASCII (CID1 0x4A). */
 #include "sim.h"
 
 #include <string.h>
@@ -275,8 +275,8 @@ static size_t lp_poll_request(unsigned slave, uint8_t *out, size_t cap)
     return sim_ascii_request((uint8_t)slave, LP_CID1, 0x42, NULL, 0, out, cap);
 }
 
-const struct sim_proto sim_proto_lp4ascii = {
-    .name = "lp4ascii",
+const struct sim_proto sim_proto_lp4_ascii = {
+    .name = "lp4_ascii",
     .slave_min = 1, /* the PDF's DIP table: 1..15 (0 is the master) */
     .slave_max = 15,
     .default_slave = 1,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* sim_modbus.c - bms-sim personality: LP4V2 packs as Modbus RTU slaves (function 0x03). */
+/* sim_lp4v2.c - bms-sim personality: LP4V2 packs as Modbus RTU slaves (function 0x03). */
 #include "sim.h"
 
 #include "crc.h"
@@ -164,8 +164,8 @@ static size_t mb_identity_request(unsigned slave, uint8_t *out, size_t cap)
     return mb_read_request(slave, LP4V2_ID_START, LP4V2_ID_COUNT, out, cap);
 }
 
-const struct sim_proto sim_proto_modbus = {
-    .name = "modbus",
+const struct sim_proto sim_proto_lp4v2 = {
+    .name = "lp4v2",
     .slave_min = 1,
     .slave_max = 247, /* Modbus over serial line V1.02 §2.2: unicast addresses 1..247 */
     .default_baud = 9600,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* sim_legacy.c - bms-sim personality: the EG4 legacy binary protocol (7E ... 0D frames). */
+/* sim_eg4_legacy.c - bms-sim personality: the EG4 legacy binary protocol (7E ... 0D frames). */
 #include "sim.h"
 
 #include <math.h>
@@ -201,8 +201,8 @@ static size_t lg_poll_request(unsigned slave, uint8_t *out, size_t cap)
     return LG_OVERHEAD;
 }
 
-const struct sim_proto sim_proto_legacy = {
-    .name = "legacy",
+const struct sim_proto sim_proto_eg4_legacy = {
+    .name = "eg4_legacy",
     .slave_min = 0,
     .slave_max = 255,
     .default_baud = 9600,
