@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (lp4v2_n_readings > 512)
         abort();
     /* Whatever arrives on the wire: only a checked 47-register reply reaches the decoder. */
-    if (mb_parse_read_response(data, size, 0x40, LP4V2_BLOCK_COUNT, regs, &exception) == MB_OK)
+    if (mb_parse_read_response(data, size, 0x40, LP4V2_BLOCK_COUNT, regs, &exception) == RESULT_OK)
         lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values);
     /* The decoders themselves on arbitrary register images of any length. */
     size_t n = size / 2 > LP4V2_BLOCK_COUNT ? LP4V2_BLOCK_COUNT : size / 2;

@@ -306,7 +306,7 @@ int bustools_sniff(int argc, char **argv)
         }
         bs.n++;
     }
-    if (ser_link_init(&l, o.port, o.bauds[0], 1, true, false) < 0 || ser_open(&l) != MB_OK) {
+    if (ser_link_init(&l, o.port, o.bauds[0], 1, true, false) < 0 || ser_open(&l) != RESULT_OK) {
         fprintf(stderr, "bms2mqtt sniff: %s: %s\n", o.port, l.what[0] ? l.what : "bad port");
         for (size_t k = 0; k < bs.n; k++)
             sniffer_close(&bs.sn[k]);
@@ -412,14 +412,14 @@ static struct bustools_found *bustools_add(struct bustools_scan *sc, enum bustoo
 }
 
 /* The words of an exchange's result. */
-static const char *bustools_result(enum mb_result r, const char *what)
+static const char *bustools_result(enum result r, const char *what)
 {
     switch (r) {
-    case MB_OK:
+    case RESULT_OK:
         return "answers";
-    case MB_ERR_TIMEOUT:
+    case RESULT_TIMEOUT:
         return "no answer";
-    case MB_ERR_EXCEPTION:
+    case RESULT_REFUSED:
         return what;
     default:
         return "bad frame";
@@ -439,25 +439,25 @@ static void bustools_scan_modbus(struct bustools_scan *sc, int baud)
     for (int id = 1; id <= 247 && !bustools_stop && sc->n < SCAN_MAX_FOUND; id++) {
         if (!sc->o->all && id > 16 && id != LP4V2_DEFAULT_SLAVE)
             continue;
-        enum mb_result r = mb_read_holding(&l, (uint8_t)id, 0, LP4V2_BLOCK_COUNT, regs);
-        if (r == MB_ERR_OPEN) {
+        enum result r = mb_read_holding(&l, (uint8_t)id, 0, LP4V2_BLOCK_COUNT, regs);
+        if (r == RESULT_OPEN) {
             fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
             break;
         }
-        if (r == MB_ERR_EXCEPTION)
+        if (r == RESULT_REFUSED)
             snprintf(text, sizeof(text), "answers with %s", l.what);
-        else if (r == MB_ERR_ZERO)
+        else if (r == RESULT_ZERO)
             snprintf(text, sizeof(text), "answers, registers 0-18 all zero (an aggregated map)");
-        else if (r != MB_OK && r != MB_ERR_TIMEOUT)
-            snprintf(text, sizeof(text), "bad frame (%s: %s)", mb_result_name(r), l.what);
+        else if (r != RESULT_OK && r != RESULT_TIMEOUT)
+            snprintf(text, sizeof(text), "bad frame (%s: %s)", result_name(r), l.what);
         else
             snprintf(text, sizeof(text), "%s", bustools_result(r, l.what));
         bustools_attempt(sc, FOUND_MODBUS, baud, id, text);
-        if (r != MB_OK && r != MB_ERR_EXCEPTION && r != MB_ERR_ZERO)
+        if (r != RESULT_OK && r != RESULT_REFUSED && r != RESULT_ZERO)
             continue;
         struct bustools_found *f = bustools_add(sc, FOUND_MODBUS, baud, id);
         r = mb_read_holding(&l, (uint8_t)id, LP4V2_ID_START, LP4V2_ID_COUNT, idregs);
-        if (r == MB_OK)
+        if (r == RESULT_OK)
             lp4v2_identity(idregs, LP4V2_ID_COUNT, &f->ident);
         else
             snprintf(f->note, sizeof(f->note), "identity registers 105-127 not readable (%s)",
@@ -467,20 +467,20 @@ static void bustools_scan_modbus(struct bustools_scan *sc, int baud)
 }
 
 /* One legacy command to addr; its reply checked into *fr (data in buf). */
-static enum mb_result bustools_legacy_command(struct ser_link *l, int addr, uint8_t cmd,
-                                              uint8_t *buf, struct eg4_legacy_frame *fr)
+static enum result bustools_legacy_command(struct ser_link *l, int addr, uint8_t cmd, uint8_t *buf,
+                                           struct eg4_legacy_frame *fr)
 {
     uint8_t req[EG4_LEGACY_REQUEST_LEN];
     size_t len;
 
     eg4_legacy_build_request((uint8_t)addr, cmd, req);
-    enum mb_result r =
+    enum result r =
         ser_exchange(l, req, sizeof(req), buf, EG4_LEGACY_FRAME_MAX, &len, eg4_legacy_frame_length);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     if (eg4_legacy_parse_frame(buf, len, fr) < 0 || fr->addr != addr || fr->cmd != cmd)
-        return MB_ERR_LENGTH;
-    return MB_OK;
+        return RESULT_LENGTH;
+    return RESULT_OK;
 }
 
 static void bustools_scan_legacy(struct bustools_scan *sc)
@@ -492,16 +492,16 @@ static void bustools_scan_legacy(struct bustools_scan *sc)
     if (ser_link_init(&l, sc->o->port, 9600, 0.3, false, false) < 0)
         return;
     for (int addr = 0; addr <= 15 && !bustools_stop && sc->n < SCAN_MAX_FOUND; addr++) {
-        enum mb_result r = bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_STATUS, rsp, &f);
-        if (r == MB_ERR_OPEN) {
+        enum result r = bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_STATUS, rsp, &f);
+        if (r == RESULT_OPEN) {
             fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
             break;
         }
         bustools_attempt(sc, FOUND_LEGACY, 9600, addr, bustools_result(r, l.what));
-        if (r != MB_OK)
+        if (r != RESULT_OK)
             continue;
         struct bustools_found *fd = bustools_add(sc, FOUND_LEGACY, 9600, addr);
-        if (bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_FIRMWARE, rsp, &f) == MB_OK)
+        if (bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_FIRMWARE, rsp, &f) == RESULT_OK)
             eg4_legacy_decode_firmware(f.data, f.len, fd->ident.firmware,
                                        sizeof(fd->ident.firmware));
         else
@@ -510,22 +510,22 @@ static void bustools_scan_legacy(struct bustools_scan *sc)
     ser_close(&l);
 }
 
-/* One ASCII exchange: request req, reply decoded into *f (INFO in info). Returns MB_OK
- * (f->cid2 may still be an error code), MB_ERR_TIMEOUT, or MB_ERR_LENGTH for a bad frame. */
-static enum mb_result bustools_ascii_command(struct ser_link *l, const char *req, int n, int adr,
-                                             uint8_t *rsp, struct af_frame *f, uint8_t *info)
+/* One ASCII exchange: request req, reply decoded into *f (INFO in info). Returns RESULT_OK
+ * (f->cid2 may still be an error code), RESULT_TIMEOUT, or RESULT_LENGTH for a bad frame. */
+static enum result bustools_ascii_command(struct ser_link *l, const char *req, int n, int adr,
+                                          uint8_t *rsp, struct af_frame *f, uint8_t *info)
 {
     size_t len;
 
     if (n < 0)
-        return MB_ERR_LENGTH;
-    enum mb_result r =
+        return RESULT_LENGTH;
+    enum result r =
         ser_exchange(l, (const uint8_t *)req, (size_t)n, rsp, AF_FRAME_MAX, &len, af_frame_length);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     if (af_decode(rsp, len, f, info, AF_INFO_MAX) < 0 || f->adr != adr)
-        return MB_ERR_LENGTH;
-    return MB_OK;
+        return RESULT_LENGTH;
+    return RESULT_OK;
 }
 
 /* Pylontech identity: 0x51 battery name, 0x93 serial, 0x96 firmware (V3.3 §3.2, §3.7, §3.10). */
@@ -546,7 +546,7 @@ static void bustools_pylontech_identity(struct ser_link *l, struct bustools_foun
     for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
         int n = pylontech_build_request((uint8_t)fd->id, reads[i].cmd, (uint8_t)fd->id, req,
                                         sizeof(req));
-        if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != MB_OK ||
+        if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != RESULT_OK ||
             f.cid2 != AF_RTN_OK)
             continue;
         char *dst = reads[i].which == PYLONTECH_STR_BATTERY_NAME ? fd->ident.model
@@ -570,7 +570,7 @@ static void bustools_lp4a_identity(struct ser_link *l, struct bustools_found *fd
     int n =
         af_encode(LP4_ASCII_VER, (uint8_t)fd->id, LP4_ASCII_CID1, 0x51, NULL, 0, req, sizeof(req));
 
-    if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != MB_OK) {
+    if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != RESULT_OK) {
         snprintf(fd->note, sizeof(fd->note), "no answer to manufacturer info (0x51)");
         return;
     }
@@ -605,17 +605,17 @@ static void bustools_scan_ascii(struct bustools_scan *sc, enum bustools_kind kin
                     ? pylontech_build_request((uint8_t)adr, PYLONTECH_CMD_ANALOG, (uint8_t)adr, req,
                                               sizeof(req))
                     : lp4_ascii_build_request((uint8_t)adr, LP4_ASCII_CMD_ANALOG, req, sizeof(req));
-        enum mb_result r = bustools_ascii_command(&l, req, n, adr, rsp, &f, info);
-        if (r == MB_ERR_OPEN) {
+        enum result r = bustools_ascii_command(&l, req, n, adr, rsp, &f, info);
+        if (r == RESULT_OPEN) {
             fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
             break;
         }
-        if (r == MB_OK && f.cid2 != AF_RTN_OK)
+        if (r == RESULT_OK && f.cid2 != AF_RTN_OK)
             snprintf(text, sizeof(text), "answers with return code 0x%02x (%s)", f.cid2,
                      af_rtn_text(f.cid2));
         bustools_attempt(sc, kind, baud, adr,
-                         r == MB_OK && f.cid2 != AF_RTN_OK ? text : bustools_result(r, l.what));
-        if (r != MB_OK)
+                         r == RESULT_OK && f.cid2 != AF_RTN_OK ? text : bustools_result(r, l.what));
+        if (r != RESULT_OK)
             continue;
         struct bustools_found *fd = bustools_add(sc, kind, baud, adr);
         if (kind == FOUND_PYLONTECH)

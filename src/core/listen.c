@@ -176,7 +176,7 @@ static void poller_listen_stale(struct poller_bus *bus, double now_s)
         if (now_s - p->last_good_s < period * (p->failures + 1))
             continue;
         snprintf(p->raw->what, sizeof(p->raw->what), "not read by the bus master lately");
-        poller_failed(p, bus->pl->bridge, MB_ERR_TIMEOUT);
+        poller_failed(p, bus->pl->bridge, RESULT_TIMEOUT);
     }
 }
 
@@ -215,7 +215,7 @@ void poller_listen(struct poller_bus *bus)
         ls.now_s = poller_now() - t0;
         if (pl->once && (poller_all_heard(bus) || ls.now_s > once_until))
             break;
-        if (l->fd < 0 && ser_open(l) != MB_OK) {
+        if (l->fd < 0 && ser_open(l) != RESULT_OK) {
             poller_listen_stale(bus, ls.now_s);
             if (poller_sleep(pl, poller_now() + 1))
                 break;

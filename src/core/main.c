@@ -381,12 +381,12 @@ static void packs_report(const struct pack *packs, size_t n)
         char causes[256] = "";
         size_t off = 0;
         unsigned long failed = 0;
-        for (int r = MB_OK + 1; r < MB_RESULT_COUNT; r++) {
+        for (int r = RESULT_OK + 1; r < RESULT_COUNT; r++) {
             if (!p->errors[r] || off >= sizeof(causes))
                 continue;
             failed += p->errors[r];
             off += (size_t)snprintf(causes + off, sizeof(causes) - off, "%s%s %lu",
-                                    off ? ", " : " (", mb_result_name(r), p->errors[r]);
+                                    off ? ", " : " (", result_name(r), p->errors[r]);
         }
         log_msg(LOG_LVL_NOTICE, "pack %s: %lu polls, %lu failed%s%s", p->name, p->polls, failed,
                 causes, off ? ")" : "");

@@ -63,7 +63,7 @@ struct pack {
     char *owned_name;          /* name allocated for a pack found at run time, or NULL */
     unsigned failures;         /* consecutive failed polls */
     unsigned long polls;       /* polls attempted */
-    unsigned long errors[MB_RESULT_COUNT];            /* failed polls by cause */
+    unsigned long errors[RESULT_COUNT];               /* failed polls by cause */
     struct log_throttle throttle;                     /* failure logging */
     struct pack_optional optional[PACK_MAX_OPTIONAL]; /* by the driver's own numbering */
     double *values;                             /* scratch: n_defs readings of the current poll */

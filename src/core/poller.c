@@ -38,12 +38,12 @@ static unsigned long pack_opens(const struct pack *p)
 
 static void poller_identify(struct pack *p, struct bridge *b, double now_s)
 {
-    enum mb_result r = p->driver->identify(p, now_s);
+    enum result r = p->driver->identify(p, now_s);
 
-    if (r == MB_ERR_TIMEOUT || r == MB_ERR_IO || r == MB_ERR_OPEN)
+    if (r == RESULT_TIMEOUT || r == RESULT_IO || r == RESULT_OPEN)
         return; /* no answer at all: try again after the next good poll */
     p->need_identity = false;
-    if (r != MB_OK) {
+    if (r != RESULT_OK) {
         log_msg(LOG_LVL_NOTICE,
                 "pack %s: identity not readable (%s); polling without model, firmware and "
                 "serial",
@@ -90,11 +90,11 @@ static void poller_energy_note(struct pack *p)
     energy_store_note(p->store, p->energy_slot, c, d);
 }
 
-void poller_failed(struct pack *p, struct bridge *b, enum mb_result r)
+void poller_failed(struct pack *p, struct bridge *b, enum result r)
 {
-    const char *cause = mb_result_name(r);
+    const char *cause = result_name(r);
     bool same = strcmp(p->throttle.category, cause) == 0;
-    const char *what = r == MB_ERR_ZERO ? "registers 0-18 all zero (an aggregated master map?); "
+    const char *what = r == RESULT_ZERO ? "registers 0-18 all zero (an aggregated master map?); "
                                           "nothing published"
                                         : pack_what(p);
 
@@ -124,9 +124,9 @@ void poller_good(struct pack *p, struct bridge *b, double now_s)
     bridge_pack_good(b, p, p->values);
 }
 
-enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
+enum result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
 {
-    enum mb_result r;
+    enum result r;
 
     p->polls++;
     r = p->driver->poll(p, p->values, now_s);
@@ -134,7 +134,7 @@ enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
         p->link_opens = pack_opens(p);
         p->need_identity = true; /* a new connection: the pack may have been swapped */
     }
-    if (r != MB_OK) {
+    if (r != RESULT_OK) {
         poller_failed(p, b, r);
         return r;
     }

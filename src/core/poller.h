@@ -48,6 +48,6 @@ void poller_free(struct poller *pl);
  * p->errors, logged with throttling, and never published as values. `now_s` is the
  * simulated time for mock packs. Returns the result of the block read.
  */
-enum mb_result poller_poll_pack(struct pack *p, struct bridge *b, double now_s);
+enum result poller_poll_pack(struct pack *p, struct bridge *b, double now_s);
 
 #endif

@@ -45,7 +45,7 @@ bool poller_sleep(struct poller *pl, double until);
 bool poller_stopping(struct poller *pl);
 
 /* A failed reading of p (cause r): counted, logged with throttling, availability updated. */
-void poller_failed(struct pack *p, struct bridge *b, enum mb_result r);
+void poller_failed(struct pack *p, struct bridge *b, enum result r);
 
 /* p->values hold a good reading taken at now_s: energy, logging, publishing. */
 void poller_good(struct pack *p, struct bridge *b, double now_s);

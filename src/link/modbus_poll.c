@@ -21,24 +21,6 @@
 
 #define MB_FC_READ_HOLDING 0x03
 
-static const char *const mb_result_names[MB_RESULT_COUNT] = {
-    [MB_OK] = "ok",
-    [MB_ERR_OPEN] = "open",
-    [MB_ERR_IO] = "io",
-    [MB_ERR_TIMEOUT] = "timeout",
-    [MB_ERR_CRC] = "crc",
-    [MB_ERR_SLAVE] = "slave",
-    [MB_ERR_FUNCTION] = "function",
-    [MB_ERR_LENGTH] = "length",
-    [MB_ERR_EXCEPTION] = "exception",
-    [MB_ERR_ZERO] = "zero",
-};
-
-const char *mb_result_name(enum mb_result r)
-{
-    return (unsigned)r < MB_RESULT_COUNT ? mb_result_names[r] : "?";
-}
-
 int mb_rtu_frame_length(const uint8_t *buf, size_t n)
 {
     if (n < 2)
@@ -62,41 +44,41 @@ size_t mb_build_read_request(uint8_t slave, uint16_t start, uint16_t count, uint
     return 8;
 }
 
-enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t slave, uint16_t count,
-                                      uint16_t *out, uint8_t *exception)
+enum result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t slave, uint16_t count,
+                                   uint16_t *out, uint8_t *exception)
 {
     struct cursor c = cursor_init(adu, len);
     uint8_t addr, fc, bc;
 
     if (len < 5)
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     /* The CRC covers everything before it, whatever the frame claims to be. */
     uint16_t crc = crc16_modbus(adu, len - 2);
     if ((adu[len - 2] | adu[len - 1] << 8) != crc)
-        return MB_ERR_CRC;
+        return RESULT_CRC;
     c.len = len - 2;
     cursor_u8(&c, &addr);
     cursor_u8(&c, &fc);
     if (c.bad)
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     if (addr != slave)
-        return MB_ERR_SLAVE;
+        return RESULT_ADDRESS;
     if (fc == (MB_FC_READ_HOLDING | 0x80)) {
         uint8_t code = 0;
         if (cursor_u8(&c, &code) < 0)
-            return MB_ERR_LENGTH;
+            return RESULT_LENGTH;
         if (exception)
             *exception = code;
-        return MB_ERR_EXCEPTION;
+        return RESULT_REFUSED;
     }
     if (fc != MB_FC_READ_HOLDING)
-        return MB_ERR_FUNCTION;
+        return RESULT_FUNCTION;
     if (cursor_u8(&c, &bc) < 0 || bc != 2u * count || cursor_left(&c) != bc)
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     for (uint16_t i = 0; i < count; i++)
         if (cursor_u16be(&c, &out[i]) < 0)
-            return MB_ERR_LENGTH;
-    return MB_OK;
+            return RESULT_LENGTH;
+    return RESULT_OK;
 }
 
 int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s, bool trace)
@@ -154,7 +136,7 @@ void mb_link_close(struct mb_link *l)
     }
 }
 
-static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *fmt, const char *arg)
+static enum result mb_fail(struct mb_link *l, enum result r, const char *fmt, const char *arg)
 {
     snprintf(l->what, sizeof(l->what), fmt, arg);
     return r;
@@ -163,39 +145,39 @@ static enum mb_result mb_fail(struct mb_link *l, enum mb_result r, const char *f
 /* A serial port is claimed before libmodbus opens (and reconfigures) it: a port another
  * program has stays untouched. The lock lives on a descriptor of our own for as long as the
  * port is open. */
-static enum mb_result mb_lock_port(struct mb_link *l)
+static enum result mb_lock_port(struct mb_link *l)
 {
     int fd = open(l->port, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 
     if (fd < 0 && errno == EBUSY)
-        return mb_fail(l, MB_ERR_OPEN, "%s", "port busy: another program has it open exclusively");
+        return mb_fail(l, RESULT_OPEN, "%s", "port busy: another program has it open exclusively");
     if (fd < 0)
-        return mb_fail(l, MB_ERR_OPEN, "cannot open port: %s", strerror(errno));
+        return mb_fail(l, RESULT_OPEN, "cannot open port: %s", strerror(errno));
     if (ser_lock_fd(fd) < 0) {
         int e = errno;
         close(fd);
         if (e == EBUSY)
-            return mb_fail(l, MB_ERR_OPEN, "%s",
+            return mb_fail(l, RESULT_OPEN, "%s",
                            "port busy: another program (another bms2mqtt?) has it open");
-        return mb_fail(l, MB_ERR_OPEN, "cannot lock port: %s", strerror(e));
+        return mb_fail(l, RESULT_OPEN, "cannot lock port: %s", strerror(e));
     }
     l->lock_fd = fd;
-    return MB_OK;
+    return RESULT_OK;
 }
 
-static enum mb_result mb_open(struct mb_link *l)
+static enum result mb_open(struct mb_link *l)
 {
     modbus_t *ctx;
-    enum mb_result r;
+    enum result r;
 
-    if (!l->tcp && (r = mb_lock_port(l)) != MB_OK)
+    if (!l->tcp && (r = mb_lock_port(l)) != RESULT_OK)
         return r;
     /* modbus-tcp://HOST[:PORT]: a Modbus TCP gateway (MBAP header, unit id = slave id). */
     ctx = l->tcp ? modbus_new_tcp_pi(l->host, l->service)
                  : modbus_new_rtu(l->port, l->baud, 'N', 8, 1);
     if (!ctx) {
         mb_link_close(l);
-        return mb_fail(l, MB_ERR_OPEN, "cannot set up %s", modbus_strerror(errno));
+        return mb_fail(l, RESULT_OPEN, "cannot set up %s", modbus_strerror(errno));
     }
     double whole = floor(l->timeout_s);
     modbus_set_response_timeout(ctx, (uint32_t)whole, (uint32_t)((l->timeout_s - whole) * 1e6));
@@ -208,37 +190,37 @@ static enum mb_result mb_open(struct mb_link *l)
         modbus_free(ctx);
         mb_link_close(l);
         if (e == EBUSY)
-            return mb_fail(l, MB_ERR_OPEN, "%s",
+            return mb_fail(l, RESULT_OPEN, "%s",
                            "port busy: another program has it open exclusively");
-        return mb_fail(l, MB_ERR_OPEN, "cannot open port: %s", strerror(e));
+        return mb_fail(l, RESULT_OPEN, "cannot open port: %s", strerror(e));
     }
     if (!l->tcp && ioctl(modbus_get_socket(ctx), TIOCEXCL) < 0) {
         int e = errno;
         modbus_close(ctx);
         modbus_free(ctx);
         mb_link_close(l);
-        return mb_fail(l, MB_ERR_OPEN, "cannot claim port: %s", strerror(e));
+        return mb_fail(l, RESULT_OPEN, "cannot claim port: %s", strerror(e));
     }
     /* Whatever an earlier user of the port left unread must not pass for our reply. */
     modbus_flush(ctx);
     l->ctx = ctx;
     l->opens++;
-    return MB_OK;
+    return RESULT_OK;
 }
 
 /* Map a libmodbus receive failure. The timeouts say nothing arrived in time; EMB*
  * errors mean bytes arrived but not a valid frame; other errno values are I/O. */
-static enum mb_result mb_receive_error(struct mb_link *l, int e)
+static enum result mb_receive_error(struct mb_link *l, int e)
 {
     if (e == ETIMEDOUT)
-        return mb_fail(l, MB_ERR_TIMEOUT, "no reply (%s)", "timeout");
+        return mb_fail(l, RESULT_TIMEOUT, "no reply (%s)", "timeout");
     if (e == EMBBADCRC)
-        return mb_fail(l, MB_ERR_CRC, "%s", "bad CRC");
+        return mb_fail(l, RESULT_CRC, "%s", "bad CRC");
     if (e == EMBBADDATA || e == EMBMDATA)
-        return mb_fail(l, MB_ERR_LENGTH, "%s", "malformed reply");
+        return mb_fail(l, RESULT_LENGTH, "%s", "malformed reply");
     if (e == EMBBADSLAVE)
-        return mb_fail(l, MB_ERR_SLAVE, "%s", "reply from another slave");
-    return mb_fail(l, MB_ERR_IO, "read error: %s", modbus_strerror(e));
+        return mb_fail(l, RESULT_ADDRESS, "%s", "reply from another slave");
+    return mb_fail(l, RESULT_IO, "read error: %s", modbus_strerror(e));
 }
 
 static double mb_now(void)
@@ -262,16 +244,16 @@ static void mb_wait_silence(struct mb_link *l)
     }
 }
 
-static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
-                                  uint16_t *out);
+static enum result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                               uint16_t *out);
 
-enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
-                               uint16_t *out)
+enum result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                            uint16_t *out)
 {
-    enum mb_result r;
+    enum result r;
 
     if (slave < 1 || slave > 247)
-        return mb_fail(l, MB_ERR_LENGTH, "%s", "bad slave id");
+        return mb_fail(l, RESULT_LENGTH, "%s", "bad slave id");
     mb_wait_silence(l);
     r = mb_exchange(l, slave, start, count, out);
     l->quiet_until = mb_now() + l->silence_s;
@@ -280,7 +262,7 @@ enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start,
 
 /* Modbus RTU through libmodbus: the request (slave id and PDU; libmodbus appends the CRC),
  * and the reply ADU as received, CRC included, into rsp[*n]. */
-static enum mb_result mb_transact_rtu(struct mb_link *l, const uint8_t req[8], uint8_t *rsp, int *n)
+static enum result mb_transact_rtu(struct mb_link *l, const uint8_t req[8], uint8_t *rsp, int *n)
 {
     char tag[320];
 
@@ -291,12 +273,12 @@ static enum mb_result mb_transact_rtu(struct mb_link *l, const uint8_t req[8], u
     if (modbus_send_raw_request(l->ctx, req, 6) < 0) {
         int e = errno;
         mb_link_close(l);
-        return mb_fail(l, MB_ERR_IO, "write error: %s", modbus_strerror(e));
+        return mb_fail(l, RESULT_IO, "write error: %s", modbus_strerror(e));
     }
     *n = modbus_receive_confirmation(l->ctx, rsp);
     if (*n < 0) {
-        enum mb_result r = mb_receive_error(l, errno);
-        if (r == MB_ERR_IO)
+        enum result r = mb_receive_error(l, errno);
+        if (r == RESULT_IO)
             mb_link_close(l);
         else
             modbus_flush(l->ctx); /* drop the rest of a broken reply */
@@ -306,13 +288,13 @@ static enum mb_result mb_transact_rtu(struct mb_link *l, const uint8_t req[8], u
         /* libmodbus drops a frame whose address is not our slave id before its CRC
          * is checked, and reports it as an empty message. */
         modbus_flush(l->ctx);
-        return mb_fail(l, MB_ERR_SLAVE, "%s", "reply from another slave id");
+        return mb_fail(l, RESULT_ADDRESS, "%s", "reply from another slave id");
     }
     if (l->trace) {
         snprintf(tag, sizeof(tag), "%s rx", l->port);
         log_hex(tag, rsp, (size_t)*n);
     }
-    return MB_OK;
+    return RESULT_OK;
 }
 
 static void mb_set_timeout(struct mb_link *l, double s)
@@ -330,8 +312,8 @@ static void mb_set_timeout(struct mb_link *l, double s)
  * comes or the timeout passes. The reply goes to rsp[*n] as an RTU ADU (unit id, PDU, and the
  * CRC it would carry), so that one parser checks both.
  */
-static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t start,
-                                      uint16_t count, uint8_t *rsp, int *n)
+static enum result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                                   uint8_t *rsp, int *n)
 {
     uint16_t tid = ++l->tid;
     const uint8_t adu[12] = {
@@ -349,7 +331,7 @@ static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t
         (uint8_t)count,
     };
     double deadline = mb_now() + l->timeout_s;
-    enum mb_result r = MB_OK;
+    enum result r = RESULT_OK;
     char tag[320];
 
     if (l->trace) {
@@ -359,19 +341,19 @@ static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t
     if (send(modbus_get_socket(l->ctx), adu, sizeof(adu), MSG_NOSIGNAL) != (ssize_t)sizeof(adu)) {
         int e = errno;
         mb_link_close(l);
-        return mb_fail(l, MB_ERR_IO, "write error: %s", strerror(e));
+        return mb_fail(l, RESULT_IO, "write error: %s", strerror(e));
     }
     for (;;) {
         double left = deadline - mb_now();
         if (left <= 0) {
-            r = mb_fail(l, MB_ERR_TIMEOUT, "no reply (%s)", "timeout");
+            r = mb_fail(l, RESULT_TIMEOUT, "no reply (%s)", "timeout");
             break;
         }
         mb_set_timeout(l, left);
         *n = modbus_receive_confirmation(l->ctx, rsp);
         if (*n < 0) {
             r = mb_receive_error(l, errno);
-            if (r == MB_ERR_IO)
+            if (r == RESULT_IO)
                 mb_link_close(l);
             break;
         }
@@ -381,7 +363,7 @@ static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t
         }
         if (*n < 9 || rsp[2] != 0 || rsp[3] != 0 || ((rsp[4] << 8) | rsp[5]) != *n - 6) {
             modbus_flush(l->ctx);
-            r = mb_fail(l, MB_ERR_LENGTH, "%s", "bad MBAP header");
+            r = mb_fail(l, RESULT_LENGTH, "%s", "bad MBAP header");
             break;
         }
         if (((rsp[0] << 8) | rsp[1]) != tid) {
@@ -406,17 +388,17 @@ static enum mb_result mb_transact_tcp(struct mb_link *l, uint8_t slave, uint16_t
     return r;
 }
 
-static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
-                                  uint16_t *out)
+static enum result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                               uint16_t *out)
 {
     uint8_t req[8], rsp[MODBUS_MAX_ADU_LENGTH + 2]; /* + the CRC given to TCP replies */
     uint8_t exception = 0;
-    enum mb_result r;
+    enum result r;
     int n = 0;
 
     if (count < 1 || count > 125)
-        return mb_fail(l, MB_ERR_LENGTH, "%s", "bad register count");
-    if (!l->ctx && (r = mb_open(l)) != MB_OK)
+        return mb_fail(l, RESULT_LENGTH, "%s", "bad register count");
+    if (!l->ctx && (r = mb_open(l)) != RESULT_OK)
         return r;
     modbus_set_slave(l->ctx, slave);
     /* Whatever waits now came before our request: never its answer. */
@@ -424,19 +406,19 @@ static enum mb_result mb_exchange(struct mb_link *l, uint8_t slave, uint16_t sta
     mb_build_read_request(slave, start, count, req);
     r = l->tcp ? mb_transact_tcp(l, slave, start, count, rsp, &n)
                : mb_transact_rtu(l, req, rsp, &n);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     r = mb_parse_read_response(rsp, (size_t)n, slave, count, out, &exception);
     switch (r) {
-    case MB_OK:
+    case RESULT_OK:
         l->what[0] = '\0';
         break;
-    case MB_ERR_EXCEPTION:
+    case RESULT_REFUSED:
         snprintf(l->what, sizeof(l->what), "exception %u (%s)", exception,
                  modbus_strerror((int)(MODBUS_ENOBASE + exception)));
         break;
     default:
-        snprintf(l->what, sizeof(l->what), "bad reply (%s)", mb_result_name(r));
+        snprintf(l->what, sizeof(l->what), "bad reply (%s)", result_name(r));
         modbus_flush(l->ctx);
         break;
     }

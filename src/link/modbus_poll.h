@@ -8,37 +8,20 @@
 #include <stdint.h>
 
 #include "log.h"
+#include "result.h"
 #include "url.h"
-
-/* Why an exchange failed. Counted per pack; names are stable (logs, diagnostics). */
-enum mb_result {
-    MB_OK = 0,
-    MB_ERR_OPEN,      /* the port could not be opened or configured */
-    MB_ERR_IO,        /* write/read error on an open port (adapter unplugged...) */
-    MB_ERR_TIMEOUT,   /* no reply, or the reply stopped before its end */
-    MB_ERR_CRC,       /* CRC-16/MODBUS of the reply is wrong */
-    MB_ERR_SLAVE,     /* the reply came from another slave id */
-    MB_ERR_FUNCTION,  /* the reply is for another function code */
-    MB_ERR_LENGTH,    /* byte count does not match the request, or frame too short */
-    MB_ERR_EXCEPTION, /* the slave answered with a Modbus exception */
-    MB_ERR_ZERO,      /* registers 0..18 all zero (an aggregated master map) */
-    MB_RESULT_COUNT,
-};
-
-/* Short stable name of a result: "ok", "open", "io", "timeout", "crc", "slave", ... */
-const char *mb_result_name(enum mb_result r);
 
 /*
  * Check a raw RTU response ADU (slave, function, byte count, data, CRC lo, CRC hi) to a
  * "read holding registers" (function 0x03) request for `count` registers at `slave`,
  * and copy the registers (big-endian on the wire) to out[0..count).
- * Returns MB_OK, or MB_ERR_LENGTH (short frame, byte count != 2*count), MB_ERR_CRC,
- * MB_ERR_SLAVE, MB_ERR_FUNCTION, MB_ERR_EXCEPTION (*exception = the exception code).
+ * Returns RESULT_OK, or RESULT_LENGTH (short frame, byte count != 2*count), RESULT_CRC,
+ * RESULT_ADDRESS, RESULT_FUNCTION, RESULT_REFUSED (*exception = the exception code).
  * Reads only through a bounds-checked cursor: any byte string is safe input.
  * Modbus Application Protocol V1.1b3 §6.3; Modbus over serial line V1.02 §2.5.1.
  */
-enum mb_result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t slave, uint16_t count,
-                                      uint16_t *out, uint8_t *exception);
+enum result mb_parse_read_response(const uint8_t *adu, size_t len, uint8_t slave, uint16_t count,
+                                   uint16_t *out, uint8_t *exception);
 
 /*
  * Length of the RTU reply to a read (function 0x03/0x04) starting at buf[0], for a
@@ -96,10 +79,10 @@ int mb_link_init(struct mb_link *l, const char *port, int baud, double timeout_s
  * transaction id, and replies to earlier transactions are dropped the same way. A request never
  * starts before the line has been quiet for t3.5 after the previous frame (3.5 character times,
  * 1.75 ms above 19200 baud). Blocks at most timeout_s plus the reply's own duration.
- * Returns MB_OK or the failure (see enum mb_result); l->what describes it.
+ * Returns RESULT_OK or the failure (see enum result); l->what describes it.
  */
-enum mb_result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
-                               uint16_t *out);
+enum result mb_read_holding(struct mb_link *l, uint8_t slave, uint16_t start, uint16_t count,
+                            uint16_t *out);
 
 /* Close the port (restoring its termios). Safe when already closed. */
 void mb_link_close(struct mb_link *l);

@@ -74,7 +74,7 @@ static double ser_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static enum mb_result ser_fail(struct ser_link *l, enum mb_result r, const char *what, int e)
+static enum result ser_fail(struct ser_link *l, enum result r, const char *what, int e)
 {
     if (e)
         snprintf(l->what, sizeof(l->what), "%s: %s", what, strerror(e));
@@ -217,54 +217,54 @@ size_t ser_drop_stray(int fd, const char *port, bool trace, struct log_every *st
     return total;
 }
 
-static enum mb_result ser_open_tcp(struct ser_link *l)
+static enum result ser_open_tcp(struct ser_link *l)
 {
     double now = ser_now();
 
     if (now < l->retry_at) {
         snprintf(l->what, sizeof(l->what), "bridge %s:%s down; next try in %.0f s", l->host,
                  l->tcp_port, l->retry_at - now);
-        return MB_ERR_OPEN;
+        return RESULT_OPEN;
     }
     l->fd = ser_connect(l);
     if (l->fd < 0) {
         l->retry_at = ser_now() + l->backoff;
         l->backoff = l->backoff * 2 > 30 ? 30 : l->backoff * 2;
-        return MB_ERR_OPEN;
+        return RESULT_OPEN;
     }
     l->backoff = 1;
     l->opens++;
-    return MB_OK;
+    return RESULT_OK;
 }
 
-enum mb_result ser_open(struct ser_link *l)
+enum result ser_open(struct ser_link *l)
 {
     struct termios t;
     speed_t sp = B9600;
     int fd;
 
     if (l->fd >= 0)
-        return MB_OK;
+        return RESULT_OK;
     if (l->tcp)
         return ser_open_tcp(l);
     fd = open(l->port, (l->read_only ? O_RDONLY : O_RDWR) | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == EBUSY)
-        return ser_fail(l, MB_ERR_OPEN, "port busy: another program has it open exclusively", 0);
+        return ser_fail(l, RESULT_OPEN, "port busy: another program has it open exclusively", 0);
     if (fd < 0)
-        return ser_fail(l, MB_ERR_OPEN, "cannot open port", errno);
+        return ser_fail(l, RESULT_OPEN, "cannot open port", errno);
     if (tcgetattr(fd, &l->saved) < 0) {
         int e = errno;
         close(fd);
-        return ser_fail(l, MB_ERR_OPEN, "not a serial port", e);
+        return ser_fail(l, RESULT_OPEN, "not a serial port", e);
     }
     /* One master per port: two programs polling one port take each other's replies. */
     if (ser_lock_fd(fd) < 0 || ioctl(fd, TIOCEXCL) < 0) {
         int e = errno;
         close(fd);
         if (e == EBUSY)
-            return ser_fail(l, MB_ERR_OPEN,
+            return ser_fail(l, RESULT_OPEN,
                             "port busy: another program (another bms2mqtt?) has it open", 0);
-        return ser_fail(l, MB_ERR_OPEN, "cannot claim the port", e);
+        return ser_fail(l, RESULT_OPEN, "cannot claim the port", e);
     }
     t = l->saved;
     cfmakeraw(&t);
@@ -278,12 +278,12 @@ enum mb_result ser_open(struct ser_link *l)
     if (tcsetattr(fd, TCSANOW, &t) < 0) {
         int e = errno;
         close(fd);
-        return ser_fail(l, MB_ERR_OPEN, "cannot set 8N1 raw mode", e);
+        return ser_fail(l, RESULT_OPEN, "cannot set 8N1 raw mode", e);
     }
     tcflush(fd, TCIFLUSH);
     l->fd = fd;
     l->opens++;
-    return MB_OK;
+    return RESULT_OK;
 }
 
 void ser_close(struct ser_link *l)
@@ -313,12 +313,12 @@ ssize_t ser_read(struct ser_link *l, uint8_t *buf, size_t cap, int timeout_ms)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 0;
     /* EOF or EIO on a tty: the adapter is gone. Reopen later by path. */
-    ser_fail(l, MB_ERR_IO, n == 0 ? "port closed" : "read error", n == 0 ? 0 : errno);
+    ser_fail(l, RESULT_IO, n == 0 ? "port closed" : "read error", n == 0 ? 0 : errno);
     ser_close(l);
     return -1;
 }
 
-static enum mb_result ser_write_all(struct ser_link *l, const uint8_t *buf, size_t n)
+static enum result ser_write_all(struct ser_link *l, const uint8_t *buf, size_t n)
 {
     size_t off = 0;
 
@@ -327,24 +327,24 @@ static enum mb_result ser_write_all(struct ser_link *l, const uint8_t *buf, size
         if (w < 0 && errno == EAGAIN) {
             struct pollfd pfd = {l->fd, POLLOUT, 0};
             if (poll(&pfd, 1, (int)(l->timeout_s * 1000)) <= 0)
-                return ser_fail(l, MB_ERR_IO, "write timed out", 0);
+                return ser_fail(l, RESULT_IO, "write timed out", 0);
             continue;
         }
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            enum mb_result r = ser_fail(l, MB_ERR_IO, "write error", errno);
+            enum result r = ser_fail(l, RESULT_IO, "write error", errno);
             ser_close(l);
             return r;
         }
         off += (size_t)w;
     }
-    return MB_OK;
+    return RESULT_OK;
 }
 
 /* Read until the framer has a whole frame in rsp, or the deadline. */
-static enum mb_result ser_read_frame(struct ser_link *l, uint8_t *rsp, size_t cap, size_t *len,
-                                     ser_frame_len_fn frame_len, double deadline)
+static enum result ser_read_frame(struct ser_link *l, uint8_t *rsp, size_t cap, size_t *len,
+                                  ser_frame_len_fn frame_len, double deadline)
 {
     size_t have = 0;
 
@@ -354,33 +354,33 @@ static enum mb_result ser_read_frame(struct ser_link *l, uint8_t *rsp, size_t ca
             memmove(rsp, rsp + 1, --have); /* noise before the frame */
         want = have ? frame_len(rsp, have) : 0;
         if (want > 0 && (size_t)want > cap)
-            return ser_fail(l, MB_ERR_LENGTH, "frame longer than expected", 0);
+            return ser_fail(l, RESULT_LENGTH, "frame longer than expected", 0);
         if (want > 0 && have >= (size_t)want) {
             *len = (size_t)want;
-            return MB_OK;
+            return RESULT_OK;
         }
         double left = deadline - ser_now();
         if (left <= 0)
-            return ser_fail(l, MB_ERR_TIMEOUT,
+            return ser_fail(l, RESULT_TIMEOUT,
                             have ? "reply cut short (timeout)" : "no reply (timeout)", 0);
         ssize_t n = ser_read(l, rsp + have, cap - have, (int)(left * 1000) + 1);
         if (n < 0)
-            return MB_ERR_IO;
+            return RESULT_IO;
         have += (size_t)n;
         if (have == cap && !(want > 0))
-            return ser_fail(l, MB_ERR_LENGTH, "no frame in a full buffer", 0);
+            return ser_fail(l, RESULT_LENGTH, "no frame in a full buffer", 0);
     }
 }
 
-enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp,
-                            size_t cap, size_t *len, ser_frame_len_fn frame_len)
+enum result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp, size_t cap,
+                         size_t *len, ser_frame_len_fn frame_len)
 {
-    enum mb_result r;
+    enum result r;
     char tag[300];
 
     if (l->read_only)
-        return ser_fail(l, MB_ERR_IO, "listen-only port", 0);
-    if ((r = ser_open(l)) != MB_OK)
+        return ser_fail(l, RESULT_IO, "listen-only port", 0);
+    if ((r = ser_open(l)) != RESULT_OK)
         return r;
     double left = l->quiet_until - ser_now();
     if (left > 0) {
@@ -392,12 +392,12 @@ enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, ui
         snprintf(tag, sizeof(tag), "%s tx", l->port);
         log_hex(tag, req, n);
     }
-    if ((r = ser_write_all(l, req, n)) != MB_OK)
+    if ((r = ser_write_all(l, req, n)) != RESULT_OK)
         return r;
     /* The reply cannot start before our request has left the wire. */
     double deadline = ser_now() + n * ser_char_time(l) + l->timeout_s;
     r = ser_read_frame(l, rsp, cap, len, frame_len, deadline);
-    if (r == MB_OK && l->trace) {
+    if (r == RESULT_OK && l->trace) {
         snprintf(tag, sizeof(tag), "%s rx", l->port);
         log_hex(tag, rsp, *len);
     }

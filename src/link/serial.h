@@ -10,7 +10,7 @@
 #include <termios.h>
 
 #include "log.h"
-#include "modbus_poll.h"
+#include "result.h"
 #include "url.h"
 
 /*
@@ -71,10 +71,10 @@ int ser_link_init(struct ser_link *l, const char *port, int baud, double timeout
  * Open the port if closed: a serial port O_NOCTTY | O_NONBLOCK, claimed for this process
  * (ser_lock_fd and TIOCEXCL: "port busy" when another program has it), raw 8N1 at l->baud (CLOCAL,
  * CREAD, no flow control), input flushed; a TCP bridge connected within timeout_s (at least
- * 1 s), TCP_NODELAY. Returns MB_OK or MB_ERR_OPEN (l->what says why; also while the
+ * 1 s), TCP_NODELAY. Returns RESULT_OK or RESULT_OPEN (l->what says why; also while the
  * backoff after a failed open runs).
  */
-enum mb_result ser_open(struct ser_link *l);
+enum result ser_open(struct ser_link *l);
 
 /*
  * Take the exclusive advisory lock on the open tty fd (flock LOCK_EX, not waiting), the lock
@@ -99,14 +99,14 @@ void ser_close(struct ser_link *l);
 /*
  * One request/reply exchange: wait for the line's t3.5 silence, drop stale input (counted as
  * stray bytes, ser_drop_stray), write
- * req[0..n) (never on a read-only link: MB_ERR_IO), then read until frame_len says a whole
+ * req[0..n) (never on a read-only link: RESULT_IO), then read until frame_len says a whole
  * frame of at most cap bytes has arrived, or timeout_s passes. Leading bytes that cannot
- * start a frame are dropped. On MB_OK, rsp[0..*len) is the frame (not yet checked: the
- * protocol checks it). Failures: MB_ERR_OPEN, MB_ERR_IO (port closed for a reopen),
- * MB_ERR_TIMEOUT (nothing, or not all of it, arrived), MB_ERR_LENGTH (frame > cap).
+ * start a frame are dropped. On RESULT_OK, rsp[0..*len) is the frame (not yet checked: the
+ * protocol checks it). Failures: RESULT_OPEN, RESULT_IO (port closed for a reopen),
+ * RESULT_TIMEOUT (nothing, or not all of it, arrived), RESULT_LENGTH (frame > cap).
  */
-enum mb_result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp,
-                            size_t cap, size_t *len, ser_frame_len_fn frame_len);
+enum result ser_exchange(struct ser_link *l, const uint8_t *req, size_t n, uint8_t *rsp, size_t cap,
+                         size_t *len, ser_frame_len_fn frame_len);
 
 /*
  * Wait up to timeout_ms for input and read what is there into buf (at most cap bytes).

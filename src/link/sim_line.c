@@ -43,8 +43,8 @@ void sim_line_free(struct sim_line *l)
     l->n = 0;
 }
 
-enum mb_result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t n, uint8_t *rsp,
-                                 size_t cap, size_t *len, double now_s)
+enum result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t n, uint8_t *rsp,
+                              size_t cap, size_t *len, double now_s)
 {
     size_t flen = 0;
     enum frame_result fr = l->proto->frame(req, n, &flen);
@@ -55,7 +55,7 @@ enum mb_result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t 
     if ((fr != FRAME_OK && fr != FRAME_BAD_REPLY) || flen != n) {
         snprintf(l->what, sizeof(l->what), "no reply (the simulated %s pack cannot frame it)",
                  l->proto->name);
-        return MB_ERR_TIMEOUT;
+        return RESULT_TIMEOUT;
     }
     addr = l->proto->address(req, n);
     for (unsigned k = 0; k < l->n && !pk; k++)
@@ -63,16 +63,16 @@ enum mb_result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t 
             pk = &l->packs[k];
     if (!pk) {
         snprintf(l->what, sizeof(l->what), "no reply (no simulated pack at address %u)", addr);
-        return MB_ERR_TIMEOUT;
+        return RESULT_TIMEOUT;
     }
     pk->requests++;
     simpack_step(&pk->sim, now_s);
     *len = l->proto->reply(pk, req, n, rsp, cap);
     if (*len == 0) {
         snprintf(l->what, sizeof(l->what), "no reply (the simulated pack stays silent)");
-        return MB_ERR_TIMEOUT;
+        return RESULT_TIMEOUT;
     }
     pk->replies++;
     l->what[0] = '\0';
-    return MB_OK;
+    return RESULT_OK;
 }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "modbus_poll.h"
+#include "result.h"
 
 struct sim_proto;
 struct sim_pack;
@@ -43,11 +43,11 @@ void sim_line_free(struct sim_line *l);
 /*
  * One exchange: the request req[0..n) reaches every pack on the line at simulated time
  * now_s (seconds), the addressed one answers into rsp (cap bytes), *len its length.
- * Returns MB_OK, MB_ERR_TIMEOUT when no pack answers (nobody at that address, a request
- * the personality does not frame, a pack that stays silent), MB_ERR_LENGTH when the reply
+ * Returns RESULT_OK, RESULT_TIMEOUT when no pack answers (nobody at that address, a request
+ * the personality does not frame, a pack that stays silent), RESULT_LENGTH when the reply
  * does not fit cap; l->what says why.
  */
-enum mb_result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t n, uint8_t *rsp,
-                                 size_t cap, size_t *len, double now_s);
+enum result sim_line_exchange(struct sim_line *l, const uint8_t *req, size_t n, uint8_t *rsp,
+                              size_t cap, size_t *len, double now_s);
 
 #endif

@@ -23,9 +23,8 @@
  * One request/reply exchange on the raw line of pack p: its serial port or TCP bridge, or its
  * simulated line (--dry-run, transport mock) at simulated time now_s. As ser_exchange().
  */
-static enum mb_result line_exchange(struct pack *p, const uint8_t *req, size_t n, uint8_t *rsp,
-                                    size_t cap, size_t *len, ser_frame_len_fn frame_len,
-                                    double now_s)
+static enum result line_exchange(struct pack *p, const uint8_t *req, size_t n, uint8_t *rsp,
+                                 size_t cap, size_t *len, ser_frame_len_fn frame_len, double now_s)
 {
     if (p->sim_line)
         return sim_line_exchange(p->sim_line, req, n, rsp, cap, len, now_s);
@@ -44,49 +43,49 @@ static char *line_what(struct pack *p)
 
 /* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty; a
  * simulated line). */
-static enum mb_result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
-                                     double now_s)
+static enum result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+                                  double now_s)
 {
     uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
     size_t len = 0;
-    enum mb_result r;
+    enum result r;
 
     mb_build_read_request(p->slave, start, count, req);
     r = line_exchange(p, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length, now_s);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     r = mb_parse_read_response(rsp, len, p->slave, count, out, &exception);
-    if (r == MB_ERR_EXCEPTION)
+    if (r == RESULT_REFUSED)
         snprintf(line_what(p), LINE_WHAT_LEN, "exception %u", exception);
-    else if (r != MB_OK)
-        snprintf(line_what(p), LINE_WHAT_LEN, "bad reply (%s)", mb_result_name(r));
+    else if (r != RESULT_OK)
+        snprintf(line_what(p), LINE_WHAT_LEN, "bad reply (%s)", result_name(r));
     return r;
 }
 
-static enum mb_result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
-                                 double now_s)
+static enum result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+                              double now_s)
 {
     if (p->raw || p->sim_line)
         return lp4v2_read_raw(p, start, count, out, now_s);
     return mb_read_holding(p->link, p->slave, start, count, out);
 }
 
-static enum mb_result lp4v2_poll(struct pack *p, double *values, double now_s)
+static enum result lp4v2_poll(struct pack *p, double *values, double now_s)
 {
     uint16_t regs[LP4V2_BLOCK_COUNT];
-    enum mb_result r = lp4v2_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
+    enum result r = lp4v2_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
 
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
-    return lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values) == -ENODATA ? MB_ERR_ZERO : MB_OK;
+    return lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values) == -ENODATA ? RESULT_ZERO : RESULT_OK;
 }
 
-static enum mb_result lp4v2_identify(struct pack *p, double now_s)
+static enum result lp4v2_identify(struct pack *p, double now_s)
 {
     uint16_t regs[LP4V2_ID_COUNT];
-    enum mb_result r = lp4v2_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
+    enum result r = lp4v2_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
 
-    if (r == MB_OK)
+    if (r == RESULT_OK)
         lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
     return r;
 }
@@ -110,64 +109,64 @@ const struct pack_driver lp4v2_driver = {
 #define LEGACY_CMD_FIRMWARE 0x33
 
 /* One command to the pack at p->slave, its reply checked. */
-static enum mb_result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
-                                     struct eg4_legacy_frame *f, double now_s)
+static enum result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
+                                  struct eg4_legacy_frame *f, double now_s)
 {
     uint8_t req[6];
     size_t len = 0;
-    enum mb_result r;
+    enum result r;
 
     eg4_legacy_build_request(p->slave, cmd, req);
     r = line_exchange(p, req, sizeof(req), buf, EG4_LEGACY_FRAME_MAX, &len, eg4_legacy_frame_length,
                       now_s);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     switch (eg4_legacy_parse_frame(buf, len, f)) {
     case 0:
         break;
     case -EBADMSG:
         snprintf(line_what(p), LINE_WHAT_LEN, "bad checksum");
-        return MB_ERR_CRC;
+        return RESULT_CRC;
     default:
         snprintf(line_what(p), LINE_WHAT_LEN, "malformed frame");
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     }
     if (f->addr != p->slave) {
         snprintf(line_what(p), LINE_WHAT_LEN, "reply from address %u", f->addr);
-        return MB_ERR_SLAVE;
+        return RESULT_ADDRESS;
     }
     if (f->cmd != cmd) {
         snprintf(line_what(p), LINE_WHAT_LEN, "reply to command 0x%02x", f->cmd);
-        return MB_ERR_FUNCTION;
+        return RESULT_FUNCTION;
     }
-    return MB_OK;
+    return RESULT_OK;
 }
 
-static enum mb_result legacy_poll(struct pack *p, double *values, double now_s)
+static enum result legacy_poll(struct pack *p, double *values, double now_s)
 {
     uint8_t buf[EG4_LEGACY_FRAME_MAX];
     struct eg4_legacy_frame f;
-    enum mb_result r;
+    enum result r;
 
-    if ((r = legacy_command(p, LEGACY_CMD_STATUS, buf, &f, now_s)) != MB_OK)
+    if ((r = legacy_command(p, LEGACY_CMD_STATUS, buf, &f, now_s)) != RESULT_OK)
         return r;
     if (eg4_legacy_decode_status(f.data, f.len, p->cell_count, values) < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "status groups do not fit the frame");
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     }
-    return MB_OK;
+    return RESULT_OK;
 }
 
-static enum mb_result legacy_identify(struct pack *p, double now_s)
+static enum result legacy_identify(struct pack *p, double now_s)
 {
     uint8_t buf[EG4_LEGACY_FRAME_MAX];
     struct eg4_legacy_frame f;
-    enum mb_result r;
+    enum result r;
 
-    if ((r = legacy_command(p, LEGACY_CMD_FIRMWARE, buf, &f, now_s)) != MB_OK)
+    if ((r = legacy_command(p, LEGACY_CMD_FIRMWARE, buf, &f, now_s)) != RESULT_OK)
         return r;
     eg4_legacy_decode_firmware(f.data, f.len, p->id.firmware, sizeof(p->id.firmware));
-    return MB_OK;
+    return RESULT_OK;
 }
 
 /* The script's active-mode sensors (its _FIELD_META): the alarms are binary now. */
@@ -207,12 +206,11 @@ static bool optional_due(struct pack *p, unsigned k)
 /* The outcome r of optional command k (command code cmd, `what` it reads) of p. A return code
  * or an exception is a refusal, and so is silence after the poll's main command was answered;
  * a damaged reply is neither. */
-static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *what,
-                          enum mb_result r)
+static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *what, enum result r)
 {
     struct pack_optional *o = &p->optional[k];
 
-    if (r == MB_OK) {
+    if (r == RESULT_OK) {
         if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
             log_msg(LOG_LVL_NOTICE, "pack %s: command 0x%02x (%s) answers again", p->name, cmd,
                     what);
@@ -220,13 +218,13 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
         o->skipped = 0;
         return;
     }
-    if (r != MB_ERR_EXCEPTION && r != MB_ERR_TIMEOUT)
+    if (r != RESULT_REFUSED && r != RESULT_TIMEOUT)
         return;
     if (++o->refused == PACK_REFUSALS_BEFORE_BACKOFF)
         log_msg(LOG_LVL_NOTICE,
                 "pack %s: command 0x%02x (%s) %s %u times in a row (%s); its readings are unknown; "
                 "asking again every %uth poll",
-                p->name, cmd, what, r == MB_ERR_TIMEOUT ? "unanswered" : "refused", o->refused,
+                p->name, cmd, what, r == RESULT_TIMEOUT ? "unanswered" : "refused", o->refused,
                 line_what(p), PACK_REFUSED_ASK_EVERY);
 }
 
@@ -237,34 +235,34 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
  * (framing, LCHKSUM, CHKSUM, address adr, CID1, return code) and its INFO in info[]. The
  * frames are ascii_frame.h's; the return code's meaning goes to the pack's log text.
  */
-static enum mb_result ascii_command(struct pack *p, uint8_t adr, const char *req, size_t req_len,
-                                    uint8_t cid1, uint8_t *info, size_t info_cap,
-                                    struct af_frame *f, double now_s)
+static enum result ascii_command(struct pack *p, uint8_t adr, const char *req, size_t req_len,
+                                 uint8_t cid1, uint8_t *info, size_t info_cap, struct af_frame *f,
+                                 double now_s)
 {
     size_t len = 0;
-    enum mb_result r;
+    enum result r;
     int rc;
     /* A frame can be 4 KiB: kept off the stack, one buffer per bus thread for its life. */
     static _Thread_local uint8_t rsp[AF_FRAME_MAX];
 
     r = line_exchange(p, (const uint8_t *)req, req_len, rsp, AF_FRAME_MAX, &len, af_frame_length,
                       now_s);
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         return r;
     rc = af_decode(rsp, len, f, info, info_cap);
     if (rc < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "bad frame: %s", af_strerror(rc));
-        r = rc == AF_E_CHKSUM || rc == AF_E_LCHKSUM ? MB_ERR_CRC : MB_ERR_LENGTH;
+        r = rc == AF_E_CHKSUM || rc == AF_E_LCHKSUM ? RESULT_CRC : RESULT_LENGTH;
     } else if (f->adr != adr) {
         snprintf(line_what(p), LINE_WHAT_LEN, "reply from address %u", f->adr);
-        r = MB_ERR_SLAVE;
+        r = RESULT_ADDRESS;
     } else if (f->cid1 != cid1) {
         snprintf(line_what(p), LINE_WHAT_LEN, "reply with CID1 0x%02x", f->cid1);
-        r = MB_ERR_FUNCTION;
+        r = RESULT_FUNCTION;
     } else if (f->cid2 != AF_RTN_OK) {
         snprintf(line_what(p), LINE_WHAT_LEN, "return code 0x%02x (%s)", f->cid2,
                  af_rtn_text(f->cid2));
-        r = MB_ERR_EXCEPTION;
+        r = RESULT_REFUSED;
     }
     return r;
 }
@@ -272,14 +270,14 @@ static enum mb_result ascii_command(struct pack *p, uint8_t adr, const char *req
 /* Pylontech's optional commands, numbered in p->optional[]. */
 enum { PYLONTECH_OPT_ALARM, PYLONTECH_OPT_MANAGEMENT };
 
-static enum mb_result pylontech_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                        struct af_frame *f, double now_s)
+static enum result pylontech_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                     struct af_frame *f, double now_s)
 {
     char req[32];
     int n = pylontech_build_request(p->slave, cmd, p->slave, req, sizeof(req));
 
     if (n < 0)
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     return ascii_command(p, p->slave, req, (size_t)n, PYLONTECH_CID1, info, cap, f, now_s);
 }
 
@@ -311,17 +309,17 @@ struct pylontech_group {
 /* One request for all modules of g (cmd 0x42 or 0x44) into g->rows. Returns the blocks
  * decoded (> 0), or 0 with *r the failure. */
 static unsigned pylontech_group_ask(struct pack *p, struct pylontech_group *g, uint8_t cmd,
-                                    double now_s, enum mb_result *r)
+                                    double now_s, enum result *r)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
     char req[32];
     int n = pylontech_build_request(g->master, cmd, PYLONTECH_ALL_MODULES, req, sizeof(req));
 
-    *r = n < 0 ? MB_ERR_LENGTH
+    *r = n < 0 ? RESULT_LENGTH
                : ascii_command(p, g->master, req, (size_t)n, PYLONTECH_CID1, info, sizeof(info), &f,
                                now_s);
-    if (*r != MB_OK)
+    if (*r != RESULT_OK)
         return 0;
     n = cmd == PYLONTECH_CMD_ANALOG
             ? pylontech_decode_analog(f.info, f.info_len, PYLONTECH_ALL_MODULES, g->rows,
@@ -331,7 +329,7 @@ static unsigned pylontech_group_ask(struct pack *p, struct pylontech_group *g, u
     if (n <= 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "all-modules reply 0x%02x does not fit the frame",
                  cmd);
-        *r = MB_ERR_LENGTH;
+        *r = RESULT_LENGTH;
         return 0;
     }
     return (unsigned)n;
@@ -350,16 +348,16 @@ static bool pylontech_group_due(struct pack_optional *o)
 
 /* The outcome r of the all-modules request cmd of g. */
 static void pylontech_group_done(struct pack *p, struct pylontech_group *g, struct pack_optional *o,
-                                 uint8_t cmd, enum mb_result r)
+                                 uint8_t cmd, enum result r)
 {
-    if (r == MB_OK) {
+    if (r == RESULT_OK) {
         if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
             log_msg(LOG_LVL_NOTICE,
                     "pylontech group master 0x%02x answers 0x%02x for all "
                     "modules again",
                     g->master, cmd);
         o->refused = 0;
-    } else if ((r == MB_ERR_EXCEPTION || r == MB_ERR_TIMEOUT) &&
+    } else if ((r == RESULT_REFUSED || r == RESULT_TIMEOUT) &&
                ++o->refused == PACK_REFUSALS_BEFORE_BACKOFF) {
         log_msg(LOG_LVL_NOTICE,
                 "pylontech group master 0x%02x does not answer requests for all modules (0x%02x "
@@ -386,7 +384,7 @@ static unsigned pylontech_group_whole(struct pylontech_group *g, unsigned n, uin
 /* The leader's poll: ask the master for every module's analog values and alarms. */
 static void pylontech_group_fetch(struct pack *p, struct pylontech_group *g, double now_s)
 {
-    enum mb_result r;
+    enum result r;
 
     g->n_analog = g->n_alarm = 0;
     memset(g->analog_fresh, 0, sizeof(g->analog_fresh));
@@ -434,71 +432,71 @@ static void pylontech_group_take(struct pack *p, double *values, double now_s, b
 
 /* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92); the
  * first two from its group's all-modules replies where the master gives them. */
-static enum mb_result pylontech_poll(struct pack *p, double *values, double now_s)
+static enum result pylontech_poll(struct pack *p, double *values, double now_s)
 {
     double(*row)[PYLONTECH_N_READINGS] = (double(*)[PYLONTECH_N_READINGS])values;
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
-    enum mb_result r;
+    enum result r;
     bool analog, alarm;
 
     pylontech_group_take(p, values, now_s, &analog, &alarm);
     if (!analog) {
         if ((r = pylontech_command(p, PYLONTECH_CMD_ANALOG, info, sizeof(info), &f, now_s)) !=
-            MB_OK)
+            RESULT_OK)
             return r;
         if (pylontech_decode_analog(f.info, f.info_len, p->slave, row, 1) != 1) {
             snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
-            return MB_ERR_LENGTH;
+            return RESULT_LENGTH;
         }
     }
     /* Alarms and limits complete the reading; a pack that refuses them still has one, with
      * those readings unknown. */
-    r = alarm ? MB_OK : MB_ERR_TIMEOUT;
+    r = alarm ? RESULT_OK : RESULT_TIMEOUT;
     if (!alarm && optional_due(p, PYLONTECH_OPT_ALARM)) {
         r = pylontech_command(p, PYLONTECH_CMD_ALARM, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && pylontech_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
-            r = MB_ERR_LENGTH;
+        if (r == RESULT_OK && pylontech_decode_alarm(f.info, f.info_len, p->slave, row, 1) != 1)
+            r = RESULT_LENGTH;
         optional_done(p, PYLONTECH_OPT_ALARM, PYLONTECH_CMD_ALARM, "alarms", r);
     }
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         pylontech_clear(PYLONTECH_CMD_ALARM, values);
-    r = MB_ERR_TIMEOUT;
+    r = RESULT_TIMEOUT;
     if (optional_due(p, PYLONTECH_OPT_MANAGEMENT)) {
         r = pylontech_command(p, PYLONTECH_CMD_MANAGEMENT, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && pylontech_decode_management(f.info, f.info_len, values) < 0)
-            r = MB_ERR_LENGTH;
+        if (r == RESULT_OK && pylontech_decode_management(f.info, f.info_len, values) < 0)
+            r = RESULT_LENGTH;
         optional_done(p, PYLONTECH_OPT_MANAGEMENT, PYLONTECH_CMD_MANAGEMENT,
                       "charge/discharge management", r);
     }
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         pylontech_clear(PYLONTECH_CMD_MANAGEMENT, values);
-    return MB_OK;
+    return RESULT_OK;
 }
 
 /* Once per connection: name (0x51), serial (0x93), firmware (0x96), system limits (0x47). */
-static enum mb_result pylontech_identify(struct pack *p, double now_s)
+static enum result pylontech_identify(struct pack *p, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
-    enum mb_result r;
+    enum result r;
 
     if ((r = pylontech_command(p, PYLONTECH_CMD_MANUFACTURER, info, sizeof(info), &f, now_s)) !=
-        MB_OK)
+        RESULT_OK)
         return r;
     pylontech_decode_string(PYLONTECH_STR_BATTERY_NAME, f.info, f.info_len, p->id.model,
                             sizeof(p->id.model));
-    if (pylontech_command(p, PYLONTECH_CMD_SERIAL, info, sizeof(info), &f, now_s) == MB_OK)
+    if (pylontech_command(p, PYLONTECH_CMD_SERIAL, info, sizeof(info), &f, now_s) == RESULT_OK)
         pylontech_decode_string(PYLONTECH_STR_SERIAL, f.info, f.info_len, p->id.serial,
                                 sizeof(p->id.serial));
-    if (pylontech_command(p, PYLONTECH_CMD_FIRMWARE, info, sizeof(info), &f, now_s) == MB_OK)
+    if (pylontech_command(p, PYLONTECH_CMD_FIRMWARE, info, sizeof(info), &f, now_s) == RESULT_OK)
         pylontech_decode_string(PYLONTECH_STR_FIRMWARE, f.info, f.info_len, p->id.firmware,
                                 sizeof(p->id.firmware));
     /* System limits: unknown unless this connection's pack gave them. */
-    if (pylontech_command(p, PYLONTECH_CMD_SYSTEM, info, sizeof(info), &f, now_s) != MB_OK ||
+    if (pylontech_command(p, PYLONTECH_CMD_SYSTEM, info, sizeof(info), &f, now_s) != RESULT_OK ||
         pylontech_decode_system(f.info, f.info_len, p->values) < 0)
         pylontech_clear(PYLONTECH_CMD_SYSTEM, p->values);
-    return MB_OK;
+    return RESULT_OK;
 }
 
 /* The packs of a Pylontech line in groups (by ADR / 0x10), each with its leader. */
@@ -542,40 +540,41 @@ const struct pack_driver pylontech_driver = {
 /* LifePower4 ASCII's optional command, numbered in p->optional[]. */
 enum { LP4_ASCII_OPT_ALARM };
 
-static enum mb_result lp4_ascii_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
-                                        struct af_frame *f, double now_s)
+static enum result lp4_ascii_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+                                     struct af_frame *f, double now_s)
 {
     char req[LP4_ASCII_REQUEST_LEN + 1];
     int n = lp4_ascii_build_request(p->slave, cmd, req, sizeof(req));
 
     if (n < 0)
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     return ascii_command(p, p->slave, req, (size_t)n, LP4_ASCII_CID1, info, cap, f, now_s);
 }
 
 /* Analog values (0x42) and alarms (0x44); requests carry no INFO. */
-static enum mb_result lp4_ascii_poll(struct pack *p, double *values, double now_s)
+static enum result lp4_ascii_poll(struct pack *p, double *values, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
-    enum mb_result r;
+    enum result r;
 
-    if ((r = lp4_ascii_command(p, LP4_ASCII_CMD_ANALOG, info, sizeof(info), &f, now_s)) != MB_OK)
+    if ((r = lp4_ascii_command(p, LP4_ASCII_CMD_ANALOG, info, sizeof(info), &f, now_s)) !=
+        RESULT_OK)
         return r;
     if (lp4_ascii_decode_analog(f.info, f.info_len, values) < 0) {
         snprintf(line_what(p), LINE_WHAT_LEN, "analog values do not fit the frame");
-        return MB_ERR_LENGTH;
+        return RESULT_LENGTH;
     }
-    r = MB_ERR_TIMEOUT;
+    r = RESULT_TIMEOUT;
     if (optional_due(p, LP4_ASCII_OPT_ALARM)) {
         r = lp4_ascii_command(p, LP4_ASCII_CMD_ALARM, info, sizeof(info), &f, now_s);
-        if (r == MB_OK && lp4_ascii_decode_alarm(f.info, f.info_len, values) < 0)
-            r = MB_ERR_LENGTH;
+        if (r == RESULT_OK && lp4_ascii_decode_alarm(f.info, f.info_len, values) < 0)
+            r = RESULT_LENGTH;
         optional_done(p, LP4_ASCII_OPT_ALARM, LP4_ASCII_CMD_ALARM, "alarms", r);
     }
-    if (r != MB_OK)
+    if (r != RESULT_OK)
         lp4_ascii_clear(LP4_ASCII_CMD_ALARM, values);
-    return MB_OK;
+    return RESULT_OK;
 }
 
 const struct pack_driver lp4_ascii_driver = {

@@ -29,11 +29,11 @@ struct pack_driver {
      * (NULL-terminated): those no longer sensors get an empty retained config. */
     const char *const *retired_sensor_keys;
     /* required: read the pack once and decode into values[n_defs] (NaN = unknown).
-     * now_s is the monotonic time, used by simulated packs. Returns MB_OK or the cause;
+     * now_s is the monotonic time, used by simulated packs. Returns RESULT_OK or the cause;
      * on failure nothing in values may be published. */
-    enum mb_result (*poll)(struct pack *p, double *values, double now_s);
-    /* optional: read model, firmware and serial into p->id. MB_OK, or the cause. */
-    enum mb_result (*identify)(struct pack *p, double now_s);
+    enum result (*poll)(struct pack *p, double *values, double now_s);
+    /* optional: read model, firmware and serial into p->id. RESULT_OK, or the cause. */
+    enum result (*identify)(struct pack *p, double now_s);
     /* optional: the packs[0..n) of one line are set up; hang what they share off their
      * bus_state (a pack whose bus_state_owned is set frees it at teardown). 0, or -1 when
      * out of memory. */

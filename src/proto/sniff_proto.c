@@ -46,7 +46,7 @@ static void set_module(struct sniff_module *m, unsigned addr, enum sniff_update 
     memset(m, 0, sizeof(*m));
     m->addr = (uint8_t)addr;
     m->what = what;
-    m->cause = MB_OK;
+    m->cause = RESULT_OK;
     m->values = values;
 }
 
@@ -125,7 +125,7 @@ static int rtu_decode(const struct sniff_heard *h, unsigned cell_count, sniff_pr
         int rc = lp4v2_decode(x->registers, x->n_registers, row);
         set_module(&mods[0], x->slave, rc == 0 ? SNIFF_READING : SNIFF_BAD, row);
         if (rc < 0)
-            mods[0].cause = rc == -ENODATA ? MB_ERR_ZERO : MB_ERR_LENGTH;
+            mods[0].cause = rc == -ENODATA ? RESULT_ZERO : RESULT_LENGTH;
         return 1;
     }
     if (x->start <= LP4V2_ID_START &&
@@ -237,7 +237,7 @@ static int legacy_decode(const struct sniff_heard *h, unsigned cell_count, sniff
         int rc = eg4_legacy_decode_status(m->f.data, m->f.len, cell_count, row);
         set_module(&mods[0], m->f.addr, rc == 0 ? SNIFF_READING : SNIFF_BAD, row);
         if (rc < 0)
-            mods[0].cause = MB_ERR_LENGTH;
+            mods[0].cause = RESULT_LENGTH;
         return 1;
     }
     if (m->f.cmd == EG4_LEGACY_CMD_FIRMWARE) {
@@ -350,7 +350,7 @@ static int pylontech_decode_blocks(const struct sniff_ascii_msg *m, sniff_prior_
             : pylontech_decode_alarm(m->f.info, m->f.info_len, command, r, SNIFF_MAX_MODULES);
     if (n < 0) {
         set_module(&mods[0], first, SNIFF_BAD, NULL);
-        mods[0].cause = MB_ERR_LENGTH;
+        mods[0].cause = RESULT_LENGTH;
         return 1;
     }
     int out = 0;
@@ -439,7 +439,7 @@ static int lp4_ascii_decode(const struct sniff_heard *h, unsigned cell_count, sn
         int rc = lp4_ascii_decode_analog(m->f.info, m->f.info_len, row);
         set_module(&mods[0], m->f.adr, rc == 0 ? SNIFF_READING : SNIFF_BAD, row);
         if (rc < 0)
-            mods[0].cause = MB_ERR_LENGTH;
+            mods[0].cause = RESULT_LENGTH;
         return 1;
     }
     if (lp4_ascii_decode_alarm(m->f.info, m->f.info_len, row) < 0)
@@ -625,7 +625,7 @@ size_t sniff_summary(const struct sniff_proto *p, const struct sniff_module *m, 
             put(out, len, &off, " serial %s", m->id.serial);
         break;
     case SNIFF_BAD:
-        put(out, len, &off, " bad reading (%s)", mb_result_name(m->cause));
+        put(out, len, &off, " bad reading (%s)", result_name(m->cause));
         break;
     }
     return off;

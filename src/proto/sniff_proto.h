@@ -72,7 +72,7 @@ enum sniff_update {
 struct sniff_module {
     uint8_t addr;
     enum sniff_update what;
-    enum mb_result cause;    /* SNIFF_BAD: MB_ERR_ZERO (all-zero LP4V2 map) or MB_ERR_LENGTH */
+    enum result cause;       /* SNIFF_BAD: RESULT_ZERO (all-zero LP4V2 map) or RESULT_LENGTH */
     double *values;          /* SNIFF_READING / SNIFF_PARTIAL: the driver's readings */
     struct pack_identity id; /* SNIFF_IDENTITY */
 };

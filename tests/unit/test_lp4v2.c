@@ -275,19 +275,19 @@ static void test_modbus_response_checks(void **state)
     sample_regs(regs);
     size_t n = build_reply(regs, adu);
     assert_int_equal(n, 99);
-    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 47, out, &ex), MB_OK);
+    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 47, out, &ex), RESULT_OK);
     assert_memory_equal(out, regs, sizeof(regs));
-    assert_int_equal(mb_parse_read_response(adu, n, 0x41, 47, out, &ex), MB_ERR_SLAVE);
-    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 46, out, &ex), MB_ERR_LENGTH);
-    assert_int_equal(mb_parse_read_response(adu, n - 1, 0x40, 47, out, &ex), MB_ERR_CRC);
-    assert_int_equal(mb_parse_read_response(adu, 3, 0x40, 47, out, &ex), MB_ERR_LENGTH);
+    assert_int_equal(mb_parse_read_response(adu, n, 0x41, 47, out, &ex), RESULT_ADDRESS);
+    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 46, out, &ex), RESULT_LENGTH);
+    assert_int_equal(mb_parse_read_response(adu, n - 1, 0x40, 47, out, &ex), RESULT_CRC);
+    assert_int_equal(mb_parse_read_response(adu, 3, 0x40, 47, out, &ex), RESULT_LENGTH);
     adu[10] ^= 0x01;
-    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 47, out, &ex), MB_ERR_CRC);
+    assert_int_equal(mb_parse_read_response(adu, n, 0x40, 47, out, &ex), RESULT_CRC);
     uint8_t e5[5] = {0x40, 0x83, 0x02};
     uint16_t crc = crc16_modbus(e5, 3);
     e5[3] = (uint8_t)crc;
     e5[4] = (uint8_t)(crc >> 8);
-    assert_int_equal(mb_parse_read_response(e5, 5, 0x40, 47, out, &ex), MB_ERR_EXCEPTION);
+    assert_int_equal(mb_parse_read_response(e5, 5, 0x40, 47, out, &ex), RESULT_REFUSED);
     assert_int_equal(ex, 2);
 }
 

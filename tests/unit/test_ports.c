@@ -264,7 +264,7 @@ static void test_every_table_rate_is_set_on_a_port(void **state)
 
         /* The raw link (active, pylontech, lp4_ascii, passive modes)... */
         assert_int_equal(ser_link_init(&l, path, baud, 1.0, false, false), 0);
-        assert_int_equal(ser_open(&l), MB_OK);
+        assert_int_equal(ser_open(&l), RESULT_OK);
         ours = line_speed(peer);
         ser_close(&l);
         /* ... and libmodbus (modbus_per_pack) set the same speed, not 9600 by default. */

@@ -189,7 +189,7 @@ static void test_sniff_proto_lp4v2_block_identity_and_all_zero_map(void **state)
     n = read_response(f, 0x01, regs, 47);
     feed(f, n);
     assert_int_equal(H.mods[5][0].what, SNIFF_BAD);
-    assert_int_equal(H.mods[5][0].cause, MB_ERR_ZERO);
+    assert_int_equal(H.mods[5][0].cause, RESULT_ZERO);
     sniffer_close(&SN);
 }
 
@@ -510,7 +510,7 @@ static void test_sniff_summary_shows_unknown_as_a_question_mark(void **state)
     sniff_summary(p, &m, out, sizeof(out));
     assert_string_equal(out, "LP4 ASCII adr 0x09: ? V ? A SoC ? % cells ?..? V");
     m.what = SNIFF_BAD;
-    m.cause = MB_ERR_LENGTH;
+    m.cause = RESULT_LENGTH;
     sniff_summary(p, &m, out, sizeof(out));
     assert_string_equal(out, "LP4 ASCII adr 0x09: bad reading (length)");
 }
