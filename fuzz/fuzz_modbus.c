@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++)
         regs[i] = (uint16_t)(data[2 * i] << 8 | data[2 * i + 1]);
     lp4v2_decode(regs, n, values);
-    struct pack_identity id;
+    struct device_identity id;
     lp4v2_identity(regs, n, &id);
     return 0;
 }

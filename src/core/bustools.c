@@ -374,7 +374,7 @@ struct bustools_found {
     int baud;
     int id;
     enum bustools_kind kind;
-    struct pack_identity ident;
+    struct device_identity ident;
     char note[320]; /* what else the identity reads said */
 };
 

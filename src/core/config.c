@@ -1099,7 +1099,7 @@ static int topic_too_long(struct loader *ld, const char *key, const char *topic,
 }
 
 /*
- * Every topic the daemon builds must fit its CONFIG_TOPIC_MAX buffers (bridge.c, main.c)
+ * Every topic the daemon builds must fit its CONFIG_TOPIC_MAX buffers (publisher.c, main.c)
  * whole: a topic cut short would be another topic. Pack and bank names are at most 64
  * characters, so the unbounded parts are base_topic, discovery_prefix and client_id.
  */

@@ -14,7 +14,7 @@
 #define CONFIG_MAX_PACKS   256           /* entries of `packs` */
 
 /* The longest MQTT topic bms2mqtt builds, in bytes with the NUL: the size of the topic
- * buffers of bridge.c and main.c. config_load() refuses a base_topic, discovery_prefix or
+ * buffers of publisher.c and main.c. config_load() refuses a base_topic, discovery_prefix or
  * client_id that would make any topic longer (a topic cut short would be another topic). */
 #define CONFIG_TOPIC_MAX 512
 /* The longest default client id: "bms2mqtt-" + host name (at most 63) + "-" + 8 hex digits. */

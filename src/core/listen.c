@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "publisher.h"
 #include "log.h"
 #include "poller_bus.h"
 #include "sniff_proto.h"
@@ -16,7 +16,7 @@ struct poller_listen {
     double now_s;
 };
 
-static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t addr)
+static struct device *poller_pack_at(struct poller_bus *bus, uint8_t addr)
 {
     for (size_t i = 0; i < bus->n; i++)
         if (bus->packs[i]->slave == addr)
@@ -27,12 +27,12 @@ static struct pack *poller_pack_at(struct poller_bus *bus, uint8_t addr)
 /* The readings a decoder starts a pack's row from (sniff_prior_fn). */
 static const double *poller_prior(uint8_t addr, void *ud)
 {
-    struct pack *p = poller_pack_at(ud, addr);
+    struct device *p = poller_pack_at(ud, addr);
 
     return p ? p->values : NULL;
 }
 
-static void poller_values_unknown(struct pack *p)
+static void poller_values_unknown(struct device *p)
 {
     for (size_t i = 0; i < p->n_defs; i++)
         p->values[i] = NAN;
@@ -43,11 +43,11 @@ static void poller_values_unknown(struct pack *p)
 /* The pack of an address heard answering that no configured pack has, named by the
  * protocol's pattern (LP4V2: lifepower4_addr_<id in hex>, as the eg4-battery script named
  * them). NULL past the limit or when out of memory. */
-static struct pack *poller_found_pack(struct poller_listen *ls, uint8_t addr)
+static struct device *poller_found_pack(struct poller_listen *ls, uint8_t addr)
 {
     struct poller_bus *bus = ls->bus;
     const struct sniff_proto *proto = ls->sn.proto;
-    struct pack *p = NULL, **found = NULL, **packs = NULL;
+    struct device *p = NULL, **found = NULL, **packs = NULL;
     char *name = malloc(32);
 
     if (bus->n_found < POLLER_MAX_FOUND && name && (p = calloc(1, sizeof(*p))) &&
@@ -55,9 +55,9 @@ static struct pack *poller_found_pack(struct poller_listen *ls, uint8_t addr)
         (bus->found = found, packs = realloc(bus->packs, (bus->n + 1) * sizeof(*packs)))) {
         bus->packs = packs;
         snprintf(name, 32, proto->found_fmt, (unsigned)addr);
-        if (pack_setup(p, name, proto->driver, addr, bus->pl->cfg) == 0 &&
-            pack_energy_attach(p, bus->pl->store) == 0 &&
-            bridge_add_pack(bus->pl->bridge, p) == 0) {
+        if (device_setup(p, name, proto->driver, addr, bus->pl->cfg) == 0 &&
+            device_energy_attach(p, bus->pl->store) == 0 &&
+            publisher_add_pack(bus->pl->pub, p) == 0) {
             p->raw = bus->packs[0]->raw;
             p->last_good_s = ls->now_s;
             p->owned_name = name;
@@ -68,7 +68,7 @@ static struct pack *poller_found_pack(struct poller_listen *ls, uint8_t addr)
                     p->raw->port, proto->addr_word, addr, proto->short_name, name);
             return p;
         }
-        pack_teardown(p);
+        device_teardown(p);
     }
     free(p);
     free(name);
@@ -79,7 +79,7 @@ static struct pack *poller_found_pack(struct poller_listen *ls, uint8_t addr)
 static void poller_heard_raw(struct poller_listen *ls, const struct sniff_heard *h)
 {
     char name[32], json[2048];
-    const struct pack *p = poller_pack_at(ls->bus, h->addr);
+    const struct device *p = poller_pack_at(ls->bus, h->addr);
 
     if (!ls->sn.proto->raw_json || ls->sn.proto->raw_json(h, json, sizeof(json)) == 0)
         return;
@@ -87,14 +87,14 @@ static void poller_heard_raw(struct poller_listen *ls, const struct sniff_heard 
         snprintf(name, sizeof(name), "%s", p->name);
     else
         snprintf(name, sizeof(name), ls->sn.proto->found_fmt, (unsigned)h->addr);
-    bridge_publish_raw(ls->bus->pl->bridge, name, json);
+    publisher_publish_raw(ls->bus->pl->pub, name, json);
 }
 
 /* Merge the fields an identity reply gave into the pack's identity. */
-static void poller_heard_identity(struct poller_listen *ls, struct pack *p,
-                                  const struct pack_identity *id)
+static void poller_heard_identity(struct poller_listen *ls, struct device *p,
+                                  const struct device_identity *id)
 {
-    struct pack_identity was = p->id;
+    struct device_identity was = p->id;
 
     if (id->model[0])
         memcpy(p->id.model, id->model, sizeof(p->id.model));
@@ -105,7 +105,7 @@ static void poller_heard_identity(struct poller_listen *ls, struct pack *p,
     if (memcmp(&was, &p->id, sizeof(was)) != 0) {
         log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name,
                 p->id.model, p->id.firmware, p->id.serial);
-        bridge_pack_identity(ls->bus->pl->bridge, p);
+        publisher_pack_identity(ls->bus->pl->pub, p);
     }
 }
 
@@ -114,7 +114,7 @@ static void poller_heard_identity(struct poller_listen *ls, struct pack *p,
 static void poller_heard_module(struct poller_listen *ls, const struct sniff_module *m)
 {
     struct poller_bus *bus = ls->bus;
-    struct pack *p = poller_pack_at(bus, m->addr);
+    struct device *p = poller_pack_at(bus, m->addr);
 
     if (!p && m->what == SNIFF_READING && !(p = poller_found_pack(ls, m->addr))) {
         if (!(bus->unknown_logged[m->addr / 32] & (1u << (m->addr % 32))))
@@ -130,7 +130,7 @@ static void poller_heard_module(struct poller_listen *ls, const struct sniff_mod
     case SNIFF_READING:
         p->polls++;
         memcpy(p->values, m->values, p->n_defs * sizeof(*p->values));
-        poller_good(p, bus->pl->bridge, ls->now_s);
+        poller_good(p, bus->pl->pub, ls->now_s);
         break;
     case SNIFF_PARTIAL: /* alarms, limits: published with the pack's next reading */
         memcpy(p->values, m->values, p->n_defs * sizeof(*p->values));
@@ -141,7 +141,7 @@ static void poller_heard_module(struct poller_listen *ls, const struct sniff_mod
     case SNIFF_BAD:
         p->polls++;
         snprintf(p->raw->what, sizeof(p->raw->what), "heard a reply that does not decode");
-        poller_failed(p, bus->pl->bridge, m->cause);
+        poller_failed(p, bus->pl->pub, m->cause);
         break;
     }
 }
@@ -172,11 +172,11 @@ static void poller_listen_stale(struct poller_bus *bus, double now_s)
     double period = cfg->bus.poll_interval_s > 1 ? cfg->bus.poll_interval_s : 1;
 
     for (size_t i = 0; i < bus->n; i++) {
-        struct pack *p = bus->packs[i];
+        struct device *p = bus->packs[i];
         if (now_s - p->last_good_s < period * (p->failures + 1))
             continue;
         snprintf(p->raw->what, sizeof(p->raw->what), "not read by the bus master lately");
-        poller_failed(p, bus->pl->bridge, RESULT_TIMEOUT);
+        poller_failed(p, bus->pl->pub, RESULT_TIMEOUT);
     }
 }
 

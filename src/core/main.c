@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "bank.h"
-#include "bridge.h"
+#include "publisher.h"
 #include "bustools.h"
 #include "config.h"
 #include "eg4_legacy.h"
@@ -249,7 +249,7 @@ static struct ser_link *raw_for(const struct config *cfg, const struct config_pa
     return &raw[(*n)++];
 }
 
-static int packs_init(const struct config *cfg, struct pack *packs, struct mb_link *links,
+static int packs_init(const struct config *cfg, struct device *packs, struct mb_link *links,
                       struct ser_link *raw, bool simulate, bool trace)
 {
     size_t n_links = 0, n_raw = 1;
@@ -257,10 +257,10 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
     bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
     bool pylontech = cfg->bus.mode == CONFIG_MODE_PYLONTECH;
     bool lp4a = cfg->bus.mode == CONFIG_MODE_LP4_ASCII;
-    const struct pack_driver *driver = legacy      ? &eg4_legacy_driver
-                                       : pylontech ? &pylontech_driver
-                                       : lp4a      ? &lp4_ascii_driver
-                                                   : &lp4v2_driver;
+    const struct driver *driver = legacy      ? &eg4_legacy_driver
+                                  : pylontech ? &pylontech_driver
+                                  : lp4a      ? &lp4_ascii_driver
+                                              : &lp4v2_driver;
     /* A passive bus's packs speak what its master speaks (bus.protocol). */
     if (listen)
         driver = sniff_proto_find(config_protocol_name(cfg->bus.protocol))->driver;
@@ -277,9 +277,9 @@ static int packs_init(const struct config *cfg, struct pack *packs, struct mb_li
 
     for (size_t i = 0; i < cfg->n_packs; i++) {
         const struct config_pack *c = &cfg->packs[i];
-        struct pack *p = &packs[i];
+        struct device *p = &packs[i];
 
-        if (pack_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0) {
+        if (device_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0) {
             log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
             return -1;
         }
@@ -310,7 +310,7 @@ static bool same_line(const struct config *cfg, const struct config_pack *a,
 /* --dry-run and transport mock: every pack answers from bms-sim's simulated packs, on lines
  * laid out as the real ones (lines[0..n_packs), one per distinct line). Pack i is simulated
  * as pack number i + 1, so that packs differ. Returns 0, or -1 (logged). */
-static int packs_simulate(const struct config *cfg, struct pack *packs, struct sim_line *lines)
+static int packs_simulate(const struct config *cfg, struct device *packs, struct sim_line *lines)
 {
     size_t n_lines = 0;
     unsigned slaves[64];
@@ -342,16 +342,16 @@ static int packs_simulate(const struct config *cfg, struct pack *packs, struct s
 }
 
 /* Packs that share a line (a port, a bridge, a simulated line). */
-static bool packs_share_line(const struct pack *a, const struct pack *b)
+static bool packs_share_line(const struct device *a, const struct device *b)
 {
     return (a->raw && a->raw == b->raw) || (a->link && a->link == b->link) ||
            (a->sim_line && a->sim_line == b->sim_line);
 }
 
 /* Let each driver set up what the packs of one line share (driver.h bus_setup). */
-static int packs_bus_setup(struct pack *packs, size_t n)
+static int packs_bus_setup(struct device *packs, size_t n)
 {
-    struct pack **line = calloc(n ? n : 1, sizeof(*line));
+    struct device **line = calloc(n ? n : 1, sizeof(*line));
     int rc = 0;
 
     for (size_t i = 0; line && i < n && rc == 0; i++) {
@@ -374,10 +374,10 @@ static int packs_bus_setup(struct pack *packs, size_t n)
 }
 
 /* One line per pack: polls and failed polls by cause. */
-static void packs_report(const struct pack *packs, size_t n)
+static void packs_report(const struct device *packs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        const struct pack *p = &packs[i];
+        const struct device *p = &packs[i];
         char causes[256] = "";
         size_t off = 0;
         unsigned long failed = 0;
@@ -393,7 +393,7 @@ static void packs_report(const struct pack *packs, size_t n)
     }
 }
 
-static void packs_free(struct pack *packs, struct mb_link *links, struct ser_link *raw,
+static void packs_free(struct device *packs, struct mb_link *links, struct ser_link *raw,
                        struct sim_line *lines, size_t n)
 {
     for (size_t i = 0; lines && i < n; i++)
@@ -404,7 +404,7 @@ static void packs_free(struct pack *packs, struct mb_link *links, struct ser_lin
     for (size_t i = 0; links && i < n; i++)
         mb_link_close(&links[i]);
     for (size_t i = 0; packs && i < n; i++)
-        pack_teardown(&packs[i]);
+        device_teardown(&packs[i]);
     free(packs);
     free(links);
     free(raw);
@@ -426,7 +426,7 @@ static const char *state_path(const struct config *cfg, char *buf, size_t len)
 }
 
 /* Open the state file and start every pack's counters from it. NULL when out of memory. */
-static struct energy_store *state_open(const struct config *cfg, struct pack *packs)
+static struct energy_store *state_open(const struct config *cfg, struct device *packs)
 {
     char buf[4096], report[1024];
     const char *path = state_path(cfg, buf, sizeof(buf));
@@ -437,7 +437,7 @@ static struct energy_store *state_open(const struct config *cfg, struct pack *pa
     if (report[0])
         log_msg(LOG_LVL_WARNING, "%s", report);
     for (size_t i = 0; i < cfg->n_packs; i++)
-        if (pack_energy_attach(&packs[i], s) < 0) {
+        if (device_energy_attach(&packs[i], s) < 0) {
             energy_store_free(s);
             return NULL;
         }
@@ -446,40 +446,41 @@ static struct energy_store *state_open(const struct config *cfg, struct pack *pa
     return s;
 }
 
-static int run_dry(const struct config *cfg, struct pack *packs)
+static int run_dry(const struct config *cfg, struct device *packs)
 {
     struct sink out = {stdout_publish, NULL};
     char client_id[128], bank[64];
-    struct bridge *b;
+    struct publisher *b;
 
     default_client_id(cfg, client_id, sizeof(client_id));
-    b = bridge_new(cfg, packs, cfg->n_packs, cfg->mqtt.client_id ? cfg->mqtt.client_id : client_id,
-                   bank_name(cfg, bank, sizeof(bank)), out);
+    b = publisher_new(cfg, packs, cfg->n_packs,
+                      cfg->mqtt.client_id ? cfg->mqtt.client_id : client_id,
+                      bank_name(cfg, bank, sizeof(bank)), out);
     if (!b)
         return 1;
-    bridge_on_connect(b);
+    publisher_on_connect(b);
     for (size_t i = 0; i < cfg->n_packs; i++)
         poller_poll_pack(&packs[i], b, 0);
     fflush(stdout);
-    bridge_free(b);
+    publisher_free(b);
     return 0;
 }
 
 struct daemon {
-    struct bridge *bridge;
+    struct publisher *pub;
     struct poller *poller;
     sigset_t sigs;
 };
 
 static void on_connect(void *ud)
 {
-    bridge_on_connect(((struct daemon *)ud)->bridge);
+    publisher_on_connect(((struct daemon *)ud)->pub);
 }
 
 static void on_ha_status(void *ud, bool online)
 {
     if (online)
-        bridge_on_ha_online(((struct daemon *)ud)->bridge);
+        publisher_on_ha_online(((struct daemon *)ud)->pub);
 }
 
 /* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. */
@@ -520,7 +521,7 @@ static bool once_session(const struct config *cfg, struct mqtt *m, struct poller
     return false;
 }
 
-static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
+static int run_daemon(const struct config *cfg, struct device *packs, bool once)
 {
     struct mqtt_callbacks cb = {on_connect, on_ha_status};
     struct daemon d = {0};
@@ -543,7 +544,7 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    bridge_format_status_topic(status_topic, sizeof(status_topic), cfg, cid);
+    publisher_format_status_topic(status_topic, sizeof(status_topic), cfg, cid);
     store = state_open(cfg, packs);
     m = store ? mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d) : NULL;
     if (!m) {
@@ -553,10 +554,10 @@ static int run_daemon(const struct config *cfg, struct pack *packs, bool once)
     /* --once delivers each pack's state with QoS 1 and checks that the broker has it. */
     if (once && !(ledger = once_new(cfg, packs, cfg->n_packs, m)))
         goto out_mqtt;
-    d.bridge = bridge_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)),
+    d.pub = publisher_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)),
                           once ? once_sink(ledger) : mqtt_sink(m));
-    d.poller = poller_new(cfg, packs, cfg->n_packs, d.bridge, store, once);
-    if (!d.bridge || !d.poller)
+    d.poller = poller_new(cfg, packs, cfg->n_packs, d.pub, store, once);
+    if (!d.pub || !d.poller)
         goto out_mqtt;
     log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), mode %s, broker %s:%d, client id %s",
             BMS_VERSION, cfg->n_packs, config_mode_name(cfg->bus.mode), cfg->mqtt.host,
@@ -585,7 +586,7 @@ out_mqtt:
         rc = once_report(ledger);
     mqtt_free(m);
     poller_free(d.poller);
-    bridge_free(d.bridge);
+    publisher_free(d.pub);
     energy_store_free(store);
     once_free(ledger);
     return rc;
@@ -599,7 +600,7 @@ int main(int argc, char **argv)
     struct options o = {0};
     struct config cfg;
     char err[512];
-    struct pack *packs;
+    struct device *packs;
 
     if (argc > 1 && strcmp(argv[1], "sniff") == 0)
         return bustools_sniff(argc - 1, argv + 1);

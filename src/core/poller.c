@@ -20,23 +20,23 @@ double poller_now(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static const char *pack_port(const struct pack *p)
+static const char *pack_port(const struct device *p)
 {
     return p->link ? p->link->port : p->raw ? p->raw->port : "(simulated line)";
 }
 
-static const char *pack_what(const struct pack *p)
+static const char *pack_what(const struct device *p)
 {
     return p->link ? p->link->what : p->raw ? p->raw->what : p->sim_line->what;
 }
 
 /* Opens of the pack's port so far: a change means a new connection. */
-static unsigned long pack_opens(const struct pack *p)
+static unsigned long pack_opens(const struct device *p)
 {
     return p->link ? p->link->opens : p->raw ? p->raw->opens : 0;
 }
 
-static void poller_identify(struct pack *p, struct bridge *b, double now_s)
+static void poller_identify(struct device *p, struct publisher *b, double now_s)
 {
     enum result r = p->driver->identify(p, now_s);
 
@@ -52,13 +52,13 @@ static void poller_identify(struct pack *p, struct bridge *b, double now_s)
     }
     log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name, p->id.model,
             p->id.firmware, p->id.serial);
-    bridge_pack_identity(b, p);
+    publisher_pack_identity(b, p);
 }
 
 /* Integrate the pack's power into its counters, and publish them with this poll: never
  * above what the state file holds, which is written first when they rise by a published
  * step (energy_store.h). */
-static void poller_energy(struct pack *p, double now_s)
+static void poller_energy(struct device *p, double now_s)
 {
     double c, d;
     double interval = p->energy_interval_s > 5.0 / 3 ? p->energy_interval_s : 5.0 / 3;
@@ -80,7 +80,7 @@ static void poller_energy(struct pack *p, double now_s)
 
 /* Hand the pack's counters to its store for the save at exit (the fraction below the
  * published resolution). */
-static void poller_energy_note(struct pack *p)
+static void poller_energy_note(struct device *p)
 {
     double c, d;
 
@@ -90,7 +90,7 @@ static void poller_energy_note(struct pack *p)
     energy_store_note(p->store, p->energy_slot, c, d);
 }
 
-void poller_failed(struct pack *p, struct bridge *b, enum result r)
+void poller_failed(struct device *p, struct publisher *b, enum result r)
 {
     const char *cause = result_name(r);
     bool same = strcmp(p->throttle.category, cause) == 0;
@@ -109,11 +109,11 @@ void poller_failed(struct pack *p, struct bridge *b, enum result r)
             log_msg(LOG_LVL_WARNING, "pack %s (slave 0x%02x on %s): %s", p->name,
                     (unsigned)p->slave, pack_port(p), what);
     }
-    bridge_pack_failed(b, p);
+    publisher_pack_failed(b, p);
 }
 
 /* p->values hold a good reading: count it, integrate energy, publish. */
-void poller_good(struct pack *p, struct bridge *b, double now_s)
+void poller_good(struct device *p, struct publisher *b, double now_s)
 {
     poller_energy(p, now_s);
     unsigned had = log_release(&p->throttle);
@@ -121,10 +121,10 @@ void poller_good(struct pack *p, struct bridge *b, double now_s)
         log_msg(LOG_LVL_NOTICE, "pack %s: answering again after %u failed polls", p->name, had);
     p->failures = 0;
     p->last_good_s = now_s;
-    bridge_pack_good(b, p, p->values);
+    publisher_pack_good(b, p, p->values);
 }
 
-enum result poller_poll_pack(struct pack *p, struct bridge *b, double now_s)
+enum result poller_poll_pack(struct device *p, struct publisher *b, double now_s)
 {
     enum result r;
 
@@ -196,7 +196,7 @@ static void *poller_bus_thread(void *arg)
     }
     for (;;) {
         for (size_t i = 0; i < bus->n && !poller_stopping(pl); i++)
-            poller_poll_pack(bus->packs[i], pl->bridge, poller_now() - t0);
+            poller_poll_pack(bus->packs[i], pl->pub, poller_now() - t0);
         if (pl->once)
             break;
         /* Fixed cadence; after an overrun start the next cycle at once, without
@@ -223,13 +223,13 @@ done:
 }
 
 /* Packs share a bus when they share a port (link); simulated packs never share. */
-static bool poller_same_bus(const struct pack *a, const struct pack *b)
+static bool poller_same_bus(const struct device *a, const struct device *b)
 {
     return (a->link && a->link == b->link) || (a->raw && a->raw == b->raw);
 }
 
-struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
-                          struct energy_store *store, bool once)
+struct poller *poller_new(const struct config *cfg, struct device *packs, size_t n,
+                          struct publisher *b, struct energy_store *store, bool once)
 {
     struct poller *pl = calloc(1, sizeof(*pl));
     pthread_condattr_t ca;
@@ -237,7 +237,7 @@ struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n
     if (!pl)
         return NULL;
     pl->cfg = cfg;
-    pl->bridge = b;
+    pl->pub = b;
     pl->store = store;
     pl->once = once;
     pl->buses = calloc(n ? n : 1, sizeof(*pl->buses));
@@ -326,7 +326,7 @@ void poller_free(struct poller *pl)
     for (size_t k = 0; k < pl->n_buses; k++) {
         for (size_t i = 0; i < pl->buses[k].n_found; i++) {
             free(pl->buses[k].found[i]->owned_name);
-            pack_teardown(pl->buses[k].found[i]);
+            device_teardown(pl->buses[k].found[i]);
             free(pl->buses[k].found[i]);
         }
         free(pl->buses[k].found);

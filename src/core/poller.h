@@ -6,9 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "bridge.h"
+#include "publisher.h"
 #include "config.h"
-#include "pack.h"
+#include "device.h"
 
 struct poller;
 
@@ -22,8 +22,8 @@ struct poller;
  * counters to their store (energy_store_note()), for the caller to save. Returns NULL when
  * out of memory.
  */
-struct poller *poller_new(const struct config *cfg, struct pack *packs, size_t n, struct bridge *b,
-                          struct energy_store *store, bool once);
+struct poller *poller_new(const struct config *cfg, struct device *packs, size_t n,
+                          struct publisher *b, struct energy_store *store, bool once);
 
 /* Start the bus threads. Returns 0, or -1 if a thread could not be created. */
 int poller_start(struct poller *pl);
@@ -48,6 +48,6 @@ void poller_free(struct poller *pl);
  * p->errors, logged with throttling, and never published as values. `now_s` is the
  * simulated time for mock packs. Returns the result of the block read.
  */
-enum result poller_poll_pack(struct pack *p, struct bridge *b, double now_s);
+enum result poller_poll_pack(struct device *p, struct publisher *b, double now_s);
 
 #endif

@@ -12,10 +12,10 @@
 
 struct poller_bus {
     struct poller *pl;
-    struct pack **found; /* packs heard on a listened-to bus, not configured */
+    struct device **found; /* packs heard on a listened-to bus, not configured */
     size_t n_found;
     uint32_t unknown_logged[8]; /* slave ids already reported as not configured */
-    struct pack **packs;
+    struct device **packs;
     size_t n;
     pthread_t thread;
     bool started;
@@ -23,7 +23,7 @@ struct poller_bus {
 
 struct poller {
     const struct config *cfg;
-    struct bridge *bridge;
+    struct publisher *pub;
     struct energy_store *store; /* for packs found by a listener */
     bool once;
     pthread_mutex_t lock;
@@ -45,10 +45,10 @@ bool poller_sleep(struct poller *pl, double until);
 bool poller_stopping(struct poller *pl);
 
 /* A failed reading of p (cause r): counted, logged with throttling, availability updated. */
-void poller_failed(struct pack *p, struct bridge *b, enum result r);
+void poller_failed(struct device *p, struct publisher *b, enum result r);
 
 /* p->values hold a good reading taken at now_s: energy, logging, publishing. */
-void poller_good(struct pack *p, struct bridge *b, double now_s);
+void poller_good(struct device *p, struct publisher *b, double now_s);
 
 /*
  * Run a listen-only bus until a stop request (or, with `once`, until every pack was heard

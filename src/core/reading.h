@@ -68,6 +68,17 @@ struct reading_def {
                           own member (raw registers: "registers": [r0, r1, ...]) */
 };
 
+/*
+ * What a device says of itself, for the HA device block: each text NUL-terminated, "" when
+ * the device did not give it (LP4V2: registers 105..127; Pylontech: 0x51, 0x93, 0x96;
+ * EG4 legacy: 0x33).
+ */
+struct device_identity {
+    char model[33];    /* e.g. "LP4V2-48V-100AH" */
+    char firmware[33]; /* e.g. "V03R04" */
+    char serial[33];   /* e.g. "LP4V2SIM00000001" */
+};
+
 /* Per-quantity HA metadata, from the one table in reading.c. */
 struct quantity_info {
     const char *unit;         /* unit_of_measurement or NULL */

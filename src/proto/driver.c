@@ -12,7 +12,7 @@
 #include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "pylontech.h"
-#include "pack.h"
+#include "device.h"
 #include "serial.h"
 #include "sim_line.h"
 #include "log.h"
@@ -23,7 +23,7 @@
  * One request/reply exchange on the raw line of pack p: its serial port or TCP bridge, or its
  * simulated line (--dry-run, transport mock) at simulated time now_s. As ser_exchange().
  */
-static enum result line_exchange(struct pack *p, const uint8_t *req, size_t n, uint8_t *rsp,
+static enum result line_exchange(struct device *p, const uint8_t *req, size_t n, uint8_t *rsp,
                                  size_t cap, size_t *len, ser_frame_len_fn frame_len, double now_s)
 {
     if (p->sim_line)
@@ -32,7 +32,7 @@ static enum result line_exchange(struct pack *p, const uint8_t *req, size_t n, u
 }
 
 /* The failure text of p's line, written by the drivers (at least 160 bytes). */
-static char *line_what(struct pack *p)
+static char *line_what(struct device *p)
 {
     return p->sim_line ? p->sim_line->what : p->raw ? p->raw->what : p->link->what;
 }
@@ -43,7 +43,7 @@ static char *line_what(struct pack *p)
 
 /* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty; a
  * simulated line). */
-static enum result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+static enum result lp4v2_read_raw(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
                                   double now_s)
 {
     uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
@@ -62,7 +62,7 @@ static enum result lp4v2_read_raw(struct pack *p, uint16_t start, uint16_t count
     return r;
 }
 
-static enum result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, uint16_t *out,
+static enum result lp4v2_read(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
                               double now_s)
 {
     if (p->raw || p->sim_line)
@@ -70,7 +70,7 @@ static enum result lp4v2_read(struct pack *p, uint16_t start, uint16_t count, ui
     return mb_read_holding(p->link, p->slave, start, count, out);
 }
 
-static enum result lp4v2_poll(struct pack *p, double *values, double now_s)
+static enum result lp4v2_poll(struct device *p, double *values, double now_s)
 {
     uint16_t regs[LP4V2_BLOCK_COUNT];
     enum result r = lp4v2_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
@@ -80,7 +80,7 @@ static enum result lp4v2_poll(struct pack *p, double *values, double now_s)
     return lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values) == -ENODATA ? RESULT_ZERO : RESULT_OK;
 }
 
-static enum result lp4v2_identify(struct pack *p, double now_s)
+static enum result lp4v2_identify(struct device *p, double now_s)
 {
     uint16_t regs[LP4V2_ID_COUNT];
     enum result r = lp4v2_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
@@ -90,7 +90,7 @@ static enum result lp4v2_identify(struct pack *p, double now_s)
     return r;
 }
 
-const struct pack_driver lp4v2_driver = {
+const struct driver lp4v2_driver = {
     .name = "lp4v2",
     .sim_proto = "lp4v2",
     .model = "LifePower4 v2 (Modbus)",
@@ -109,7 +109,7 @@ const struct pack_driver lp4v2_driver = {
 #define LEGACY_CMD_FIRMWARE 0x33
 
 /* One command to the pack at p->slave, its reply checked. */
-static enum result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
+static enum result legacy_command(struct device *p, uint8_t cmd, uint8_t *buf,
                                   struct eg4_legacy_frame *f, double now_s)
 {
     uint8_t req[6];
@@ -142,7 +142,7 @@ static enum result legacy_command(struct pack *p, uint8_t cmd, uint8_t *buf,
     return RESULT_OK;
 }
 
-static enum result legacy_poll(struct pack *p, double *values, double now_s)
+static enum result legacy_poll(struct device *p, double *values, double now_s)
 {
     uint8_t buf[EG4_LEGACY_FRAME_MAX];
     struct eg4_legacy_frame f;
@@ -157,7 +157,7 @@ static enum result legacy_poll(struct pack *p, double *values, double now_s)
     return RESULT_OK;
 }
 
-static enum result legacy_identify(struct pack *p, double now_s)
+static enum result legacy_identify(struct device *p, double now_s)
 {
     uint8_t buf[EG4_LEGACY_FRAME_MAX];
     struct eg4_legacy_frame f;
@@ -175,7 +175,7 @@ static const char *const legacy_original_sensor_keys[] = {
     "alarm_temp_high_chg", "alarm_temp_low_chg", NULL,
 };
 
-const struct pack_driver eg4_legacy_driver = {
+const struct driver eg4_legacy_driver = {
     .name = "eg4_legacy",
     .sim_proto = "eg4_legacy",
     .model = "LifePower4 (legacy protocol)",
@@ -190,14 +190,14 @@ const struct pack_driver eg4_legacy_driver = {
 
 /* ---- optional commands ------------------------------------------------------------------- */
 
-/* Whether optional command k of p is asked in this poll (see PACK_REFUSED_ASK_EVERY). */
-static bool optional_due(struct pack *p, unsigned k)
+/* Whether optional command k of p is asked in this poll (see DEVICE_REFUSED_ASK_EVERY). */
+static bool optional_due(struct device *p, unsigned k)
 {
-    struct pack_optional *o = &p->optional[k];
+    struct device_optional *o = &p->optional[k];
 
-    if (o->refused < PACK_REFUSALS_BEFORE_BACKOFF)
+    if (o->refused < DEVICE_REFUSALS_BEFORE_BACKOFF)
         return true;
-    if (++o->skipped < PACK_REFUSED_ASK_EVERY)
+    if (++o->skipped < DEVICE_REFUSED_ASK_EVERY)
         return false;
     o->skipped = 0;
     return true;
@@ -206,12 +206,13 @@ static bool optional_due(struct pack *p, unsigned k)
 /* The outcome r of optional command k (command code cmd, `what` it reads) of p. A return code
  * or an exception is a refusal, and so is silence after the poll's main command was answered;
  * a damaged reply is neither. */
-static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *what, enum result r)
+static void optional_done(struct device *p, unsigned k, uint8_t cmd, const char *what,
+                          enum result r)
 {
-    struct pack_optional *o = &p->optional[k];
+    struct device_optional *o = &p->optional[k];
 
     if (r == RESULT_OK) {
-        if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
+        if (o->refused >= DEVICE_REFUSALS_BEFORE_BACKOFF)
             log_msg(LOG_LVL_NOTICE, "pack %s: command 0x%02x (%s) answers again", p->name, cmd,
                     what);
         o->refused = 0;
@@ -220,12 +221,12 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
     }
     if (r != RESULT_REFUSED && r != RESULT_TIMEOUT)
         return;
-    if (++o->refused == PACK_REFUSALS_BEFORE_BACKOFF)
+    if (++o->refused == DEVICE_REFUSALS_BEFORE_BACKOFF)
         log_msg(LOG_LVL_NOTICE,
                 "pack %s: command 0x%02x (%s) %s %u times in a row (%s); its readings are unknown; "
                 "asking again every %uth poll",
                 p->name, cmd, what, r == RESULT_TIMEOUT ? "unanswered" : "refused", o->refused,
-                line_what(p), PACK_REFUSED_ASK_EVERY);
+                line_what(p), DEVICE_REFUSED_ASK_EVERY);
 }
 
 /* ---- ASCII frames: Pylontech (CID1 0x46) ---------------------------------------------- */
@@ -235,7 +236,7 @@ static void optional_done(struct pack *p, unsigned k, uint8_t cmd, const char *w
  * (framing, LCHKSUM, CHKSUM, address adr, CID1, return code) and its INFO in info[]. The
  * frames are ascii_frame.h's; the return code's meaning goes to the pack's log text.
  */
-static enum result ascii_command(struct pack *p, uint8_t adr, const char *req, size_t req_len,
+static enum result ascii_command(struct device *p, uint8_t adr, const char *req, size_t req_len,
                                  uint8_t cid1, uint8_t *info, size_t info_cap, struct af_frame *f,
                                  double now_s)
 {
@@ -270,7 +271,7 @@ static enum result ascii_command(struct pack *p, uint8_t adr, const char *req, s
 /* Pylontech's optional commands, numbered in p->optional[]. */
 enum { PYLONTECH_OPT_ALARM, PYLONTECH_OPT_MANAGEMENT };
 
-static enum result pylontech_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+static enum result pylontech_command(struct device *p, uint8_t cmd, uint8_t *info, size_t cap,
                                      struct af_frame *f, double now_s)
 {
     char req[32];
@@ -295,12 +296,12 @@ static enum result pylontech_command(struct pack *p, uint8_t cmd, uint8_t *info,
  * 50th cycle).
  */
 struct pylontech_group {
-    uint8_t master;              /* ADR of the group's master */
-    const struct pack *leader;   /* the module whose poll asks for the whole group */
-    struct pack_optional analog; /* the master's answers to 0x42 for all modules */
-    struct pack_optional alarm;  /* and to 0x44 */
-    unsigned modules;            /* the most blocks a reply of the master has had */
-    unsigned n_analog, n_alarm;  /* blocks usable this cycle */
+    uint8_t master;                /* ADR of the group's master */
+    const struct device *leader;   /* the module whose poll asks for the whole group */
+    struct device_optional analog; /* the master's answers to 0x42 for all modules */
+    struct device_optional alarm;  /* and to 0x44 */
+    unsigned modules;              /* the most blocks a reply of the master has had */
+    unsigned n_analog, n_alarm;    /* blocks usable this cycle */
     bool analog_fresh[PYLONTECH_MAX_MODULES],
         alarm_fresh[PYLONTECH_MAX_MODULES]; /* not taken yet */
     double rows[PYLONTECH_MAX_MODULES][PYLONTECH_N_READINGS];
@@ -308,7 +309,7 @@ struct pylontech_group {
 
 /* One request for all modules of g (cmd 0x42 or 0x44) into g->rows. Returns the blocks
  * decoded (> 0), or 0 with *r the failure. */
-static unsigned pylontech_group_ask(struct pack *p, struct pylontech_group *g, uint8_t cmd,
+static unsigned pylontech_group_ask(struct device *p, struct pylontech_group *g, uint8_t cmd,
                                     double now_s, enum result *r)
 {
     uint8_t info[AF_INFO_MAX];
@@ -336,34 +337,34 @@ static unsigned pylontech_group_ask(struct pack *p, struct pylontech_group *g, u
 }
 
 /* Whether the all-modules request o stands for is asked this cycle (refusal backoff). */
-static bool pylontech_group_due(struct pack_optional *o)
+static bool pylontech_group_due(struct device_optional *o)
 {
-    if (o->refused < PACK_REFUSALS_BEFORE_BACKOFF)
+    if (o->refused < DEVICE_REFUSALS_BEFORE_BACKOFF)
         return true;
-    if (++o->skipped < PACK_REFUSED_ASK_EVERY)
+    if (++o->skipped < DEVICE_REFUSED_ASK_EVERY)
         return false;
     o->skipped = 0;
     return true;
 }
 
 /* The outcome r of the all-modules request cmd of g. */
-static void pylontech_group_done(struct pack *p, struct pylontech_group *g, struct pack_optional *o,
-                                 uint8_t cmd, enum result r)
+static void pylontech_group_done(struct device *p, struct pylontech_group *g,
+                                 struct device_optional *o, uint8_t cmd, enum result r)
 {
     if (r == RESULT_OK) {
-        if (o->refused >= PACK_REFUSALS_BEFORE_BACKOFF)
+        if (o->refused >= DEVICE_REFUSALS_BEFORE_BACKOFF)
             log_msg(LOG_LVL_NOTICE,
                     "pylontech group master 0x%02x answers 0x%02x for all "
                     "modules again",
                     g->master, cmd);
         o->refused = 0;
     } else if ((r == RESULT_REFUSED || r == RESULT_TIMEOUT) &&
-               ++o->refused == PACK_REFUSALS_BEFORE_BACKOFF) {
+               ++o->refused == DEVICE_REFUSALS_BEFORE_BACKOFF) {
         log_msg(LOG_LVL_NOTICE,
                 "pylontech group master 0x%02x does not answer requests for all modules (0x%02x "
                 "INFO 0xFF: %s); asking each module on its own, and the master again every %uth "
                 "cycle",
-                g->master, cmd, line_what(p), PACK_REFUSED_ASK_EVERY);
+                g->master, cmd, line_what(p), DEVICE_REFUSED_ASK_EVERY);
     }
 }
 
@@ -382,7 +383,7 @@ static unsigned pylontech_group_whole(struct pylontech_group *g, unsigned n, uin
 }
 
 /* The leader's poll: ask the master for every module's analog values and alarms. */
-static void pylontech_group_fetch(struct pack *p, struct pylontech_group *g, double now_s)
+static void pylontech_group_fetch(struct device *p, struct pylontech_group *g, double now_s)
 {
     enum result r;
 
@@ -407,7 +408,7 @@ static void pylontech_group_fetch(struct pack *p, struct pylontech_group *g, dou
 
 /* What of pack p's reading its group has this cycle: copied into values, *analog / *alarm
  * set when they were. */
-static void pylontech_group_take(struct pack *p, double *values, double now_s, bool *analog,
+static void pylontech_group_take(struct device *p, double *values, double now_s, bool *analog,
                                  bool *alarm)
 {
     struct pylontech_group *g = p->bus_state;
@@ -432,7 +433,7 @@ static void pylontech_group_take(struct pack *p, double *values, double now_s, b
 
 /* One module: analog values (0x42), alarms (0x44), charge/discharge management (0x92); the
  * first two from its group's all-modules replies where the master gives them. */
-static enum result pylontech_poll(struct pack *p, double *values, double now_s)
+static enum result pylontech_poll(struct device *p, double *values, double now_s)
 {
     double(*row)[PYLONTECH_N_READINGS] = (double(*)[PYLONTECH_N_READINGS])values;
     uint8_t info[AF_INFO_MAX];
@@ -475,7 +476,7 @@ static enum result pylontech_poll(struct pack *p, double *values, double now_s)
 }
 
 /* Once per connection: name (0x51), serial (0x93), firmware (0x96), system limits (0x47). */
-static enum result pylontech_identify(struct pack *p, double now_s)
+static enum result pylontech_identify(struct device *p, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
@@ -500,7 +501,7 @@ static enum result pylontech_identify(struct pack *p, double now_s)
 }
 
 /* The packs of a Pylontech line in groups (by ADR / 0x10), each with its leader. */
-static int pylontech_bus_setup(struct pack **packs, size_t n)
+static int pylontech_bus_setup(struct device **packs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct pylontech_group *g = NULL;
@@ -522,7 +523,7 @@ static int pylontech_bus_setup(struct pack **packs, size_t n)
     return 0;
 }
 
-const struct pack_driver pylontech_driver = {
+const struct driver pylontech_driver = {
     .name = "pylontech",
     .sim_proto = "pylontech",
     .model = "Pylontech (RS485 V3.3)",
@@ -540,7 +541,7 @@ const struct pack_driver pylontech_driver = {
 /* LifePower4 ASCII's optional command, numbered in p->optional[]. */
 enum { LP4_ASCII_OPT_ALARM };
 
-static enum result lp4_ascii_command(struct pack *p, uint8_t cmd, uint8_t *info, size_t cap,
+static enum result lp4_ascii_command(struct device *p, uint8_t cmd, uint8_t *info, size_t cap,
                                      struct af_frame *f, double now_s)
 {
     char req[LP4_ASCII_REQUEST_LEN + 1];
@@ -552,7 +553,7 @@ static enum result lp4_ascii_command(struct pack *p, uint8_t cmd, uint8_t *info,
 }
 
 /* Analog values (0x42) and alarms (0x44); requests carry no INFO. */
-static enum result lp4_ascii_poll(struct pack *p, double *values, double now_s)
+static enum result lp4_ascii_poll(struct device *p, double *values, double now_s)
 {
     uint8_t info[AF_INFO_MAX];
     struct af_frame f;
@@ -577,7 +578,7 @@ static enum result lp4_ascii_poll(struct pack *p, double *values, double now_s)
     return RESULT_OK;
 }
 
-const struct pack_driver lp4_ascii_driver = {
+const struct driver lp4_ascii_driver = {
     .name = "lp4_ascii",
     .sim_proto = "lp4_ascii",
     .reports_energy = true, /* cumulative charge / discharge kWh in the analog reply */

@@ -9,14 +9,14 @@
 #include "modbus_poll.h"
 #include "reading.h"
 
-struct pack;
+struct device;
 
 /*
  * A protocol driver. The contract, for every hook: do one pass, bounded in time (the
  * link's timeout plus the frames' own duration), never sleep beyond the line's silence,
  * never exit; report a failure by its cause and leave reconnecting to the next call.
  */
-struct pack_driver {
+struct driver {
     const char *name;               /* "lp4v2" (Modbus RTU), "eg4-legacy" (7E..0D) */
     const char *model;              /* HA device model when the pack does not tell its own */
     const char *manufacturer;       /* HA device manufacturer */
@@ -31,25 +31,25 @@ struct pack_driver {
     /* required: read the pack once and decode into values[n_defs] (NaN = unknown).
      * now_s is the monotonic time, used by simulated packs. Returns RESULT_OK or the cause;
      * on failure nothing in values may be published. */
-    enum result (*poll)(struct pack *p, double *values, double now_s);
+    enum result (*poll)(struct device *p, double *values, double now_s);
     /* optional: read model, firmware and serial into p->id. RESULT_OK, or the cause. */
-    enum result (*identify)(struct pack *p, double now_s);
+    enum result (*identify)(struct device *p, double now_s);
     /* optional: the packs[0..n) of one line are set up; hang what they share off their
      * bus_state (a pack whose bus_state_owned is set frees it at teardown). 0, or -1 when
      * out of memory. */
-    int (*bus_setup)(struct pack **packs, size_t n);
+    int (*bus_setup)(struct device **packs, size_t n);
 };
 
 /* EG4 LifePower4 v2 / EG4-LL over Modbus RTU (function 0x03, vendor map V01.06). */
-extern const struct pack_driver lp4v2_driver;
+extern const struct driver lp4v2_driver;
 
 /* EG4 legacy 7E..0D protocol (commands 0x01 status, 0x33 firmware), protocols §2. */
-extern const struct pack_driver eg4_legacy_driver;
+extern const struct driver eg4_legacy_driver;
 
 /* Pylontech RS485 V3.3 (ASCII frames, CID1 0x46): one pack per module address. */
-extern const struct pack_driver pylontech_driver;
+extern const struct driver pylontech_driver;
 
 /* EG4 LifePower4 ASCII protocol (CID1 0x4A, 9600 baud, addresses 1..15). */
-extern const struct pack_driver lp4_ascii_driver;
+extern const struct driver lp4_ascii_driver;
 
 #endif

@@ -239,7 +239,7 @@ static void lp4v2_ascii(const uint16_t *regs, size_t nregs, char *out, size_t ou
     memmove(out, out + lead, k - lead + 1);
 }
 
-void lp4v2_identity(const uint16_t *regs, size_t n, struct pack_identity *id)
+void lp4v2_identity(const uint16_t *regs, size_t n, struct device_identity *id)
 {
     memset(id, 0, sizeof(*id));
     if (n < LP4V2_ID_COUNT)

@@ -34,20 +34,12 @@ extern const size_t lp4v2_n_readings;
  */
 int lp4v2_decode(const uint16_t *regs, size_t nregs, double *values);
 
-/* Identity of a pack, from the identity read (registers 105..127). */
-struct pack_identity {
-    char model[25];    /* registers 105..116, 24 ASCII bytes; "" if unknown */
-    char firmware[33]; /* registers 117..119 (6 ASCII bytes, e.g. "V03R04"); other protocols longer
-                        */
-    char serial[17];   /* registers 120..127, 16 ASCII bytes */
-};
-
 /*
  * Decode registers 105..127 (regs[0] = register 105, n >= 23) into *id. Characters
  * are taken high byte first; NULs, padding spaces and non-printable bytes are
  * dropped. With n < 23 the identity is left empty.
  */
-void lp4v2_identity(const uint16_t *regs, size_t n, struct pack_identity *id);
+void lp4v2_identity(const uint16_t *regs, size_t n, struct device_identity *id);
 
 /*
  * Every key the eg4-battery script published as an HA `sensor` in modbus_per_pack mode

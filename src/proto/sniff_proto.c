@@ -28,8 +28,8 @@ static size_t n_defs(const struct sniff_proto *p)
 }
 
 /* Row k of rows, started from prior(addr) or all NaN. */
-static double *row_start(const struct pack_driver *d, double *rows, unsigned k,
-                         sniff_prior_fn prior, void *pud, unsigned addr)
+static double *row_start(const struct driver *d, double *rows, unsigned k, sniff_prior_fn prior,
+                         void *pud, unsigned addr)
 {
     size_t n = *d->n_defs;
     double *row = rows + (size_t)k * n;
@@ -391,7 +391,7 @@ static int pylontech_decode(const struct sniff_heard *h, unsigned cell_count, sn
         if (m->command == PYLONTECH_CMD_MANUFACTURER)
             addr = m->f.adr;
         set_module(&mods[0], addr, SNIFF_IDENTITY, NULL);
-        struct pack_identity *id = &mods[0].id;
+        struct device_identity *id = &mods[0].id;
         int rc = m->command == PYLONTECH_CMD_MANUFACTURER
                      ? pylontech_decode_string(PYLONTECH_STR_BATTERY_NAME, m->f.info, m->f.info_len,
                                                id->model, sizeof(id->model))

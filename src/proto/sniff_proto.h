@@ -72,9 +72,9 @@ enum sniff_update {
 struct sniff_module {
     uint8_t addr;
     enum sniff_update what;
-    enum result cause;       /* SNIFF_BAD: RESULT_ZERO (all-zero LP4V2 map) or RESULT_LENGTH */
-    double *values;          /* SNIFF_READING / SNIFF_PARTIAL: the driver's readings */
-    struct pack_identity id; /* SNIFF_IDENTITY */
+    enum result cause;         /* SNIFF_BAD: RESULT_ZERO (all-zero LP4V2 map) or RESULT_LENGTH */
+    double *values;            /* SNIFF_READING / SNIFF_PARTIAL: the driver's readings */
+    struct device_identity id; /* SNIFF_IDENTITY */
 };
 
 /*
@@ -85,15 +85,15 @@ typedef const double *(*sniff_prior_fn)(uint8_t addr, void *ud);
 
 /* One protocol. All hooks are required unless marked optional. */
 struct sniff_proto {
-    const char *name;       /* bus.protocol and `sniff --protocol` value: "lp4v2", ... */
-    const char *title;      /* for people: "EG4 LifePower4 v2, Modbus RTU" */
-    const char *short_name; /* start of sniff's decoded lines: "LP4V2", "Pylontech" */
-    const char *addr_word;  /* what an address is called: "slave", "adr", "addr" */
-    const char *bad_what;   /* its frames in the noise hint: "Modbus RTU" */
-    const char *found_fmt;  /* printf format, one unsigned argument (the address), of the name
-                               of a pack heard but not configured: "lifepower4_addr_%02x" */
-    const struct pack_driver *driver; /* readings table and HA device of its packs */
-    size_t state_size;                /* bytes of the framer's state */
+    const char *name;            /* bus.protocol and `sniff --protocol` value: "lp4v2", ... */
+    const char *title;           /* for people: "EG4 LifePower4 v2, Modbus RTU" */
+    const char *short_name;      /* start of sniff's decoded lines: "LP4V2", "Pylontech" */
+    const char *addr_word;       /* what an address is called: "slave", "adr", "addr" */
+    const char *bad_what;        /* its frames in the noise hint: "Modbus RTU" */
+    const char *found_fmt;       /* printf format, one unsigned argument (the address), of the name
+                                    of a pack heard but not configured: "lifepower4_addr_%02x" */
+    const struct driver *driver; /* readings table and HA device of its packs */
+    size_t state_size;           /* bytes of the framer's state */
     /* Clear the state for a bus at baud bits/s. */
     void (*init)(void *st, unsigned baud);
     /* Feed n bytes read at t_s; cb (may be NULL) per frame. Returns frames reported. */

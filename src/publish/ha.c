@@ -33,7 +33,7 @@ static void ha_default_entity_id(char *buf, size_t len, const char *component, c
 
 static json_t *ha_device(const struct ha_pack_ctx *ctx)
 {
-    const struct pack_identity *id = ctx->id;
+    const struct device_identity *id = ctx->id;
     json_t *dev;
 
     dev = json_pack("{s:[s],s:s,s:s,s:s}", "identifiers", ctx->pack, "name", ctx->device_name,
@@ -68,7 +68,7 @@ char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_de
     cfg =
         json_pack("{s:s,s:s,s:s,s:s,s:s,s:[{s:s},{s:s}],s:s,s:i}", "name", d->name, "unique_id",
                   uid, "default_entity_id", eid, "state_topic", ctx->state_topic, "value_template",
-                  tmpl, "availability", "topic", ctx->bridge_topic, "topic", ctx->avail_topic,
+                  tmpl, "availability", "topic", ctx->pub_topic, "topic", ctx->avail_topic,
                   "availability_mode", "all", "expire_after", ctx->expire_after);
     if (!cfg)
         return NULL;

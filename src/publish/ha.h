@@ -5,21 +5,20 @@
 
 #include <stddef.h>
 
-#include "lp4v2.h"
 #include "reading.h"
 
 /* Everything an entity config of one pack refers to. */
 struct ha_pack_ctx {
-    const char *pack;               /* device identifier and unique_id prefix (pack name) */
-    const char *state_topic;        /* <base>/<pack>/state */
-    const char *bridge_topic;       /* the daemon's status topic (LWT) */
-    const char *avail_topic;        /* <base>/<pack>/availability */
-    const struct pack_identity *id; /* model, firmware, serial: may be NULL or empty */
-    int expire_after;               /* seconds without a state before HA shows unavailable */
-    const char *uid_suffix;         /* unique_id "<pack>_<key>_<uid_suffix>": "eg4" for packs */
-    const char *device_name;        /* HA device name */
-    const char *manufacturer;       /* HA device manufacturer */
-    const char *model;              /* HA device model when the identity has none */
+    const char *pack;                 /* device identifier and unique_id prefix (pack name) */
+    const char *state_topic;          /* <base>/<pack>/state */
+    const char *pub_topic;            /* the daemon's status topic (LWT) */
+    const char *avail_topic;          /* <base>/<pack>/availability */
+    const struct device_identity *id; /* model, firmware, serial: may be NULL or empty */
+    int expire_after;                 /* seconds without a state before HA shows unavailable */
+    const char *uid_suffix;           /* unique_id "<pack>_<key>_<uid_suffix>": "eg4" for packs */
+    const char *device_name;          /* HA device name */
+    const char *manufacturer;         /* HA device manufacturer */
+    const char *model;                /* HA device model when the identity has none */
 };
 
 /*
@@ -37,7 +36,7 @@ int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *co
  * state_topic with value_template "{{ value_json.<key> }}", unit/device_class/state_class from the
  * quantity table, suggested_display_precision, icon, entity_category and
  * enabled_by_default from the flags, payload_on "1"/payload_off "0" for binary sensors,
- * options for enums, availability [bridge, pack] with availability_mode "all",
+ * options for enums, availability [the daemon's status topic, pack] with availability_mode "all",
  * expire_after, the device (identifiers [pack], name, manufacturer, model, sw_version,
  * serial_number) and the origin (bms2mqtt and its version).
  * Returns NULL when out of memory.

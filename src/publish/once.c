@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bridge.h"
+#include "publisher.h"
 #include "log.h"
 
 #define ONCE_TOPIC_MAX 512
@@ -20,13 +20,14 @@ struct once_pack {
 
 struct once {
     struct mqtt *m;
-    const struct pack *packs;
+    const struct device *packs;
     size_t n;
     pthread_mutex_t lock; /* packs[].mids: bus threads and the MQTT thread publish */
     struct once_pack *slots;
 };
 
-struct once *once_new(const struct config *cfg, const struct pack *packs, size_t n, struct mqtt *m)
+struct once *once_new(const struct config *cfg, const struct device *packs, size_t n,
+                      struct mqtt *m)
 {
     struct once *o = calloc(1, sizeof(*o));
 
@@ -42,7 +43,7 @@ struct once *once_new(const struct config *cfg, const struct pack *packs, size_t
         return NULL;
     }
     for (size_t i = 0; i < n; i++)
-        bridge_format_state_topic(o->slots[i].topic, ONCE_TOPIC_MAX, cfg, packs[i].name);
+        publisher_format_state_topic(o->slots[i].topic, ONCE_TOPIC_MAX, cfg, packs[i].name);
     return o;
 }
 
@@ -79,7 +80,7 @@ int once_report(struct once *o)
 
     for (size_t i = 0; i < o->n; i++) {
         const struct once_pack *slot = &o->slots[i];
-        const struct pack *p = &o->packs[i];
+        const struct device *p = &o->packs[i];
         bool acked = false;
         for (int k = 0; k < ONCE_MIDS; k++)
             acked = acked || (slot->mids[k] && mqtt_acked(o->m, slot->mids[k]));

@@ -7,7 +7,7 @@
 
 #include "config.h"
 #include "mqtt.h"
-#include "pack.h"
+#include "device.h"
 #include "sink.h"
 
 /* Exit statuses of --once besides 0 and the start-up errors (doc/bms2mqtt.8.md). */
@@ -22,7 +22,8 @@ struct once;
  * with QoS 1 and its message id noted. Turns on mqtt_track_acks(m): call before
  * mqtt_start(). Returns NULL when out of memory.
  */
-struct once *once_new(const struct config *cfg, const struct pack *packs, size_t n, struct mqtt *m);
+struct once *once_new(const struct config *cfg, const struct device *packs, size_t n,
+                      struct mqtt *m);
 
 /* The sink the bridge publishes through in a --once run. */
 struct sink once_sink(struct once *o);

@@ -1454,8 +1454,8 @@ static void test_config_topic_parts_refuse_wildcards_and_nul(void **state)
 /* The discovery-topic check assumes no reading key is longer than READING_KEY_MAX. */
 static void test_config_reading_keys_fit_the_topic_check(void **state)
 {
-    const struct pack_driver *const drivers[] = {&lp4v2_driver, &eg4_legacy_driver,
-                                                 &pylontech_driver, &lp4_ascii_driver};
+    const struct driver *const drivers[] = {&lp4v2_driver, &eg4_legacy_driver, &pylontech_driver,
+                                            &lp4_ascii_driver};
 
     (void)state;
     for (size_t d = 0; d < sizeof drivers / sizeof drivers[0]; d++) {

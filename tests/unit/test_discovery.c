@@ -14,7 +14,7 @@
 #include "ha.h"
 #include "lp4v2.h"
 
-static const struct pack_identity ident = {"LP4V2-48V-100AH", "V03R04", "SN0001"};
+static const struct device_identity ident = {"LP4V2-48V-100AH", "V03R04", "SN0001"};
 static const struct ha_pack_ctx ctx = {
     "lifepower4_1",
     "bms2mqtt/lifepower4_1/state",

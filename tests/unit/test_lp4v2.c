@@ -192,7 +192,7 @@ static void test_lp4v2_identity_strings(void **state)
     const char *model = "LP4V2-48V-100AH";
     const char *fw = "V03R04";
     const char *sn = "2023A1B2C3D4E5F6";
-    struct pack_identity out;
+    struct device_identity out;
     (void)state;
 
     for (size_t i = 0; i < strlen(model); i++)

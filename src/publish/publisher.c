@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* bridge.c - discovery, availability and state publishing for every pack and the bank. */
-#include "bridge.h"
+/* publisher.c - discovery, availability and state publishing for every pack and the bank. */
+#include "publisher.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -12,11 +12,11 @@
 #include "ha.h"
 #include "log.h"
 
-#define TOPIC_MAX        CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
-#define BRIDGE_STATE_FMT "%s/%s/state"    /* base topic, device */
+#define TOPIC_MAX           CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
+#define PUBLISHER_STATE_FMT "%s/%s/state"    /* base topic, device */
 
 /* One HA device: a pack, or the bank. */
-struct bridge_dev {
+struct publisher_entity {
     const char *name;
     const struct reading_def *defs;
     size_t n_defs;
@@ -26,51 +26,51 @@ struct bridge_dev {
     const char *const *retired; /* the script's sensor keys of this kind of device */
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
-    enum pack_avail avail;
+    enum device_avail avail;
     bool announced;             /* discovery published since the first poll outcome */
-    struct pack_identity id;    /* copy published in the device block */
+    struct device_identity id;  /* copy published in the device block */
     struct ha_state *state;     /* latest state JSON, republished on (re)connect */
     pthread_mutex_t state_lock; /* serialises formatting and sending of `state` */
 };
 
-struct bridge_pack {
-    struct bridge_dev dev;
-    struct pack *p;
+struct publisher_device {
+    struct publisher_entity dev;
+    struct device *p;
     double *last_values;       /* latest good poll, for the bank; NULL before the first */
     bool has_values;           /* last_values holds a poll */
     struct bank_member member; /* the pack's readings as the bank finds them */
     bool reported;             /* had an outcome in the current bank round */
 };
 
-struct bridge {
+struct publisher {
     const struct config *cfg;
     struct sink sink;
     pthread_mutex_t lock;
     char status_topic[TOPIC_MAX];
     int expire_after;
     bool has_bank;
-    struct bridge_dev bank;
+    struct publisher_entity bank;
     double *bank_values;
     char bank_model[64];
     const char *base;
     size_t n, cap;
-    struct bridge_pack **packs; /* each allocated on its own: addresses stay valid */
+    struct publisher_device **packs; /* each allocated on its own: addresses stay valid */
 };
 
-static void bridge_pub(struct bridge *b, const char *topic, const char *payload, int qos,
-                       bool retain)
+static void pub_pub(struct publisher *b, const char *topic, const char *payload, int qos,
+                    bool retain)
 {
     b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
 }
 
-static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *name,
-                           const struct reading_def *defs, size_t n_defs)
+static int pub_dev_init(struct publisher_entity *d, const char *base, const char *name,
+                        const struct reading_def *defs, size_t n_defs)
 {
     d->name = name;
     d->defs = defs;
     d->n_defs = n_defs;
-    d->avail = PACK_UNKNOWN;
-    snprintf(d->state_topic, TOPIC_MAX, BRIDGE_STATE_FMT, base, name);
+    d->avail = DEVICE_UNKNOWN;
+    snprintf(d->state_topic, TOPIC_MAX, PUBLISHER_STATE_FMT, base, name);
     snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
     d->state = ha_state_new(defs, n_defs);
     pthread_mutex_init(&d->state_lock, NULL);
@@ -78,13 +78,13 @@ static int bridge_dev_init(struct bridge_dev *d, const char *base, const char *n
 }
 
 /* Make pack p known to the bridge. Lock held (or not yet shared). */
-static int bridge_attach(struct bridge *b, struct pack *p)
+static int pub_attach(struct publisher *b, struct device *p)
 {
-    struct bridge_pack *bp;
+    struct publisher_device *bp;
 
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 8;
-        struct bridge_pack **np = realloc(b->packs, cap * sizeof(*np));
+        struct publisher_device **np = realloc(b->packs, cap * sizeof(*np));
         if (!np)
             return -1;
         b->packs = np;
@@ -99,21 +99,21 @@ static int bridge_attach(struct bridge *b, struct pack *p)
     bp->dev.manufacturer = p->driver->manufacturer;
     bp->dev.label = p->driver->label;
     bp->dev.retired = p->driver->retired_sensor_keys;
-    if (bridge_dev_init(&bp->dev, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->last_values) {
+    if (pub_dev_init(&bp->dev, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->last_values) {
         ha_state_free(bp->dev.state);
         free(bp->last_values);
         free(bp);
         return -1;
     }
     b->packs[b->n++] = bp;
-    p->bridge_slot = bp;
+    p->publisher_slot = bp;
     return 0;
 }
 
-struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n,
-                          const char *client_id, const char *bank_name, struct sink sink)
+struct publisher *publisher_new(const struct config *cfg, struct device *packs, size_t n,
+                                const char *client_id, const char *bank_name, struct sink sink)
 {
-    struct bridge *b = calloc(1, sizeof(*b));
+    struct publisher *b = calloc(1, sizeof(*b));
 
     if (!b)
         return NULL;
@@ -121,7 +121,7 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     b->sink = sink;
     b->base = cfg->mqtt.base_topic;
     pthread_mutex_init(&b->lock, NULL);
-    bridge_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
+    publisher_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
     /* HA marks an entity unavailable when no state came for this long: several poll
      * periods, so one slow or lost poll never blanks the dashboard. */
     double period = cfg->bus.poll_interval_s > cfg->bus.timeout_s ? cfg->bus.poll_interval_s
@@ -130,8 +130,8 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
     if (b->expire_after < 30)
         b->expire_after = 30;
     for (size_t i = 0; i < n; i++) {
-        if (bridge_attach(b, &packs[i]) < 0) {
-            bridge_free(b);
+        if (pub_attach(b, &packs[i]) < 0) {
+            publisher_free(b);
             return NULL;
         }
     }
@@ -142,32 +142,33 @@ struct bridge *bridge_new(const struct config *cfg, struct pack *packs, size_t n
         b->bank.manufacturer = "bms2mqtt";
         b->bank.label = "Battery bank";
         b->bank_values = calloc(bank_n_readings, sizeof(double));
-        if (bridge_dev_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0 ||
+        if (pub_dev_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0 ||
             !b->bank_values) {
-            bridge_free(b);
+            publisher_free(b);
             return NULL;
         }
     }
     return b;
 }
 
-int bridge_format_status_topic(char *buf, size_t len, const struct config *cfg,
-                               const char *client_id)
+int publisher_format_status_topic(char *buf, size_t len, const struct config *cfg,
+                                  const char *client_id)
 {
     return snprintf(buf, len, "%s/bridge/%s/status", cfg->mqtt.base_topic, client_id);
 }
 
-int bridge_format_state_topic(char *buf, size_t len, const struct config *cfg, const char *device)
+int publisher_format_state_topic(char *buf, size_t len, const struct config *cfg,
+                                 const char *device)
 {
-    return snprintf(buf, len, BRIDGE_STATE_FMT, cfg->mqtt.base_topic, device);
+    return snprintf(buf, len, PUBLISHER_STATE_FMT, cfg->mqtt.base_topic, device);
 }
 
-const char *bridge_status_topic(const struct bridge *b)
+const char *publisher_status_topic(const struct publisher *b)
 {
     return b->status_topic;
 }
 
-static void bridge_discovery(struct bridge *b, struct bridge_dev *d)
+static void pub_discovery(struct publisher *b, struct publisher_entity *d)
 {
     const char *prefix = b->cfg->mqtt.discovery_prefix;
     bool bank = d == &b->bank;
@@ -188,14 +189,14 @@ static void bridge_discovery(struct bridge *b, struct bridge_dev *d)
         }
         ha_discovery_topic(topic, sizeof(topic), prefix, quantity_info(r->q)->component, d->name,
                            r->key);
-        bridge_pub(b, topic, cfg, 1, true);
+        pub_pub(b, topic, cfg, 1, true);
         free(cfg);
     }
 }
 
 /* Remove the script's sensors that no longer exist as sensors (retired keys, and the
  * flags that are binary_sensors now) with an empty retained config. */
-static void bridge_retire(struct bridge *b, struct bridge_dev *d)
+static void pub_retire(struct publisher *b, struct publisher_entity *d)
 {
     char topic[TOPIC_MAX];
 
@@ -206,77 +207,77 @@ static void bridge_retire(struct bridge *b, struct bridge_dev *d)
             continue;
         ha_discovery_topic(topic, sizeof(topic), b->cfg->mqtt.discovery_prefix, "sensor", d->name,
                            key);
-        bridge_pub(b, topic, "", 1, true);
+        pub_pub(b, topic, "", 1, true);
     }
 }
 
-static const char *bridge_avail_text(enum pack_avail a)
+static const char *pub_avail_text(enum device_avail a)
 {
-    return a == PACK_ONLINE ? "online" : "offline";
+    return a == DEVICE_ONLINE ? "online" : "offline";
 }
 
 /* A device's discovery (once it was announced), availability and latest state. */
-static void bridge_dev_publish(struct bridge *b, struct bridge_dev *d)
+static void pub_dev_publish(struct publisher *b, struct publisher_entity *d)
 {
     if (d->announced)
-        bridge_discovery(b, d);
-    bridge_pub(b, d->avail_topic, bridge_avail_text(d->avail), 1, true);
+        pub_discovery(b, d);
+    pub_pub(b, d->avail_topic, pub_avail_text(d->avail), 1, true);
     pthread_mutex_lock(&d->state_lock);
-    if (ha_state_text(d->state) && d->avail == PACK_ONLINE)
-        bridge_pub(b, d->state_topic, ha_state_text(d->state), 0, false);
+    if (ha_state_text(d->state) && d->avail == DEVICE_ONLINE)
+        pub_pub(b, d->state_topic, ha_state_text(d->state), 0, false);
     pthread_mutex_unlock(&d->state_lock);
 }
 
 /* Everything a fresh session or a restarted HA needs. A pack's discovery waits for its
  * first poll, so that the device block already carries its model and firmware. */
-static void bridge_publish_all(struct bridge *b, bool retire)
+static void pub_publish_all(struct publisher *b, bool retire)
 {
-    bridge_pub(b, b->status_topic, "online", 1, true);
+    pub_pub(b, b->status_topic, "online", 1, true);
     for (size_t i = 0; i < b->n; i++) {
         if (retire)
-            bridge_retire(b, &b->packs[i]->dev);
-        bridge_dev_publish(b, &b->packs[i]->dev);
+            pub_retire(b, &b->packs[i]->dev);
+        pub_dev_publish(b, &b->packs[i]->dev);
     }
     if (b->has_bank)
-        bridge_dev_publish(b, &b->bank);
+        pub_dev_publish(b, &b->bank);
 }
 
-void bridge_on_connect(struct bridge *b)
+void publisher_on_connect(struct publisher *b)
 {
     pthread_mutex_lock(&b->lock);
-    bridge_publish_all(b, true);
+    pub_publish_all(b, true);
     pthread_mutex_unlock(&b->lock);
 }
 
-void bridge_on_ha_online(struct bridge *b)
+void publisher_on_ha_online(struct publisher *b)
 {
     pthread_mutex_lock(&b->lock);
-    bridge_publish_all(b, false);
+    pub_publish_all(b, false);
     pthread_mutex_unlock(&b->lock);
 }
 
 /* First outcome of a device: announce it to HA. Lock held. */
-static void bridge_announce(struct bridge *b, struct bridge_dev *d)
+static void pub_announce(struct publisher *b, struct publisher_entity *d)
 {
     if (d->announced)
         return;
     d->announced = true;
-    bridge_discovery(b, d);
+    pub_discovery(b, d);
 }
 
-static void bridge_set_avail(struct bridge *b, struct bridge_dev *d, enum pack_avail a)
+static void pub_set_avail(struct publisher *b, struct publisher_entity *d, enum device_avail a)
 {
     if (d->avail == a)
         return;
     d->avail = a;
-    bridge_pub(b, d->avail_topic, bridge_avail_text(a), 1, true);
+    pub_pub(b, d->avail_topic, pub_avail_text(a), 1, true);
 }
 
 /* A device answered: announce it if new and mark it online (b->lock held). */
-static void bridge_dev_online(struct bridge *b, struct bridge_dev *d)
+static void pub_dev_online(struct publisher *b, struct publisher_entity *d)
 {
-    bridge_announce(b, d);
-    bridge_set_avail(b, d, PACK_ONLINE);
+    pub_announce(b, d);
+    pub_set_avail(b, d, DEVICE_ONLINE);
 }
 
 /*
@@ -284,12 +285,13 @@ static void bridge_dev_online(struct bridge *b, struct bridge_dev *d)
  * so packs on different buses format and send at the same time; the lock order is
  * b->lock before state_lock wherever both are held.
  */
-static void bridge_dev_send_state(struct bridge *b, struct bridge_dev *d, const double *values)
+static void pub_dev_send_state(struct publisher *b, struct publisher_entity *d,
+                               const double *values)
 {
     pthread_mutex_lock(&d->state_lock);
     const char *json = ha_state_format(d->state, values);
     if (json)
-        bridge_pub(b, d->state_topic, json, 0, false);
+        pub_pub(b, d->state_topic, json, 0, false);
     else
         log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
     pthread_mutex_unlock(&d->state_lock);
@@ -299,7 +301,7 @@ static void bridge_dev_send_state(struct bridge *b, struct bridge_dev *d, const 
  * The bank is published once per round: when every pack has had an outcome (good or
  * failed) since the last bank state, so its totals come from one cycle. Lock held.
  */
-static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
+static void pub_bank_round(struct publisher *b, struct publisher_device *done)
 {
     struct bank_member m[b->n];
     unsigned online = 0;
@@ -311,73 +313,73 @@ static void bridge_bank_round(struct bridge *b, struct bridge_pack *done)
         if (!b->packs[i]->reported)
             return;
     for (size_t i = 0; i < b->n; i++) {
-        struct bridge_pack *bp = b->packs[i];
+        struct publisher_device *bp = b->packs[i];
         bp->reported = false;
         m[i] = bp->member;
         m[i].values = bp->has_values ? bp->last_values : NULL;
-        m[i].online = bp->dev.avail == PACK_ONLINE;
+        m[i].online = bp->dev.avail == DEVICE_ONLINE;
         online += m[i].online;
     }
     if (!online) {
-        bridge_set_avail(b, &b->bank, PACK_OFFLINE);
+        pub_set_avail(b, &b->bank, DEVICE_OFFLINE);
         return;
     }
     bank_compute(m, b->n, b->bank_values);
-    bridge_dev_online(b, &b->bank);
-    bridge_dev_send_state(b, &b->bank, b->bank_values);
+    pub_dev_online(b, &b->bank);
+    pub_dev_send_state(b, &b->bank, b->bank_values);
 }
 
-int bridge_add_pack(struct bridge *b, struct pack *p)
+int publisher_add_pack(struct publisher *b, struct device *p)
 {
     pthread_mutex_lock(&b->lock);
-    int rc = bridge_attach(b, p);
+    int rc = pub_attach(b, p);
     pthread_mutex_unlock(&b->lock);
     return rc;
 }
 
-void bridge_publish_raw(struct bridge *b, const char *name, const char *json)
+void publisher_publish_raw(struct publisher *b, const char *name, const char *json)
 {
     char topic[TOPIC_MAX];
 
     snprintf(topic, sizeof(topic), "%s/%s/raw", b->base, name);
-    bridge_pub(b, topic, json, 0, false);
+    pub_pub(b, topic, json, 0, false);
 }
 
-void bridge_pack_good(struct bridge *b, struct pack *p, const double *values)
+void publisher_pack_good(struct publisher *b, struct device *p, const double *values)
 {
-    struct bridge_pack *bp = p->bridge_slot;
+    struct publisher_device *bp = p->publisher_slot;
 
     if (!bp)
         return;
     pthread_mutex_lock(&b->lock);
     memcpy(bp->last_values, values, p->n_defs * sizeof(double));
     bp->has_values = true;
-    bridge_dev_online(b, &bp->dev);
-    bridge_bank_round(b, bp);
+    pub_dev_online(b, &bp->dev);
+    pub_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
-    bridge_dev_send_state(b, &bp->dev, values);
+    pub_dev_send_state(b, &bp->dev, values);
 }
 
-void bridge_pack_failed(struct bridge *b, struct pack *p)
+void publisher_pack_failed(struct publisher *b, struct device *p)
 {
-    struct bridge_pack *bp = p->bridge_slot;
+    struct publisher_device *bp = p->publisher_slot;
 
     if (!bp)
         return;
     pthread_mutex_lock(&b->lock);
-    bridge_announce(b, &bp->dev);
-    if (p->failures >= (unsigned)b->cfg->bus.offline_after && bp->dev.avail != PACK_OFFLINE) {
+    pub_announce(b, &bp->dev);
+    if (p->failures >= (unsigned)b->cfg->bus.offline_after && bp->dev.avail != DEVICE_OFFLINE) {
         log_msg(LOG_LVL_WARNING, "pack %s: offline after %u failed polls in a row", p->name,
                 p->failures);
-        bridge_set_avail(b, &bp->dev, PACK_OFFLINE);
+        pub_set_avail(b, &bp->dev, DEVICE_OFFLINE);
     }
-    bridge_bank_round(b, bp);
+    pub_bank_round(b, bp);
     pthread_mutex_unlock(&b->lock);
 }
 
-void bridge_pack_identity(struct bridge *b, struct pack *p)
+void publisher_pack_identity(struct publisher *b, struct device *p)
 {
-    struct bridge_pack *bp = p->bridge_slot;
+    struct publisher_device *bp = p->publisher_slot;
 
     if (!bp)
         return;
@@ -385,12 +387,12 @@ void bridge_pack_identity(struct bridge *b, struct pack *p)
     if (memcmp(&bp->dev.id, &p->id, sizeof(bp->dev.id)) != 0) {
         bp->dev.id = p->id;
         if (bp->dev.announced)
-            bridge_discovery(b, &bp->dev);
+            pub_discovery(b, &bp->dev);
     }
     pthread_mutex_unlock(&b->lock);
 }
 
-void bridge_free(struct bridge *b)
+void publisher_free(struct publisher *b)
 {
     if (!b)
         return;

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* pack.c - setting up and tearing down a pack's run-time state. */
-#include "pack.h"
+#include "device.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-int pack_setup(struct pack *p, const char *name, const struct pack_driver *driver, uint8_t slave,
-               const struct config *cfg)
+int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
+                 const struct config *cfg)
 {
     memset(p, 0, sizeof(*p));
     p->name = name;
@@ -35,7 +35,7 @@ int pack_setup(struct pack *p, const char *name, const struct pack_driver *drive
     return 0;
 }
 
-int pack_energy_attach(struct pack *p, struct energy_store *s)
+int device_energy_attach(struct device *p, struct energy_store *s)
 {
     double c, d;
 
@@ -49,7 +49,7 @@ int pack_energy_attach(struct pack *p, struct energy_store *s)
     return 0;
 }
 
-void pack_teardown(struct pack *p)
+void device_teardown(struct device *p)
 {
     free(p->values);
     if (p->bus_state_owned)

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/* pack.h - one battery pack at run time: its link, latest readings and health. */
+#ifndef BMS_PACK_H
+#define BMS_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "driver.h"
+#include "serial.h"
+#include "energy.h"
+#include "energy_store.h"
+#include "lp4v2.h"
+#include "log.h"
+#include "modbus_poll.h"
+#include "sim_line.h"
+
+/* Availability of a pack as HA sees it. */
+enum device_avail {
+    DEVICE_UNKNOWN, /* not polled yet: published as offline */
+    DEVICE_ONLINE,
+    DEVICE_OFFLINE,
+};
+
+/*
+ * Commands that complete a poll beside its main one (Pylontech alarms 0x44 and limits 0x92,
+ * LifePower4 ASCII alarms 0x44). One the pack refuses (a return code or exception) or leaves
+ * unanswered DEVICE_REFUSALS_BEFORE_BACKOFF times in a row is then asked only every
+ * DEVICE_REFUSED_ASK_EVERY-th poll, so that an unsupported command costs no bus time; its
+ * readings are unknown (NaN) whenever it did not answer in the current poll.
+ */
+#define DEVICE_MAX_OPTIONAL            4
+#define DEVICE_REFUSALS_BEFORE_BACKOFF 3
+#define DEVICE_REFUSED_ASK_EVERY       50
+
+struct device_optional {
+    unsigned refused; /* refusals or silences in a row */
+    unsigned skipped; /* polls it was not asked since its last try, while backed off */
+};
+
+/*
+ * A pack. The poller thread of its bus owns `link`/`sim`, `id` and the counters; the
+ * publisher copies what it publishes under its own lock.
+ */
+struct device {
+    const char *name;               /* = cfg->name */
+    const struct reading_def *defs; /* reading table of the pack's protocol */
+    size_t n_defs;
+    const struct driver *driver; /* its protocol */
+    struct ser_link *raw;        /* the raw port of its bus (legacy protocol), else NULL */
+    unsigned cell_count;         /* cells per pack where the protocol does not say (legacy) */
+    struct mb_link *link;        /* the serial port of its bus (shared), NULL when simulated */
+    uint8_t slave;               /* its slave (unit) id on that bus */
+    unsigned long link_opens;    /* link->opens at the last poll: a change is a new connection */
+    struct sim_line *sim_line;   /* its simulated line (transport mock, --dry-run), or NULL */
+    void *bus_state;             /* what the driver shares between the packs of its line */
+    bool bus_state_owned;        /* this pack frees bus_state (device_teardown) */
+    struct device_identity id;   /* from registers 105..127; empty until read */
+    bool need_identity;          /* read the identity on the next good poll */
+    double last_good_s;          /* monotonic s of the last good reading (listening) */
+    void *publisher_slot;        /* the bridge's record of this pack (bridge.c) */
+    char *owned_name;            /* name allocated for a pack found at run time, or NULL */
+    unsigned failures;           /* consecutive failed polls */
+    unsigned long polls;         /* polls attempted */
+    unsigned long errors[RESULT_COUNT];                   /* failed polls by cause */
+    struct log_throttle throttle;                         /* failure logging */
+    struct device_optional optional[DEVICE_MAX_OPTIONAL]; /* by the driver's own numbering */
+    double *values;                             /* scratch: n_defs readings of the current poll */
+    struct energy energy;                       /* charge / discharge counters */
+    int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
+    double energy_interval_s;                   /* poll period, bounds the integration gap */
+    struct energy_store *store; /* where the counters are made durable, or NULL (dry run) */
+    int energy_slot;            /* the pack's slot in store */
+};
+
+/*
+ * Set up pack p (zeroed first) named `name` (kept by reference) read with `driver` at
+ * `slave`, with the cell count and poll period of cfg. Every reading starts unknown (NaN).
+ * Returns 0, or -1 when out of memory (device_teardown() still frees what was set up).
+ */
+int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
+                 const struct config *cfg);
+
+/*
+ * Give pack p's integrated energy counters a slot in store s and start them from its durable
+ * values (kWh). Nothing for a pack without integrated counters (its protocol reports its own
+ * meters or has no power). Returns 0, or -1 when out of memory (p then keeps no store).
+ */
+int device_energy_attach(struct device *p, struct energy_store *s);
+
+/* Free what device_setup() and a simulated pack allocated. */
+void device_teardown(struct device *p);
+
+#endif
