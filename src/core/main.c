@@ -316,7 +316,7 @@ static int packs_simulate(const struct config *cfg, struct device *packs, struct
     unsigned slaves[64];
 
     for (size_t i = 0; i < cfg->n_packs; i++) {
-        const struct sim_proto *proto = sim_line_proto(packs[i].driver->sim_proto);
+        const struct sim_proto *proto = sim_line_proto(packs[i].driver->name);
         size_t first = i, n = 0;
         bool seen = false;
 

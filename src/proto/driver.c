@@ -15,6 +15,7 @@
 #include "device.h"
 #include "serial.h"
 #include "sim_line.h"
+#include "sniff_proto.h"
 #include "log.h"
 
 /* ---- the pack's line ------------------------------------------------------------------ */
@@ -90,9 +91,24 @@ static enum result lp4v2_identify(struct device *p, double now_s)
     return r;
 }
 
+static const char *const lp4v2_aliases[] = {"modbus_per_pack", NULL};
+static const int lp4v2_scan_bauds[] = {9600, 19200, 115200, 0};
+
 const struct driver lp4v2_driver = {
     .name = "lp4v2",
-    .sim_proto = "lp4v2",
+    .aliases = lp4v2_aliases,
+    .listen_alias = "passive",
+    .title = "EG4 LifePower4 v2 / EG4-LL, Modbus RTU",
+    .wire = DRIVER_WIRE_MODBUS,
+    .default_baud = 9600,
+    /* Modbus over serial line V1.02 §2.2: slave ids 1..247 (0 is broadcast). 0x40 is what
+     * the EG4 BMS Tool gives every LifePower4 v2 pack on its own RS485 port. */
+    .addr_min = 1,
+    .addr_max = 247,
+    .addr_default = LP4V2_DEFAULT_SLAVE,
+    .addr_rule = "1..247 (a Modbus slave id)",
+    .port_per_pack = true,
+    .kind = DEVICE_BATTERY,
     .model = "LifePower4 v2 (Modbus)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
@@ -101,6 +117,11 @@ const struct driver lp4v2_driver = {
     .retired_sensor_keys = lp4v2_original_sensor_keys,
     .poll = lp4v2_poll,
     .identify = lp4v2_identify,
+    .sniff = &sniff_proto_lp4v2,
+    /* DIP-addressed banks use 0x01..0x10; auto-addressed packs answer at 0x40. */
+    .scan_bauds = lp4v2_scan_bauds,
+    .scan_last = 16,
+    .scan_last_all = 247,
 };
 
 /* ---- EG4 legacy 7E..0D ---------------------------------------------------------------- */
@@ -175,9 +196,22 @@ static const char *const legacy_original_sensor_keys[] = {
     "alarm_temp_high_chg", "alarm_temp_low_chg", NULL,
 };
 
+static const char *const eg4_legacy_aliases[] = {"active", NULL};
+static const int eg4_legacy_scan_bauds[] = {9600, 0};
+
 const struct driver eg4_legacy_driver = {
     .name = "eg4_legacy",
-    .sim_proto = "eg4_legacy",
+    .aliases = eg4_legacy_aliases,
+    .title = "EG4 LifePower4, legacy 7E..0D protocol",
+    .wire = DRIVER_WIRE_FRAMES,
+    .default_baud = 9600,
+    /* The pack's 4-bit DIP switch; 0 is a real address (`7E 00 01 00 00 0D`, protocols §2).
+     * No default: packs left at one address would collide on the shared bus. */
+    .addr_min = 0,
+    .addr_max = 15,
+    .addr_default = -1,
+    .addr_rule = "0..15 (the pack's DIP-switch address; 0 is one)",
+    .kind = DEVICE_BATTERY,
     .model = "LifePower4 (legacy protocol)",
     .manufacturer = "EG4 Electronics",
     .label = "EG4 LifePower4",
@@ -186,6 +220,10 @@ const struct driver eg4_legacy_driver = {
     .retired_sensor_keys = legacy_original_sensor_keys,
     .poll = legacy_poll,
     .identify = legacy_identify,
+    .sniff = &sniff_proto_eg4_legacy,
+    .scan_bauds = eg4_legacy_scan_bauds,
+    .scan_last = 15,
+    .scan_last_all = 15,
 };
 
 /* ---- optional commands ------------------------------------------------------------------- */
@@ -523,9 +561,32 @@ static int pylontech_bus_setup(struct device **packs, size_t n)
     return 0;
 }
 
+/*
+ * Pylontech RS485 V3.3 §2.5.3: ADR = module + 0x10 x group; modules are numbered from 2 (the
+ * group's master) to 13 (at most 12 per group: master and slaves 1..11 in the ADR table),
+ * groups 0..7 (DIP switches 2-4 of the master). 0 and 0xFF are reserved (§2.2.2).
+ */
+static bool pylontech_addr_ok(int addr)
+{
+    int module = addr & 0x0F, group = addr >> 4;
+
+    return addr >= 0 && group <= 7 && module >= 2 && module <= 13;
+}
+
+static const int pylontech_scan_bauds[] = {115200, 0};
+
 const struct driver pylontech_driver = {
     .name = "pylontech",
-    .sim_proto = "pylontech",
+    .title = "Pylontech RS485 V3.3 (US2000/US3000/US5000...)",
+    .wire = DRIVER_WIRE_FRAMES,
+    .default_baud = 115200, /* §2.4, the first DIP switch off */
+    .addr_min = 0x02,
+    .addr_max = 0x7D,
+    .addr_default = -1,
+    .addr_ok = pylontech_addr_ok,
+    .addr_rule = "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: module 2..13, "
+                 "2 being the group's master)",
+    .kind = DEVICE_BATTERY,
     .model = "Pylontech (RS485 V3.3)",
     .manufacturer = "Pylontech",
     .label = "Pylontech",
@@ -534,6 +595,10 @@ const struct driver pylontech_driver = {
     .poll = pylontech_poll,
     .identify = pylontech_identify,
     .bus_setup = pylontech_bus_setup,
+    .sniff = &sniff_proto_pylontech,
+    .scan_bauds = pylontech_scan_bauds,
+    .scan_last = 9,
+    .scan_last_all = 0x7D,
 };
 
 /* ---- ASCII frames: EG4 LifePower4 (CID1 0x4A) ------------------------------------------ */
@@ -578,9 +643,18 @@ static enum result lp4_ascii_poll(struct device *p, double *values, double now_s
     return RESULT_OK;
 }
 
+static const int lp4_ascii_scan_bauds[] = {9600, 0};
+
 const struct driver lp4_ascii_driver = {
     .name = "lp4_ascii",
-    .sim_proto = "lp4_ascii",
+    .title = "EG4 LifePower4, ASCII protocol (CID1 0x4A)",
+    .wire = DRIVER_WIRE_FRAMES,
+    .default_baud = 9600,
+    .addr_min = 1, /* the pack's DIP switches; 0 is the master */
+    .addr_max = 15,
+    .addr_default = -1,
+    .addr_rule = "1..15 (the pack's DIP-switch address)",
+    .kind = DEVICE_BATTERY,
     .reports_energy = true, /* cumulative charge / discharge kWh in the analog reply */
     .model = "LifePower4 (ASCII protocol)",
     .manufacturer = "EG4 Electronics",
@@ -588,4 +662,53 @@ const struct driver lp4_ascii_driver = {
     .defs = lp4_ascii_readings,
     .n_defs = &lp4_ascii_n_readings,
     .poll = lp4_ascii_poll,
+    .sniff = &sniff_proto_lp4_ascii,
+    .scan_bauds = lp4_ascii_scan_bauds,
+    .scan_last = 15,
+    .scan_last_all = 15,
 };
+
+/* ---- the table ------------------------------------------------------------------------- */
+
+const struct driver *const drivers[] = {
+    &lp4v2_driver, &eg4_legacy_driver, &pylontech_driver, &lp4_ascii_driver, NULL,
+};
+
+const struct driver *driver_find(const char *mode, bool *listen)
+{
+    for (size_t i = 0; mode && drivers[i]; i++) {
+        const struct driver *dr = drivers[i];
+        bool named = strcmp(dr->name, mode) == 0;
+        for (size_t k = 0; !named && dr->aliases && dr->aliases[k]; k++)
+            named = strcmp(dr->aliases[k], mode) == 0;
+        bool heard = dr->listen_alias && strcmp(dr->listen_alias, mode) == 0;
+        if (named || heard) {
+            if (listen)
+                *listen = heard;
+            return dr;
+        }
+    }
+    return NULL;
+}
+
+bool driver_addr_ok(const struct driver *dr, int addr)
+{
+    if (addr < dr->addr_min || addr > dr->addr_max)
+        return false;
+    return !dr->addr_ok || dr->addr_ok(addr);
+}
+
+const char *device_kind_name(enum device_kind k)
+{
+    static const char *const names[DEVICE_KIND_COUNT] = {
+        [DEVICE_BATTERY] = "battery",
+        [DEVICE_INVERTER] = "inverter",
+        [DEVICE_SOLAR_CHARGER] = "solar_charger",
+        [DEVICE_METER] = "meter",
+        [DEVICE_SYSTEM] = "system",
+        [DEVICE_BANK] = "bank",
+        [DEVICE_OTHER] = "other",
+    };
+
+    return (unsigned)k < DEVICE_KIND_COUNT ? names[k] : "?";
+}

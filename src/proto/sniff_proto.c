@@ -155,7 +155,7 @@ static size_t rtu_raw_json(const struct sniff_heard *h, char *out, size_t len)
     return off < len ? off : len - 1;
 }
 
-static const struct sniff_proto sniff_proto_lp4v2 = {
+const struct sniff_proto sniff_proto_lp4v2 = {
     .name = "lp4v2",
     .title = "EG4 LifePower4 v2 / EG4-LL, Modbus RTU",
     .short_name = "LP4V2",
@@ -249,7 +249,7 @@ static int legacy_decode(const struct sniff_heard *h, unsigned cell_count, sniff
     return 0;
 }
 
-static const struct sniff_proto sniff_proto_eg4_legacy = {
+const struct sniff_proto sniff_proto_eg4_legacy = {
     .name = "eg4_legacy",
     .title = "EG4 legacy 7E..0D frames",
     .short_name = "EG4 legacy",
@@ -408,7 +408,7 @@ static int pylontech_decode(const struct sniff_heard *h, unsigned cell_count, sn
     }
 }
 
-static const struct sniff_proto sniff_proto_pylontech = {
+const struct sniff_proto sniff_proto_pylontech = {
     .name = "pylontech",
     .title = "Pylontech RS485 V3.3, ASCII frames (CID1 0x46)",
     .short_name = "Pylontech",
@@ -448,7 +448,7 @@ static int lp4_ascii_decode(const struct sniff_heard *h, unsigned cell_count, sn
     return 1;
 }
 
-static const struct sniff_proto sniff_proto_lp4_ascii = {
+const struct sniff_proto sniff_proto_lp4_ascii = {
     .name = "lp4_ascii",
     .title = "EG4 LifePower4 ASCII frames (CID1 0x4A)",
     .short_name = "LP4 ASCII",

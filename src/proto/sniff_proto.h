@@ -119,6 +119,12 @@ struct sniff_proto {
     size_t (*raw_json)(const struct sniff_heard *h, char *out, size_t len);
 };
 
+/* The listening part of each driver (driver.h: struct driver's `sniff`). */
+extern const struct sniff_proto sniff_proto_lp4v2;
+extern const struct sniff_proto sniff_proto_eg4_legacy;
+extern const struct sniff_proto sniff_proto_pylontech;
+extern const struct sniff_proto sniff_proto_lp4_ascii;
+
 /* Every protocol, in the order `sniff --protocol auto` lists them. */
 extern const struct sniff_proto *const sniff_protos[];
 extern const size_t sniff_n_protos;
