@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "lp4v2.h"
-#include "modbus_poll.h"
+#include "modbus_rtu.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -17,9 +17,10 @@
 #include "log.h"
 #include "lp4_ascii.h"
 #include "lp4v2.h"
-#include "modbus_poll.h"
+#include "device.h"
+#include "driver.h"
+#include "link.h"
 #include "pylontech.h"
-#include "serial.h"
 #include "sniff_proto.h"
 
 static volatile sig_atomic_t bustools_stop;
@@ -91,7 +92,7 @@ static int bustools_seconds(const char *cmd, const char *arg, struct bustools_op
     return 0;
 }
 
-/* --protocol: a name of sniff_protos, or "auto" when allowed. */
+/* --protocol: a driver's name, or "auto" when allowed. */
 static int bustools_protocol(const char *cmd, const char *arg, struct bustools_opts *o)
 {
     if (strcmp(arg, "auto") == 0) {
@@ -101,8 +102,8 @@ static int bustools_protocol(const char *cmd, const char *arg, struct bustools_o
     if ((o->protocol = sniff_proto_find(arg)))
         return 0;
     fprintf(stderr, "bms2mqtt %s: unknown --protocol '%s' (valid: auto", cmd, arg);
-    for (size_t i = 0; i < sniff_n_protos; i++)
-        fprintf(stderr, ", %s", sniff_protos[i]->name);
+    for (size_t i = 0; drivers[i]; i++)
+        fprintf(stderr, ", %s", drivers[i]->name);
     fprintf(stderr, ")\n");
     return -1;
 }
@@ -282,23 +283,24 @@ int bustools_sniff(int argc, char **argv)
         "with a hint of what they look like, go to stderr.\n";
     struct bustools_opts o = {0};
     struct bustools_sniff bs = {0};
-    struct ser_link l;
+    struct link *l = NULL;
+    struct link_params lp = {.timeout_s = 1, .read_only = true};
+    char err[320];
     uint8_t buf[256];
     int rc = bustools_args(argc, argv, &o, "pbsP", usage);
 
     if (rc >= 0)
         return rc;
     if (!o.n_bauds)
-        o.bauds[o.n_bauds++] =
-            o.protocol && o.protocol == sniff_proto_find("pylontech") ? 115200 : 9600;
+        o.bauds[o.n_bauds++] = o.protocol ? o.protocol->driver->default_baud : 9600;
     if (o.n_bauds > 1) {
         fprintf(stderr, "bms2mqtt sniff: one --baud only (a bus has one speed)\n");
         return 2;
     }
-    for (size_t i = 0; i < sniff_n_protos; i++) {
-        if (o.protocol && sniff_protos[i] != o.protocol)
+    for (size_t i = 0; drivers[i]; i++) {
+        if (!drivers[i]->sniff || (o.protocol && drivers[i]->sniff != o.protocol))
             continue;
-        if (sniffer_open(&bs.sn[bs.n], sniff_protos[i], (unsigned)o.bauds[0]) < 0) {
+        if (sniffer_open(&bs.sn[bs.n], drivers[i]->sniff, (unsigned)o.bauds[0]) < 0) {
             fprintf(stderr, "bms2mqtt sniff: out of memory\n");
             for (size_t k = 0; k < bs.n; k++)
                 sniffer_close(&bs.sn[k]);
@@ -306,8 +308,11 @@ int bustools_sniff(int argc, char **argv)
         }
         bs.n++;
     }
-    if (ser_link_init(&l, o.port, o.bauds[0], 1, true, false) < 0 || ser_open(&l) != RESULT_OK) {
-        fprintf(stderr, "bms2mqtt sniff: %s: %s\n", o.port, l.what[0] ? l.what : "bad port");
+    lp.port = o.port;
+    lp.baud = o.bauds[0];
+    if (!(l = link_new(&lp, err, sizeof(err))) || link_open(l) != RESULT_OK) {
+        fprintf(stderr, "bms2mqtt sniff: %s: %s\n", o.port, l ? l->what : err);
+        link_free(l);
         for (size_t k = 0; k < bs.n; k++)
             sniffer_close(&bs.sn[k]);
         return 1;
@@ -320,10 +325,10 @@ int bustools_sniff(int argc, char **argv)
             o.protocol ? o.protocol->title : "every protocol");
     rc = 0;
     while (!bustools_stop && (o.seconds <= 0 || bustools_now() - bs.t0 < o.seconds)) {
-        ssize_t n = ser_read(&l, buf, sizeof(buf), 200);
+        ssize_t n = link_read(l, buf, sizeof(buf), 200);
         double t = bustools_now() - bs.t0;
         if (n < 0) {
-            fprintf(stderr, "bms2mqtt sniff: %s: %s\n", o.port, l.what);
+            fprintf(stderr, "bms2mqtt sniff: %s: %s\n", o.port, l->what);
             rc = 1;
             break;
         }
@@ -344,7 +349,7 @@ int bustools_sniff(int argc, char **argv)
         }
     }
     bustools_flush(&bs);
-    ser_close(&l);
+    link_free(l);
     bustools_sniff_summary(&bs);
     for (size_t k = 0; k < bs.n; k++)
         sniffer_close(&bs.sn[k]);
@@ -354,26 +359,14 @@ int bustools_sniff(int argc, char **argv)
 /* ---- scan -------------------------------------------------------------------------- */
 
 #define SCAN_MAX_FOUND 64
-
-/* What answered, in the words of bus.mode. */
-enum bustools_kind { FOUND_MODBUS, FOUND_LEGACY, FOUND_PYLONTECH, FOUND_LP4_ASCII };
-
-static const struct {
-    const char *mode;     /* bus.mode of a config for it */
-    const char *protocol; /* its sniff_protos / --protocol name */
-    const char *title;    /* for people */
-    const char *prefix;   /* pack names in the snippet: <prefix>_<address> */
-} bustools_kinds[] = {
-    [FOUND_MODBUS] = {"modbus_per_pack", "lp4v2", "EG4 LifePower4 v2 (Modbus RTU)", "lifepower4"},
-    [FOUND_LEGACY] = {"active", "eg4_legacy", "EG4 legacy (7E..0D)", "eg4_legacy"},
-    [FOUND_PYLONTECH] = {"pylontech", "pylontech", "Pylontech (RS485 V3.3)", "pylontech"},
-    [FOUND_LP4_ASCII] = {"lp4_ascii", "lp4_ascii", "EG4 LifePower4 ASCII", "lp4_ascii"},
-};
+#define SCAN_TIMEOUT_S                                                                             \
+    0.3 /* a 47-register reply takes 103 ms at 9600 baud; the daemon's 1.5 s                       \
+           would make a scan of 248 ids take minutes */
 
 struct bustools_found {
+    const struct driver *driver;
     int baud;
     int id;
-    enum bustools_kind kind;
     struct device_identity ident;
     char note[320]; /* what else the identity reads said */
 };
@@ -385,247 +378,106 @@ struct bustools_scan {
     unsigned long attempts;
 };
 
-static bool bustools_wanted(const struct bustools_scan *sc, enum bustools_kind kind)
-{
-    return !sc->o->protocol || strcmp(sc->o->protocol->name, bustools_kinds[kind].protocol) == 0;
-}
-
 /* One attempt, on stderr as it happens. */
-static void bustools_attempt(struct bustools_scan *sc, enum bustools_kind kind, int baud, int id,
+static void bustools_attempt(struct bustools_scan *sc, const struct driver *dr, int baud, int id,
                              const char *result)
 {
     sc->attempts++;
-    fprintf(stderr, "scan: %-10s baud %6d address %3d (0x%02x): %s\n",
-            bustools_kinds[kind].protocol, baud, id, id, result);
+    fprintf(stderr, "scan: %-10s baud %6d address %3d (0x%02x): %s\n", dr->name, baud, id, id,
+            result);
 }
 
-static struct bustools_found *bustools_add(struct bustools_scan *sc, enum bustools_kind kind,
-                                           int baud, int id)
-{
-    struct bustools_found *f = &sc->found[sc->n++];
-
-    memset(f, 0, sizeof(*f));
-    f->baud = baud;
-    f->id = id;
-    f->kind = kind;
-    return f;
-}
-
-/* The words of an exchange's result. */
-static const char *bustools_result(enum result r, const char *what)
+/* The words of a poll's result. */
+static void bustools_result(enum result r, const char *what, char *text, size_t len)
 {
     switch (r) {
     case RESULT_OK:
-        return "answers";
+        snprintf(text, len, "answers");
+        break;
     case RESULT_TIMEOUT:
-        return "no answer";
+        snprintf(text, len, "no answer");
+        break;
     case RESULT_REFUSED:
-        return what;
+        snprintf(text, len, "answers with %s", what);
+        break;
+    case RESULT_ZERO:
+        snprintf(text, len, "answers, registers 0-18 all zero (an aggregated map)");
+        break;
     default:
-        return "bad frame";
+        snprintf(text, len, "bad frame (%s: %s)", result_name(r), what);
+        break;
     }
 }
 
-static void bustools_scan_modbus(struct bustools_scan *sc, int baud)
+/* The addresses scan tries for dr, in order: addr_min..scan_last (..scan_last_all with --all),
+ * and the default address where it lies beyond. Returns the next after `addr`, or -1. */
+static int bustools_next_addr(const struct driver *dr, bool all, int addr)
 {
-    struct mb_link l;
-    uint16_t regs[LP4V2_BLOCK_COUNT], idregs[LP4V2_ID_COUNT];
-    char text[320];
+    int last = all ? dr->scan_last_all : dr->scan_last;
 
-    /* The 47-register reply takes 103 ms on the wire at 9600 baud; give it that and a
-     * little, not the daemon's 1.5 s, or a scan of 248 ids would take minutes. */
-    if (mb_link_init(&l, sc->o->port, baud, 0.25, false) < 0)
-        return;
-    for (int id = 1; id <= 247 && !bustools_stop && sc->n < SCAN_MAX_FOUND; id++) {
-        if (!sc->o->all && id > 16 && id != LP4V2_DEFAULT_SLAVE)
+    for (addr = addr < 0 ? dr->addr_min : addr + 1; addr <= dr->addr_max; addr++) {
+        if (addr > last && addr != dr->addr_default)
             continue;
-        enum result r = mb_read_holding(&l, (uint8_t)id, 0, LP4V2_BLOCK_COUNT, regs);
-        if (r == RESULT_OPEN) {
-            fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
-            break;
-        }
-        if (r == RESULT_REFUSED)
-            snprintf(text, sizeof(text), "answers with %s", l.what);
-        else if (r == RESULT_ZERO)
-            snprintf(text, sizeof(text), "answers, registers 0-18 all zero (an aggregated map)");
-        else if (r != RESULT_OK && r != RESULT_TIMEOUT)
-            snprintf(text, sizeof(text), "bad frame (%s: %s)", result_name(r), l.what);
-        else
-            snprintf(text, sizeof(text), "%s", bustools_result(r, l.what));
-        bustools_attempt(sc, FOUND_MODBUS, baud, id, text);
-        if (r != RESULT_OK && r != RESULT_REFUSED && r != RESULT_ZERO)
-            continue;
-        struct bustools_found *f = bustools_add(sc, FOUND_MODBUS, baud, id);
-        r = mb_read_holding(&l, (uint8_t)id, LP4V2_ID_START, LP4V2_ID_COUNT, idregs);
-        if (r == RESULT_OK)
-            lp4v2_identity(idregs, LP4V2_ID_COUNT, &f->ident);
-        else
-            snprintf(f->note, sizeof(f->note), "identity registers 105-127 not readable (%s)",
-                     l.what);
+        if (driver_addr_ok(dr, addr))
+            return addr;
     }
-    mb_link_close(&l);
+    return -1;
 }
 
-/* One legacy command to addr; its reply checked into *fr (data in buf). */
-static enum result bustools_legacy_command(struct ser_link *l, int addr, uint8_t cmd, uint8_t *buf,
-                                           struct eg4_legacy_frame *fr)
+/*
+ * Every address of driver dr at one rate: the driver's own poll of a device at that address
+ * (a pack that answers at all, even with a refusal, is there), and its identify for each one
+ * found.
+ */
+static void bustools_scan_driver(struct bustools_scan *sc, const struct driver *dr, int baud,
+                                 const struct config *defaults)
 {
-    uint8_t req[EG4_LEGACY_REQUEST_LEN];
-    size_t len;
-
-    eg4_legacy_build_request((uint8_t)addr, cmd, req);
-    enum result r =
-        ser_exchange(l, req, sizeof(req), buf, EG4_LEGACY_FRAME_MAX, &len, eg4_legacy_frame_length);
-    if (r != RESULT_OK)
-        return r;
-    if (eg4_legacy_parse_frame(buf, len, fr) < 0 || fr->addr != addr || fr->cmd != cmd)
-        return RESULT_LENGTH;
-    return RESULT_OK;
-}
-
-static void bustools_scan_legacy(struct bustools_scan *sc)
-{
-    struct ser_link l;
-    uint8_t rsp[EG4_LEGACY_FRAME_MAX];
-    struct eg4_legacy_frame f;
-
-    if (ser_link_init(&l, sc->o->port, 9600, 0.3, false, false) < 0)
-        return;
-    for (int addr = 0; addr <= 15 && !bustools_stop && sc->n < SCAN_MAX_FOUND; addr++) {
-        enum result r = bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_STATUS, rsp, &f);
-        if (r == RESULT_OPEN) {
-            fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
-            break;
-        }
-        bustools_attempt(sc, FOUND_LEGACY, 9600, addr, bustools_result(r, l.what));
-        if (r != RESULT_OK)
-            continue;
-        struct bustools_found *fd = bustools_add(sc, FOUND_LEGACY, 9600, addr);
-        if (bustools_legacy_command(&l, addr, EG4_LEGACY_CMD_FIRMWARE, rsp, &f) == RESULT_OK)
-            eg4_legacy_decode_firmware(f.data, f.len, fd->ident.firmware,
-                                       sizeof(fd->ident.firmware));
-        else
-            snprintf(fd->note, sizeof(fd->note), "no answer to the firmware command 0x33");
-    }
-    ser_close(&l);
-}
-
-/* One ASCII exchange: request req, reply decoded into *f (INFO in info). Returns RESULT_OK
- * (f->cid2 may still be an error code), RESULT_TIMEOUT, or RESULT_LENGTH for a bad frame. */
-static enum result bustools_ascii_command(struct ser_link *l, const char *req, int n, int adr,
-                                          uint8_t *rsp, struct af_frame *f, uint8_t *info)
-{
-    size_t len;
-
-    if (n < 0)
-        return RESULT_LENGTH;
-    enum result r =
-        ser_exchange(l, (const uint8_t *)req, (size_t)n, rsp, AF_FRAME_MAX, &len, af_frame_length);
-    if (r != RESULT_OK)
-        return r;
-    if (af_decode(rsp, len, f, info, AF_INFO_MAX) < 0 || f->adr != adr)
-        return RESULT_LENGTH;
-    return RESULT_OK;
-}
-
-/* Pylontech identity: 0x51 battery name, 0x93 serial, 0x96 firmware (V3.3 §3.2, §3.7, §3.10). */
-static void bustools_pylontech_identity(struct ser_link *l, struct bustools_found *fd, uint8_t *rsp,
-                                        uint8_t *info)
-{
-    static const struct {
-        uint8_t cmd;
-        enum pylontech_string which;
-    } reads[] = {
-        {PYLONTECH_CMD_MANUFACTURER, PYLONTECH_STR_BATTERY_NAME},
-        {PYLONTECH_CMD_SERIAL, PYLONTECH_STR_SERIAL},
-        {PYLONTECH_CMD_FIRMWARE, PYLONTECH_STR_FIRMWARE},
+    struct link_params lp = {
+        .port = sc->o->port,
+        .baud = baud,
+        .timeout_s = SCAN_TIMEOUT_S,
+        .modbus = dr->wire == DRIVER_WIRE_MODBUS,
     };
-    char req[32];
-    struct af_frame f;
+    char err[320], text[400];
+    struct link *l = link_new(&lp, err, sizeof(err));
 
-    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
-        int n = pylontech_build_request((uint8_t)fd->id, reads[i].cmd, (uint8_t)fd->id, req,
-                                        sizeof(req));
-        if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != RESULT_OK ||
-            f.cid2 != AF_RTN_OK)
-            continue;
-        char *dst = reads[i].which == PYLONTECH_STR_BATTERY_NAME ? fd->ident.model
-                    : reads[i].which == PYLONTECH_STR_SERIAL     ? fd->ident.serial
-                                                                 : fd->ident.firmware;
-        size_t cap = reads[i].which == PYLONTECH_STR_BATTERY_NAME ? sizeof(fd->ident.model)
-                     : reads[i].which == PYLONTECH_STR_SERIAL     ? sizeof(fd->ident.serial)
-                                                                  : sizeof(fd->ident.firmware);
-        pylontech_decode_string(reads[i].which, f.info, f.info_len, dst, cap);
-    }
-}
-
-/* LifePower4 ASCII: the PDF lists 0x51 "get manufacturer info" without its layout; its
- * printable characters are shown as the model when a pack answers it. */
-static void bustools_lp4a_identity(struct ser_link *l, struct bustools_found *fd, uint8_t *rsp,
-                                   uint8_t *info)
-{
-    char req[32];
-    struct af_frame f;
-    size_t k = 0;
-    int n =
-        af_encode(LP4_ASCII_VER, (uint8_t)fd->id, LP4_ASCII_CID1, 0x51, NULL, 0, req, sizeof(req));
-
-    if (bustools_ascii_command(l, req, n, fd->id, rsp, &f, info) != RESULT_OK) {
-        snprintf(fd->note, sizeof(fd->note), "no answer to manufacturer info (0x51)");
+    if (!l) {
+        fprintf(stderr, "scan: %s: %s\n", sc->o->port, err);
         return;
     }
-    if (f.cid2 != AF_RTN_OK) {
-        snprintf(fd->note, sizeof(fd->note), "manufacturer info (0x51): %s", af_rtn_text(f.cid2));
-        return;
-    }
-    for (size_t i = 0; i < f.info_len && k + 1 < sizeof(fd->ident.model); i++)
-        if (f.info[i] >= 0x20 && f.info[i] <= 0x7E)
-            fd->ident.model[k++] = (char)f.info[i];
-    fd->ident.model[k] = '\0';
-}
-
-/* The ASCII-frame protocols: the analog request per address, any good reply counts. */
-static void bustools_scan_ascii(struct bustools_scan *sc, enum bustools_kind kind, int baud,
-                                int first, int last)
-{
-    struct ser_link l;
-    uint8_t *rsp = malloc(AF_FRAME_MAX), *info = malloc(AF_INFO_MAX);
-    struct af_frame f;
-    char req[64], text[96];
-
-    if (!rsp || !info || ser_link_init(&l, sc->o->port, baud, 0.3, false, false) < 0) {
-        free(rsp);
-        free(info);
-        return;
-    }
-    for (int adr = first; adr <= last && !bustools_stop && sc->n < SCAN_MAX_FOUND; adr++) {
-        if (kind == FOUND_PYLONTECH && !config_address_ok(CONFIG_MODE_PYLONTECH, adr))
-            continue; /* not a module address (§2.5.3): the loader would refuse it */
-        int n = kind == FOUND_PYLONTECH
-                    ? pylontech_build_request((uint8_t)adr, PYLONTECH_CMD_ANALOG, (uint8_t)adr, req,
-                                              sizeof(req))
-                    : lp4_ascii_build_request((uint8_t)adr, LP4_ASCII_CMD_ANALOG, req, sizeof(req));
-        enum result r = bustools_ascii_command(&l, req, n, adr, rsp, &f, info);
-        if (r == RESULT_OPEN) {
-            fprintf(stderr, "scan: %s: %s\n", sc->o->port, l.what);
+    for (int id = bustools_next_addr(dr, sc->o->all, -1);
+         id >= 0 && !bustools_stop && sc->n < SCAN_MAX_FOUND;
+         id = bustools_next_addr(dr, sc->o->all, id)) {
+        struct device d;
+        if (device_setup(&d, "scan", dr, (uint8_t)id, defaults) < 0) {
+            fprintf(stderr, "scan: out of memory\n");
             break;
         }
-        if (r == RESULT_OK && f.cid2 != AF_RTN_OK)
-            snprintf(text, sizeof(text), "answers with return code 0x%02x (%s)", f.cid2,
-                     af_rtn_text(f.cid2));
-        bustools_attempt(sc, kind, baud, adr,
-                         r == RESULT_OK && f.cid2 != AF_RTN_OK ? text : bustools_result(r, l.what));
-        if (r != RESULT_OK)
-            continue;
-        struct bustools_found *fd = bustools_add(sc, kind, baud, adr);
-        if (kind == FOUND_PYLONTECH)
-            bustools_pylontech_identity(&l, fd, rsp, info);
-        else
-            bustools_lp4a_identity(&l, fd, rsp, info);
+        d.link = l;
+        enum result r = dr->poll(&d, d.values, bustools_now());
+        if (r == RESULT_OPEN) {
+            fprintf(stderr, "scan: %s: %s\n", sc->o->port, l->what);
+            device_teardown(&d);
+            break;
+        }
+        bustools_result(r, l->what, text, sizeof(text));
+        bustools_attempt(sc, dr, baud, id, text);
+        if (r == RESULT_OK || r == RESULT_REFUSED || r == RESULT_ZERO) {
+            struct bustools_found *f = &sc->found[sc->n++];
+            memset(f, 0, sizeof(*f));
+            f->driver = dr;
+            f->baud = baud;
+            f->id = id;
+            if (!dr->identify)
+                snprintf(f->note, sizeof(f->note), "no identity in this protocol");
+            else if (dr->identify(&d, bustools_now()) == RESULT_OK)
+                f->ident = d.id;
+            else
+                snprintf(f->note, sizeof(f->note), "%s", l->what);
+        }
+        device_teardown(&d);
     }
-    ser_close(&l);
-    free(rsp);
-    free(info);
+    link_free(l);
 }
 
 /* A YAML scalar: plain when safe, else double-quoted. */
@@ -657,8 +509,7 @@ static void bustools_scan_report(const struct bustools_scan *sc)
     printf("# bms2mqtt scan of %s: %d found\n", port, sc->n);
     for (int i = 0; i < sc->n; i++) {
         const struct bustools_found *f = &sc->found[i];
-        printf("#   %s, address %d (0x%02x) at %d baud", bustools_kinds[f->kind].title, f->id,
-               f->id, f->baud);
+        printf("#   %s, address %d (0x%02x) at %d baud", f->driver->title, f->id, f->id, f->baud);
         if (f->ident.model[0])
             printf(", model '%s'", f->ident.model);
         if (f->ident.firmware[0])
@@ -669,16 +520,17 @@ static void bustools_scan_report(const struct bustools_scan *sc)
             printf(", %s", f->note);
         printf("\n");
     }
-    /* One bus speaks one protocol: a config for the first kind found. */
-    enum bustools_kind kind = sc->found[0].kind;
+    /* One bus speaks one protocol: a config for the first protocol found. Its mode is the
+     * eg4-battery script's name where it has one, so that the snippet loads there too. */
+    const struct driver *dr = sc->found[0].driver;
     for (int i = 0; i < sc->n; i++)
-        if (sc->found[i].kind != kind) {
+        if (sc->found[i].driver != dr) {
             printf("# Packs of another protocol answered too: one bus speaks one protocol,\n"
                    "# so they are left out below; give them a bus (and a config) of their own.\n");
             break;
         }
-    printf("bus:\n  mode: %s\n", bustools_kinds[kind].mode);
-    if (kind != FOUND_MODBUS) {
+    printf("bus:\n  mode: %s\n", dr->aliases ? dr->aliases[0] : dr->name);
+    if (!dr->port_per_pack) {
         printf("  port: ");
         bustools_yaml_scalar(port);
         printf("\n  baud: %d\n", sc->found[0].baud);
@@ -686,10 +538,10 @@ static void bustools_scan_report(const struct bustools_scan *sc)
     printf("packs:\n");
     for (int i = 0; i < sc->n; i++) {
         const struct bustools_found *f = &sc->found[i];
-        if (f->kind != kind)
+        if (f->driver != dr)
             continue;
-        printf("  - name: %s_%d\n    address: 0x%02x\n", bustools_kinds[kind].prefix, f->id, f->id);
-        if (kind == FOUND_MODBUS) {
+        printf("  - name: %s_%d\n    address: 0x%02x\n", dr->name_prefix, f->id, f->id);
+        if (dr->port_per_pack) {
             printf("    port: ");
             bustools_yaml_scalar(port);
             printf("\n    baud: %d\n", f->baud);
@@ -722,27 +574,32 @@ int bustools_scan(int argc, char **argv)
         "Exit status: 0 when something answered, 1 when nothing did, 2 for a usage error.\n";
     struct bustools_opts o = {0};
     struct bustools_scan sc = {.o = &o};
+    struct config defaults;
     int rc = bustools_args(argc, argv, &o, "pbaP", usage);
 
     if (rc >= 0)
         return rc;
-    if (!o.n_bauds) {
-        o.bauds[o.n_bauds++] = 9600;
-        o.bauds[o.n_bauds++] = 19200;
-        o.bauds[o.n_bauds++] = 115200;
+    if (config_defaults(&defaults) < 0) {
+        fprintf(stderr, "bms2mqtt scan: out of memory\n");
+        return 1;
     }
     signal(SIGINT, bustools_on_signal);
     signal(SIGTERM, bustools_on_signal);
-    for (int b = 0; b < o.n_bauds && !bustools_stop && bustools_wanted(&sc, FOUND_MODBUS); b++)
-        bustools_scan_modbus(&sc, o.bauds[b]);
-    if (!bustools_stop && bustools_wanted(&sc, FOUND_LEGACY))
-        bustools_scan_legacy(&sc);
-    /* Pylontech modules start at 2 and talk at 115200 baud; LifePower4 ASCII packs use
-     * addresses 1..15 at 9600 (protocols README §3). */
-    if (!bustools_stop && bustools_wanted(&sc, FOUND_PYLONTECH))
-        bustools_scan_ascii(&sc, FOUND_PYLONTECH, 115200, 2, o.all ? 0x7D : 9);
-    if (!bustools_stop && bustools_wanted(&sc, FOUND_LP4_ASCII))
-        bustools_scan_ascii(&sc, FOUND_LP4_ASCII, 9600, 1, 15);
+    /* Every driver in the table's order, at its own rates; --baud replaces the rates of the
+     * Modbus drivers (whose packs are set to any of several). */
+    for (size_t i = 0; drivers[i] && !bustools_stop; i++) {
+        const struct driver *dr = drivers[i];
+        bool given = o.n_bauds > 0 && dr->wire == DRIVER_WIRE_MODBUS;
+        if (o.protocol && o.protocol != dr->sniff)
+            continue;
+        for (size_t b = 0; !bustools_stop; b++) {
+            int baud = given ? (b < (size_t)o.n_bauds ? o.bauds[b] : 0) : dr->scan_bauds[b];
+            if (!baud)
+                break;
+            bustools_scan_driver(&sc, dr, baud, &defaults);
+        }
+    }
+    config_free(&defaults);
     fprintf(stderr, "scan: %lu attempts, %d found\n", sc.attempts, sc.n);
     if (!sc.n) {
         printf("# bms2mqtt scan of %s: nothing answered\n", o.port);

@@ -17,7 +17,7 @@
 #include <yaml.h>
 
 #include "reading.h"
-#include "serial.h"
+#include "link.h"
 #include "url.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -535,7 +535,7 @@ static int store_string(struct loader *ld, const struct key_spec *spec, void *ds
 /* "110, 300, ... or 4000000": the rates of the serial layer, for messages. */
 static const char *baud_list(char *buf, size_t size)
 {
-    size_t used = 0, n = ser_baud_count();
+    size_t used = 0, n = link_baud_count();
 
     buf[0] = '\0';
     for (size_t i = 0; i < n && used < size; i++)
@@ -543,7 +543,7 @@ static const char *baud_list(char *buf, size_t size)
                                  i == 0       ? ""
                                  : i + 1 == n ? " or "
                                               : ", ",
-                                 ser_baud_at(i));
+                                 link_baud_at(i));
     return buf;
 }
 
@@ -1511,7 +1511,7 @@ void config_free(struct config *cfg)
 
 bool config_baud_supported(int baud)
 {
-    return ser_baud_supported(baud);
+    return link_baud_supported(baud);
 }
 
 const char *config_protocol_name(enum config_protocol protocol)

@@ -135,7 +135,7 @@ int config_load_buffer(struct config *cfg, const char *name, const char *text, s
 /* Free everything *cfg owns and zero it. Safe on a zeroed or already freed config. */
 void config_free(struct config *cfg);
 
-/* True if `baud` is a rate bms2mqtt can set on a serial port: ser_baud_supported(), the one
+/* True if `baud` is a rate bms2mqtt can set on a serial port: link_baud_supported(), the one
  * table of the serial layer (serial.h), which libmodbus sets as well. */
 bool config_baud_supported(int baud);
 

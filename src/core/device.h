@@ -1,20 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* pack.h - one battery pack at run time: its link, latest readings and health. */
-#ifndef BMS_PACK_H
-#define BMS_PACK_H
+/* device.h - one device at run time (a pack, a module...): its link, readings and health. */
+#ifndef BMS_DEVICE_H
+#define BMS_DEVICE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
 #include "driver.h"
-#include "serial.h"
 #include "energy.h"
 #include "energy_store.h"
-#include "lp4v2.h"
+#include "link.h"
 #include "log.h"
-#include "modbus_poll.h"
-#include "sim_line.h"
 
 /* Availability of a pack as HA sees it. */
 enum device_avail {
@@ -40,20 +37,18 @@ struct device_optional {
 };
 
 /*
- * A pack. The poller thread of its bus owns `link`/`sim`, `id` and the counters; the
- * publisher copies what it publishes under its own lock.
+ * A device on a bus. The poller thread of its bus owns `link`, `id` and the counters; the
+ * publisher copies what it publishes.
  */
 struct device {
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
     const struct driver *driver; /* its protocol */
-    struct ser_link *raw;        /* the raw port of its bus (legacy protocol), else NULL */
+    struct link *link;           /* the line of its bus (shared by the devices on it) */
     unsigned cell_count;         /* cells per pack where the protocol does not say (legacy) */
-    struct mb_link *link;        /* the serial port of its bus (shared), NULL when simulated */
-    uint8_t slave;               /* its slave (unit) id on that bus */
+    uint8_t slave;               /* its address on that line (slave id, unit id, ADR) */
     unsigned long link_opens;    /* link->opens at the last poll: a change is a new connection */
-    struct sim_line *sim_line;   /* its simulated line (transport mock, --dry-run), or NULL */
     void *bus_state;             /* what the driver shares between the packs of its line */
     bool bus_state_owned;        /* this pack frees bus_state (device_teardown) */
     struct device_identity id;   /* from registers 105..127; empty until read */

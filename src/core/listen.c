@@ -58,14 +58,14 @@ static struct device *poller_found_pack(struct poller_listen *ls, uint8_t addr)
         if (device_setup(p, name, proto->driver, addr, bus->pl->cfg) == 0 &&
             device_energy_attach(p, bus->pl->store) == 0 &&
             publisher_add_pack(bus->pl->pub, p) == 0) {
-            p->raw = bus->packs[0]->raw;
+            p->link = bus->packs[0]->link;
             p->last_good_s = ls->now_s;
             p->owned_name = name;
             poller_values_unknown(p);
             bus->found[bus->n_found++] = p;
             bus->packs[bus->n++] = p;
             log_msg(LOG_LVL_NOTICE, "%s: %s 0x%02x answers %s reads; publishing it as %s",
-                    p->raw->port, proto->addr_word, addr, proto->short_name, name);
+                    p->link->port, proto->addr_word, addr, proto->short_name, name);
             return p;
         }
         device_teardown(p);
@@ -119,7 +119,7 @@ static void poller_heard_module(struct poller_listen *ls, const struct sniff_mod
     if (!p && m->what == SNIFF_READING && !(p = poller_found_pack(ls, m->addr))) {
         if (!(bus->unknown_logged[m->addr / 32] & (1u << (m->addr % 32))))
             log_msg(LOG_LVL_WARNING, "%s: %s 0x%02x answers %s reads but cannot be added",
-                    bus->packs[0]->raw->port, ls->sn.proto->addr_word, m->addr,
+                    bus->packs[0]->link->port, ls->sn.proto->addr_word, m->addr,
                     ls->sn.proto->short_name);
         bus->unknown_logged[m->addr / 32] |= 1u << (m->addr % 32);
         return;
@@ -140,7 +140,7 @@ static void poller_heard_module(struct poller_listen *ls, const struct sniff_mod
         break;
     case SNIFF_BAD:
         p->polls++;
-        snprintf(p->raw->what, sizeof(p->raw->what), "heard a reply that does not decode");
+        snprintf(p->link->what, sizeof(p->link->what), "heard a reply that does not decode");
         poller_failed(p, bus->pl->pub, m->cause);
         break;
     }
@@ -156,7 +156,7 @@ static void poller_heard(const struct sniff_heard *h, void *ud)
 
     if (log_enabled(LOG_LVL_DEBUG)) {
         ls->sn.proto->describe(h, line, sizeof(line));
-        log_msg(LOG_LVL_DEBUG, "%s: %s", ls->bus->packs[0]->raw->port, line);
+        log_msg(LOG_LVL_DEBUG, "%s: %s", ls->bus->packs[0]->link->port, line);
     }
     int n = sniffer_decode(&ls->sn, h, (unsigned)ls->bus->pl->cfg->cell_count, poller_prior,
                            ls->bus, mods);
@@ -175,7 +175,7 @@ static void poller_listen_stale(struct poller_bus *bus, double now_s)
         struct device *p = bus->packs[i];
         if (now_s - p->last_good_s < period * (p->failures + 1))
             continue;
-        snprintf(p->raw->what, sizeof(p->raw->what), "not read by the bus master lately");
+        snprintf(p->link->what, sizeof(p->link->what), "not read by the bus master lately");
         poller_failed(p, bus->pl->pub, RESULT_TIMEOUT);
     }
 }
@@ -193,7 +193,7 @@ static bool poller_all_heard(const struct poller_bus *bus)
 void poller_listen(struct poller_bus *bus)
 {
     struct poller *pl = bus->pl;
-    struct ser_link *l = bus->packs[0]->raw;
+    struct link *l = bus->packs[0]->link;
     struct poller_listen ls = {.bus = bus};
     const struct sniff_proto *proto = sniff_proto_find(config_protocol_name(pl->cfg->bus.protocol));
     uint8_t buf[256];
@@ -215,13 +215,13 @@ void poller_listen(struct poller_bus *bus)
         ls.now_s = poller_now() - t0;
         if (pl->once && (poller_all_heard(bus) || ls.now_s > once_until))
             break;
-        if (l->fd < 0 && ser_open(l) != RESULT_OK) {
+        if (link_open(l) != RESULT_OK) {
             poller_listen_stale(bus, ls.now_s);
             if (poller_sleep(pl, poller_now() + 1))
                 break;
             continue;
         }
-        ssize_t n = ser_read(l, buf, sizeof(buf), 200);
+        ssize_t n = link_read(l, buf, sizeof(buf), 200);
         ls.now_s = poller_now() - t0;
         if (n > 0) {
             if (l->trace)
@@ -234,5 +234,5 @@ void poller_listen(struct poller_bus *bus)
         poller_listen_stale(bus, ls.now_s);
     }
     sniffer_close(&ls.sn);
-    ser_close(l);
+    link_close(l);
 }

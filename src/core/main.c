@@ -141,14 +141,15 @@ static int parse_args(int argc, char **argv, struct options *o)
             printf("bms2mqtt %s\n", BMS_VERSION);
             return 0;
         case 'R':
-            printf("## Pack readings (EG4 LifePower4 v2, Modbus RTU)\n\n");
-            list_readings(lp4v2_readings, lp4v2_n_readings);
-            printf("\n## Pack readings (EG4 legacy protocol, bus.mode active)\n\n");
-            list_readings(eg4_legacy_readings, eg4_legacy_n_readings);
-            printf("\n## Pack readings (Pylontech RS485 V3.3, bus.mode pylontech)\n\n");
-            list_readings(pylontech_readings, pylontech_n_readings);
-            printf("\n## Pack readings (EG4 LifePower4 ASCII, bus.mode lp4_ascii)\n\n");
-            list_readings(lp4_ascii_readings, lp4_ascii_n_readings);
+            for (size_t i = 0; drivers[i]; i++) {
+                const struct driver *dr = drivers[i];
+                printf("%s## %s readings: %s (`mode: %s`", i ? "\n" : "",
+                       dr->kind == DEVICE_BATTERY ? "Pack" : "Device", dr->title, dr->name);
+                for (size_t k = 0; dr->aliases && dr->aliases[k]; k++)
+                    printf(" or `%s`", dr->aliases[k]);
+                printf(")\n\n");
+                list_readings(dr->defs, *dr->n_defs);
+            }
             printf("\n## Bank readings (unique_id <bank>_<key>_bms2mqtt)\n\n");
             list_readings(bank_readings, bank_n_readings);
             return 0;
@@ -218,134 +219,101 @@ static int stdout_publish(void *ctx, const char *topic, const char *payload, int
     return 0;
 }
 
-/* The link of `port`: the one already made for another pack on it, else a new one in
- * links[*n]. One libmodbus context per RS-485 bus, whatever the number of packs on it. */
-static struct mb_link *link_for(const struct config *cfg, const struct config_pack *c,
-                                struct mb_link *links, size_t *n, bool trace)
+/* The port a configured pack is reached on: its own in a mode whose packs may have one
+ * (modbus_per_pack), else the bus's; NULL for a simulated pack without one. */
+static const char *pack_port(const struct config *cfg, const struct config_pack *c)
 {
-    const char *port = c->port ? c->port : cfg->bus.port;
-
-    for (size_t k = 0; k < *n; k++)
-        if (strcmp(links[k].port, port) == 0) {
-            links[k].shared = true;
-            return &links[k];
-        }
-    if (mb_link_init(&links[*n], port, config_pack_baud(cfg, c), cfg->bus.timeout_s, trace) < 0)
-        return NULL;
-    return &links[(*n)++];
+    return c->port ? c->port : cfg->bus.port;
 }
 
-/* The raw line of a tcp:// port (an RS-485 bridge), shared like link_for(); raw[0] is
- * kept for the shared bus.port of the active and passive modes. */
-static struct ser_link *raw_for(const struct config *cfg, const struct config_pack *c,
-                                struct ser_link *raw, size_t *n, bool trace)
+/* The driver of the bus: bus.mode, or what a passive bus's master speaks (bus.protocol). */
+static const struct driver *bus_driver(const struct config *cfg, bool *listen)
 {
-    for (size_t k = 1; k < *n; k++)
-        if (strcmp(raw[k].port, c->port) == 0)
-            return &raw[k];
-    if (ser_link_init(&raw[*n], c->port, config_pack_baud(cfg, c), cfg->bus.timeout_s, false,
-                      trace) < 0)
-        return NULL;
-    return &raw[(*n)++];
+    *listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
+    if (*listen)
+        return sniff_proto_find(config_protocol_name(cfg->bus.protocol))->driver;
+    return driver_find(config_mode_name(cfg->bus.mode), NULL);
 }
 
-static int packs_init(const struct config *cfg, struct device *packs, struct mb_link *links,
-                      struct ser_link *raw, bool simulate, bool trace)
+/*
+ * Set up the configured packs and their lines: one link per distinct port (packs that name
+ * the same port share one RS-485 bus), or, with `simulate`, one line of simulated packs per
+ * line the configuration lays out. lines[0..*n_lines) receives the links. Returns 0, or -1
+ * (logged).
+ */
+static int packs_init(const struct config *cfg, struct device *packs, struct link **lines,
+                      size_t *n_lines, bool simulate, bool trace)
 {
-    size_t n_links = 0, n_raw = 1;
-    bool legacy = cfg->bus.mode == CONFIG_MODE_ACTIVE;
-    bool listen = cfg->bus.mode == CONFIG_MODE_PASSIVE;
-    bool pylontech = cfg->bus.mode == CONFIG_MODE_PYLONTECH;
-    bool lp4a = cfg->bus.mode == CONFIG_MODE_LP4_ASCII;
-    const struct driver *driver = legacy      ? &eg4_legacy_driver
-                                  : pylontech ? &pylontech_driver
-                                  : lp4a      ? &lp4_ascii_driver
-                                              : &lp4v2_driver;
-    /* A passive bus's packs speak what its master speaks (bus.protocol). */
-    if (listen)
-        driver = sniff_proto_find(config_protocol_name(cfg->bus.protocol))->driver;
+    bool listen;
+    const struct driver *driver = bus_driver(cfg, &listen);
+    size_t *line_of = calloc(cfg->n_packs ? cfg->n_packs : 1, sizeof(*line_of));
+    unsigned *slaves = calloc(cfg->n_packs ? cfg->n_packs : 1, sizeof(*slaves));
+    char err[320];
+    int rc = -1;
 
-    /* Every mode but modbus_per_pack has all packs on the shared bus.port: one raw line for
-     * all of them; passive mode opens it read-only and never writes to it. */
-    bool shared = legacy || listen || pylontech || lp4a;
-
-    if (shared && !simulate &&
-        ser_link_init(raw, cfg->bus.port, cfg->bus.baud, cfg->bus.timeout_s, listen, trace) < 0) {
-        log_msg(LOG_LVL_ERROR, "bus.port %s: %s", cfg->bus.port, raw->what);
-        return -1;
+    if (!line_of || !slaves) {
+        log_msg(LOG_LVL_ERROR, "out of memory setting up the packs");
+        goto out;
     }
-
+    *n_lines = 0;
     for (size_t i = 0; i < cfg->n_packs; i++) {
         const struct config_pack *c = &cfg->packs[i];
-        struct device *p = &packs[i];
+        const char *port = pack_port(cfg, c);
+        size_t k = 0;
 
-        if (device_setup(p, c->name, driver, (uint8_t)c->address, cfg) < 0) {
+        if (device_setup(&packs[i], c->name, driver, (uint8_t)c->address, cfg) < 0) {
             log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
-            return -1;
+            goto out;
         }
-        if (shared && !simulate)
-            p->raw = raw;
-        else if (!simulate && url_kind(c->port) == URL_TCP) {
-            if (!(p->raw = raw_for(cfg, c, raw, &n_raw, trace))) {
-                log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, raw[n_raw].what);
-                return -1;
+        for (k = 0; k < i; k++) {
+            const char *other = pack_port(cfg, &cfg->packs[k]);
+            if (port && other && strcmp(port, other) == 0)
+                break;
+        }
+        line_of[i] = k < i ? line_of[k] : (*n_lines)++;
+    }
+    for (size_t line = 0; line < *n_lines; line++) {
+        size_t first = 0, m = 0;
+        for (size_t i = cfg->n_packs; i-- > 0;)
+            if (line_of[i] == line) {
+                first = i;
+                m++;
             }
-        } else if (!simulate && !(p->link = link_for(cfg, c, links, &n_links, trace))) {
-            log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", p->name, c->port, links[n_links].what);
-            return -1;
+        for (size_t i = first, j = 0; i < cfg->n_packs; i++)
+            if (line_of[i] == line)
+                slaves[j++] = (unsigned)cfg->packs[i].address;
+        const struct config_pack *c = &cfg->packs[first];
+        struct link_params lp = {
+            .port = pack_port(cfg, c),
+            .baud = config_pack_baud(cfg, c),
+            .timeout_s = cfg->bus.timeout_s,
+            .modbus = driver->wire == DRIVER_WIRE_MODBUS && !listen,
+            .read_only = listen,
+            .trace = trace,
+        };
+        /* Pack i is simulated as pack number i + 1, so that packs differ. */
+        lines[line] = simulate ? link_sim_new(driver->name, slaves, (unsigned)m,
+                                              (unsigned)first + 1, err, sizeof(err))
+                               : link_new(&lp, err, sizeof(err));
+        if (!lines[line]) {
+            log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", c->name, lp.port ? lp.port : "-", err);
+            goto out;
         }
+        lines[line]->shared = m > 1;
     }
-    return 0;
-}
-
-/* Two packs share a simulated line where they would share a real one. */
-static bool same_line(const struct config *cfg, const struct config_pack *a,
-                      const struct config_pack *b)
-{
-    if (a == b || cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK)
-        return true; /* every other mode has every pack on bus.port */
-    return a->port && b->port && strcmp(a->port, b->port) == 0;
-}
-
-/* --dry-run and transport mock: every pack answers from bms-sim's simulated packs, on lines
- * laid out as the real ones (lines[0..n_packs), one per distinct line). Pack i is simulated
- * as pack number i + 1, so that packs differ. Returns 0, or -1 (logged). */
-static int packs_simulate(const struct config *cfg, struct device *packs, struct sim_line *lines)
-{
-    size_t n_lines = 0;
-    unsigned slaves[64];
-
-    for (size_t i = 0; i < cfg->n_packs; i++) {
-        const struct sim_proto *proto = sim_line_proto(packs[i].driver->name);
-        size_t first = i, n = 0;
-        bool seen = false;
-
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = same_line(cfg, &cfg->packs[k], &cfg->packs[i]);
-        if (seen)
-            continue;
-        for (size_t k = i; k < cfg->n_packs && n < 64; k++)
-            if (same_line(cfg, &cfg->packs[first], &cfg->packs[k]))
-                slaves[n++] = (unsigned)cfg->packs[k].address;
-        if (!proto ||
-            sim_line_init(&lines[n_lines], proto, slaves, (unsigned)n, (unsigned)first + 1) < 0) {
-            log_msg(LOG_LVL_ERROR, "pack %s: cannot simulate %s packs", packs[i].name,
-                    packs[i].driver->name);
-            return -1;
-        }
-        for (size_t k = i; k < cfg->n_packs; k++)
-            if (same_line(cfg, &cfg->packs[first], &cfg->packs[k]))
-                packs[k].sim_line = &lines[n_lines];
-        n_lines++;
-    }
-    return 0;
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        packs[i].link = lines[line_of[i]];
+    rc = 0;
+out:
+    free(line_of);
+    free(slaves);
+    return rc;
 }
 
 /* Packs that share a line (a port, a bridge, a simulated line). */
 static bool packs_share_line(const struct device *a, const struct device *b)
 {
-    return (a->raw && a->raw == b->raw) || (a->link && a->link == b->link) ||
-           (a->sim_line && a->sim_line == b->sim_line);
+    return a->link == b->link;
 }
 
 /* Let each driver set up what the packs of one line share (driver.h bus_setup). */
@@ -393,21 +361,14 @@ static void packs_report(const struct device *packs, size_t n)
     }
 }
 
-static void packs_free(struct device *packs, struct mb_link *links, struct ser_link *raw,
-                       struct sim_line *lines, size_t n)
+static void packs_free(struct device *packs, struct link **lines, size_t n)
 {
     for (size_t i = 0; lines && i < n; i++)
-        sim_line_free(&lines[i]);
-    free(lines);
-    for (size_t i = 0; raw && i <= n; i++)
-        ser_close(&raw[i]);
-    for (size_t i = 0; links && i < n; i++)
-        mb_link_close(&links[i]);
+        link_free(lines[i]);
     for (size_t i = 0; packs && i < n; i++)
         device_teardown(&packs[i]);
     free(packs);
-    free(links);
-    free(raw);
+    free(lines);
 }
 
 /* The energy state file: state_file from the config, else $STATE_DIRECTORY (systemd's
@@ -614,24 +575,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
-    packs = calloc(cfg.n_packs, sizeof(*packs));
+    packs = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*packs));
     bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
-    struct mb_link *links = calloc(cfg.n_packs, sizeof(*links));
-    struct ser_link *raw = calloc(cfg.n_packs + 1, sizeof(*raw));
-    struct sim_line *lines = simulate ? calloc(cfg.n_packs, sizeof(*lines)) : NULL;
-    for (size_t i = 0; raw && i <= cfg.n_packs; i++)
-        raw[i].fd = -1;
-    if (!packs || !links || !raw || (simulate && !lines)) {
+    struct link **lines = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*lines));
+    size_t n_lines = 0;
+    if (!packs || !lines) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
-    } else if (packs_init(&cfg, packs, links, raw, simulate, o.trace) < 0 ||
-               (simulate && packs_simulate(&cfg, packs, lines) < 0) ||
+    } else if (packs_init(&cfg, packs, lines, &n_lines, simulate, o.trace) < 0 ||
                packs_bus_setup(packs, cfg.n_packs) < 0) {
         rc = 1; /* they logged why */
     } else {
         rc = o.dry_run ? run_dry(&cfg, packs) : run_daemon(&cfg, packs, o.once);
     }
-    packs_free(packs, links, raw, lines, cfg.n_packs);
+    packs_free(packs, lines, cfg.n_packs);
     config_free(&cfg);
     return rc;
 }

@@ -22,18 +22,18 @@ double poller_now(void)
 
 static const char *pack_port(const struct device *p)
 {
-    return p->link ? p->link->port : p->raw ? p->raw->port : "(simulated line)";
+    return p->link->port;
 }
 
 static const char *pack_what(const struct device *p)
 {
-    return p->link ? p->link->what : p->raw ? p->raw->what : p->sim_line->what;
+    return p->link->what;
 }
 
 /* Opens of the pack's port so far: a change means a new connection. */
 static unsigned long pack_opens(const struct device *p)
 {
-    return p->link ? p->link->opens : p->raw ? p->raw->opens : 0;
+    return p->link->opens;
 }
 
 static void poller_identify(struct device *p, struct publisher *b, double now_s)
@@ -189,7 +189,7 @@ static void *poller_bus_thread(void *arg)
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
-    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && bus->packs[0]->raw) {
+    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && bus->packs[0]->link->read_only) {
         /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);
         goto done;
@@ -211,10 +211,7 @@ static void *poller_bus_thread(void *arg)
 done:
     for (size_t i = 0; i < bus->n; i++)
         poller_energy_note(bus->packs[i]);
-    if (bus->packs[0]->link)
-        mb_link_close(bus->packs[0]->link);
-    if (bus->packs[0]->raw)
-        ser_close(bus->packs[0]->raw);
+    link_close(bus->packs[0]->link);
     pthread_mutex_lock(&pl->lock);
     pl->done++;
     pthread_cond_broadcast(&pl->wake);
@@ -225,7 +222,7 @@ done:
 /* Packs share a bus when they share a port (link); simulated packs never share. */
 static bool poller_same_bus(const struct device *a, const struct device *b)
 {
-    return (a->link && a->link == b->link) || (a->raw && a->raw == b->raw);
+    return a->link == b->link;
 }
 
 struct poller *poller_new(const struct config *cfg, struct device *packs, size_t n,

@@ -13,39 +13,34 @@
 #include "lp4v2.h"
 #include "pylontech.h"
 #include "device.h"
-#include "serial.h"
-#include "sim_line.h"
+#include "link.h"
+#include "modbus_rtu.h"
 #include "sniff_proto.h"
 #include "log.h"
 
-/* ---- the pack's line ------------------------------------------------------------------ */
+/* ---- the device's line ----------------------------------------------------------------- */
 
-/*
- * One request/reply exchange on the raw line of pack p: its serial port or TCP bridge, or its
- * simulated line (--dry-run, transport mock) at simulated time now_s. As ser_exchange().
- */
+/* One request/reply exchange on p's line (link.h). */
 static enum result line_exchange(struct device *p, const uint8_t *req, size_t n, uint8_t *rsp,
-                                 size_t cap, size_t *len, ser_frame_len_fn frame_len, double now_s)
+                                 size_t cap, size_t *len, link_frame_len_fn frame_len, double now_s)
 {
-    if (p->sim_line)
-        return sim_line_exchange(p->sim_line, req, n, rsp, cap, len, now_s);
-    return ser_exchange(p->raw, req, n, rsp, cap, len, frame_len);
+    return link_exchange(p->link, req, n, rsp, cap, len, frame_len, now_s);
 }
 
-/* The failure text of p's line, written by the drivers (at least 160 bytes). */
+/* The failure text of p's line, written by the drivers. */
 static char *line_what(struct device *p)
 {
-    return p->sim_line ? p->sim_line->what : p->raw ? p->raw->what : p->link->what;
+    return p->link->what;
 }
 
-#define LINE_WHAT_LEN 160
+#define LINE_WHAT_LEN sizeof(((struct link *)0)->what)
 
 /* ---- EG4 LifePower4 v2, Modbus RTU -------------------------------------------------- */
 
-/* Modbus RTU framed by us on a raw line (a TCP bridge: libmodbus's RTU needs a tty; a
- * simulated line). */
-static enum result lp4v2_read_raw(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
-                                  double now_s)
+/* Holding registers of p: an RTU read request on its line, whatever the link (a libmodbus
+ * port, a bridge, a Modbus TCP gateway, a simulated line), the reply checked here. */
+static enum result lp4v2_read(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
+                              double now_s)
 {
     uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
     size_t len = 0;
@@ -61,14 +56,6 @@ static enum result lp4v2_read_raw(struct device *p, uint16_t start, uint16_t cou
     else if (r != RESULT_OK)
         snprintf(line_what(p), LINE_WHAT_LEN, "bad reply (%s)", result_name(r));
     return r;
-}
-
-static enum result lp4v2_read(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
-                              double now_s)
-{
-    if (p->raw || p->sim_line)
-        return lp4v2_read_raw(p, start, count, out, now_s);
-    return mb_read_holding(p->link, p->slave, start, count, out);
 }
 
 static enum result lp4v2_poll(struct device *p, double *values, double now_s)
@@ -98,7 +85,8 @@ const struct driver lp4v2_driver = {
     .name = "lp4v2",
     .aliases = lp4v2_aliases,
     .listen_alias = "passive",
-    .title = "EG4 LifePower4 v2 / EG4-LL, Modbus RTU",
+    .title = "EG4 LifePower4 v2 (Modbus RTU)",
+    .name_prefix = "lifepower4", /* as the eg4-battery script named packs */
     .wire = DRIVER_WIRE_MODBUS,
     .default_baud = 9600,
     /* Modbus over serial line V1.02 §2.2: slave ids 1..247 (0 is broadcast). 0x40 is what
@@ -202,7 +190,8 @@ static const int eg4_legacy_scan_bauds[] = {9600, 0};
 const struct driver eg4_legacy_driver = {
     .name = "eg4_legacy",
     .aliases = eg4_legacy_aliases,
-    .title = "EG4 LifePower4, legacy 7E..0D protocol",
+    .title = "EG4 legacy (7E..0D)",
+    .name_prefix = "eg4_legacy",
     .wire = DRIVER_WIRE_FRAMES,
     .default_baud = 9600,
     /* The pack's 4-bit DIP switch; 0 is a real address (`7E 00 01 00 00 0D`, protocols §2).
@@ -577,7 +566,8 @@ static const int pylontech_scan_bauds[] = {115200, 0};
 
 const struct driver pylontech_driver = {
     .name = "pylontech",
-    .title = "Pylontech RS485 V3.3 (US2000/US3000/US5000...)",
+    .title = "Pylontech (RS485 V3.3)",
+    .name_prefix = "pylontech",
     .wire = DRIVER_WIRE_FRAMES,
     .default_baud = 115200, /* §2.4, the first DIP switch off */
     .addr_min = 0x02,
@@ -643,11 +633,39 @@ static enum result lp4_ascii_poll(struct device *p, double *values, double now_s
     return RESULT_OK;
 }
 
+/* The PDF lists 0x51 "get manufacturer info" without its layout; its printable characters are
+ * the model when a pack answers it. */
+static enum result lp4_ascii_identify(struct device *p, double now_s)
+{
+    uint8_t info[AF_INFO_MAX];
+    struct af_frame f;
+    char req[32];
+    size_t k = 0;
+    int n = af_encode(LP4_ASCII_VER, p->slave, LP4_ASCII_CID1, LP4_ASCII_CMD_MANUFACTURER, NULL, 0,
+                      req, sizeof(req));
+    enum result r = n < 0 ? RESULT_LENGTH
+                          : ascii_command(p, p->slave, req, (size_t)n, LP4_ASCII_CID1, info,
+                                          sizeof(info), &f, now_s);
+
+    if (r == RESULT_REFUSED)
+        snprintf(line_what(p), LINE_WHAT_LEN, "manufacturer info (0x51): %s", af_rtn_text(f.cid2));
+    else if (r == RESULT_TIMEOUT)
+        snprintf(line_what(p), LINE_WHAT_LEN, "no answer to manufacturer info (0x51)");
+    if (r != RESULT_OK)
+        return r;
+    for (size_t i = 0; i < f.info_len && k + 1 < sizeof(p->id.model); i++)
+        if (f.info[i] >= 0x20 && f.info[i] <= 0x7E)
+            p->id.model[k++] = (char)f.info[i];
+    p->id.model[k] = '\0';
+    return RESULT_OK;
+}
+
 static const int lp4_ascii_scan_bauds[] = {9600, 0};
 
 const struct driver lp4_ascii_driver = {
     .name = "lp4_ascii",
-    .title = "EG4 LifePower4, ASCII protocol (CID1 0x4A)",
+    .title = "EG4 LifePower4 ASCII",
+    .name_prefix = "lp4_ascii",
     .wire = DRIVER_WIRE_FRAMES,
     .default_baud = 9600,
     .addr_min = 1, /* the pack's DIP switches; 0 is the master */
@@ -662,6 +680,7 @@ const struct driver lp4_ascii_driver = {
     .defs = lp4_ascii_readings,
     .n_defs = &lp4_ascii_n_readings,
     .poll = lp4_ascii_poll,
+    .identify = lp4_ascii_identify,
     .sniff = &sniff_proto_lp4_ascii,
     .scan_bauds = lp4_ascii_scan_bauds,
     .scan_last = 15,

@@ -61,7 +61,8 @@ struct driver {
      * the script's name, for LP4V2), or NULL. Listening to any protocol is also
      * bus.mode: passive with bus.protocol: <name>. */
     const char *listen_alias;
-    const char *title;         /* for people: "EG4 LifePower4 v2 / EG4-LL, Modbus RTU" */
+    const char *title;         /* for people: "EG4 LifePower4 v2 (Modbus RTU)" */
+    const char *name_prefix;   /* names scan gives the packs it finds: "<prefix>_<address>" */
     enum driver_wire wire;     /* which links carry it */
     int default_baud;          /* bits/s when the configuration gives none */
     int addr_min, addr_max;    /* pack addresses (slave ids, ADR, DIP addresses) */

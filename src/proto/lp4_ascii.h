@@ -21,8 +21,9 @@
 #define LP4_ASCII_ADDR_MIN 1u
 #define LP4_ASCII_ADDR_MAX 15u
 
-#define LP4_ASCII_CMD_ANALOG 0x42 /* §2.1 get analog value, fixed point */
-#define LP4_ASCII_CMD_ALARM  0x44 /* §2.2 get alarm information */
+#define LP4_ASCII_CMD_ANALOG       0x42 /* §2.1 get analog value, fixed point */
+#define LP4_ASCII_CMD_ALARM        0x44 /* §2.2 get alarm information */
+#define LP4_ASCII_CMD_MANUFACTURER 0x51 /* "get manufacturer info": listed, layout not given */
 
 #define LP4_ASCII_REQUEST_LEN 18u /* characters of a request: no INFO */
 #define LP4_ASCII_MAX_CELLS   16u /* cell_01..cell_16 */

@@ -467,19 +467,11 @@ const struct sniff_proto sniff_proto_lp4_ascii = {
 
 /* ---- the table and the sniffer ---------------------------------------------------------- */
 
-const struct sniff_proto *const sniff_protos[] = {
-    &sniff_proto_lp4v2,
-    &sniff_proto_eg4_legacy,
-    &sniff_proto_pylontech,
-    &sniff_proto_lp4_ascii,
-};
-const size_t sniff_n_protos = sizeof(sniff_protos) / sizeof(sniff_protos[0]);
-
 const struct sniff_proto *sniff_proto_find(const char *name)
 {
-    for (size_t i = 0; name && i < sniff_n_protos; i++)
-        if (strcmp(sniff_protos[i]->name, name) == 0)
-            return sniff_protos[i];
+    for (size_t i = 0; name && drivers[i]; i++)
+        if (drivers[i]->sniff && strcmp(drivers[i]->name, name) == 0)
+            return drivers[i]->sniff;
     return NULL;
 }
 

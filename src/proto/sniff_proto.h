@@ -9,12 +9,12 @@
 
 #include "driver.h"
 #include "lp4v2.h"
-#include "modbus_poll.h"
+#include "modbus_rtu.h"
 #include "sniff_noise.h"
 
 /*
- * What `bms2mqtt sniff` and passive mode (listen.c) know of each protocol, in one const
- * table (sniff_protos) that both walk: a stream framer that splits overheard bytes into
+ * What `bms2mqtt sniff` and passive mode (listen.c) know of each protocol: each driver's
+ * `sniff` (driver.h), reached through the driver table that both walk: a stream framer that splits overheard bytes into
  * frames and pairs requests with replies (rtu_sniff.h for Modbus RTU, sniff_legacy.h for the
  * EG4 legacy 7E..0D frames, sniff_ascii.h for Pylontech and LifePower4 ASCII), a one-line
  * description of each frame, and a decoder that turns a heard reply into the protocol's
@@ -125,11 +125,8 @@ extern const struct sniff_proto sniff_proto_eg4_legacy;
 extern const struct sniff_proto sniff_proto_pylontech;
 extern const struct sniff_proto sniff_proto_lp4_ascii;
 
-/* Every protocol, in the order `sniff --protocol auto` lists them. */
-extern const struct sniff_proto *const sniff_protos[];
-extern const size_t sniff_n_protos;
-
-/* The protocol called name, or NULL. */
+/* The listening part of the driver called name (driver.h: drivers[], whose order `sniff
+ * --protocol auto` follows), or NULL. */
 const struct sniff_proto *sniff_proto_find(const char *name);
 
 /* A framer at work: a protocol and its state, with the bytes it placed in frames. */

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 
 #include "crc.h"
-#include "modbus_poll.h"
+#include "modbus_rtu.h"
 
 static void test_crc_check_value_of_123456789_is_4b37(void **state)
 {

@@ -12,7 +12,7 @@
 
 #include "crc.h"
 #include "lp4v2.h"
-#include "modbus_poll.h"
+#include "modbus_rtu.h"
 
 /*
  * The register block of the eg4-battery script's `_mock_modbus_regs` (copied from a live

@@ -15,8 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "modbus_poll.h"
-#include "serial.h"
+#include "link.h"
 #include "url.h"
 
 /* ---- url_parse ---------------------------------------------------------------------------- */
@@ -139,6 +138,15 @@ static bool loader_accepts(const char *port)
     return true;
 }
 
+/* A link for port at baud: a Modbus bus's (modbus) or a raw line's. NULL with err set. */
+static struct link *new_link(const char *port, int baud, bool modbus, char *err, size_t len)
+{
+    struct link_params p = {.port = port, .baud = baud, .timeout_s = 1.0, .modbus = modbus};
+
+    err[0] = '\0';
+    return link_new(&p, err, len);
+}
+
 static void test_links_agree_with_the_loader_on_ports(void **state)
 {
     static const char *const ports[] = {
@@ -147,48 +155,39 @@ static void test_links_agree_with_the_loader_on_ports(void **state)
         "modbus-tcp://gw.lan",   "modbus-tcp://[::1]:503", "modbus-tcp://gw.lan:0",
         "udp://bridge.lan:4196", "tcp://::1:4196",         "modbus-tcp://",
     };
-    struct ser_link sl;
-    struct mb_link ml;
+    char err[320];
 
     (void)state;
     for (size_t i = 0; i < sizeof ports / sizeof ports[0]; i++) {
         struct url u;
         const char *why = NULL;
         bool ok = url_parse(ports[i], &u, &why) == 0;
-        int ser = ser_link_init(&sl, ports[i], 9600, 1.0, false, false);
-        int mb = mb_link_init(&ml, ports[i], 9600, 1.0, false);
+        struct link *raw = new_link(ports[i], 9600, false, err, sizeof err);
+        char raw_err[320];
+        snprintf(raw_err, sizeof raw_err, "%s", err);
+        struct link *mb = new_link(ports[i], 9600, true, err, sizeof err);
 
         assert_int_equal(loader_accepts(ports[i]), ok);
         if (!ok) {
-            /* Both links refuse it, for the reason the loader gives. */
-            assert_int_equal(ser, -1);
-            assert_int_equal(mb, -1);
-            assert_string_equal(sl.what, why);
-            assert_string_equal(ml.what, why);
+            /* Both kinds of bus refuse it, for the reason the loader gives. */
+            assert_null(raw);
+            assert_null(mb);
+            assert_string_equal(raw_err, why);
+            assert_string_equal(err, why);
             continue;
         }
-        /* Each link takes its own kinds, and says so about the other's. */
-        assert_int_equal(ser, u.kind == URL_MODBUS_TCP ? -1 : 0);
-        assert_int_equal(mb, u.kind == URL_TCP ? -1 : 0);
-        if (u.kind == URL_TCP) {
-            char port[8];
-
-            snprintf(port, sizeof port, "%d", u.port);
-            assert_true(sl.tcp);
-            assert_string_equal(sl.host, u.host);
-            assert_string_equal(sl.tcp_port, port);
-        }
-        if (u.kind == URL_MODBUS_TCP) {
-            char port[8];
-
-            snprintf(port, sizeof port, "%d", u.port);
-            assert_true(ml.tcp);
-            assert_string_equal(ml.host, u.host);
-            assert_string_equal(ml.service, port);
-        }
+        /* A raw line takes devices and bridges; a Modbus bus takes gateways too. */
+        assert_true((raw != NULL) == (u.kind != URL_MODBUS_TCP));
+        assert_non_null(mb);
+        if (raw)
+            assert_string_equal(link_kind_name(raw), u.kind == URL_TCP ? "tcp-bridge" : "serial");
+        assert_string_equal(link_kind_name(mb), u.kind == URL_TCP          ? "tcp-bridge"
+                                                : u.kind == URL_MODBUS_TCP ? "modbus-tcp"
+                                                                           : "modbus-rtu");
+        assert_string_equal(mb->port, ports[i]);
+        link_free(raw);
+        link_free(mb);
     }
-    assert_int_equal(mb_link_init(&ml, "modbus-tcp://gw.lan", 9600, 1.0, false), 0);
-    assert_string_equal(ml.service, "502");
 }
 
 /* Every termios rate and a few that are none: the loader, the raw serial link and the
@@ -201,27 +200,30 @@ static void test_links_agree_with_the_loader_on_baud_rates(void **state)
         38400,   57600,   115200,  128000,  230400,  460800,  500000,  576000,  921600,
         1000000, 1152000, 1500000, 2000000, 2500000, 3000000, 3500000, 4000000, 4000001,
     };
-    struct ser_link sl;
-    struct mb_link ml;
+    char err[320];
     size_t accepted = 0;
 
     (void)state;
     for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
         bool ok = config_baud_supported(rates[i]);
+        struct link *raw = new_link("/dev/ttyUSB0", rates[i], false, err, sizeof err);
+        struct link *mb = new_link("/dev/ttyUSB0", rates[i], true, err, sizeof err);
 
-        assert_int_equal(ser_baud_supported(rates[i]), ok);
-        assert_int_equal(ser_link_init(&sl, "/dev/ttyUSB0", rates[i], 1.0, false, false) == 0, ok);
-        assert_int_equal(mb_link_init(&ml, "/dev/ttyUSB0", rates[i], 1.0, false) == 0, ok);
+        assert_int_equal(link_baud_supported(rates[i]), ok);
+        assert_int_equal(raw != NULL, ok);
+        assert_int_equal(mb != NULL, ok);
+        link_free(raw);
+        link_free(mb);
         accepted += ok;
     }
     /* ... and that is the whole table. */
-    assert_int_equal(accepted, ser_baud_count());
-    for (size_t i = 0; i < ser_baud_count(); i++) {
-        assert_true(config_baud_supported(ser_baud_at(i)));
+    assert_int_equal(accepted, link_baud_count());
+    for (size_t i = 0; i < link_baud_count(); i++) {
+        assert_true(config_baud_supported(link_baud_at(i)));
         if (i > 0)
-            assert_true(ser_baud_at(i) > ser_baud_at(i - 1));
+            assert_true(link_baud_at(i) > link_baud_at(i - 1));
     }
-    assert_int_equal(ser_baud_at(ser_baud_count()), 0);
+    assert_int_equal(link_baud_at(link_baud_count()), 0);
 }
 
 /* ---- every rate of the table is really set, by us and by libmodbus --------------------- */
@@ -255,18 +257,19 @@ static void test_every_table_rate_is_set_on_a_port(void **state)
     (void)state;
     if (m < 0)
         skip();
-    assert_true(ser_baud_count() <= sizeof set / sizeof set[0]);
-    for (size_t i = 0; i < ser_baud_count(); i++) {
-        int baud = ser_baud_at(i);
-        struct ser_link l;
+    assert_true(link_baud_count() <= sizeof set / sizeof set[0]);
+    for (size_t i = 0; i < link_baud_count(); i++) {
+        int baud = link_baud_at(i);
+        char err[320];
+        struct link *l = new_link(path, baud, false, err, sizeof err);
         modbus_t *ctx;
         speed_t ours;
 
         /* The raw link (active, pylontech, lp4_ascii, passive modes)... */
-        assert_int_equal(ser_link_init(&l, path, baud, 1.0, false, false), 0);
-        assert_int_equal(ser_open(&l), RESULT_OK);
+        assert_non_null(l);
+        assert_int_equal(link_open(l), RESULT_OK);
         ours = line_speed(peer);
-        ser_close(&l);
+        link_free(l);
         /* ... and libmodbus (modbus_per_pack) set the same speed, not 9600 by default. */
         ctx = modbus_new_rtu(path, baud, 'N', 8, 1);
         assert_non_null(ctx);
