@@ -48,6 +48,7 @@ struct bustools_opts {
     double seconds;                     /* 0 = until interrupted */
     const struct sniff_proto *protocol; /* NULL = every protocol ("auto") */
     bool all;
+    const char *file; /* sniff: a recorded byte stream instead of a port */
 };
 
 /* --baud: a whole decimal number that a serial port can be set to. */
@@ -116,20 +117,17 @@ static int bustools_args(int argc, char **argv, struct bustools_opts *o, const c
                          const char *usage)
 {
     static const struct option longopts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"baud", required_argument, NULL, 'b'},
-        {"seconds", required_argument, NULL, 's'},
-        {"all", no_argument, NULL, 'a'},
-        {"protocol", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"port", required_argument, NULL, 'p'},     {"baud", required_argument, NULL, 'b'},
+        {"seconds", required_argument, NULL, 's'},  {"all", no_argument, NULL, 'a'},
+        {"protocol", required_argument, NULL, 'P'}, {"file", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *cmd = argv[0];
     int c;
 
     optind = 1;
     opterr = 1;
-    while ((c = getopt_long(argc, argv, "p:b:s:aP:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:b:s:aP:f:h", longopts, NULL)) != -1) {
         if (c != '?' && c != 'h' && !strchr(allowed, c)) {
             fprintf(stderr, "bms2mqtt %s: option '%s' does not apply here\n%s", cmd,
                     argv[optind - 1], usage);
@@ -154,6 +152,9 @@ static int bustools_args(int argc, char **argv, struct bustools_opts *o, const c
         case 'a':
             o->all = true;
             break;
+        case 'f':
+            o->file = optarg;
+            break;
         case 'h':
             printf("%s", usage);
             return 0;
@@ -166,7 +167,11 @@ static int bustools_args(int argc, char **argv, struct bustools_opts *o, const c
         fprintf(stderr, "bms2mqtt %s: unexpected argument '%s'\n%s", cmd, argv[optind], usage);
         return 2;
     }
-    if (!o->port) {
+    if (o->port && o->file) {
+        fprintf(stderr, "bms2mqtt %s: --port or --file, not both\n%s", cmd, usage);
+        return 2;
+    }
+    if (!o->port && !o->file) {
         fprintf(stderr, "bms2mqtt %s: --port is required\n%s", cmd, usage);
         return 2;
     }
@@ -181,20 +186,33 @@ struct bustools_sniff {
     struct sniffer sn[8]; /* one per protocol listened to */
     size_t n;
     double t0;
+    bool file;                    /* reading a recording: frames are numbered, not timed */
+    unsigned long printed;        /* frames printed */
     unsigned long bytes;          /* read from the port */
     unsigned long reported_noise; /* unplaced bytes at the last report */
+};
+
+/* The context of the print callback: the sniffer that framed it, and the run. */
+struct bustools_sniff_frame {
+    struct bustools_sniff *bs;
+    struct sniffer *sn;
 };
 
 /* One frame: its description, and its decoded readings on the lines below it. */
 static void bustools_print(const struct sniff_heard *h, void *ud)
 {
-    struct sniffer *s = ud;
+    struct bustools_sniff_frame *sf = ud;
+    struct sniffer *s = sf->sn;
     struct sniff_module mods[SNIFF_MAX_MODULES];
     char line[512];
-    double t = isnan(h->t_s) ? bustools_now() : h->t_s;
 
     s->proto->describe(h, line, sizeof(line));
-    printf("%9.3f %-10s %s\n", t, s->proto->short_name, line);
+    sf->bs->printed++;
+    if (sf->bs->file) /* no times in a recording: the frame's number */
+        printf("%9lu %-10s %s\n", sf->bs->printed, s->proto->short_name, line);
+    else
+        printf("%9.3f %-10s %s\n", isnan(h->t_s) ? bustools_now() - sf->bs->t0 : h->t_s,
+               s->proto->short_name, line);
     int n = sniffer_decode(s, h, 0 /* legacy: as many cells as the reply has */, NULL, NULL, mods);
     for (int i = 0; i < n; i++) {
         sniff_summary(s->proto, &mods[i], line, sizeof(line));
@@ -255,23 +273,63 @@ static void bustools_sniff_summary(const struct bustools_sniff *bs)
 
 static void bustools_feed(struct bustools_sniff *bs, const uint8_t *buf, size_t n, double t)
 {
-    for (size_t i = 0; i < bs->n; i++)
-        sniffer_feed(&bs->sn[i], buf, n, t, bustools_print, &bs->sn[i]);
+    for (size_t i = 0; i < bs->n; i++) {
+        struct bustools_sniff_frame sf = {bs, &bs->sn[i]};
+        sniffer_feed(&bs->sn[i], buf, n, t, bustools_print, &sf);
+    }
 }
 
 static void bustools_flush(struct bustools_sniff *bs)
 {
-    for (size_t i = 0; i < bs->n; i++)
-        sniffer_flush(&bs->sn[i], bustools_print, &bs->sn[i]);
+    for (size_t i = 0; i < bs->n; i++) {
+        struct bustools_sniff_frame sf = {bs, &bs->sn[i]};
+        sniffer_flush(&bs->sn[i], bustools_print, &sf);
+    }
+}
+
+/*
+ * sniff --file: a recorded byte stream (e.g. `cat /dev/ttyUSB0 > bus.bin`, or a capture of
+ * ser2net) read as fast as it goes. A recording keeps no times, so frames are found by their
+ * checksums alone (every framer is content-first; silences only help on a live line).
+ * Returns the exit status.
+ */
+static int bustools_sniff_file(struct bustools_sniff *bs, const char *path)
+{
+    static uint8_t buf[65536];
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (!f) {
+        fprintf(stderr, "bms2mqtt sniff: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    bs->file = true;
+    bs->t0 = bustools_now();
+    while (!bustools_stop && (n = fread(buf, 1, sizeof(buf), f)) > 0) {
+        bs->bytes += (unsigned long)n;
+        bustools_feed(bs, buf, n, NAN);
+    }
+    int rc = ferror(f) ? 1 : 0;
+    if (rc)
+        fprintf(stderr, "bms2mqtt sniff: %s: %s\n", path, strerror(errno));
+    fclose(f);
+    bustools_flush(bs);
+    double took = bustools_now() - bs->t0;
+    fprintf(stderr, "read %lu bytes of %s in %.3f s (%.1f MB/s)\n", bs->bytes, path, took,
+            took > 0 ? (double)bs->bytes / took / 1e6 : 0.0);
+    return rc;
 }
 
 int bustools_sniff(int argc, char **argv)
 {
     static const char usage[] =
         "Usage: bms2mqtt sniff --port PORT [--protocol P] [--baud B] [--seconds S]\n"
+        "       bms2mqtt sniff --file FILE [--protocol P]\n"
         "Listen to an RS-485 bus that another master polls, and print every frame heard,\n"
         "decoded. The port is opened read-only: nothing is ever written to it.\n"
         "  -p, --port PORT     serial device (or tcp://HOST:PORT of an RS-485 bridge)\n"
+        "  -f, --file FILE     a recorded byte stream instead (cat /dev/ttyUSB0 > FILE):\n"
+        "                      frames found by their checksums, numbered instead of timed\n"
         "  -P, --protocol P    auto (default: every protocol at once), lp4v2 (EG4\n"
         "                      LifePower4 v2 / EG4-LL Modbus RTU), eg4_legacy (EG4 legacy\n"
         "                      7E..0D frames), pylontech (Pylontech RS485 V3.3 ASCII) or\n"
@@ -287,12 +345,16 @@ int bustools_sniff(int argc, char **argv)
     struct link_params lp = {.timeout_s = 1, .read_only = true};
     char err[320];
     uint8_t buf[256];
-    int rc = bustools_args(argc, argv, &o, "pbsP", usage);
+    int rc = bustools_args(argc, argv, &o, "pbsPf", usage);
 
     if (rc >= 0)
         return rc;
     if (!o.n_bauds)
         o.bauds[o.n_bauds++] = o.protocol ? o.protocol->driver->default_baud : 9600;
+    if (o.file && o.seconds > 0) {
+        fprintf(stderr, "bms2mqtt sniff: --seconds does not apply to --file\n");
+        return 2;
+    }
     if (o.n_bauds > 1) {
         fprintf(stderr, "bms2mqtt sniff: one --baud only (a bus has one speed)\n");
         return 2;
@@ -307,6 +369,14 @@ int bustools_sniff(int argc, char **argv)
             return 1;
         }
         bs.n++;
+    }
+    if (o.file) {
+        signal(SIGINT, bustools_on_signal);
+        rc = bustools_sniff_file(&bs, o.file);
+        bustools_sniff_summary(&bs);
+        for (size_t k = 0; k < bs.n; k++)
+            sniffer_close(&bs.sn[k]);
+        return rc;
     }
     lp.port = o.port;
     lp.baud = o.bauds[0];

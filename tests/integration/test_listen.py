@@ -98,6 +98,53 @@ class ListenTest(harness.StackTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stderr, r"\d+ good frames of another protocol with the same framing")
 
+    def record(self, seconds):
+        """The raw bytes of the simulated bus for `seconds`, read from its pty (a recording
+        such as `cat /dev/ttyUSB0 > bus.bin` makes), in the test's directory."""
+        import select
+        import termios
+        import time
+        import tty
+        fd = os.open(self.port(), os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        try:
+            tty.setraw(fd, termios.TCSANOW)
+            data = b""
+            end = time.monotonic() + seconds
+            while (left := end - time.monotonic()) > 0:
+                r, _, _ = select.select([fd], [], [], left)
+                if r:
+                    data += os.read(fd, 4096)
+        finally:
+            os.close(fd)
+        path = os.path.join(self.dir, "bus.bin")
+        with open(path, "wb") as f:
+            f.write(data)
+        return path, data
+
+    def test_sniff_file_decodes_a_recording_by_checksums_alone(self):
+        """No times in a file: the Modbus frames (with noise between them) are still found,
+        paired and decoded; the frames are numbered."""
+        self.start_bus_sim("--master", "100", "--master-identity", "--noise", "--packs", "0",
+                           "--bus", "1,2")
+        path, data = self.record(2.5)
+        self.assertGreater(len(data), 500, "the simulated master did not poll")
+        r = run("sniff", "--file", path, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout, r"(?m)^\s+1 LP4V2 ")
+        for slave in (1, 2):
+            self.assertRegex(r.stdout, r"LP4V2 slave 0x%02x: \d+\.\d\d V [+-]\d+\.\d\d A SoC "
+                             r"\d+ %%" % slave)
+        self.assertRegex(r.stderr, r"read %d bytes of .* in [\d.]+ s \([\d.]+ MB/s\)" % len(data))
+        # The same recording cut into any pieces frames the same: a file of it twice holds
+        # twice the frames.
+        with open(path, "ab") as f:
+            f.write(data)
+        r2 = run("sniff", "--file", path, "--protocol", "lp4v2", timeout=30)
+        frames = lambda out: len(re.findall(r"(?m)^\s+\d+ LP4V2 ", out))  # noqa: E731
+        self.assertEqual(frames(r2.stdout), 2 * frames(r.stdout))
+        self.assertEqual(run("sniff", "--file", path, "--port", self.port()).returncode, 2)
+        self.assertEqual(run("sniff", "--file", os.path.join(self.dir, "none")).returncode, 1)
+
     # ---- passive mode --------------------------------------------------------------------
 
     def test_passive_pylontech_publishes_every_module_of_group_polls(self):
