@@ -71,24 +71,36 @@ static enum result lp4v2_read(struct device *p, uint16_t start, uint16_t count, 
     return mb_read_holding(p->link, p->slave, start, count, out);
 }
 
+/* The pack and the time of one pass of the LP4V2 map over lp4v2_read. */
+struct lp4v2_io {
+    struct device *p;
+    double now_s;
+};
+
+/* The map's read (regmap.h): every LP4V2 register is at unit 0, the pack's own slave id. The
+ * exception code is named in the line's text by lp4v2_read, not returned. */
+static enum result lp4v2_map_read(void *ctx, uint8_t unit, uint16_t start, uint16_t count,
+                                  uint16_t *out, uint8_t *exception)
+{
+    struct lp4v2_io *io = ctx;
+
+    (void)unit;
+    *exception = 0;
+    return lp4v2_read(io->p, start, count, out, io->now_s);
+}
+
 static enum result lp4v2_poll(struct device *p, double *values, double now_s)
 {
-    uint16_t regs[LP4V2_BLOCK_COUNT];
-    enum result r = lp4v2_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
+    struct lp4v2_io io = {p, now_s};
 
-    if (r != RESULT_OK)
-        return r;
-    return lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values) == -ENODATA ? RESULT_ZERO : RESULT_OK;
+    return lp4v2_poll_map(lp4v2_map_read, &io, values);
 }
 
 static enum result lp4v2_identify(struct device *p, double now_s)
 {
-    uint16_t regs[LP4V2_ID_COUNT];
-    enum result r = lp4v2_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
+    struct lp4v2_io io = {p, now_s};
 
-    if (r == RESULT_OK)
-        lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
-    return r;
+    return lp4v2_identify_map(lp4v2_map_read, &io, &p->id);
 }
 
 static const char *const lp4v2_aliases[] = {"modbus_per_pack", NULL};
