@@ -439,6 +439,8 @@ def settings_values(settings):
             hi = MAX_BLOCK if name == "max_block" else 0xFFFF
             out[name] = parse_int(value, 1 if name == "max_block" else 0, hi, name, where,
                                   problems)
+            if name == "split_budget" and out[name] == 1:
+                problems.append(f"{where}: split_budget is 0 (no splitting) or at least 2")
     if problems:
         raise MapError(problems)
     return out

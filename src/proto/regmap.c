@@ -30,9 +30,16 @@ struct atom {
     bool refused; /* overlaps a refused range (as of the last plan) */
 };
 
-/* A planned request: atoms lo..hi (inclusive). */
+/* A planned request: atoms lo..hi (inclusive); ok once it was read whole in the current pass. */
 struct block {
     size_t lo, hi;
+    bool ok;
+};
+
+/* A boundary requests do not cross: registers of `unit` below `at` and from `at` on. */
+struct cut {
+    uint8_t unit;
+    uint32_t at;
 };
 
 struct regmap_state {
@@ -41,7 +48,13 @@ struct regmap_state {
     size_t n_atoms;
     struct regmap_range *refused; /* sorted by unit, start */
     size_t n_refused, cap_refused;
-    struct block *plan[2]; /* by pass, n_atoms each at most */
+    /* Split points of refused requests whose halves the split budget left unasked: the next
+     * passes ask the halves apart, so the search goes on; dropped once both sides answer. */
+    struct cut *cuts; /* n_atoms at most (one per atom start) */
+    size_t n_cuts;
+    struct regmap_range *pending; /* ranges learnt in the current pass, kept at its end */
+    size_t n_pending;             /* 2 * n_atoms + 1 at most */
+    struct block *plan[2];        /* by pass, n_atoms each at most */
     size_t n_plan[2];
     bool planned[2];
     uint16_t max_block;     /* the device's limit as learnt (REGMAP_MAX_BLOCK until then) */
@@ -49,6 +62,14 @@ struct regmap_state {
     size_t recheck_next;    /* the refused range the next re-check asks for */
     struct regmap_stats stats;
     uint16_t buf[REGMAP_MAX_BLOCK];
+};
+
+/* How a span of atoms fared. */
+enum span {
+    SPAN_OK,      /* read whole */
+    SPAN_PART,    /* some of it refused or not asked */
+    SPAN_SKIPPED, /* not asked: the split budget is spent */
+    SPAN_FAILED,  /* a failure that ends the pass (in pass.failure) */
 };
 
 /* One pass in progress. */
@@ -60,7 +81,9 @@ struct pass {
     const struct regmap_sink *out;
     unsigned split_used; /* requests spent splitting */
     unsigned reads_ok;   /* requests that were answered */
+    enum result failure; /* what ended the pass */
     bool absent[256];    /* units that answered 0x0A / 0x0B in this pass */
+    bool answered[256];  /* units that answered a request in this pass */
 };
 
 /* ---- entries ----------------------------------------------------------------------------- */
@@ -137,8 +160,11 @@ int regmap_check(const struct regmap *m, char *err, size_t cap)
 {
     size_t n = map_entries(m);
 
-    if (m->max_block > REGMAP_MAX_BLOCK) {
-        if (cap)
+    if (m->max_block > REGMAP_MAX_BLOCK || m->split_budget == 1) {
+        if (cap && m->split_budget == 1)
+            snprintf(err, cap, "%s: split_budget 1 (0: no splitting, or at least 2)",
+                     m->name ? m->name : "map");
+        else if (cap)
             snprintf(err, cap, "%s: max_block %u above %u", m->name ? m->name : "map", m->max_block,
                      REGMAP_MAX_BLOCK);
         return -1;
@@ -228,8 +254,10 @@ struct regmap_state *regmap_state_new(const struct regmap *map)
         return NULL;
     st->map = map;
     st->max_block = REGMAP_MAX_BLOCK;
-    if (build_atoms(st) < 0 || !(st->plan[0] = malloc((st->n_atoms + 1) * sizeof(struct block))) ||
-        !(st->plan[1] = malloc((st->n_atoms + 1) * sizeof(struct block)))) {
+    if (build_atoms(st) < 0 || !(st->plan[0] = calloc(st->n_atoms + 1, sizeof(struct block))) ||
+        !(st->plan[1] = calloc(st->n_atoms + 1, sizeof(struct block))) ||
+        !(st->cuts = calloc(st->n_atoms + 1, sizeof(struct cut))) ||
+        !(st->pending = calloc(2 * st->n_atoms + 1, sizeof(struct regmap_range)))) {
         regmap_state_free(st);
         return NULL;
     }
@@ -242,6 +270,8 @@ void regmap_state_free(struct regmap_state *st)
         return;
     free(st->atoms);
     free(st->refused);
+    free(st->cuts);
+    free(st->pending);
     free(st->plan[0]);
     free(st->plan[1]);
     free(st);
@@ -250,6 +280,7 @@ void regmap_state_free(struct regmap_state *st)
 void regmap_state_reset(struct regmap_state *st)
 {
     st->n_refused = 0;
+    st->n_cuts = 0;
     st->max_block = REGMAP_MAX_BLOCK;
     st->since_recheck = 0;
     st->recheck_next = 0;
@@ -337,6 +368,10 @@ static bool joins(const struct regmap_state *st, const struct atom *prev, const 
 
     if (b->unit != prev->unit || b->segment != prev->segment || b->refused)
         return false;
+    for (size_t k = 0; k < st->n_cuts; k++)
+        if (st->cuts[k].unit == b->unit && st->cuts[k].at >= prev->end &&
+            st->cuts[k].at <= b->start)
+            return false;
     if (b->start > prev->end &&
         (!m->holes_readable || is_refused(st, b->unit, prev->end, b->start)))
         return false;
@@ -372,7 +407,7 @@ static void plan(struct regmap_state *st, enum regmap_pass pass)
             if (st->atoms[j].need & need)
                 last = j;
         }
-        st->plan[pass][n++] = (struct block){i, last};
+        st->plan[pass][n++] = (struct block){i, last, false};
         i = last + 1;
     }
     st->n_plan[pass] = n;
@@ -456,19 +491,73 @@ static enum result ask(struct pass *p, const struct regmap_range *r, uint8_t *ex
     if (res != RESULT_OK)
         return res;
     p->reads_ok++;
+    p->answered[r->unit] = true;
     regmap_decode(st->map, p->pass, r->unit, r->start, st->buf, r->count, p->out);
     if (p->out && p->out->block)
         p->out->block(p->out->ctx, r->unit, r->start, st->buf, r->count);
     return RESULT_OK;
 }
 
-/* Hold registers start..end-1 of unit as refused, learnt in this pass. */
+/* Note registers start..end-1 of unit as refused; kept at the end of the pass (learn_commit). */
 static void learn(struct pass *p, uint8_t unit, uint32_t start, uint32_t end)
 {
-    struct regmap_range r = {unit, (uint16_t)start, (uint16_t)(end - start)};
+    struct regmap_state *st = p->st;
 
-    if (end > start && regmap_refuse(p->st, &r) == 0)
-        p->st->stats.learnt++;
+    if (end > start && st->n_pending < 2 * st->n_atoms + 1)
+        st->pending[st->n_pending++] =
+            (struct regmap_range){unit, (uint16_t)start, (uint16_t)(end - start)};
+}
+
+/*
+ * Keep what the pass learnt, for the units that answered at least one request in it: a unit
+ * that refused everything (a device starting up, a gateway with nothing behind it) teaches
+ * nothing about single registers.
+ */
+static void learn_commit(struct pass *p)
+{
+    struct regmap_state *st = p->st;
+
+    for (size_t i = 0; i < st->n_pending; i++)
+        if (p->answered[st->pending[i].unit] && regmap_refuse(st, &st->pending[i]) == 0)
+            st->stats.learnt++;
+    st->n_pending = 0;
+}
+
+/* Requests no longer cross `at` of unit (a split whose halves were not asked). */
+static void cut_add(struct regmap_state *st, uint8_t unit, uint32_t at)
+{
+    for (size_t k = 0; k < st->n_cuts; k++)
+        if (st->cuts[k].unit == unit && st->cuts[k].at == at)
+            return;
+    if (st->n_cuts < st->n_atoms + 1) {
+        st->cuts[st->n_cuts++] = (struct cut){unit, at};
+        st->planned[0] = st->planned[1] = false;
+    }
+}
+
+/* Drop the cuts whose neighbouring blocks of this pass's plan were both read whole: the
+ * refused registers between them are known now (refused atoms end blocks on their own). */
+static void cut_prune(struct pass *p)
+{
+    struct regmap_state *st = p->st;
+    const struct block *b = st->plan[p->pass];
+    size_t n = st->n_plan[p->pass];
+
+    for (size_t k = 0; k < st->n_cuts;) {
+        const struct cut *c = &st->cuts[k];
+        bool drop = false;
+        for (size_t i = 0; i + 1 < n && !drop; i++) {
+            const struct atom *l = &st->atoms[b[i].hi], *r = &st->atoms[b[i + 1].lo];
+            drop = l->unit == c->unit && r->unit == c->unit && l->end <= c->at &&
+                   r->start >= c->at && b[i].ok && b[i + 1].ok;
+        }
+        if (drop) {
+            st->cuts[k] = st->cuts[--st->n_cuts];
+            st->planned[0] = st->planned[1] = false;
+        } else {
+            k++;
+        }
+    }
 }
 
 /*
@@ -497,56 +586,63 @@ static void learn_between(struct pass *p, size_t l, size_t r)
         learn(p, a[l].unit, a[l].end, a[r].start);
 }
 
-/* The needed atom of [lo..hi] nearest lo (from_lo) or hi; false when there is none. */
-static bool trim(const struct pass *p, size_t lo, size_t hi, bool from_lo, size_t *at)
+/* The needed atom of [lo..hi] nearest lo (from_lo) or hi. [lo..hi] must hold one. */
+static size_t needed_end(const struct pass *p, size_t lo, size_t hi, bool from_lo)
 {
     unsigned need = 1u << p->pass;
 
-    for (size_t k = 0; k <= hi - lo; k++) {
+    for (size_t k = 0; k < hi - lo; k++) {
         size_t i = from_lo ? lo + k : hi - k;
-        if (p->st->atoms[i].need & need) {
-            *at = i;
-            return true;
-        }
+        if (p->st->atoms[i].need & need)
+            return i;
     }
-    return false;
+    return from_lo ? hi : lo;
 }
 
 /*
- * Read atoms lo..hi (lo and hi needed by the pass). On exception 0x02, halve them (trimming
- * each half to its needed atoms) until the refused atoms are found, within the map's split
- * budget. Returns RESULT_OK when all of it was read, RESULT_REFUSED when some of it was not,
- * or the failure that ends the pass.
+ * Read atoms lo..hi (lo and hi needed by the pass); `first`: the plan's own request, which the
+ * split budget does not pay for. On exception 0x02, halve them (each half trimmed to its needed
+ * atoms) until the refused atoms are found; when the budget runs out, the split point becomes a
+ * cut and the next pass goes on from there.
  */
-static enum result read_span(struct pass *p, size_t lo, size_t hi, bool first)
+static enum span read_span(struct pass *p, size_t lo, size_t hi, bool first)
 {
     struct regmap_state *st = p->st;
     struct regmap_range r = span_range(st, lo, hi);
-    enum result res, rl, rr;
-    size_t l_hi = lo, r_lo = hi;
+    enum span sl, sr;
+    enum result res;
     uint8_t ex;
 
-    if (!first && p->split_used++ >= st->map->split_budget)
-        return RESULT_REFUSED; /* out of budget: unknown this pass, learnt later */
+    if (!first) {
+        if (p->split_used >= st->map->split_budget)
+            return SPAN_SKIPPED;
+        p->split_used++;
+    }
     res = ask(p, &r, &ex);
-    if (res != RESULT_REFUSED || ex != REGMAP_EX_ADDRESS || st->map->split_budget == 0)
-        return res;
+    if (res == RESULT_OK)
+        return SPAN_OK;
+    if (res != RESULT_REFUSED) {
+        p->failure = res;
+        return SPAN_FAILED;
+    }
+    if (ex != REGMAP_EX_ADDRESS || st->map->split_budget == 0)
+        return SPAN_PART;
     if (lo == hi) {
         learn(p, r.unit, st->atoms[lo].start, st->atoms[lo].end);
-        return RESULT_REFUSED;
+        return SPAN_PART;
     }
     size_t mid = lo + (hi - lo) / 2;
-    /* lo and hi are needed: each half has a needed atom to end on. */
-    trim(p, lo, mid, false, &l_hi);
-    trim(p, mid + 1, hi, true, &r_lo);
-    rl = read_span(p, lo, l_hi, false);
-    if (rl != RESULT_OK && rl != RESULT_REFUSED)
-        return rl;
-    rr = p->absent[r.unit] ? RESULT_REFUSED : read_span(p, r_lo, hi, false);
-    if (rr != RESULT_OK && rr != RESULT_REFUSED)
-        return rr;
-    if (rl != RESULT_OK || rr != RESULT_OK)
-        return RESULT_REFUSED;
+    size_t l_hi = needed_end(p, lo, mid, false), r_lo = needed_end(p, mid + 1, hi, true);
+    sl = read_span(p, lo, l_hi, false);
+    if (sl == SPAN_FAILED)
+        return sl;
+    sr = p->absent[r.unit] ? SPAN_PART : read_span(p, r_lo, hi, false);
+    if (sr == SPAN_FAILED)
+        return sr;
+    if (sl == SPAN_SKIPPED || sr == SPAN_SKIPPED)
+        cut_add(st, r.unit, st->atoms[mid + 1].start);
+    if (sl != SPAN_OK || sr != SPAN_OK)
+        return SPAN_PART;
     /* Both halves answered: the registers between them, read by the whole only, are refused;
      * with none between, the device refuses requests this long. */
     if (st->atoms[r_lo].start > st->atoms[l_hi].end) {
@@ -557,11 +653,11 @@ static enum result read_span(struct pass *p, size_t lo, size_t hi, bool first)
         st->max_block = (uint16_t)(a > b ? a : b);
         st->planned[0] = st->planned[1] = false;
         log_msg(LOG_LVL_NOTICE,
-                "%s: unit %u refuses %u registers from %u in one request: asking "
-                "at most %u at a time",
+                "%s: unit %u refuses %u registers from %u in one request: asking at most %u at "
+                "a time",
                 st->map->name, r.unit, r.count, r.start, st->max_block);
     }
-    return RESULT_REFUSED;
+    return SPAN_PART;
 }
 
 /* Every recheck_every passes, ask for one refused range alone; drop it if it answers. */
@@ -592,7 +688,8 @@ enum result regmap_read(const struct regmap *map, struct regmap_state *st, enum 
 {
     struct regmap_state *own = NULL;
     struct pass p = {.pass = pass, .read = read, .ctx = ctx, .out = out};
-    enum result res = RESULT_OK;
+    enum span s = SPAN_OK;
+    enum result res;
 
     regmap_clear(map, pass, out);
     if (!st && !(st = own = regmap_state_new(map))) {
@@ -605,15 +702,21 @@ enum result regmap_read(const struct regmap *map, struct regmap_state *st, enum 
     st->stats.requests = st->stats.refused = st->stats.learnt = 0;
     st->stats.blocks = (unsigned)st->n_plan[pass];
     st->stats.passes++;
-    for (size_t k = 0; k < st->n_plan[pass]; k++) {
-        const struct block *b = &st->plan[pass][k];
+    st->n_pending = 0;
+    for (size_t k = 0; k < st->n_plan[pass] && s != SPAN_FAILED; k++) {
+        struct block *b = &st->plan[pass][k];
+        b->ok = false;
         if (p.absent[st->atoms[b->lo].unit])
             continue;
-        res = read_span(&p, b->lo, b->hi, true);
-        if (res != RESULT_OK && res != RESULT_REFUSED)
-            break;
+        s = read_span(&p, b->lo, b->hi, true);
+        b->ok = s == SPAN_OK;
     }
-    if (res == RESULT_OK || res == RESULT_REFUSED) {
+    if (s == SPAN_FAILED) {
+        res = p.failure;
+        st->n_pending = 0;
+    } else {
+        learn_commit(&p);
+        cut_prune(&p);
         recheck(&p);
         res = p.reads_ok || st->n_plan[pass] == 0 ? RESULT_OK : RESULT_REFUSED;
     }

@@ -15,10 +15,11 @@
 #define REGMAP_MAX_BLOCK 125
 
 /* Modbus exception codes the reader acts on (application protocol V1.1b3 §7). */
-#define REGMAP_EX_ADDRESS   0x02 /* illegal data address: some register of the request is refused */
-#define REGMAP_EX_GW_PATH   0x0A /* gateway path unavailable: no such device at this unit id */
-#define REGMAP_EX_GW_TARGET 0x0B /* gateway target failed to respond: as 0x0A (older GX firmware)  \
-                                  */
+#define REGMAP_EX_ADDRESS 0x02 /* illegal data address: some register of the request is refused */
+#define REGMAP_EX_GW_PATH 0x0A /* gateway path unavailable: no such device at this unit id */
+#define REGMAP_EX_GW_TARGET                                                                        \
+    0x0B /* gateway target failed to respond: as 0x0A (older GX firmware)                          \
+          */
 
 /*
  * A device's register map: the readings its registers give and how to read them.
@@ -49,8 +50,10 @@ struct regmap {
      * exception 0x02), so requests never span one. */
     bool holes_readable;
     /* Requests a pass may spend, beyond one per planned block, to find which registers of a
-     * block refused with exception 0x02 are refused (by halving it). 0: a refused block is not
-     * split, its readings are unknown and nothing is learnt. */
+     * block refused with exception 0x02 are refused (by halving it: about 2 log2(n) requests
+     * per refused register among n). When it runs out, the halves not asked become requests of
+     * their own from the next pass on, so the search goes on. 0: a refused block is not split,
+     * its readings are unknown and nothing is learnt; otherwise at least 2. */
     unsigned split_budget;
     /* Passes between re-checks of one refused range (a request for it alone; if it answers, it
      * is read again from then on). 0: never. */
@@ -152,10 +155,13 @@ size_t regmap_plan(struct regmap_state *st, enum regmap_pass pass, struct regmap
  * One pass over the map: set the pass's readings in out->values to NaN, read the planned
  * blocks through read(ctx, ...) and decode every entry of the pass that lies wholly in a block
  * read (regmap_decode). Exceptions: 0x02 on a block splits it (within the map's split_budget)
- * until the refused registers are found; st remembers them and plans around them from the next
- * pass on. 0x0A / 0x0B: no device at that unit id: its other blocks are skipped for this pass.
- * Any other exception: that block's readings are unknown. Every recheck_every passes, one
- * refused range is asked for alone.
+ * until the refused registers are found; st remembers them (unless every request to that unit
+ * was refused in this pass: then nothing is learnt of it) and plans around them from the next
+ * pass on. When both halves of a refused request answer, the registers between them are
+ * refused, or with none between, the device's longest request is learnt. 0x0A / 0x0B: no
+ * device at that unit id: its other blocks are skipped for this pass. Any other exception:
+ * that block's readings are unknown. Every recheck_every passes, one refused range is asked
+ * for alone (and read again from then on if it answers).
  *
  * st may be NULL: a state is made for this pass alone (nothing is remembered).
  * Returns RESULT_OK when at least one block was read (or the pass has nothing to read);
@@ -177,11 +183,11 @@ void regmap_decode(const struct regmap *map, enum regmap_pass pass, uint8_t unit
                    const uint16_t *regs, size_t n, const struct regmap_sink *out);
 
 /*
- * Check map: max_block within 1..125; every entry's width 1..max_block and within registers
- * 0..65535; bit numbers 0..15 and byte indexes 0..1; no SRC_RESERVED among defs and only
- * strings and spacers among aux; enums with options and codes; finite divisors; overlapping
- * entries in one segment; published keys unique. Returns 0, or -1 with the first problem in
- * err[0..cap) ("lp4v2: entry 'x' (reg 3): ...").
+ * Check map: max_block within 1..125; split_budget not 1; every entry's width 1..max_block and
+ * within registers 0..65535; bit numbers 0..15 and byte indexes 0..1; no SRC_RESERVED among defs
+ * and only strings and spacers among aux; enums with options and codes; finite divisors;
+ * overlapping entries in one segment; published keys unique. Returns 0, or -1 with the first
+ * problem in err[0..cap) ("lp4v2: entry 'x' (reg 3): ...").
  */
 int regmap_check(const struct regmap *map, char *err, size_t cap);
 
