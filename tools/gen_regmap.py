@@ -47,9 +47,14 @@ fields separated by commas (CSV quoting allowed). Columns, all optional except k
 Overlays (--overlay, in order): files of the same format whose header marks match columns with
 a leading '=' (e.g. '=segment,=path,key,name,quantity'). Each overlay row sets its non-empty
 cells on every base row with equal match columns, or drops them with a column 'drop' = 'yes';
-a row that matches nothing is an error. Their '#!' lines override the base's. A reader of
-another format (a GX's attributes.csv) builds base rows with read_rows()' Row and feeds them to
-apply_overlay(), check() and emit_c() in the same way.
+a row that matches nothing is an error. Their '#!' lines override the base's.
+
+Another format (a GX's attributes.csv: service, D-Bus path, type, unit or enum labels,
+register, Modbus type, scale factor, access) needs only a reader that makes Row objects with
+these columns (service -> segment, D-Bus path -> path, 'W' -> flag writable, uint16/int32/
+string[N]/reserved[N] as they are, INTERNAL[4] -> u64, a blank or 0 scale factor -> divisor 1,
+'code=label;...' -> options) and imports this module: apply_overlay(), check(quantities()),
+emit_c(), as main() does.
 """
 import argparse
 import csv
