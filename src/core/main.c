@@ -63,12 +63,6 @@ static void usage(FILE *out)
         "Signals: SIGTERM and SIGINT publish \"offline\", close the ports and exit.\n");
 }
 
-static const char *const src_names[] = {
-    [SRC_U16] = "u16",         [SRC_S16] = "s16", [SRC_U32] = "u32",
-    [SRC_BYTE_S8] = "byte",    [SRC_BIT] = "bit", [SRC_ENUM_LOW] = "low byte",
-    [SRC_DERIVED] = "derived",
-};
-
 /* The readings registry (doc/readings.md is this output). */
 static void list_readings(const struct reading_def *defs, size_t n)
 {
@@ -77,15 +71,8 @@ static void list_readings(const struct reading_def *defs, size_t n)
     for (size_t i = 0; i < n; i++) {
         const struct reading_def *d = &defs[i];
         const struct quantity_info *q = quantity_info(d->q);
-        char src[48];
-        if (d->src == SRC_DERIVED)
-            snprintf(src, sizeof(src), "derived");
-        else if (d->src == SRC_BIT || d->src == SRC_BYTE_S8)
-            snprintf(src, sizeof(src), "reg %u %s %u", d->reg, src_names[d->src], d->arg);
-        else if (d->scale != 1)
-            snprintf(src, sizeof(src), "reg %u %s x %g", d->reg, src_names[d->src], d->scale);
-        else
-            snprintf(src, sizeof(src), "reg %u %s", d->reg, src_names[d->src]);
+        char src[96];
+        reading_source_text(d, src, sizeof(src));
         printf("| `%s` | %s | %s | %s | %s | %s | %s%s%s |\n", d->key, d->name, q->component,
                q->unit ? q->unit : "", q->device_class ? q->device_class : "",
                q->state_class ? q->state_class : "", src,

@@ -3,6 +3,7 @@
 #include "reading.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -79,52 +80,212 @@ double reading_round(double v, int decimals)
     return round(v * pow10[decimals]) / pow10[decimals];
 }
 
-/* Number of registers a source reads from, starting at def->reg. */
-static unsigned reading_span(const struct reading_def *d)
+bool reading_from_registers(const struct reading_def *d)
 {
-    return d->src == SRC_U32 ? 2 : 1;
+    return d->src != SRC_DERIVED && d->src != SRC_RESERVED;
 }
 
-static double reading_enum_index(const struct reading_def *d, unsigned code)
+unsigned reading_width(const struct reading_def *d)
 {
-    for (size_t k = 0; d->options && d->options[k]; k++)
+    switch (d->src) {
+    case SRC_U32:
+    case SRC_S32:
+        return 2;
+    case SRC_U64:
+        return 4;
+    case SRC_STRING:
+    case SRC_RESERVED:
+        return d->count;
+    case SRC_DERIVED:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+/* The option index of raw code `code` of enum reading d, or NaN when no option has it. */
+static double reading_enum_index(const struct reading_def *d, int64_t code)
+{
+    if (d->codes) {
+        for (size_t k = 0; k < d->n_codes; k++)
+            if (code >= d->codes[k].lo && code <= d->codes[k].hi)
+                return d->codes[k].option;
+        return NAN;
+    }
+    for (size_t k = 0; d->options && d->option_codes && d->options[k]; k++)
         if (d->option_codes[k] == code)
             return (double)k;
     return NAN;
 }
 
-void reading_decode_table(const struct reading_def *defs, size_t n, const uint16_t *regs,
-                          size_t nregs, double *values)
+/* The registers r[0..w) as one unsigned number, in d's word order. */
+static uint64_t reading_words(const struct reading_def *d, const uint16_t *r, unsigned w)
 {
-    for (size_t i = 0; i < n; i++) {
-        const struct reading_def *d = &defs[i];
-        double raw;
+    uint64_t u = 0;
 
-        if (d->src == SRC_DERIVED || (size_t)d->reg + reading_span(d) > nregs)
-            continue;
-        uint16_t r = regs[d->reg];
-        switch (d->src) {
-        case SRC_U16:
-            raw = r;
-            break;
-        case SRC_S16:
-            raw = (int16_t)r;
-            break;
-        case SRC_U32:
-            raw = (double)(((uint32_t)r << 16) | regs[d->reg + 1]);
-            break;
-        case SRC_BYTE_S8:
-            raw = (int8_t)(d->arg == 0 ? r >> 8 : r & 0xFF);
-            break;
-        case SRC_BIT:
-            values[i] = (r >> d->arg) & 1u;
-            continue;
-        case SRC_ENUM_LOW:
-            values[i] = reading_enum_index(d, r & 0xFFu);
-            continue;
-        default:
-            continue;
-        }
-        values[i] = raw * d->scale;
+    for (unsigned k = 0; k < w; k++)
+        u = u << 16 | r[d->flags & READING_LOW_WORD_FIRST ? w - 1 - k : k];
+    return u;
+}
+
+double reading_decode(const struct reading_def *d, const uint16_t *r)
+{
+    unsigned w = reading_width(d);
+    bool na_min = d->flags & READING_NA_MIN;
+    uint64_t u;
+    int64_t code;
+
+    if (!reading_from_registers(d) || d->src == SRC_STRING || w == 0 || w > 4)
+        return NAN;
+    if (d->flags & READING_NA_ONES) {
+        bool ones = true;
+        for (unsigned k = 0; k < w; k++)
+            ones = ones && r[k] == 0xFFFFu;
+        if (ones)
+            return NAN;
     }
+    u = reading_words(d, r, w);
+    switch (d->src) {
+    case SRC_S16:
+        if (na_min && u == 0x8000u)
+            return NAN;
+        code = (int16_t)(uint16_t)u;
+        break;
+    case SRC_S32:
+        if (na_min && u == 0x80000000u)
+            return NAN;
+        code = (int32_t)(uint32_t)u;
+        break;
+    case SRC_U8:
+        code = d->arg == 0 ? (int64_t)(u >> 8) : (int64_t)(u & 0xFFu);
+        break;
+    case SRC_S8:
+        code = (int8_t)(uint8_t)(d->arg == 0 ? u >> 8 : u & 0xFFu);
+        if (na_min && code == INT8_MIN)
+            return NAN;
+        break;
+    case SRC_BIT:
+        return d->arg < 16 ? (double)((u >> d->arg) & 1u) : NAN;
+    case SRC_U64:
+        if (d->options)
+            return u > UINT32_MAX ? NAN : reading_enum_index(d, (int64_t)u);
+        return (double)u / (d->divisor != 0 ? d->divisor : 1);
+    default: /* SRC_U16, SRC_U32 */
+        code = (int64_t)u;
+        break;
+    }
+    if (d->options)
+        return reading_enum_index(d, code);
+    return (double)code / (d->divisor != 0 ? d->divisor : 1);
+}
+
+/* Append the character of Latin-1 code c to out[*k..) as UTF-8, leaving room for the NUL of
+ * out[0..cap). False, with nothing written, when it does not fit. */
+static bool reading_put_latin1(unsigned char c, char *out, size_t cap, size_t *k)
+{
+    size_t need = c < 0x80 ? 1 : 2;
+
+    if (*k + need >= cap)
+        return false;
+    if (c < 0x80) {
+        out[(*k)++] = (char)c;
+    } else {
+        out[(*k)++] = (char)(0xC0 | c >> 6);
+        out[(*k)++] = (char)(0x80 | (c & 0x3F));
+    }
+    return true;
+}
+
+int reading_text(const struct reading_def *d, const uint16_t *r, char *out, size_t cap)
+{
+    bool ascii = d->flags & READING_ASCII;
+    size_t k = 0, end;
+
+    if (cap == 0)
+        return -1;
+    out[0] = '\0';
+    if (d->src != SRC_STRING)
+        return -1;
+    for (size_t i = 0; i < 2u * d->count; i++) {
+        unsigned char c = (unsigned char)(i % 2 == 0 ? r[i / 2] >> 8 : r[i / 2] & 0xFF);
+        if (c == 0 && !ascii)
+            break;
+        /* Printable ASCII; Latin-1 adds 0xA0..0xFF (C1 controls 0x80..0x9F are dropped). */
+        if (((c >= 0x20 && c < 0x7F) || (!ascii && c >= 0xA0)) &&
+            !reading_put_latin1(c, out, cap, &k))
+            break;
+    }
+    out[k] = '\0';
+    /* Padding spaces on either side are not part of the value. */
+    end = k;
+    while (end > 0 && out[end - 1] == ' ')
+        end--;
+    out[end] = '\0';
+    size_t lead = strspn(out, " ");
+    memmove(out, out + lead, end - lead + 1);
+    return (int)(end - lead);
+}
+
+int reading_source_text(const struct reading_def *d, char *buf, size_t cap)
+{
+    static const char *const type[] = {
+        [SRC_U16] = "u16", [SRC_S16] = "s16", [SRC_U32] = "u32",
+        [SRC_S32] = "s32", [SRC_U64] = "u64",
+    };
+    char unit[16] = "", what[40];
+    double div = d->divisor != 0 ? d->divisor : 1;
+
+    if (d->src == SRC_DERIVED)
+        return snprintf(buf, cap, "derived");
+    if (d->unit)
+        snprintf(unit, sizeof(unit), "unit %u ", d->unit);
+    switch (d->src) {
+    case SRC_BIT:
+        snprintf(what, sizeof(what), "bit %u", d->arg);
+        break;
+    case SRC_S8:
+        snprintf(what, sizeof(what), "byte %u", d->arg);
+        break;
+    case SRC_U8:
+        snprintf(what, sizeof(what), "%s byte", d->arg == 0 ? "high" : "low");
+        break;
+    case SRC_STRING:
+    case SRC_RESERVED:
+        snprintf(what, sizeof(what), "%s[%u]", d->src == SRC_STRING ? "string" : "reserved",
+                 d->count);
+        break;
+    default:
+        snprintf(what, sizeof(what), "%s%s", type[d->src],
+                 d->flags & READING_LOW_WORD_FIRST ? " low word first" : "");
+        if (div != 1 && !d->options)
+            snprintf(what + strlen(what), sizeof(what) - strlen(what), " / %.15g", div);
+    }
+    return snprintf(buf, cap, "%sreg %u %s%s%s", unit, d->reg, what,
+                    d->flags & READING_NA_ONES ? " (0xFFFF: unknown)" : "",
+                    d->flags & READING_NA_MIN ? " (minimum: unknown)" : "");
+}
+
+bool reading_identity_set(struct device_identity *id, const char *key, const char *text)
+{
+    char *field = !key                           ? NULL
+                  : strcmp(key, "model") == 0    ? id->model
+                  : strcmp(key, "firmware") == 0 ? id->firmware
+                  : strcmp(key, "serial") == 0   ? id->serial
+                                                 : NULL;
+    size_t cap = sizeof(id->model), n = strlen(text);
+
+    _Static_assert(sizeof(id->model) == sizeof(id->firmware) &&
+                       sizeof(id->model) == sizeof(id->serial),
+                   "identity fields of one size");
+
+    if (!field)
+        return false;
+    if (n >= cap) {
+        n = cap - 1;
+        while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80) /* inside a character */
+            n--;
+    }
+    memcpy(field, text, n);
+    field[n] = '\0';
+    return true;
 }

@@ -39,43 +39,54 @@ static char *line_what(struct device *p)
 
 /* Holding registers of p: an RTU read request on its line, whatever the link (a libmodbus
  * port, a bridge, a Modbus TCP gateway, a simulated line), the reply checked here. */
-static enum result lp4v2_read(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
-                              double now_s)
+static enum result lp4v2_read_ex(struct device *p, uint16_t start, uint16_t count, uint16_t *out,
+                                 double now_s, uint8_t *exception)
 {
-    uint8_t req[8], rsp[5 + 2 * 125 + 2], exception = 0;
+    uint8_t req[8], rsp[5 + 2 * 125 + 2];
     size_t len = 0;
     enum result r;
 
+    *exception = 0;
     mb_build_read_request(p->slave, start, count, req);
     r = line_exchange(p, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length, now_s);
     if (r != RESULT_OK)
         return r;
-    r = mb_parse_read_response(rsp, len, p->slave, count, out, &exception);
+    r = mb_parse_read_response(rsp, len, p->slave, count, out, exception);
     if (r == RESULT_REFUSED)
-        snprintf(line_what(p), LINE_WHAT_LEN, "exception %u", exception);
+        snprintf(line_what(p), LINE_WHAT_LEN, "exception %u", *exception);
     else if (r != RESULT_OK)
         snprintf(line_what(p), LINE_WHAT_LEN, "bad reply (%s)", result_name(r));
     return r;
 }
 
+/* The pack and the time of one pass of the LP4V2 map over lp4v2_read_ex. */
+struct lp4v2_io {
+    struct device *p;
+    double now_s;
+};
+
+/* The map's read (regmap.h): every LP4V2 register is at unit 0, the pack's own slave id. */
+static enum result lp4v2_map_read(void *ctx, uint8_t unit, uint16_t start, uint16_t count,
+                                  uint16_t *out, uint8_t *exception)
+{
+    struct lp4v2_io *io = ctx;
+
+    (void)unit;
+    return lp4v2_read_ex(io->p, start, count, out, io->now_s, exception);
+}
+
 static enum result lp4v2_poll(struct device *p, double *values, double now_s)
 {
-    uint16_t regs[LP4V2_BLOCK_COUNT];
-    enum result r = lp4v2_read(p, LP4V2_BLOCK_START, LP4V2_BLOCK_COUNT, regs, now_s);
+    struct lp4v2_io io = {p, now_s};
 
-    if (r != RESULT_OK)
-        return r;
-    return lp4v2_decode(regs, LP4V2_BLOCK_COUNT, values) == -ENODATA ? RESULT_ZERO : RESULT_OK;
+    return lp4v2_poll_map(lp4v2_map_read, &io, values);
 }
 
 static enum result lp4v2_identify(struct device *p, double now_s)
 {
-    uint16_t regs[LP4V2_ID_COUNT];
-    enum result r = lp4v2_read(p, LP4V2_ID_START, LP4V2_ID_COUNT, regs, now_s);
+    struct lp4v2_io io = {p, now_s};
 
-    if (r == RESULT_OK)
-        lp4v2_identity(regs, LP4V2_ID_COUNT, &p->id);
-    return r;
+    return lp4v2_identify_map(lp4v2_map_read, &io, &p->id);
 }
 
 static const char *const lp4v2_aliases[] = {"modbus_per_pack", NULL};

@@ -8,6 +8,7 @@
 
 #include "lp4v2_regs.h"
 #include "reading.h"
+#include "regmap.h"
 
 /*
  * The readings of one LP4V2 pack, in publishing order. Keys keep the eg4-battery
@@ -22,6 +23,27 @@
  */
 extern const struct reading_def lp4v2_readings[];
 extern const size_t lp4v2_n_readings;
+
+/*
+ * The pack's register map (generated from lp4v2_map.csv): the readings above that come from
+ * registers 0..46 (one request each poll) and the identity strings model (105..116), firmware
+ * (117..119) and serial (120..127), one request at identify. A refused block is not split.
+ */
+extern const struct regmap lp4v2_map;
+
+/*
+ * One poll through the map: registers 0..46 with read(ctx, ...) (unit 0 = the pack's own slave
+ * id), decoded into values[lp4v2_n_readings] as lp4v2_decode() does. Returns RESULT_OK;
+ * RESULT_ZERO when registers 0..18 are all zero (values all NaN); or read's failure
+ * (RESULT_REFUSED for an exception), with values all NaN.
+ */
+enum result lp4v2_poll_map(regmap_read_fn read, void *ctx, double *values);
+
+/*
+ * The identity through the map: registers 105..127 with read(ctx, ...) into *id (as
+ * lp4v2_identity()). Returns RESULT_OK, or read's failure with *id untouched.
+ */
+enum result lp4v2_identify_map(regmap_read_fn read, void *ctx, struct device_identity *id);
 
 /*
  * Decode the periodic block (holding registers 0..nregs-1, nregs >= 39; normally 47)

@@ -291,6 +291,149 @@ static void test_modbus_response_checks(void **state)
     assert_int_equal(ex, 2);
 }
 
+/* A pack on a fake line for the map's passes: its registers 0..127, and the requests. */
+struct fake_pack {
+    uint16_t regs[LP4V2_IMAGE_SIZE];
+    unsigned requests;
+    uint16_t start[8], count[8];
+    enum result answer; /* RESULT_OK, or what every request gets */
+};
+
+static enum result fake_pack_read(void *ctx, uint8_t unit, uint16_t start, uint16_t count,
+                                  uint16_t *out, uint8_t *exception)
+{
+    struct fake_pack *f = ctx;
+
+    assert_int_equal(unit, 0); /* the pack's own slave id */
+    if (f->requests < 8) {
+        f->start[f->requests] = start;
+        f->count[f->requests] = count;
+    }
+    f->requests++;
+    if (f->answer != RESULT_OK) {
+        *exception = 2;
+        return f->answer;
+    }
+    assert_true((unsigned)start + count <= LP4V2_IMAGE_SIZE);
+    memcpy(out, &f->regs[start], count * sizeof(out[0]));
+    return RESULT_OK;
+}
+
+static void test_lp4v2_poll_through_the_map_is_one_request_with_the_same_values(void **state)
+{
+    struct fake_pack f = {.requests = 0};
+    double want[512], got[512];
+    (void)state;
+
+    sample_regs(f.regs);
+    f.regs[25] = 0x8001;
+    f.regs[33] = (22 << 8) | 0xF6;
+    assert_int_equal(lp4v2_decode(f.regs, 47, want), 0);
+    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_OK);
+    assert_int_equal(f.requests, 1);
+    assert_int_equal(f.start[0], 0);
+    assert_int_equal(f.count[0], 47);
+    for (size_t i = 0; i < lp4v2_n_readings; i++) {
+        if (isnan(want[i]))
+            assert_true(isnan(got[i]));
+        else
+            assert_float_equal(got[i], want[i], 0);
+    }
+    assert_float_equal(value(got, "soc"), 55, 0);
+    assert_float_equal(value(got, "full_capacity_ah"), 100.0, 1e-9);
+    assert_float_equal(value(got, "cell_voltage_min"), 3.272, 1e-9);
+    assert_float_equal(value(got, "status"), 1, 0);
+    assert_float_equal(value(got, "heater"), 1, 0);
+    assert_float_equal(value(got, "temperature_02"), -10, 0);
+    assert_float_equal(value(got, "register_46"), 5, 0);
+    /* The derived energy counters are the poller's: unknown here. */
+    assert_true(isnan(value(got, "energy_charged_kwh")));
+
+    /* The aggregated master map (0..18 all zero): RESULT_ZERO, nothing published. */
+    memset(f.regs, 0, 19 * sizeof(f.regs[0]));
+    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_ZERO);
+    assert_true(isnan(value(got, "soc")));
+
+    /* A refused block is not split: one request, the poll fails as before. */
+    f.requests = 0;
+    f.answer = RESULT_REFUSED;
+    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_REFUSED);
+    assert_int_equal(f.requests, 1);
+    assert_true(isnan(value(got, "pack_voltage")));
+    f.answer = RESULT_TIMEOUT;
+    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_TIMEOUT);
+}
+
+static void test_lp4v2_identify_through_the_map(void **state)
+{
+    struct fake_pack f = {.requests = 0};
+    struct device_identity id = {"old", "old", "old"};
+    const char *text = "LP4V2-48V-100AH\0\0\0\0\0\0\0\0\0V03R04"
+                       "2023A1B2C3D4E5F6";
+    (void)state;
+
+    for (size_t i = 0; i < 46; i++)
+        f.regs[105 + i / 2] |=
+            (uint16_t)(i % 2 ? (unsigned char)text[i] : (unsigned char)text[i] << 8);
+    assert_int_equal(lp4v2_identify_map(fake_pack_read, &f, &id), RESULT_OK);
+    assert_int_equal(f.requests, 1);
+    assert_int_equal(f.start[0], 105);
+    assert_int_equal(f.count[0], 23);
+    assert_string_equal(id.model, "LP4V2-48V-100AH");
+    assert_string_equal(id.firmware, "V03R04");
+    assert_string_equal(id.serial, "2023A1B2C3D4E5F6");
+    f.answer = RESULT_REFUSED; /* bms-sim --no-identity */
+    assert_int_equal(lp4v2_identify_map(fake_pack_read, &f, &id), RESULT_REFUSED);
+    assert_string_equal(id.model, "LP4V2-48V-100AH"); /* untouched */
+}
+
+/* The generated map agrees with the register numbers the simulator uses (lp4v2_regs.h), and
+ * passes the map check. */
+static void test_lp4v2_map_matches_the_register_header(void **state)
+{
+    static const struct {
+        const char *key;
+        unsigned reg;
+    } at[] = {
+        {"pack_voltage", LP4V2_REG_VOLTAGE},
+        {"pack_current", LP4V2_REG_CURRENT},
+        {"cell_01_voltage", LP4V2_REG_CELL1},
+        {"temperature_pcb", LP4V2_REG_TEMP_PCB},
+        {"temperature_max", LP4V2_REG_TEMP_MAX},
+        {"temperature_avg", LP4V2_REG_TEMP_AVG},
+        {"remaining_ah", LP4V2_REG_REMAINING},
+        {"max_charge_current", LP4V2_REG_MAX_CHARGE},
+        {"soh", LP4V2_REG_SOH},
+        {"soc", LP4V2_REG_SOC},
+        {"status", LP4V2_REG_STATUS},
+        {"warning_pack_ov", LP4V2_REG_WARNING},
+        {"protection_pack_ov", LP4V2_REG_PROTECTION},
+        {"error_code", LP4V2_REG_ERROR},
+        {"cycle_count", LP4V2_REG_CYCLES},
+        {"full_capacity_ah", LP4V2_REG_FULL_CAP},
+        {"temperature_01", LP4V2_REG_TEMPS},
+        {"cell_count", LP4V2_REG_CELL_COUNT},
+        {"capacity_ah", LP4V2_REG_DESIGN_CAP},
+        {"cell_01_balancing", LP4V2_REG_BALANCE},
+    };
+    char err[160] = "";
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+        int k = reading_find(lp4v2_readings, lp4v2_n_readings, at[i].key);
+        assert_true(k >= 0);
+        assert_int_equal(lp4v2_readings[k].reg, at[i].reg);
+    }
+    assert_int_equal(lp4v2_map.defs, lp4v2_readings);
+    assert_int_equal(lp4v2_map.n_defs, lp4v2_n_readings);
+    assert_int_equal(lp4v2_map.n_aux, 3);
+    assert_int_equal(lp4v2_map.aux[0].reg, LP4V2_REG_MODEL);
+    assert_int_equal(lp4v2_map.aux[1].reg, LP4V2_REG_FIRMWARE);
+    assert_int_equal(lp4v2_map.aux[2].reg, LP4V2_REG_SERIAL);
+    assert_int_equal(regmap_check(&lp4v2_map, err, sizeof(err)), 0);
+    assert_int_equal(lp4v2_map.split_budget, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +447,9 @@ int main(void)
         cmocka_unit_test(test_lp4v2_identity_strings),
         cmocka_unit_test(test_lp4v2_unique_keys_of_the_script_survive),
         cmocka_unit_test(test_modbus_response_checks),
+        cmocka_unit_test(test_lp4v2_poll_through_the_map_is_one_request_with_the_same_values),
+        cmocka_unit_test(test_lp4v2_identify_through_the_map),
+        cmocka_unit_test(test_lp4v2_map_matches_the_register_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
