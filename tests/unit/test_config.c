@@ -26,6 +26,8 @@
 #define PYLONTECH_ADDRESSES                                                                        \
     "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: module 2..13, 2 being the "      \
     "group's master)"
+/* Every bus.mode of the driver table, as the message for an unknown one lists them. */
+#define VALID_MODES "lp4v2, modbus_per_pack, passive, eg4_legacy, active, pylontech, lp4_ascii"
 /* The rates of the serial layer, as messages list them. */
 #define BAUD_LIST                                                                                  \
     "110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, "         \
@@ -108,7 +110,9 @@ static void test_config_loads_original_example_unchanged(void **state)
     (void)state;
     load_ok(&cfg, original_example);
     assert_string_equal(cfg.path, "t.yaml");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_MODBUS_PER_PACK);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "modbus_per_pack");
     assert_int_equal(cfg.bus.transport, CONFIG_TRANSPORT_SERIAL);
     assert_null(cfg.bus.port);
     assert_int_equal(cfg.bus.baud, 9600);
@@ -164,13 +168,17 @@ static void test_config_loads_active_and_passive_modes_with_shared_port(void **s
     (void)state;
     load_ok(&cfg, "bus:\n  mode: active\n  port: /dev/ttyUSB0\n"
                   "packs:\n  - {name: a, address: 1}\n  - {name: b, address: 2}\n");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_ACTIVE);
+    assert_ptr_equal(cfg.bus.driver, &eg4_legacy_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "active");
     assert_string_equal(cfg.bus.port, "/dev/ttyUSB0");
     assert_null(cfg.packs[0].port);
     config_free(&cfg);
     load_ok(&cfg, "bus:\n  mode: passive\n  port: /dev/ttyUSB0\n  baud: 19200\n"
                   "  read_chunk: 4096\npacks:\n  - name: a\n");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_PASSIVE);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_true(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "passive");
     assert_int_equal(cfg.bus.read_chunk, 4096);
     config_free(&cfg);
 }
@@ -182,7 +190,9 @@ static void test_config_defaults_match_header(void **state)
     (void)state;
     assert_int_equal(config_defaults(&cfg), 0);
     assert_null(cfg.path);
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_MODBUS_PER_PACK);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "modbus_per_pack");
     assert_int_equal(cfg.bus.transport, CONFIG_TRANSPORT_SERIAL);
     assert_null(cfg.bus.port);
     assert_int_equal(cfg.bus.baud, 9600);
@@ -482,8 +492,7 @@ static void test_config_control_characters_are_masked_in_message(void **state)
 {
     (void)state;
     expect_error("bus:\n  mode: \"a\\x1b[2Jb\"\n",
-                 "t.yaml:2:9: unknown bus.mode 'a?[2Jb' (valid: modbus_per_pack, active, "
-                 "passive, pylontech, lp4_ascii)");
+                 "t.yaml:2:9: unknown bus.mode 'a?[2Jb' (valid: " VALID_MODES ")");
 }
 
 static void test_config_mapping_where_scalar_expected_is_refused(void **state)
@@ -553,8 +562,7 @@ static void test_config_unknown_mode_lists_valid_modes(void **state)
 {
     (void)state;
     expect_error("bus:\n  mode: rtu\npacks: [{name: p}]\n",
-                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: modbus_per_pack, active, passive, "
-                 "pylontech, lp4_ascii)");
+                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: " VALID_MODES ")");
 }
 
 static void test_config_unknown_transport_is_refused(void **state)
@@ -570,22 +578,29 @@ static void test_config_passive_bus_protocol_names_what_the_master_speaks(void *
 
     (void)state;
     load_ok(&cfg, "bus:\n  mode: passive\n  port: /dev/x\npacks: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4V2); /* the default: as before */
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver); /* the default: as before */
+    assert_true(cfg.bus.listen);
     assert_int_equal(cfg.bus.baud, 9600);
     config_free(&cfg);
     load_ok(&cfg, "bus:\n  protocol: pylontech\n  mode: passive\n  port: /dev/x\n"
                   "packs: [{name: p, address: 2}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_PYLONTECH);
+    assert_ptr_equal(cfg.bus.driver, &pylontech_driver);
+    assert_true(cfg.bus.listen);
     assert_int_equal(cfg.bus.baud, 115200); /* a Pylontech bus's own rate */
-    assert_string_equal(config_protocol_name(cfg.bus.protocol), "pylontech");
+    assert_string_equal(cfg.bus.mode, "passive");
     config_free(&cfg);
+    /* The addresses are those of the protocol listened to: a legacy pack must give its. */
     load_ok(&cfg, "bus:\n  mode: passive\n  protocol: eg4_legacy\n  port: /dev/x\n"
-                  "packs: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_EG4_LEGACY);
+                  "packs: [{name: p, address: 0}]\n");
+    assert_ptr_equal(cfg.bus.driver, &eg4_legacy_driver);
     config_free(&cfg);
+    expect_error("bus:\n  mode: passive\n  protocol: eg4_legacy\n  port: /dev/x\n"
+                 "packs: [{name: p}]\n",
+                 "t.yaml:5:9: packs[0] 'p' has no address; passive mode (protocol eg4_legacy) "
+                 "needs one in " LEGACY_ADDRESSES);
     load_ok(&cfg, "bus:\n  mode: passive\n  protocol: lp4_ascii\n  port: /dev/x\n"
-                  "packs: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4_ASCII);
+                  "packs: [{name: p, address: 15}]\n");
+    assert_ptr_equal(cfg.bus.driver, &lp4_ascii_driver);
     config_free(&cfg);
     expect_error("bus:\n  mode: passive\n  protocol: modbus\n  port: /dev/x\n"
                  "packs: [{name: p}]\n",
@@ -671,6 +686,8 @@ static void test_config_duplicate_pack_name_points_at_second(void **state)
 
 static void test_config_per_pack_serial_pack_without_port_is_refused(void **state)
 {
+    struct config cfg;
+
     (void)state;
     expect_error("bus:\n"
                  "  mode: modbus_per_pack\n"
@@ -680,15 +697,17 @@ static void test_config_per_pack_serial_pack_without_port_is_refused(void **stat
                  "  - name: p2\n"
                  "    address: 0x41\n",
                  "t.yaml:6:5: packs[1] 'p2' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack");
-    expect_error("bus:\n  mode: modbus_per_pack\n  port: /dev/ttyUSB0\npacks:\n  - name: p1\n"
-                 "    port: ''\n",
-                 "t.yaml:5:5: packs[0] 'p1' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack (bus.port is only used in active and "
-                 "passive modes)");
+                 "transport needs bus.port or a port for every pack");
     expect_error("bus:\n  mode: modbus_per_pack\npacks:\n  - name: p1\n    port: ''\n",
                  "t.yaml:4:5: packs[0] 'p1' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack");
+                 "transport needs bus.port or a port for every pack");
+    /* A pack without a port of its own is on bus.port (as in the buses form). */
+    load_ok(&cfg, "bus:\n  mode: modbus_per_pack\n  port: /dev/ttyUSB0\npacks:\n  - name: p1\n"
+                  "    port: ''\n  - {name: p2, port: /dev/ttyUSB1}\n");
+    assert_null(cfg.packs[0].port);
+    assert_string_equal(config_pack_port(&cfg.packs[0]), "/dev/ttyUSB0");
+    assert_string_equal(config_pack_port(&cfg.packs[1]), "/dev/ttyUSB1");
+    config_free(&cfg);
 }
 
 static void test_config_shared_bus_needs_port_and_distinct_addresses(void **state)
@@ -946,12 +965,36 @@ static void test_config_free_is_safe_twice_and_on_zeroed(void **state)
     config_free(NULL);
 }
 
+/* bus.mode is kept as written (for the startup log), as the driver table spells it. */
 static void test_config_mode_names(void **state)
 {
+    static const struct {
+        const char *mode;
+        const struct driver *driver;
+        bool listen;
+    } cases[] = {
+        {"modbus_per_pack", &lp4v2_driver, false}, {"lp4v2", &lp4v2_driver, false},
+        {"passive", &lp4v2_driver, true},          {"active", &eg4_legacy_driver, false},
+        {"eg4_legacy", &eg4_legacy_driver, false}, {"pylontech", &pylontech_driver, false},
+        {"lp4_ascii", &lp4_ascii_driver, false},
+    };
+    char yaml[256];
+
     (void)state;
-    assert_string_equal(config_mode_name(CONFIG_MODE_MODBUS_PER_PACK), "modbus_per_pack");
-    assert_string_equal(config_mode_name(CONFIG_MODE_ACTIVE), "active");
-    assert_string_equal(config_mode_name(CONFIG_MODE_PASSIVE), "passive");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+
+        snprintf(yaml, sizeof yaml,
+                 "bus: {mode: %s, transport: mock}\npacks: [{name: p, address: 2}]\n",
+                 cases[i].mode);
+        load_ok(&cfg, yaml);
+        assert_string_equal(cfg.bus.mode, cases[i].mode);
+        assert_ptr_equal(cfg.bus.driver, cases[i].driver);
+        assert_int_equal(cfg.bus.listen, cases[i].listen);
+        assert_int_equal(cfg.n_buses, 1);
+        assert_string_equal(cfg.buses[0].name, "bus");
+        config_free(&cfg);
+    }
 }
 
 static void test_config_aliases_are_followed(void **state)
@@ -1090,8 +1133,8 @@ static void test_config_modbus_tcp_bus_port_outside_modbus_per_pack_is_refused(v
                  modes[i]);
         snprintf(expected, sizeof expected,
                  "t.yaml:3:9: bus.port 'modbus-tcp://gw.lan:502' is a Modbus TCP gateway, which "
-                 "only modbus_per_pack mode polls (as a pack's port); %s mode needs a serial "
-                 "device or tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
+                 "only modbus_per_pack mode polls; %s mode needs a serial device or "
+                 "tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
                  modes[i]);
         expect_error(yaml, expected);
         /* The same bus through a raw bridge works. */
@@ -1251,15 +1294,15 @@ static void test_config_deep_nesting_is_refused_at_once(void **state)
         const char *unit, *message;
     } cases[] = {
         {"[", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-              "3 levels"},
+              "5 levels"},
         {"{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-              "3 levels"},
+              "5 levels"},
         {"- ", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
-               "needs 3 levels"},
+               "needs 5 levels"},
         {"[{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-               "3 levels"},
+               "5 levels"},
         {"a: [", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
-                 "needs 3 levels"},
+                 "needs 5 levels"},
     };
 
     (void)state;
@@ -1283,7 +1326,7 @@ static void test_config_nesting_limit_is_32_levels(void **state)
     snprintf(yaml, sizeof yaml, "bus: %.32s1%.32s\n", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
              "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
     expect_error(yaml, "t.yaml:1:37: lists and mappings nested more than 32 deep; a "
-                       "configuration needs 3 levels");
+                       "configuration needs 5 levels");
 }
 
 /* libyaml's loader compares every anchor and alias with every anchor before it. */
