@@ -1,47 +1,60 @@
 /* SPDX-License-Identifier: MIT */
-/* config.c - load, default and validate the YAML configuration (see bms2mqtt.yaml(5)). */
+/* config.c - the configuration's schema: keys, types, defaults and checks (bms2mqtt.yaml(5)).
+ * The YAML itself is read by yaml_walk.c. */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <locale.h>
-#include <math.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
-#include <yaml.h>
 
-#include "reading.h"
+#include "driver.h"
 #include "link.h"
+#include "reading.h"
+#include "sniff_proto.h"
 #include "url.h"
+#include "yaml_walk.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#define PACK_NAME_MAX    64
-#define SECTION_MAX_KEYS 16
-#define KEY_NAME_MAX     24 /* longest known key, "discovery_prefix", fits */
-/* User text quoted in a message is cut to this many bytes, so one message stays one line. */
-#define EXCERPT_MAX 40
+#define NAME_MAX_CHARS   64 /* pack, bank and bus names */
+#define SECTION_MAX_KEYS 24
+/* The deepest the schema goes: the file, buses, a bus, its packs, a pack. */
+#define SCHEMA_DEPTH 5
 
-/* State of one load: where messages go and what the parsed tree is. */
+/* Where a bus came from in the file, for the checks made once everything is read. */
+struct bus_src {
+    const struct yw_node *anchor;  /* `bus:` key, or the buses item: bus-wide errors point here */
+    const struct yw_node *map;     /* its mapping (a null node, or NULL, when empty) */
+    const struct driver *protocol; /* `protocol`, when given */
+    char path[24];                 /* "bus", "buses[3]": the prefix of its keys in messages */
+    size_t first_pack, n_packs;    /* its packs in cfg->packs */
+};
+
+/* Where a pack came from. */
+struct pack_src {
+    const struct yw_node *item; /* the list item */
+    char path[48];              /* "packs[2]", "buses[1].packs[0]" */
+};
+
+/* State of one load. */
 struct loader {
-    const char *name; /* path or buffer name, the prefix of every message */
-    char *err;
-    size_t errlen;
-    const char *text; /* the document, to place reader errors that only have an offset */
-    size_t len;
-    yaml_document_t doc;
+    struct yw_errors e;
+    struct yw_doc doc;
     struct config *cfg;
-    const yaml_node_t *bus_key;    /* `bus:`, where bus-wide cross-checks point */
-    const yaml_node_t *bus_node;   /* its mapping (or null) */
-    const yaml_node_t *mqtt_node;  /* the `mqtt:` mapping, or NULL */
-    const yaml_node_t *root;       /* the top-level mapping */
-    const yaml_node_t *packs_node; /* the `packs:` sequence, one item per cfg->packs[] */
+    const struct yw_node *root;
+    const struct yw_node *mqtt_node;
+    /* the top-level keys of the two forms, as met (the first of each) */
+    const struct yw_node *bus_key, *packs_key, *buses_key;
+    bool buses_form;        /* the file has a top-level `buses` */
+    struct bus_src *buses;  /* one per cfg->buses[] */
+    struct pack_src *packs; /* one per cfg->packs[] */
+    size_t packs_cap;
+    struct bus_src *cur_bus; /* the bus being read */
 };
 
 enum value_kind {
@@ -49,10 +62,10 @@ enum value_kind {
     V_INT,
     V_NUMBER, /* seconds: a float, or any YAML 1.1 integer */
     V_BOOL,
-    V_MODE,
-    V_TRANSPORT,
-    V_PROTOCOL,
-    V_SECTION, /* a nested mapping or sequence with its own parser */
+    V_MODE,      /* a driver's name, alias or listen alias */
+    V_PROTOCOL,  /* a driver's name, of a driver that can be listened to */
+    V_TRANSPORT, /* serial or mock */
+    V_SECTION,   /* a nested mapping or sequence with its own parser */
 };
 
 #define F_REQUIRED   0x01u /* must be present and not null */
@@ -64,7 +77,10 @@ enum value_kind {
 #define F_ZERO_OK    0x40u /* 0 is allowed beside the range (pack baud 0 = bus baud, as in Python) */
 #define F_PACK_NAME  0x80u  /* [A-Za-z0-9_-]{1,64}: it becomes HA unique_ids and topic levels */
 #define F_PORT       0x100u /* a device path or a URL that url_parse() accepts */
-#define F_ADDRESS    0x200u /* a pack address: its range depends on bus.mode (check_addresses) */
+#define F_ADDRESS    0x200u /* a pack address: its range is the bus's driver's (check_addresses) */
+#define F_BUS_NAME   0x400u /* [A-Za-z0-9_-]{1,64} */
+
+struct section;
 
 /* One known key of a section: how to read it and where it goes (offset into the section). */
 struct key_spec {
@@ -73,22 +89,25 @@ struct key_spec {
     size_t offset;
     long long min, max;
     unsigned flags;
-    int (*parse)(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value);
+    int (*parse)(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 };
 
 /* One mapping being walked: its keys, the struct they fill, and what was seen for messages. */
 struct section {
-    const char *path; /* "bus", "packs[2]", "" for the top level */
+    const char *path; /* "bus", "buses[1]", "packs[2]", "" for the top level */
     const struct key_spec *keys;
     size_t n_keys;
     void *base;
-    const yaml_node_t *key_nodes[SECTION_MAX_KEYS];   /* first occurrence, for duplicates */
-    const yaml_node_t *value_nodes[SECTION_MAX_KEYS]; /* non-null values, for cross-checks */
+    const struct yw_node *key_nodes[SECTION_MAX_KEYS];   /* first occurrence, for duplicates */
+    const struct yw_node *value_nodes[SECTION_MAX_KEYS]; /* non-null values, for cross-checks */
 };
 
-static int parse_bus(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value);
-static int parse_mqtt(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value);
-static int parse_packs(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value);
+static int parse_bus(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_buses(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_mqtt(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_packs(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_bus_packs(struct loader *ld, const struct yw_node *key,
+                           const struct yw_node *value);
 
 #define BUS(f)  offsetof(struct config_bus, f)
 #define MQTT(f) offsetof(struct config_mqtt, f)
@@ -96,25 +115,41 @@ static int parse_packs(struct loader *ld, const yaml_node_t *key, const yaml_nod
 
 // clang-format off
 static const struct key_spec top_keys[] = {
-    {"bus",        V_SECTION, 0, 0, 0, F_REQUIRED, parse_bus},
-    {"mqtt",       V_SECTION, 0, 0, 0, 0,          parse_mqtt},
-    {"packs",      V_SECTION, 0, 0, 0, F_REQUIRED, parse_packs},
+    {"bus",        V_SECTION, 0, 0, 0, 0, parse_bus},
+    {"buses",      V_SECTION, 0, 0, 0, 0, parse_buses},
+    {"mqtt",       V_SECTION, 0, 0, 0, 0, parse_mqtt},
+    {"packs",      V_SECTION, 0, 0, 0, 0, parse_packs},
     {"cell_count", V_INT, offsetof(struct config, cell_count), 1, 32, 0, NULL},
     {"state_file", V_STRING, offsetof(struct config, state_file), 0, 0, F_EMPTY_NULL, NULL},
     {"bank",       V_BOOL,   offsetof(struct config, bank), 0, 0, 0, NULL},
     {"bank_name",  V_STRING, offsetof(struct config, bank_name), 0, 0, F_NONEMPTY | F_PACK_NAME, NULL},
 };
 
+/* The keys of a bus: `bus:` in the original form; with name and packs, an item of `buses:`. */
+#define BUS_KEYS                                                                                   \
+    {"mode",            V_MODE,      BUS(mode),            0, 0,       F_REQUIRED,   NULL},        \
+    {"transport",       V_TRANSPORT, BUS(transport),       0, 0,       0,            NULL},        \
+    {"protocol",        V_PROTOCOL,  0,                    0, 0,       0,            NULL},        \
+    {"port",            V_STRING,    BUS(port),            0, 0,       F_EMPTY_NULL | F_PORT, NULL}, \
+    {"baud",            V_INT,       BUS(baud),            0, 0,       F_BAUD,       NULL},        \
+    {"read_chunk",      V_INT,       BUS(read_chunk),      1, 65536,   0,            NULL},        \
+    {"timeout_s",       V_NUMBER,    BUS(timeout_s),       0, 3600,    F_POSITIVE,   NULL},        \
+    {"poll_interval_s", V_NUMBER,    BUS(poll_interval_s), 0, 86400,   0,            NULL},        \
+    {"offline_after",   V_INT,       BUS(offline_after),   1, 1000,    0,            NULL},        \
+    {"rs485",           V_BOOL,      BUS(rs485),           0, 0,       0,            NULL},        \
+    {"rs485_rts_on_send", V_BOOL,    BUS(rs485_rts_on_send), 0, 0,     0,            NULL},        \
+    {"rs485_delay_before_ms", V_INT, BUS(rs485_delay_before_ms), 0, CONFIG_RS485_DELAY_MAX_MS, 0, NULL}, \
+    {"rs485_delay_after_ms",  V_INT, BUS(rs485_delay_after_ms),  0, CONFIG_RS485_DELAY_MAX_MS, 0, NULL}, \
+    {"echo",            V_BOOL,      BUS(echo),            0, 0,       0,            NULL}
+
 static const struct key_spec bus_keys[] = {
-    {"mode",            V_MODE,      BUS(mode),            0, 0,       F_REQUIRED,   NULL},
-    {"transport",       V_TRANSPORT, BUS(transport),       0, 0,       0,            NULL},
-    {"protocol",        V_PROTOCOL,  BUS(protocol),        0, 0,       0,            NULL},
-    {"port",            V_STRING,    BUS(port),            0, 0,       F_EMPTY_NULL | F_PORT, NULL},
-    {"baud",            V_INT,       BUS(baud),            0, 0,       F_BAUD,       NULL},
-    {"read_chunk",      V_INT,       BUS(read_chunk),      1, 65536,   0,            NULL},
-    {"timeout_s",       V_NUMBER,    BUS(timeout_s),       0, 3600,    F_POSITIVE,   NULL},
-    {"poll_interval_s", V_NUMBER,    BUS(poll_interval_s), 0, 86400,   0,            NULL},
-    {"offline_after",   V_INT,       BUS(offline_after),   1, 1000,    0,            NULL},
+    BUS_KEYS,
+};
+
+static const struct key_spec bus_item_keys[] = {
+    {"name",  V_STRING, BUS(name), 0, 0, F_REQUIRED | F_NONEMPTY | F_BUS_NAME, NULL},
+    BUS_KEYS,
+    {"packs", V_SECTION, 0, 0, 0, F_REQUIRED, parse_bus_packs},
 };
 
 static const struct key_spec mqtt_keys[] = {
@@ -139,31 +174,26 @@ static const struct key_spec pack_keys[] = {
     {"baud",    V_INT,    PACK(baud),    0, 0,   F_BAUD | F_ZERO_OK,                    NULL},
 };
 
-/* Every section, so a key put under the wrong one can be pointed to the right one. */
-static const struct {
+/* Every section of one form, so that a key put under the wrong one can be pointed to the
+ * right one. */
+struct section_label {
     const char *label;
     const struct key_spec *keys;
     size_t n_keys;
-} all_sections[] = {
+};
+
+static const struct section_label original_sections[] = {
     {"the top level", top_keys,  ARRAY_SIZE(top_keys)},
     {"bus",           bus_keys,  ARRAY_SIZE(bus_keys)},
     {"mqtt",          mqtt_keys, ARRAY_SIZE(mqtt_keys)},
     {"packs entries", pack_keys, ARRAY_SIZE(pack_keys)},
 };
 
-static const char *const mode_names[] = {
-    [CONFIG_MODE_MODBUS_PER_PACK] = "modbus_per_pack",
-    [CONFIG_MODE_ACTIVE] = "active",
-    [CONFIG_MODE_PASSIVE] = "passive",
-    [CONFIG_MODE_PYLONTECH] = "pylontech",
-    [CONFIG_MODE_LP4_ASCII] = "lp4_ascii",
-};
-
-static const char *const protocol_names[] = {
-    [CONFIG_PROTOCOL_LP4V2] = "lp4v2",
-    [CONFIG_PROTOCOL_EG4_LEGACY] = "eg4_legacy",
-    [CONFIG_PROTOCOL_PYLONTECH] = "pylontech",
-    [CONFIG_PROTOCOL_LP4_ASCII] = "lp4_ascii",
+static const struct section_label buses_sections[] = {
+    {"the top level", top_keys,      ARRAY_SIZE(top_keys)},
+    {"buses entries", bus_item_keys, ARRAY_SIZE(bus_item_keys)},
+    {"mqtt",          mqtt_keys,     ARRAY_SIZE(mqtt_keys)},
+    {"packs entries", pack_keys,     ARRAY_SIZE(pack_keys)},
 };
 
 static const char *const transport_names[] = {
@@ -171,65 +201,21 @@ static const char *const transport_names[] = {
     [CONFIG_TRANSPORT_MOCK] = "mock",
 };
 
-/*
- * The addresses each protocol can reach, for the messages a noun phrase naming them, and
- * the default of a pack without `address` (-1: none, the pack must say).
- * - Modbus (modbus_per_pack, passive): slave ids 1..247 (Modbus over serial line V1.02
- *   §2.2; 0 is broadcast). 0x40 is what the EG4 BMS Tool gives every LifePower4 v2 pack.
- * - active (EG4 legacy 7E..0D): the pack's 4-bit DIP switch, 0..15; 0 is a real address
- *   (requests `7E 00 01 00 00 0D`, protocols README §2).
- * - pylontech: ADR = module + 0x10 x group (Pylontech RS485 V3.3 §2.5.3): modules are
- *   numbered from 2 (the group's master) to 13 (at most 12 per group: master and slaves
- *   1..11 in the ADR table), groups 0..7 (DIP switches 2-4 of the master). So 0x02..0x7D,
- *   with a low digit of 2..D: the protocol has no other module addresses (0 and 0xFF are
- *   reserved, §2.2.2). See pylontech_address_ok().
- * - lp4_ascii: the pack's DIP-switch address, 1..15 (EG4 LifePower4 ASCII protocol).
- * Only the Modbus modes have a default: the other protocols have no address that every
- * pack answers at, and a stack of packs left at one default would all collide.
- */
-static const struct {
-    int min, max;
-    int fallback;
-    const char *range;
-} mode_addresses[] = {
-    [CONFIG_MODE_MODBUS_PER_PACK] = {1, 247, 0x40, "1..247 (a Modbus slave id)"},
-    [CONFIG_MODE_ACTIVE] = {0, 15, -1, "0..15 (the pack's DIP-switch address; 0 is one)"},
-    [CONFIG_MODE_PASSIVE] = {1, 247, 0x40, "1..247 (a Modbus slave id)"},
-    [CONFIG_MODE_PYLONTECH] = {0x02, 0x7D, -1,
-                               "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: "
-                               "module 2..13, 2 being the group's master)"},
-    [CONFIG_MODE_LP4_ASCII] = {1, 15, -1, "1..15 (the pack's DIP-switch address)"},
-};
-
 // clang-format on
 
 _Static_assert(ARRAY_SIZE(top_keys) <= SECTION_MAX_KEYS, "top_keys too long");
-_Static_assert(ARRAY_SIZE(bus_keys) <= SECTION_MAX_KEYS, "bus_keys too long");
+_Static_assert(ARRAY_SIZE(bus_item_keys) <= SECTION_MAX_KEYS, "bus_item_keys too long");
 _Static_assert(ARRAY_SIZE(mqtt_keys) <= SECTION_MAX_KEYS, "mqtt_keys too long");
 _Static_assert(ARRAY_SIZE(pack_keys) <= SECTION_MAX_KEYS, "pack_keys too long");
-_Static_assert(ARRAY_SIZE(mode_addresses) == ARRAY_SIZE(mode_names), "a mode without addresses");
+_Static_assert(CONFIG_MAX_DEPTH >= SCHEMA_DEPTH, "the schema is deeper than the limit");
 
 /* ---- messages ---------------------------------------------------------------------------- */
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
+static int fail(struct loader *ld, struct yw_mark mark, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!err || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-static int fail(struct loader *ld, yaml_mark_t mark, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Write "name:line:column: message" (1-based) and return -1, so callers can `return fail(...)`. */
-static int fail(struct loader *ld, yaml_mark_t mark, const char *fmt, ...)
+/* Write "name:line:column: message" and return -1, so that callers can `return fail(...)`. */
+static int fail(struct loader *ld, struct yw_mark mark, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -237,53 +223,12 @@ static int fail(struct loader *ld, yaml_mark_t mark, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    set_error(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->name, mark.line + 1, mark.column + 1, msg);
-    return -1;
+    return yw_fail(&ld->e, mark, "%s", msg);
 }
 
 static int fail_oom(struct loader *ld)
 {
-    set_error(ld->err, ld->errlen, "%s: out of memory", ld->name);
-    return -1;
-}
-
-/* Copy user text for a message: cut to EXCERPT_MAX bytes (not inside a UTF-8 sequence), and
- * control characters made visible, so a hostile value cannot forge log lines. */
-static const char *excerpt(const char *s, size_t n, char *buf, size_t size)
-{
-    size_t cut = n > EXCERPT_MAX ? EXCERPT_MAX : n;
-    size_t i;
-
-    if (cut >= size)
-        cut = size - 4;
-    while (cut < n && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    for (i = 0; i < cut; i++) {
-        unsigned char c = (unsigned char)s[i];
-        buf[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-    }
-    buf[i] = '\0';
-    if (cut < n)
-        snprintf(buf + i, size - i, "...");
-    return buf;
-}
-
-static const char *node_excerpt(const yaml_node_t *node, char *buf, size_t size)
-{
-    return excerpt((const char *)node->data.scalar.value, node->data.scalar.length, buf, size);
-}
-
-/* "a mapping", "a list" or the quoted scalar, for "must be X, not Y" messages. */
-static const char *describe(const yaml_node_t *node, char *buf, size_t size)
-{
-    char text[EXCERPT_MAX + 8];
-
-    if (node->type == YAML_MAPPING_NODE)
-        return "a mapping";
-    if (node->type == YAML_SEQUENCE_NODE)
-        return "a list";
-    snprintf(buf, size, "'%s'", node_excerpt(node, text, sizeof text));
-    return buf;
+    return yw_fail_oom(&ld->e);
 }
 
 /* "bus.baud", "packs[0].name", or "cell_count" at the top level. */
@@ -302,165 +247,15 @@ static const char *where(const struct section *sec, char *buf, size_t size)
     return buf;
 }
 
-/* ---- scalars ----------------------------------------------------------------------------- */
-
-static const char *scalar_text(const yaml_node_t *node)
+/* The bus's mode for messages: "active mode", "passive mode (protocol pylontech)". */
+static const char *mode_words(const struct loader *ld, size_t k, char *buf, size_t size)
 {
-    return (const char *)node->data.scalar.value;
-}
+    const struct config_bus *b = &ld->cfg->buses[k];
 
-static bool scalar_is(const yaml_node_t *node, const char *word)
-{
-    return node->data.scalar.length == strlen(word) && strcmp(scalar_text(node), word) == 0;
-}
-
-/* Null as YAML 1.1 resolves it: only plain scalars, so a quoted "~" stays a string. */
-static bool is_null(const yaml_node_t *node)
-{
-    if (!node)
-        return true;
-    if (node->type != YAML_SCALAR_NODE || node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-        return false;
-    return node->data.scalar.length == 0 || scalar_is(node, "~") || scalar_is(node, "null") ||
-           scalar_is(node, "Null") || scalar_is(node, "NULL");
-}
-
-static int digit_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return 99;
-}
-
-/* Where the digits start and in which base: 0x hex, 0o or leading-0 octal, 0b binary. */
-static size_t int_prefix(const char *s, size_t n, size_t i, int *base)
-{
-    *base = 10;
-    if (s[i] != '0' || i + 1 >= n)
-        return i;
-    switch (s[i + 1]) {
-    case 'x':
-    case 'X':
-        *base = 16;
-        return i + 2;
-    case 'o':
-    case 'O':
-        *base = 8;
-        return i + 2;
-    case 'b':
-    case 'B':
-        *base = 2;
-        return i + 2;
-    default:
-        *base = 8; /* YAML 1.1: 017 is 15; the 0 itself counts as a digit */
-        return i;
-    }
-}
-
-/*
- * A YAML 1.1 integer as PyYAML reads it: optional sign, then decimal, 0x hex, 0o or
- * leading-0 octal, or 0b binary, with '_' allowed between digits. Values too big for any
- * key saturate, so the range check reports them. Returns 0, or -1 if it is not an integer.
- */
-static int parse_int(const char *s, size_t n, long long *out)
-{
-    size_t i = 0, digits = 0;
-    bool neg = false;
-    long long v = 0;
-    int base;
-
-    if (i < n && (s[i] == '+' || s[i] == '-'))
-        neg = s[i++] == '-';
-    if (i >= n)
-        return -1;
-    i = int_prefix(s, n, i, &base);
-    for (; i < n; i++) {
-        int d = digit_value(s[i]);
-
-        /* PyYAML: '_' may follow a base prefix, but a decimal must start with a digit. */
-        if (s[i] == '_' && (digits > 0 || base != 10))
-            continue;
-        if (d >= base)
-            return -1;
-        if (v < (1LL << 40))
-            v = v * base + d;
-        digits++;
-    }
-    if (digits == 0)
-        return -1;
-    *out = neg ? -v : v;
-    return 0;
-}
-
-/* Seconds: any integer form above, or a decimal float such as 1.5, .5 or 1_000.0 or 2e-1. */
-static int parse_number(const char *s, size_t n, double *out)
-{
-    char buf[64], *end;
-    size_t k = 0;
-    long long iv;
-    locale_t c_locale;
-
-    if (parse_int(s, n, &iv) == 0) {
-        *out = (double)iv;
-        return 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '_')
-            continue;
-        /* Only a plain decimal: strtod would also take "inf", "nan" and hex floats. */
-        if (!strchr("0123456789+-.eE", s[i]) || s[i] == '\0' || k + 1 >= sizeof buf)
-            return -1;
-        buf[k++] = s[i];
-    }
-    buf[k] = '\0';
-    /* Parse in the C locale: a daemon started under de_DE must still read 1.5 as 1.5. */
-    c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    if (c_locale == (locale_t)0)
-        return -1;
-    errno = 0;
-    *out = strtod_l(buf, &end, c_locale);
-    freelocale(c_locale);
-    if (k == 0 || *end != '\0' || errno != 0 || !isfinite(*out))
-        return -1;
-    return 0;
-}
-
-/* true/false/yes/no/on/off in any case, the YAML 1.1 booleans. */
-static int parse_bool(const yaml_node_t *node, bool *out)
-{
-    static const char *const words[] = {"true", "false", "yes", "no", "on", "off"};
-    const char *s = scalar_text(node);
-
-    for (size_t i = 0; i < ARRAY_SIZE(words); i++) {
-        if (node->data.scalar.length == strlen(words[i]) && strcasecmp(s, words[i]) == 0) {
-            *out = i % 2 == 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Index of `node` in names[], or -1. */
-static int parse_choice(const yaml_node_t *node, const char *const *names, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (scalar_is(node, names[i]))
-            return (int)i;
-    }
-    return -1;
-}
-
-static const char *join_names(const char *const *names, size_t n, char *buf, size_t size)
-{
-    size_t used = 0;
-
-    buf[0] = '\0';
-    for (size_t i = 0; i < n && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", i ? ", " : "", names[i]);
+    if (ld->buses[k].protocol)
+        snprintf(buf, size, "%s mode (protocol %s)", b->mode, b->driver->name);
+    else
+        snprintf(buf, size, "%s mode", b->mode);
     return buf;
 }
 
@@ -471,7 +266,7 @@ static void *field(const struct section *sec, const struct key_spec *spec)
     return (char *)sec->base + spec->offset;
 }
 
-static bool pack_name_ok(const char *s, size_t n)
+static bool name_ok(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         /* ASCII only, whatever the locale: isalnum() could accept Latin-1 letters. */
@@ -485,45 +280,45 @@ static bool pack_name_ok(const char *s, size_t n)
 }
 
 /* Refusals that depend on what the string is for; 0 if the string is acceptable. */
-static int check_string(struct loader *ld, const struct key_spec *spec, const yaml_node_t *value,
+static int check_string(struct loader *ld, const struct key_spec *spec, const struct yw_node *value,
                         const char *path)
 {
-    const char *s = scalar_text(value);
-    size_t n = value->data.scalar.length;
-    char text[EXCERPT_MAX + 8];
+    const char *s = value->text;
+    size_t n = value->len;
+    char text[YW_EXCERPT_MAX + 8];
     const char *why = "";
+    bool named = spec->flags & (F_PACK_NAME | F_BUS_NAME);
     struct url url;
 
     if (memchr(s, '\0', n))
-        return fail(ld, value->start_mark, "%s contains a NUL character", path);
+        return fail(ld, value->mark, "%s contains a NUL character", path);
     if (n == 0 && (spec->flags & F_NONEMPTY))
-        return fail(ld, value->start_mark, "%s must not be empty", path);
-    if ((spec->flags & F_PACK_NAME) && n > PACK_NAME_MAX)
-        return fail(ld, value->start_mark, "%s is longer than %d characters", path, PACK_NAME_MAX);
-    if ((spec->flags & F_PACK_NAME) && !pack_name_ok(s, n))
-        return fail(ld, value->start_mark,
-                    "%s '%s' may only contain letters, digits, '_' and '-' (it becomes part of "
-                    "MQTT topics and Home Assistant ids)",
-                    path, excerpt(s, n, text, sizeof text));
+        return fail(ld, value->mark, "%s must not be empty", path);
+    if (named && n > NAME_MAX_CHARS)
+        return fail(ld, value->mark, "%s is longer than %d characters", path, NAME_MAX_CHARS);
+    if (named && !name_ok(s, n))
+        return fail(ld, value->mark, "%s '%s' may only contain letters, digits, '_' and '-'%s",
+                    path, yw_excerpt(s, n, text, sizeof text),
+                    (spec->flags & F_PACK_NAME) ? " (it becomes part of MQTT topics and Home "
+                                                  "Assistant ids)"
+                                                : "");
     if ((spec->flags & F_TOPIC) && (memchr(s, '+', n) || memchr(s, '#', n)))
-        return fail(ld, value->start_mark, "%s must not contain the MQTT wildcards '+' or '#'",
-                    path);
+        return fail(ld, value->mark, "%s must not contain the MQTT wildcards '+' or '#'", path);
     if ((spec->flags & F_PORT) && url_parse(s, &url, &why) != 0)
-        return fail(ld, value->start_mark, "%s '%s' %s", path, excerpt(s, n, text, sizeof text),
-                    why);
+        return fail(ld, value->mark, "%s '%s' %s", path, yw_excerpt(s, n, text, sizeof text), why);
     return 0;
 }
 
 static int store_string(struct loader *ld, const struct key_spec *spec, void *dst,
-                        const yaml_node_t *value, const char *path)
+                        const struct yw_node *value, const char *path)
 {
     char **slot = dst;
     char *copy = NULL;
 
     if (check_string(ld, spec, value, path) != 0)
         return -1;
-    if (value->data.scalar.length > 0 || !(spec->flags & F_EMPTY_NULL)) {
-        copy = strndup(scalar_text(value), value->data.scalar.length);
+    if (value->len > 0 || !(spec->flags & F_EMPTY_NULL)) {
+        copy = strndup(value->text, value->len);
         if (!copy)
             return fail_oom(ld);
     }
@@ -547,101 +342,147 @@ static const char *baud_list(char *buf, size_t size)
     return buf;
 }
 
-/* "(a leading 0 means octal)" when a decimal-looking number failed only because of it. */
-static const char *octal_hint(const yaml_node_t *value)
-{
-    const char *s = scalar_text(value);
-    size_t n = value->data.scalar.length, i = (n > 0 && (s[0] == '-' || s[0] == '+'));
-
-    if (n < i + 2 || s[i] != '0' || strspn(s + i, "0123456789_") != n - i)
-        return "";
-    return " (a leading 0 makes YAML read it as octal)";
-}
-
 static int store_int(struct loader *ld, const struct key_spec *spec, void *dst,
-                     const yaml_node_t *value, const char *path)
+                     const struct yw_node *value, const char *path)
 {
-    char text[EXCERPT_MAX + 8], rates[256];
+    char text[YW_EXCERPT_MAX + 8], rates[256];
     long long v;
 
-    if (parse_int(scalar_text(value), value->data.scalar.length, &v) != 0)
-        return fail(ld, value->start_mark, "%s must be an integer, not '%s'%s", path,
-                    node_excerpt(value, text, sizeof text), octal_hint(value));
+    if (yw_int(value, &v) != 0)
+        return fail(ld, value->mark, "%s must be an integer, not '%s'%s", path,
+                    yw_text(value, text, sizeof text), yw_octal_hint(value));
     if ((spec->flags & F_ZERO_OK) && v == 0) {
         *(int *)dst = 0;
         return 0;
     }
     if (spec->flags & F_ADDRESS) {
-        /* Checked once bus.mode is known; out of any range stays out of range. */
+        /* Checked once the bus's driver is known; out of any range stays out of range. */
         *(int *)dst = v < -1 ? -1 : v > 256 ? 256 : (int)v;
         return 0;
     }
     if ((spec->flags & F_BAUD) && (v < 0 || v > INT32_MAX || !config_baud_supported((int)v)))
-        return fail(ld, value->start_mark,
-                    "%s %s is not a rate bms2mqtt can set on a serial port (%s)", path,
-                    node_excerpt(value, text, sizeof text), baud_list(rates, sizeof rates));
+        return fail(ld, value->mark, "%s %s is not a rate bms2mqtt can set on a serial port (%s)",
+                    path, yw_text(value, text, sizeof text), baud_list(rates, sizeof rates));
     if (!(spec->flags & F_BAUD) && (v < spec->min || v > spec->max))
-        return fail(ld, value->start_mark, "%s must be in %lld..%lld, not %s", path, spec->min,
-                    spec->max, node_excerpt(value, text, sizeof text));
+        return fail(ld, value->mark, "%s must be in %lld..%lld, not %s", path, spec->min, spec->max,
+                    yw_text(value, text, sizeof text));
     *(int *)dst = (int)v;
     return 0;
 }
 
 static int store_number(struct loader *ld, const struct key_spec *spec, void *dst,
-                        const yaml_node_t *value, const char *path)
+                        const struct yw_node *value, const char *path)
 {
-    char text[EXCERPT_MAX + 8];
+    char text[YW_EXCERPT_MAX + 8];
     double v;
 
-    node_excerpt(value, text, sizeof text);
-    if (parse_number(scalar_text(value), value->data.scalar.length, &v) != 0)
-        return fail(ld, value->start_mark, "%s must be a number of seconds, not '%s'", path, text);
+    yw_text(value, text, sizeof text);
+    if (yw_number(value, &v) != 0)
+        return fail(ld, value->mark, "%s must be a number of seconds, not '%s'", path, text);
     if ((spec->flags & F_POSITIVE) && v <= 0)
-        return fail(ld, value->start_mark, "%s must be greater than 0, not %s", path, text);
+        return fail(ld, value->mark, "%s must be greater than 0, not %s", path, text);
     if (v < (double)spec->min)
-        return fail(ld, value->start_mark, "%s must not be negative, not %s", path, text);
+        return fail(ld, value->mark, "%s must not be negative, not %s", path, text);
     if (v > (double)spec->max)
-        return fail(ld, value->start_mark, "%s must be at most %lld seconds, not %s", path,
-                    spec->max, text);
+        return fail(ld, value->mark, "%s must be at most %lld seconds, not %s", path, spec->max,
+                    text);
     *(double *)dst = v;
     return 0;
 }
 
-static int store_bool(struct loader *ld, void *dst, const yaml_node_t *value, const char *path)
+static int store_bool(struct loader *ld, void *dst, const struct yw_node *value, const char *path)
 {
-    char text[EXCERPT_MAX + 8];
+    char text[YW_EXCERPT_MAX + 8];
 
-    if (parse_bool(value, dst) != 0)
-        return fail(ld, value->start_mark, "%s must be true or false, not '%s'", path,
-                    node_excerpt(value, text, sizeof text));
+    if (yw_bool(value, dst) != 0)
+        return fail(ld, value->mark, "%s must be true or false, not '%s'", path,
+                    yw_text(value, text, sizeof text));
     return 0;
 }
 
-/* mode, transport and protocol: one of a fixed list, spelt exactly as the original daemon did. */
-static int store_choice(struct loader *ld, const struct key_spec *spec, void *dst,
-                        const yaml_node_t *value, const char *path)
+/* Append s to buf (size bytes, holding used), ", "-separated. */
+static size_t add_name(char *buf, size_t size, size_t used, const char *s)
 {
-    bool is_mode = spec->kind == V_MODE, is_protocol = spec->kind == V_PROTOCOL;
-    const char *const *names = is_mode       ? mode_names
-                               : is_protocol ? protocol_names
-                                             : transport_names;
-    size_t n = is_mode       ? ARRAY_SIZE(mode_names)
-               : is_protocol ? ARRAY_SIZE(protocol_names)
-                             : ARRAY_SIZE(transport_names);
-    int i = parse_choice(value, names, n);
-    char text[EXCERPT_MAX + 8], valid[96];
+    if (used < size)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", used ? ", " : "", s);
+    return used;
+}
 
-    if (i < 0)
-        return fail(ld, value->start_mark, "unknown %s '%s' (valid: %s)", path,
-                    node_excerpt(value, text, sizeof text),
-                    join_names(names, n, valid, sizeof valid));
-    if (is_mode)
-        *(enum config_bus_mode *)dst = (enum config_bus_mode)i;
-    else if (is_protocol)
-        *(enum config_protocol *)dst = (enum config_protocol)i;
-    else
-        *(enum config_transport *)dst = (enum config_transport)i;
-    return 0;
+/* The table's string equal to value: the driver's name, an alias, or its listen alias. */
+static const char *mode_string(const struct driver *dr, const struct yw_node *value)
+{
+    if (yw_is(value, dr->name))
+        return dr->name;
+    for (size_t k = 0; dr->aliases && dr->aliases[k]; k++)
+        if (yw_is(value, dr->aliases[k]))
+            return dr->aliases[k];
+    return dr->listen_alias;
+}
+
+/* mode: every name the driver table knows, spelt exactly. */
+static int store_mode(struct loader *ld, struct config_bus *b, const struct yw_node *value,
+                      const char *path)
+{
+    char text[YW_EXCERPT_MAX + 8], valid[256];
+    size_t used = 0;
+    bool listen = false;
+    const struct driver *dr =
+        memchr(value->text, '\0', value->len) ? NULL : driver_find(value->text, &listen);
+
+    if (dr) {
+        b->driver = dr;
+        b->listen = listen;
+        b->mode = mode_string(dr, value);
+        return 0;
+    }
+    valid[0] = '\0';
+    for (size_t i = 0; drivers[i]; i++) {
+        used = add_name(valid, sizeof valid, used, drivers[i]->name);
+        for (size_t k = 0; drivers[i]->aliases && drivers[i]->aliases[k]; k++)
+            used = add_name(valid, sizeof valid, used, drivers[i]->aliases[k]);
+        if (drivers[i]->listen_alias)
+            used = add_name(valid, sizeof valid, used, drivers[i]->listen_alias);
+    }
+    return fail(ld, value->mark, "unknown %s '%s' (valid: %s)", path,
+                yw_text(value, text, sizeof text), valid);
+}
+
+/* protocol: the name of a driver that a passive bus can listen to. */
+static int store_protocol(struct loader *ld, const struct yw_node *value, const char *path)
+{
+    char text[YW_EXCERPT_MAX + 8], valid[256];
+    size_t used = 0;
+
+    valid[0] = '\0';
+    for (size_t i = 0; drivers[i]; i++) {
+        if (!drivers[i]->sniff)
+            continue;
+        if (yw_is(value, drivers[i]->name)) {
+            ld->cur_bus->protocol = drivers[i];
+            return 0;
+        }
+        used = add_name(valid, sizeof valid, used, drivers[i]->name);
+    }
+    return fail(ld, value->mark, "unknown %s '%s' (valid: %s)", path,
+                yw_text(value, text, sizeof text), valid);
+}
+
+static int store_transport(struct loader *ld, void *dst, const struct yw_node *value,
+                           const char *path)
+{
+    char text[YW_EXCERPT_MAX + 8], valid[64];
+    size_t used = 0;
+
+    valid[0] = '\0';
+    for (size_t i = 0; i < ARRAY_SIZE(transport_names); i++) {
+        if (yw_is(value, transport_names[i])) {
+            *(enum config_transport *)dst = (enum config_transport)i;
+            return 0;
+        }
+        used = add_name(valid, sizeof valid, used, transport_names[i]);
+    }
+    return fail(ld, value->mark, "unknown %s '%s' (valid: %s)", path,
+                yw_text(value, text, sizeof text), valid);
 }
 
 static const char *kind_noun(enum value_kind kind)
@@ -659,15 +500,15 @@ static const char *kind_noun(enum value_kind kind)
 }
 
 static int store_value(struct loader *ld, const struct section *sec, const struct key_spec *spec,
-                       const yaml_node_t *value)
+                       const struct yw_node *value)
 {
-    char path[96], what[EXCERPT_MAX + 8];
+    char path[96], what[YW_EXCERPT_MAX + 8];
     void *dst = field(sec, spec);
 
     key_path(sec, spec->name, path, sizeof path);
-    if (value->type != YAML_SCALAR_NODE)
-        return fail(ld, value->start_mark, "%s must be %s, not %s", path, kind_noun(spec->kind),
-                    describe(value, what, sizeof what));
+    if (value->kind != YW_SCALAR)
+        return fail(ld, value->mark, "%s must be %s, not %s", path, kind_noun(spec->kind),
+                    yw_describe(value, what, sizeof what));
     switch (spec->kind) {
     case V_STRING:
         return store_string(ld, spec, dst, value, path);
@@ -678,83 +519,48 @@ static int store_value(struct loader *ld, const struct section *sec, const struc
     case V_BOOL:
         return store_bool(ld, dst, value, path);
     case V_MODE:
-    case V_TRANSPORT:
+        return store_mode(ld, sec->base, value, path);
     case V_PROTOCOL:
-        return store_choice(ld, spec, dst, value, path);
+        return store_protocol(ld, value, path);
+    case V_TRANSPORT:
+        return store_transport(ld, dst, value, path);
     case V_SECTION:
         break;
     }
-    return fail(ld, value->start_mark, "%s: internal error: no reader", path);
+    return fail(ld, value->mark, "%s: internal error: no reader", path);
 }
 
 /* ---- unknown keys ------------------------------------------------------------------------ */
 
-/* Optimal string alignment distance (a swap of two letters counts once), case-insensitive. */
-static size_t edit_distance(const char *a, size_t alen, const char *b)
+static const char *closest_key(const struct section *sec, const struct yw_node *key)
 {
-    size_t blen = strlen(b), rows[3][KEY_NAME_MAX + 1];
-    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    const char *names[SECTION_MAX_KEYS];
 
-    if (alen > 2 * blen + 2 || blen >= ARRAY_SIZE(rows[0]))
-        return SIZE_MAX;
-    for (size_t j = 0; j <= blen; j++)
-        prev[j] = j;
-    for (size_t i = 1; i <= alen; i++) {
-        cur[0] = i;
-        for (size_t j = 1; j <= blen; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t best = prev[j - 1] + (ca != cb);
-
-            if (prev[j] + 1 < best)
-                best = prev[j] + 1;
-            if (cur[j - 1] + 1 < best)
-                best = cur[j - 1] + 1;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                cb == tolower((unsigned char)a[i - 2]) && prev2[j - 2] + 1 < best)
-                best = prev2[j - 2] + 1;
-            cur[j] = best;
-        }
-        size_t *t = prev2;
-        prev2 = prev;
-        prev = cur;
-        cur = t;
-    }
-    return prev[blen];
-}
-
-/* The known key a typo most likely meant: at most 1 edit for short keys, 2 for longer. */
-static const char *closest_key(const struct section *sec, const yaml_node_t *key)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-
-    for (size_t i = 0; i < sec->n_keys; i++) {
-        size_t d = edit_distance(scalar_text(key), key->data.scalar.length, sec->keys[i].name);
-        size_t limit = strlen(sec->keys[i].name) <= 4 ? 1 : 2;
-
-        if (d <= limit && d < best_d) {
-            best = sec->keys[i].name;
-            best_d = d;
-        }
-    }
-    return best;
+    for (size_t i = 0; i < sec->n_keys; i++)
+        names[i] = sec->keys[i].name;
+    return yw_closest(key, names, sec->n_keys);
 }
 
 /* "(that key belongs in bus or mqtt; check the indentation)" when it is known elsewhere:
  * a lost indent, as in the original's README, moves keys to the wrong mapping. */
-static void other_section_hint(const struct section *sec, const yaml_node_t *key, char *buf,
-                               size_t size)
+static void other_section_hint(const struct loader *ld, const struct section *sec,
+                               const struct yw_node *key, char *buf, size_t size)
 {
-    const char *found[ARRAY_SIZE(all_sections)];
+    const struct section_label *all = ld->buses_form ? buses_sections : original_sections;
+    size_t n_all = ld->buses_form ? ARRAY_SIZE(buses_sections) : ARRAY_SIZE(original_sections);
+    const char *found[ARRAY_SIZE(original_sections)];
     size_t n = 0, used;
 
+    _Static_assert(ARRAY_SIZE(original_sections) == ARRAY_SIZE(buses_sections), "sections");
     buf[0] = '\0';
-    for (size_t s = 0; s < ARRAY_SIZE(all_sections); s++) {
-        if (all_sections[s].keys == sec->keys)
+    for (size_t s = 0; s < n_all; s++) {
+        if (all[s].keys == sec->keys)
             continue;
-        for (size_t i = 0; i < all_sections[s].n_keys; i++) {
-            if (scalar_is(key, all_sections[s].keys[i].name))
-                found[n++] = all_sections[s].label;
+        for (size_t i = 0; i < all[s].n_keys; i++) {
+            if (yw_is(key, all[s].keys[i].name)) {
+                found[n++] = all[s].label;
+                break;
+            }
         }
     }
     if (n == 0)
@@ -767,53 +573,53 @@ static void other_section_hint(const struct section *sec, const yaml_node_t *key
         snprintf(buf + used, size - used, "; check the indentation)");
 }
 
-static int unknown_key(struct loader *ld, const struct section *sec, const yaml_node_t *key)
+static int unknown_key(struct loader *ld, const struct section *sec, const struct yw_node *key)
 {
-    char text[EXCERPT_MAX + 8], loc[64], hint[128];
+    char text[YW_EXCERPT_MAX + 8], loc[64], hint[128];
     const char *best = closest_key(sec, key);
 
     if (best)
         snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
     else
-        other_section_hint(sec, key, hint, sizeof hint);
-    return fail(ld, key->start_mark, "unknown key '%s' %s%s", node_excerpt(key, text, sizeof text),
+        other_section_hint(ld, sec, key, hint, sizeof hint);
+    return fail(ld, key->mark, "unknown key '%s' %s%s", yw_text(key, text, sizeof text),
                 where(sec, loc, sizeof loc), hint);
 }
 
 /* ---- mappings ---------------------------------------------------------------------------- */
 
-static int find_key(const struct section *sec, const yaml_node_t *key)
+static int find_key(const struct section *sec, const struct yw_node *key)
 {
     for (size_t i = 0; i < sec->n_keys; i++) {
-        if (scalar_is(key, sec->keys[i].name))
+        if (yw_is(key, sec->keys[i].name))
             return (int)i;
     }
     return -1;
 }
 
-static int walk_pair(struct loader *ld, struct section *sec, const yaml_node_t *key,
-                     const yaml_node_t *value)
+static int walk_pair(struct loader *ld, struct section *sec, const struct yw_node *key,
+                     const struct yw_node *value)
 {
-    char text[EXCERPT_MAX + 8], loc[64], path[96];
+    char text[YW_EXCERPT_MAX + 8], loc[64], path[96];
     const struct key_spec *spec;
     int i;
 
-    if (key->type != YAML_SCALAR_NODE)
-        return fail(ld, key->start_mark, "a key %s must be a word, not %s",
-                    where(sec, loc, sizeof loc), describe(key, text, sizeof text));
+    if (key->kind != YW_SCALAR)
+        return fail(ld, key->mark, "a key %s must be a word, not %s", where(sec, loc, sizeof loc),
+                    yw_describe(key, text, sizeof text));
     i = find_key(sec, key);
     if (i < 0)
         return unknown_key(ld, sec, key);
     spec = &sec->keys[i];
     if (sec->key_nodes[i])
-        return fail(ld, key->start_mark, "duplicate key '%s' %s (first at line %zu)", spec->name,
-                    where(sec, loc, sizeof loc), sec->key_nodes[i]->start_mark.line + 1);
+        return fail(ld, key->mark, "duplicate key '%s' %s (first at line %zu)", spec->name,
+                    where(sec, loc, sizeof loc), sec->key_nodes[i]->mark.line);
     sec->key_nodes[i] = key;
     if (spec->kind == V_SECTION)
         return spec->parse(ld, key, value);
-    if (is_null(value)) {
+    if (yw_is_null(value)) {
         if (spec->flags & F_REQUIRED)
-            return fail(ld, key->start_mark, "%s needs a value",
+            return fail(ld, key->mark, "%s needs a value",
                         key_path(sec, spec->name, path, sizeof path));
         return 0; /* null = absent: the default stays */
     }
@@ -825,24 +631,19 @@ static int walk_pair(struct loader *ld, struct section *sec, const yaml_node_t *
  * Read the mapping `map` into sec->base through sec->keys. A null `map` reads as empty.
  * Missing required keys are reported at `anchor` (the section's key, or the list item).
  */
-static int walk_mapping(struct loader *ld, struct section *sec, const yaml_node_t *map,
-                        yaml_mark_t anchor)
+static int walk_mapping(struct loader *ld, struct section *sec, const struct yw_node *map,
+                        struct yw_mark anchor)
 {
-    char text[EXCERPT_MAX + 8], loc[64];
+    char text[YW_EXCERPT_MAX + 8], loc[64];
 
-    if (!is_null(map) && map->type != YAML_MAPPING_NODE)
-        return fail(ld, map->start_mark, "%s must be a mapping of 'key: value' lines, not %s",
+    if (!yw_is_null(map) && map->kind != YW_MAPPING)
+        return fail(ld, map->mark, "%s must be a mapping of 'key: value' lines, not %s",
                     sec->path[0] ? sec->path : "the configuration",
-                    describe(map, text, sizeof text));
-    if (!is_null(map)) {
-        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-             p++) {
-            const yaml_node_t *key = yaml_document_get_node(&ld->doc, p->key);
-            const yaml_node_t *value = yaml_document_get_node(&ld->doc, p->value);
-
-            if (walk_pair(ld, sec, key, value) != 0)
+                    yw_describe(map, text, sizeof text));
+    if (!yw_is_null(map)) {
+        for (size_t k = 0; k < map->n; k++)
+            if (walk_pair(ld, sec, map->items[2 * k], map->items[2 * k + 1]) != 0)
                 return -1;
-        }
     }
     for (size_t i = 0; i < sec->n_keys; i++) {
         if ((sec->keys[i].flags & F_REQUIRED) && !sec->key_nodes[i])
@@ -853,7 +654,7 @@ static int walk_mapping(struct loader *ld, struct section *sec, const yaml_node_
 }
 
 /* The value node of `name` in a walked section, or NULL if absent or null. */
-static const yaml_node_t *section_value(const struct section *sec, const char *name)
+static const struct yw_node *section_value(const struct section *sec, const char *name)
 {
     for (size_t i = 0; i < sec->n_keys; i++) {
         if (strcmp(sec->keys[i].name, name) == 0)
@@ -862,56 +663,172 @@ static const yaml_node_t *section_value(const struct section *sec, const char *n
     return NULL;
 }
 
-/* ---- sections ---------------------------------------------------------------------------- */
+/* ---- buses ------------------------------------------------------------------------------- */
 
-static int parse_bus(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value)
+/* A bus's defaults, those of the original eg4-battery script; baud 0 until the driver's. */
+static void bus_defaults(struct config_bus *b)
 {
-    struct section sec = {"bus", bus_keys, ARRAY_SIZE(bus_keys), &ld->cfg->bus, {0}, {0}};
-    int rc;
-
-    ld->bus_key = key;
-    ld->bus_node = value;
-    ld->cfg->bus.baud = 0; /* unset: the mode's default, below */
-    rc = walk_mapping(ld, &sec, value, key->start_mark);
-    /* Pylontech stacks talk at 115200 baud (Pylontech RS485 protocol V3.3); the rest at
-     * 9600 (EG4-LL Modbus V01.06 §1.2, EG4 LifePower4 ASCII). */
-    if (ld->cfg->bus.baud == 0)
-        ld->cfg->bus.baud = ld->cfg->bus.mode == CONFIG_MODE_PYLONTECH ||
-                                    (ld->cfg->bus.mode == CONFIG_MODE_PASSIVE &&
-                                     ld->cfg->bus.protocol == CONFIG_PROTOCOL_PYLONTECH)
-                                ? 115200
-                                : 9600;
-    if (rc == 0 && ld->cfg->bus.mode != CONFIG_MODE_PASSIVE && section_value(&sec, "protocol"))
-        return fail(ld, section_value(&sec, "protocol")->start_mark,
-                    "bus.protocol is only used in passive mode (bus.mode is %s)",
-                    config_mode_name(ld->cfg->bus.mode));
-    return rc;
+    memset(b, 0, sizeof(*b));
+    b->driver = &lp4v2_driver;
+    b->mode = lp4v2_driver.aliases[0]; /* "modbus_per_pack" */
+    b->transport = CONFIG_TRANSPORT_SERIAL;
+    b->baud = lp4v2_driver.default_baud;
+    b->read_chunk = 512;
+    b->timeout_s = 1.5;
+    b->poll_interval_s = 10.0;
+    b->offline_after = 3;
+    b->rs485_rts_on_send = true;
 }
+
+/* Once a bus's keys are read: the protocol of a listening bus, and the driver's baud. */
+static int finish_bus(struct loader *ld, size_t k, const struct section *sec)
+{
+    struct config_bus *b = &ld->cfg->buses[k];
+    const struct yw_node *protocol = section_value(sec, "protocol");
+
+    if (protocol && !b->listen)
+        return fail(ld, protocol->mark, "%s.protocol is only used in passive mode (%s.mode is %s)",
+                    sec->path, sec->path, b->mode);
+    if (ld->buses[k].protocol)
+        b->driver = ld->buses[k].protocol;
+    /* The protocol's own rate (driver.h default_baud): Pylontech stacks talk at 115200
+     * (Pylontech RS485 protocol V3.3), the others at 9600. */
+    if (b->baud == 0)
+        b->baud = b->driver->default_baud;
+    b->line = (int)ld->buses[k].anchor->mark.line;
+    b->column = (int)ld->buses[k].anchor->mark.column;
+    return 0;
+}
+
+/* The two forms of the bus settings, `bus:` with `packs:` or `buses:`, never both. */
+static int check_one_form(struct loader *ld, const struct yw_node *key)
+{
+    const struct yw_node *other =
+        yw_is(key, "buses") ? (ld->bus_key ? ld->bus_key : ld->packs_key) : ld->buses_key;
+    char text[YW_EXCERPT_MAX + 8];
+
+    if (!other)
+        return 0;
+    return fail(ld, key->mark,
+                "%s and %s (line %zu) are two forms of the bus settings; use either buses (a "
+                "list of buses, each with its packs) or the original bus and packs, not both",
+                yw_text(key, text, sizeof text), other->text, other->mark.line);
+}
+
+static int parse_bus(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
+{
+    struct config *cfg = ld->cfg;
+    struct section sec = {"bus", bus_keys, ARRAY_SIZE(bus_keys), NULL, {0}, {0}};
+
+    if (check_one_form(ld, key) != 0)
+        return -1;
+    ld->bus_key = key;
+    cfg->buses = calloc(1, sizeof(*cfg->buses));
+    ld->buses = calloc(1, sizeof(*ld->buses));
+    if (!cfg->buses || !ld->buses)
+        return fail_oom(ld);
+    cfg->n_buses = 1;
+    bus_defaults(&cfg->buses[0]);
+    cfg->buses[0].baud = 0; /* unset: the driver's default, below */
+    cfg->buses[0].name = strdup("bus");
+    if (!cfg->buses[0].name)
+        return fail_oom(ld);
+    ld->buses[0] = (struct bus_src){.anchor = key, .map = value, .path = "bus"};
+    ld->cur_bus = &ld->buses[0];
+    sec.base = &cfg->buses[0];
+    if (walk_mapping(ld, &sec, value, key->mark) != 0)
+        return -1;
+    return finish_bus(ld, 0, &sec);
+}
+
+static int check_unique_bus_name(struct loader *ld, size_t k, const struct section *sec)
+{
+    const struct config_bus *buses = ld->cfg->buses;
+    const struct yw_node *name = section_value(sec, "name");
+
+    for (size_t j = 0; j < k; j++) {
+        if (strcmp(buses[j].name, buses[k].name) == 0)
+            return fail(ld, name->mark, "duplicate bus name '%s' (first used at line %d)",
+                        buses[k].name, buses[j].line);
+    }
+    return 0;
+}
+
+static int parse_bus_item(struct loader *ld, size_t k, const struct yw_node *item)
+{
+    struct config_bus *b = &ld->cfg->buses[k];
+    struct bus_src *src = &ld->buses[k];
+    struct section sec = {src->path, bus_item_keys, ARRAY_SIZE(bus_item_keys), b, {0}, {0}};
+
+    bus_defaults(b);
+    b->baud = 0;
+    *src = (struct bus_src){.anchor = item, .map = item, .first_pack = ld->cfg->n_packs};
+    snprintf(src->path, sizeof src->path, "buses[%zu]", k);
+    ld->cur_bus = src;
+    if (walk_mapping(ld, &sec, item, item->mark) != 0 || finish_bus(ld, k, &sec) != 0)
+        return -1;
+    return check_unique_bus_name(ld, k, &sec);
+}
+
+static int parse_buses(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
+{
+    struct config *cfg = ld->cfg;
+    char text[YW_EXCERPT_MAX + 8];
+    size_t n;
+
+    if (check_one_form(ld, key) != 0)
+        return -1;
+    ld->buses_key = key;
+    if (yw_is_null(value))
+        return fail(ld, key->mark, "buses is empty; list at least one bus");
+    if (value->kind != YW_SEQUENCE)
+        return fail(ld, value->mark, "buses must be a list of '- name: ...' entries, not %s",
+                    yw_describe(value, text, sizeof text));
+    n = value->n;
+    if (n == 0)
+        return fail(ld, value->mark, "buses is empty; list at least one bus");
+    if (n > CONFIG_MAX_BUSES)
+        return fail(ld, value->items[CONFIG_MAX_BUSES]->mark,
+                    "more than %d buses; bms2mqtt reads at most %d", CONFIG_MAX_BUSES,
+                    CONFIG_MAX_BUSES);
+    cfg->buses = calloc(n, sizeof(*cfg->buses));
+    ld->buses = calloc(n, sizeof(*ld->buses));
+    if (!cfg->buses || !ld->buses)
+        return fail_oom(ld);
+    for (size_t k = 0; k < n; k++) {
+        cfg->n_buses = k + 1; /* so config_free() sees what this item allocates */
+        if (parse_bus_item(ld, k, value->items[k]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- mqtt -------------------------------------------------------------------------------- */
 
 /* TLS client auth needs both halves, and TLS itself is switched on by the CA file. */
 static int check_tls(struct loader *ld, const struct section *sec)
 {
-    const yaml_node_t *ca = section_value(sec, "tls_ca_file");
-    const yaml_node_t *cert = section_value(sec, "tls_cert_file");
-    const yaml_node_t *key = section_value(sec, "tls_key_file");
+    const struct yw_node *ca = section_value(sec, "tls_ca_file");
+    const struct yw_node *cert = section_value(sec, "tls_cert_file");
+    const struct yw_node *key = section_value(sec, "tls_key_file");
 
     if (cert && !key)
-        return fail(ld, cert->start_mark, "mqtt.tls_cert_file needs mqtt.tls_key_file as well");
+        return fail(ld, cert->mark, "mqtt.tls_cert_file needs mqtt.tls_key_file as well");
     if (key && !cert)
-        return fail(ld, key->start_mark, "mqtt.tls_key_file needs mqtt.tls_cert_file as well");
+        return fail(ld, key->mark, "mqtt.tls_key_file needs mqtt.tls_cert_file as well");
     if (cert && !ca)
-        return fail(ld, cert->start_mark,
+        return fail(ld, cert->mark,
                     "mqtt.tls_cert_file needs mqtt.tls_ca_file (which is what enables TLS)");
     return 0;
 }
 
-static int parse_mqtt(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value)
+static int parse_mqtt(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
 {
     struct config_mqtt *m = &ld->cfg->mqtt;
     struct section sec = {"mqtt", mqtt_keys, ARRAY_SIZE(mqtt_keys), m, {0}, {0}};
 
     ld->mqtt_node = value;
-    if (walk_mapping(ld, &sec, value, key->start_mark) != 0 || check_tls(ld, &sec) != 0)
+    if (walk_mapping(ld, &sec, value, key->mark) != 0 || check_tls(ld, &sec) != 0)
         return -1;
     /* The TLS port is only the default when the user did not choose one. */
     if (!section_value(&sec, "port") && m->tls_ca_file)
@@ -919,159 +836,195 @@ static int parse_mqtt(struct loader *ld, const yaml_node_t *key, const yaml_node
     return 0;
 }
 
-static int check_unique_name(struct loader *ld, size_t i, const yaml_node_t *name)
+/* ---- packs ------------------------------------------------------------------------------- */
+
+/* Pack names are HA ids: unique among the packs of every bus. */
+static int check_unique_pack_name(struct loader *ld, size_t i, const struct yw_node *name)
 {
     const struct config_pack *packs = ld->cfg->packs;
 
     for (size_t j = 0; j < i; j++) {
         if (strcmp(packs[j].name, packs[i].name) == 0)
-            return fail(ld, name->start_mark, "duplicate pack name '%s' (first used at line %d)",
+            return fail(ld, name->mark, "duplicate pack name '%s' (first used at line %d)",
                         packs[i].name, packs[j].line);
     }
     return 0;
 }
 
-static int parse_pack(struct loader *ld, size_t i, const yaml_node_t *item)
+static int parse_pack(struct loader *ld, size_t i, const struct yw_node *item)
 {
     struct config_pack *pack = &ld->cfg->packs[i];
-    struct section sec = {NULL, pack_keys, ARRAY_SIZE(pack_keys), pack, {0}, {0}};
-    const yaml_node_t *name;
-    char label[32];
+    struct section sec = {ld->packs[i].path, pack_keys, ARRAY_SIZE(pack_keys), pack, {0}, {0}};
+    const struct yw_node *name;
 
-    snprintf(label, sizeof label, "packs[%zu]", i);
-    sec.path = label;
-    if (walk_mapping(ld, &sec, item, item->start_mark) != 0)
+    if (walk_mapping(ld, &sec, item, item->mark) != 0)
         return -1;
     name = section_value(&sec, "name");
-    pack->line = (int)name->start_mark.line + 1;
-    pack->column = (int)name->start_mark.column + 1;
-    return check_unique_name(ld, i, name);
+    pack->line = (int)name->mark.line;
+    pack->column = (int)name->mark.column;
+    return check_unique_pack_name(ld, i, name);
 }
 
-static int parse_packs(struct loader *ld, const yaml_node_t *key, const yaml_node_t *value)
+/*
+ * Read the list `value` of `key` (whose path is `path`: "packs", "buses[0].packs") onto the
+ * end of cfg->packs. The limit of packs counts every bus's.
+ */
+static int read_pack_list(struct loader *ld, const char *path, const struct yw_node *key,
+                          const struct yw_node *value)
 {
     struct config *cfg = ld->cfg;
-    char text[EXCERPT_MAX + 8];
-    size_t n;
+    char text[YW_EXCERPT_MAX + 8];
+    size_t n, first = cfg->n_packs;
 
-    if (is_null(value))
-        return fail(ld, key->start_mark, "packs is empty; list at least one pack");
-    if (value->type != YAML_SEQUENCE_NODE)
-        return fail(ld, value->start_mark, "packs must be a list of '- name: ...' entries, not %s",
-                    describe(value, text, sizeof text));
-    n = (size_t)(value->data.sequence.items.top - value->data.sequence.items.start);
+    if (yw_is_null(value))
+        return fail(ld, key->mark, "%s is empty; list at least one pack", path);
+    if (value->kind != YW_SEQUENCE)
+        return fail(ld, value->mark, "%s must be a list of '- name: ...' entries, not %s", path,
+                    yw_describe(value, text, sizeof text));
+    n = value->n;
     if (n == 0)
-        return fail(ld, value->start_mark, "packs is empty; list at least one pack");
-    if (n > CONFIG_MAX_PACKS)
-        return fail(
-            ld,
-            yaml_document_get_node(&ld->doc, value->data.sequence.items.start[CONFIG_MAX_PACKS])
-                ->start_mark,
-            "more than %d packs; bms2mqtt reads at most %d", CONFIG_MAX_PACKS, CONFIG_MAX_PACKS);
-    cfg->packs = calloc(n, sizeof *cfg->packs);
-    if (!cfg->packs)
-        return fail_oom(ld);
-    ld->packs_node = value;
+        return fail(ld, value->mark, "%s is empty; list at least one pack", path);
+    if (n > CONFIG_MAX_PACKS - first)
+        return fail(ld, value->items[CONFIG_MAX_PACKS - first]->mark,
+                    "more than %d packs; bms2mqtt reads at most %d", CONFIG_MAX_PACKS,
+                    CONFIG_MAX_PACKS);
+    if (first + n > ld->packs_cap) {
+        struct config_pack *packs = realloc(cfg->packs, (first + n) * sizeof(*packs));
+        struct pack_src *src;
+
+        if (!packs)
+            return fail_oom(ld);
+        cfg->packs = packs;
+        src = realloc(ld->packs, (first + n) * sizeof(*src));
+        if (!src)
+            return fail_oom(ld);
+        ld->packs = src;
+        ld->packs_cap = first + n;
+    }
     for (size_t i = 0; i < n; i++) {
-        cfg->packs[i].address = -1; /* the mode's default, once the mode is known */
-        cfg->n_packs = i + 1;       /* so config_free() sees what this item allocates */
-        if (parse_pack(ld, i,
-                       yaml_document_get_node(&ld->doc, value->data.sequence.items.start[i])) != 0)
+        size_t at = first + i;
+
+        memset(&cfg->packs[at], 0, sizeof(cfg->packs[at]));
+        cfg->packs[at].address = -1; /* the driver's default, once the driver is known */
+        ld->packs[at] = (struct pack_src){.item = value->items[i]};
+        snprintf(ld->packs[at].path, sizeof ld->packs[at].path, "%s[%zu]", path, i);
+        cfg->n_packs = at + 1; /* so config_free() sees what this item allocates */
+        if (parse_pack(ld, at, value->items[i]) != 0)
             return -1;
     }
     return 0;
 }
 
-/* ---- whole document ---------------------------------------------------------------------- */
-
-static const yaml_node_t *pack_node(struct loader *ld, size_t i)
+/* `packs:` of the original form: the packs of its one bus, wherever `bus:` is. */
+static int parse_packs(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
 {
-    return yaml_document_get_node(&ld->doc, ld->packs_node->data.sequence.items.start[i]);
+    if (check_one_form(ld, key) != 0)
+        return -1;
+    ld->packs_key = key;
+    return read_pack_list(ld, "packs", key, value);
 }
 
-/* The value of `name` in the mapping `map`, or NULL if it is absent or null. */
-static const yaml_node_t *mapping_value(struct loader *ld, const yaml_node_t *map, const char *name)
+/* `packs:` of an item of `buses:`. */
+static int parse_bus_packs(struct loader *ld, const struct yw_node *key,
+                           const struct yw_node *value)
 {
-    if (!map || map->type != YAML_MAPPING_NODE)
-        return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        const yaml_node_t *key = yaml_document_get_node(&ld->doc, p->key);
-        const yaml_node_t *value = yaml_document_get_node(&ld->doc, p->value);
+    char path[48];
+    struct bus_src *src = ld->cur_bus;
 
-        if (key && key->type == YAML_SCALAR_NODE && scalar_is(key, name))
-            return is_null(value) ? NULL : value;
-    }
-    return NULL;
+    snprintf(path, sizeof path, "%s.packs", src->path);
+    src->first_pack = ld->cfg->n_packs;
+    if (read_pack_list(ld, path, key, value) != 0)
+        return -1;
+    src->n_packs = ld->cfg->n_packs - src->first_pack;
+    return 0;
 }
 
-/* A Pylontech ADR: module 2..13 of group 0..7 (see mode_addresses[]). */
-static bool pylontech_address_ok(int address)
-{
-    int module = address & 0x0F, group = address >> 4;
+/* ---- checks across sections -------------------------------------------------------------- */
 
-    return address >= 0 && group <= 7 && module >= 2 && module <= 13;
+/* The port pack i is reached on: its own, else its bus's; NULL when neither has one. */
+static const char *effective_port(const struct config *cfg, size_t k, size_t i)
+{
+    return cfg->packs[i].port ? cfg->packs[i].port : cfg->buses[k].port;
 }
 
-bool config_address_ok(enum config_bus_mode mode, int address)
+/* The node of the port pack i is reached on (its own `port`, else the bus's), for messages. */
+static const struct yw_node *port_node(const struct loader *ld, size_t k, size_t i)
 {
-    if (address < mode_addresses[mode].min || address > mode_addresses[mode].max)
-        return false;
-    return mode != CONFIG_MODE_PYLONTECH || pylontech_address_ok(address);
+    const struct yw_node *own = ld->cfg->packs[i].port ? yw_get(ld->packs[i].item, "port") : NULL;
+
+    return own ? own : yw_get(ld->buses[k].map, "port");
 }
 
-/* Each pack's address in the range of its protocol; the Modbus default where there is one. */
-static int check_addresses(struct loader *ld)
+/* "buses[1].port", "packs[0].port": the key whose value is the port of pack i. */
+static const char *port_path(const struct loader *ld, size_t k, size_t i, char *buf, size_t size)
+{
+    snprintf(buf, size, "%s.port", ld->cfg->packs[i].port ? ld->packs[i].path : ld->buses[k].path);
+    return buf;
+}
+
+/* Each pack's address in the range of its bus's driver; the driver's default where there is
+ * one (driver.h addr_default, addr_rule). */
+static int check_addresses(struct loader *ld, size_t k)
 {
     struct config *cfg = ld->cfg;
-    enum config_bus_mode mode = cfg->bus.mode;
-    char text[EXCERPT_MAX + 8];
+    const struct bus_src *src = &ld->buses[k];
+    const struct driver *dr = cfg->buses[k].driver;
+    char text[YW_EXCERPT_MAX + 8], mode[96];
 
-    for (size_t i = 0; i < cfg->n_packs; i++) {
+    mode_words(ld, k, mode, sizeof mode);
+    for (size_t i = src->first_pack; i < src->first_pack + src->n_packs; i++) {
         struct config_pack *pack = &cfg->packs[i];
-        const yaml_node_t *value = mapping_value(ld, pack_node(ld, i), "address");
+        const struct yw_node *value = yw_get(ld->packs[i].item, "address");
 
-        if (!value && mode_addresses[mode].fallback < 0)
-            return fail(ld, pack_node(ld, i)->start_mark,
-                        "packs[%zu] '%s' has no address; %s mode needs one in %s", i, pack->name,
-                        config_mode_name(mode), mode_addresses[mode].range);
+        if (!value && dr->addr_default < 0)
+            return fail(ld, ld->packs[i].item->mark, "%s '%s' has no address; %s needs one in %s",
+                        ld->packs[i].path, pack->name, mode, dr->addr_rule);
         if (!value) {
-            pack->address = mode_addresses[mode].fallback;
+            pack->address = dr->addr_default;
             continue;
         }
-        if (!config_address_ok(mode, pack->address))
-            return fail(ld, value->start_mark,
-                        "packs[%zu].address must be in %s in %s mode, not %s", i,
-                        mode_addresses[mode].range, config_mode_name(mode),
-                        node_excerpt(value, text, sizeof text));
+        if (!driver_addr_ok(dr, pack->address))
+            return fail(ld, value->mark, "%s.address must be in %s in %s, not %s",
+                        ld->packs[i].path, dr->addr_rule, mode, yw_text(value, text, sizeof text));
     }
     return 0;
 }
 
-/* A Modbus TCP gateway is polled as a Modbus master, pack by pack: only modbus_per_pack
- * does that. The shared bus of the other modes is a serial port or a raw tcp:// bridge. */
-static int check_bus_port(struct loader *ld)
+/* A Modbus TCP gateway is polled as a Modbus master: only a bus whose driver speaks Modbus
+ * and polls reaches one. Other buses need a serial port or a raw tcp:// bridge. */
+static int check_bus_port(struct loader *ld, size_t k)
 {
-    const struct config *cfg = ld->cfg;
-    const yaml_node_t *value = mapping_value(ld, ld->bus_node, "port");
-    char text[EXCERPT_MAX + 8];
+    const struct config_bus *b = &ld->cfg->buses[k];
+    const struct yw_node *value = yw_get(ld->buses[k].map, "port");
+    char text[YW_EXCERPT_MAX + 8];
 
-    if (cfg->bus.mode == CONFIG_MODE_MODBUS_PER_PACK || !value || !cfg->bus.port ||
-        url_kind(cfg->bus.port) != URL_MODBUS_TCP)
+    if ((b->driver->wire == DRIVER_WIRE_MODBUS && !b->listen) || !value || !b->port ||
+        url_kind(b->port) != URL_MODBUS_TCP)
         return 0;
-    return fail(ld, value->start_mark,
-                "bus.port '%s' is a Modbus TCP gateway, which only modbus_per_pack mode polls "
-                "(as a pack's port); %s mode needs a serial device or tcp://HOST:PORT (a raw "
-                "RS-485-to-Ethernet bridge)",
-                node_excerpt(value, text, sizeof text), config_mode_name(cfg->bus.mode));
+    return fail(ld, value->mark,
+                "%s.port '%s' is a Modbus TCP gateway, which only modbus_per_pack mode polls; %s "
+                "mode needs a serial device or tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
+                ld->buses[k].path, yw_text(value, text, sizeof text), b->mode);
 }
 
 /* The longest device name in a topic level: a pack's, the bank's (configured, or
- * "bank_<8 hex digits>"), or passive mode's "lifepower4_addr_<2 hex digits>". */
+ * "bank_<8 hex digits>"), or a listening bus's name for a pack heard but not configured
+ * ("lifepower4_addr_ff"). */
 static size_t longest_device_name(const struct config *cfg)
 {
-    size_t longest = cfg->bus.mode == CONFIG_MODE_PASSIVE ? strlen("lifepower4_addr_ff") : 0;
+    size_t longest = 0;
 
+    for (size_t k = 0; k < cfg->n_buses; k++) {
+        const struct sniff_proto *sp = cfg->buses[k].driver->sniff;
+        char heard[96];
+
+        if (cfg->buses[k].listen && sp) {
+            int n = snprintf(heard, sizeof heard, sp->found_fmt, 0xFFu);
+
+            if (n > 0 && (size_t)n > longest)
+                longest = (size_t)n;
+        }
+    }
     for (size_t i = 0; i < cfg->n_packs; i++)
         if (strlen(cfg->packs[i].name) > longest)
             longest = strlen(cfg->packs[i].name);
@@ -1088,8 +1041,8 @@ static size_t longest_device_name(const struct config *cfg)
 static int topic_too_long(struct loader *ld, const char *key, const char *topic, size_t len,
                           size_t key_len)
 {
-    const yaml_node_t *value = mapping_value(ld, ld->mqtt_node, key);
-    yaml_mark_t mark = value ? value->start_mark : ld->root->start_mark;
+    const struct yw_node *value = yw_get(ld->mqtt_node, key);
+    struct yw_mark mark = value ? value->mark : ld->root->mark;
     size_t room = CONFIG_TOPIC_MAX - 1 - (len - key_len);
 
     return fail(ld, mark,
@@ -1133,234 +1086,236 @@ static int check_topics(struct loader *ld)
     return 0;
 }
 
-/* Packs on one shared bus are told apart only by address. */
-static int check_shared_addresses(struct loader *ld)
+/* A bus whose packs all share its port (every driver but a polling Modbus one): the port is
+ * required, a pack's own port can only repeat it, and the packs need distinct addresses. */
+static int check_shared_bus(struct loader *ld, size_t k)
 {
     const struct config *cfg = ld->cfg;
+    const struct config_bus *b = &cfg->buses[k];
+    const struct bus_src *src = &ld->buses[k];
+    size_t first = src->first_pack, end = src->first_pack + src->n_packs;
+    char mode[96], text[YW_EXCERPT_MAX + 8];
 
-    for (size_t i = 1; i < cfg->n_packs; i++) {
-        for (size_t j = 0; j < i; j++) {
+    mode_words(ld, k, mode, sizeof mode);
+    if (b->transport == CONFIG_TRANSPORT_SERIAL && !b->port)
+        return fail(ld, src->anchor->mark, "%s.port is required in %s with serial transport",
+                    src->path, mode);
+    for (size_t i = first; i < end; i++) {
+        const struct yw_node *own = yw_get(ld->packs[i].item, "port");
+
+        if (cfg->packs[i].port && own && (!b->port || strcmp(cfg->packs[i].port, b->port) != 0))
+            return fail(ld, own->mark,
+                        "%s.port '%s' is not %s.port: in %s every pack is on the bus's port; "
+                        "put packs on another port in a bus of their own (buses:)",
+                        ld->packs[i].path, yw_text(own, text, sizeof text), src->path, mode);
+    }
+    for (size_t i = first + 1; i < end; i++) {
+        for (size_t j = first; j < i; j++) {
             if (cfg->packs[i].address == cfg->packs[j].address)
-                return fail(ld, pack_node(ld, i)->start_mark,
-                            "packs[%zu] '%s' has address 0x%02X like '%s' (line %d); packs on a "
-                            "shared bus need distinct addresses",
-                            i, cfg->packs[i].name, cfg->packs[i].address, cfg->packs[j].name,
-                            cfg->packs[j].line);
+                return fail(ld, ld->packs[i].item->mark,
+                            "%s '%s' has address 0x%02X like '%s' (line %d); packs on a shared "
+                            "bus need distinct addresses",
+                            ld->packs[i].path, cfg->packs[i].name, cfg->packs[i].address,
+                            cfg->packs[j].name, cfg->packs[j].line);
         }
     }
     return 0;
+}
+
+/* A polling Modbus bus (modbus_per_pack): a pack is on its own port or the bus's; packs on
+ * one port share an RS-485 bus: one baud, distinct slave ids. */
+static int check_port_per_pack(struct loader *ld, size_t k)
+{
+    const struct config *cfg = ld->cfg;
+    const struct bus_src *src = &ld->buses[k];
+    size_t first = src->first_pack, end = src->first_pack + src->n_packs;
+    bool serial = cfg->buses[k].transport == CONFIG_TRANSPORT_SERIAL;
+
+    for (size_t i = first + 1; serial && i < end; i++) {
+        const struct config_pack *a = &cfg->packs[i];
+        const char *port = effective_port(cfg, k, i);
+
+        for (size_t j = first; port && j < i; j++) {
+            const struct config_pack *b = &cfg->packs[j];
+            const char *other = effective_port(cfg, k, j);
+
+            if (!other || strcmp(port, other) != 0)
+                continue;
+            if (a->address == b->address)
+                return fail(ld, ld->packs[i].item->mark,
+                            "%s '%s' has address 0x%02X like '%s' (line %d) on the same port; "
+                            "packs on one bus need distinct addresses",
+                            ld->packs[i].path, a->name, a->address, b->name, b->line);
+            if (config_pack_baud(cfg, a) != config_pack_baud(cfg, b))
+                return fail(ld, ld->packs[i].item->mark,
+                            "%s '%s' is on the port of '%s' (line %d) at another baud rate; one "
+                            "bus has one baud rate",
+                            ld->packs[i].path, a->name, b->name, b->line);
+        }
+    }
+    for (size_t i = first; serial && i < end; i++) {
+        if (!effective_port(cfg, k, i))
+            return fail(ld, ld->packs[i].item->mark,
+                        "%s '%s' has no port; %s mode with serial transport needs %s.port or a "
+                        "port for every pack",
+                        ld->packs[i].path, cfg->packs[i].name, cfg->buses[k].mode,
+                        ld->buses[k].path);
+    }
+    return 0;
+}
+
+/* The RS-485 keys: the kernel's RS-485 mode is a serial port's; its details need it on; a
+ * listener never transmits, so it has no echo; a Modbus TCP gateway sends none back. */
+static int check_rs485(struct loader *ld, size_t k)
+{
+    static const char *const details[] = {"rs485_rts_on_send", "rs485_delay_before_ms",
+                                          "rs485_delay_after_ms"};
+    const struct config *cfg = ld->cfg;
+    const struct config_bus *b = &cfg->buses[k];
+    const struct bus_src *src = &ld->buses[k];
+    const struct yw_node *rs485 = yw_get(src->map, "rs485");
+    const struct yw_node *echo = yw_get(src->map, "echo");
+    char text[YW_EXCERPT_MAX + 8], path[64];
+
+    for (size_t d = 0; !b->rs485 && d < ARRAY_SIZE(details); d++) {
+        const struct yw_node *value = yw_get(src->map, details[d]);
+
+        if (value)
+            return fail(ld, value->mark, "%s.%s is only used with %s.rs485: true", src->path,
+                        details[d], src->path);
+    }
+    if (b->echo && b->listen)
+        return fail(ld, echo->mark,
+                    "%s.echo: true is for a bus that transmits; in %s mode it only listens",
+                    src->path, b->mode);
+    for (size_t i = src->first_pack; i < src->first_pack + src->n_packs; i++) {
+        const char *port = effective_port(cfg, k, i);
+        enum url_kind kind = port ? url_kind(port) : URL_DEVICE;
+
+        if (b->rs485 && kind != URL_DEVICE)
+            return fail(ld, rs485->mark,
+                        "%s.rs485: true sets up a serial port's RS-485 transceiver, and %s '%s' "
+                        "is a network port (the bridge or gateway drives its own)",
+                        src->path, port_path(ld, k, i, path, sizeof path),
+                        yw_excerpt(port, strlen(port), text, sizeof text));
+        if (b->echo && kind == URL_MODBUS_TCP)
+            return fail(ld, echo->mark,
+                        "%s.echo: true does not apply to %s '%s', a Modbus TCP gateway (it "
+                        "sends no echo back)",
+                        src->path, port_path(ld, k, i, path, sizeof path),
+                        yw_excerpt(port, strlen(port), text, sizeof text));
+    }
+    return 0;
+}
+
+/* One port is one line: two buses on it would talk over each other. */
+static int check_buses_apart(struct loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    char text[YW_EXCERPT_MAX + 8], path[64];
+
+    for (size_t k = 1; k < cfg->n_buses; k++) {
+        const struct bus_src *src = &ld->buses[k];
+
+        for (size_t i = src->first_pack; i < src->first_pack + src->n_packs; i++) {
+            const char *port = effective_port(cfg, k, i);
+
+            for (size_t j = 0; port && j < k; j++) {
+                const struct bus_src *other = &ld->buses[j];
+
+                for (size_t p = other->first_pack; p < other->first_pack + other->n_packs; p++) {
+                    const char *used = effective_port(cfg, j, p);
+                    const struct yw_node *node = port_node(ld, k, i);
+
+                    if (!used || strcmp(port, used) != 0)
+                        continue;
+                    return fail(ld, node ? node->mark : src->anchor->mark,
+                                "%s '%s' is also a port of bus '%s' (line %d); two buses cannot "
+                                "share a port: put their packs on one bus",
+                                port_path(ld, k, i, path, sizeof path),
+                                yw_excerpt(port, strlen(port), text, sizeof text),
+                                cfg->buses[j].name, cfg->buses[j].line);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Every bus's packs and every pack's bus, once every list is read (cfg->packs moved while
+ * it grew); then the transitional view of buses[0]. */
+static void link_buses(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+
+    if (!ld->buses_form && cfg->n_buses == 1) {
+        ld->buses[0].first_pack = 0;
+        ld->buses[0].n_packs = cfg->n_packs;
+    }
+    for (size_t k = 0; k < cfg->n_buses; k++) {
+        cfg->buses[k].packs = cfg->packs + ld->buses[k].first_pack;
+        cfg->buses[k].n_packs = ld->buses[k].n_packs;
+        for (size_t i = 0; i < ld->buses[k].n_packs; i++)
+            cfg->buses[k].packs[i].bus = &cfg->buses[k];
+    }
+    cfg->bus = cfg->buses[0];
 }
 
 /* Checks that need more than one section, made once everything is read. */
 static int check_whole(struct loader *ld)
 {
     const struct config *cfg = ld->cfg;
-    bool serial = cfg->bus.transport == CONFIG_TRANSPORT_SERIAL;
+    struct yw_mark start = ld->root ? ld->root->mark : (struct yw_mark){1, 1};
 
-    if (check_addresses(ld) != 0 || check_bus_port(ld) != 0 || check_topics(ld) != 0)
+    if (!ld->buses_key && !ld->bus_key)
+        return fail(ld, start, "missing required key 'bus' at the top level");
+    if (!ld->buses_key && !ld->packs_key)
+        return fail(ld, start, "missing required key 'packs' at the top level");
+    link_buses(ld);
+    for (size_t k = 0; k < cfg->n_buses; k++)
+        if (check_addresses(ld, k) != 0)
+            return -1;
+    for (size_t k = 0; k < cfg->n_buses; k++)
+        if (check_bus_port(ld, k) != 0)
+            return -1;
+    if (check_topics(ld) != 0)
         return -1;
-
     for (size_t i = 0; cfg->bank_name && i < cfg->n_packs; i++)
         if (strcmp(cfg->packs[i].name, cfg->bank_name) == 0)
-            return fail(
-                ld,
-                (yaml_mark_t){0, (size_t)cfg->packs[i].line - 1, (size_t)cfg->packs[i].column - 1},
-                "pack name '%s' is also the name of the bank totals (bank_name); "
-                "rename one of them",
-                cfg->bank_name);
-    if (cfg->bus.mode != CONFIG_MODE_MODBUS_PER_PACK) {
-        if (serial && !cfg->bus.port)
-            return fail(ld, ld->bus_key->start_mark,
-                        "bus.port is required in %s mode with serial transport",
-                        config_mode_name(cfg->bus.mode));
-        return check_shared_addresses(ld);
+            return fail(ld,
+                        (struct yw_mark){(size_t)cfg->packs[i].line, (size_t)cfg->packs[i].column},
+                        "pack name '%s' is also the name of the bank totals (bank_name); "
+                        "rename one of them",
+                        cfg->bank_name);
+    for (size_t k = 0; k < cfg->n_buses; k++) {
+        const struct config_bus *b = &cfg->buses[k];
+        int rc = b->driver->port_per_pack && !b->listen ? check_port_per_pack(ld, k)
+                                                        : check_shared_bus(ld, k);
+
+        if (rc != 0 || check_rs485(ld, k) != 0)
+            return -1;
     }
-    /* Packs that name one port share an RS-485 bus: one baud, distinct slave ids. */
-    for (size_t i = 1; serial && i < cfg->n_packs; i++) {
-        const struct config_pack *a = &cfg->packs[i];
-        for (size_t j = 0; a->port && j < i; j++) {
-            const struct config_pack *b = &cfg->packs[j];
-            if (!b->port || strcmp(a->port, b->port) != 0)
-                continue;
-            if (a->address == b->address)
-                return fail(ld, pack_node(ld, i)->start_mark,
-                            "packs[%zu] '%s' has address 0x%02X like '%s' (line %d) on the same "
-                            "port; packs on one bus need distinct addresses",
-                            i, a->name, a->address, b->name, b->line);
-            if (config_pack_baud(cfg, a) != config_pack_baud(cfg, b))
-                return fail(ld, pack_node(ld, i)->start_mark,
-                            "packs[%zu] '%s' is on the port of '%s' (line %d) at another baud "
-                            "rate; one bus has one baud rate",
-                            i, a->name, b->name, b->line);
-        }
-    }
-    for (size_t i = 0; serial && i < cfg->n_packs; i++) {
-        if (!cfg->packs[i].port)
-            return fail(ld, pack_node(ld, i)->start_mark,
-                        "packs[%zu] '%s' has no port; modbus_per_pack mode with serial transport "
-                        "needs a port for every pack%s",
-                        i, cfg->packs[i].name,
-                        cfg->bus.port ? " (bus.port is only used in active and passive modes)"
-                                      : "");
-    }
-    return 0;
+    return check_buses_apart(ld);
 }
 
-/* The line and column of a byte offset, for reader errors, which carry only the offset. */
-static yaml_mark_t offset_mark(const struct loader *ld, size_t offset)
+static int load_document(struct loader *ld, const char *text, size_t len)
 {
-    yaml_mark_t mark = {offset, 0, 0};
-
-    for (size_t i = 0; i < offset && i < ld->len; i++) {
-        if (ld->text[i] == '\n') {
-            mark.line++;
-            mark.column = 0;
-        } else {
-            mark.column++;
-        }
-    }
-    return mark;
-}
-
-/* libyaml's words for a tab are "cannot start any token"; say what is actually wrong. */
-static const char *tab_hint(const struct loader *ld, yaml_mark_t mark)
-{
-    if (mark.index < ld->len && ld->text[mark.index] == '\t')
-        return " (YAML does not allow tabs for indentation)";
-    return "";
-}
-
-static int fail_syntax(struct loader *ld, const yaml_parser_t *parser)
-{
-    const char *problem = parser->problem ? parser->problem : "unknown error";
-    const char *hint = tab_hint(ld, parser->problem_mark);
-
-    switch (parser->error) {
-    case YAML_MEMORY_ERROR:
-        return fail_oom(ld);
-    case YAML_READER_ERROR:
-        if (parser->problem_value >= 0)
-            return fail(ld, offset_mark(ld, parser->problem_offset), "%s (byte 0x%02X)", problem,
-                        parser->problem_value);
-        return fail(ld, offset_mark(ld, parser->problem_offset), "%s", problem);
-    default:
-        if (parser->context)
-            return fail(ld, parser->problem_mark,
-                        "YAML syntax error: %s (%s at line %zu, column %zu)%s", problem,
-                        parser->context, parser->context_mark.line + 1,
-                        parser->context_mark.column + 1, hint);
-        return fail(ld, parser->problem_mark, "YAML syntax error: %s%s", problem, hint);
-    }
-}
-
-/* PyYAML's safe_load refuses a second document; so do we, rather than ignore it silently. */
-static int check_single_document(struct loader *ld, yaml_parser_t *parser)
-{
-    yaml_document_t next;
-    int rc = 0;
-
-    if (!yaml_parser_load(parser, &next))
-        return fail_syntax(ld, parser);
-    if (yaml_document_get_root_node(&next))
-        rc = fail(ld, next.start_mark, "a second YAML document; the file must hold only one");
-    yaml_document_delete(&next);
-    return rc;
-}
-
-/* Does the event carry an anchor (&name)? */
-static bool event_has_anchor(const yaml_event_t *ev)
-{
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT:
-        return ev->data.scalar.anchor != NULL;
-    case YAML_SEQUENCE_START_EVENT:
-        return ev->data.sequence_start.anchor != NULL;
-    case YAML_MAPPING_START_EVENT:
-        return ev->data.mapping_start.anchor != NULL;
-    default:
-        return false;
-    }
-}
-
-/*
- * Read the whole stream as events before libyaml builds a tree of it, and refuse what
- * would make that (or libyaml's scanner) slow: nesting deeper than CONFIG_MAX_DEPTH (the
- * scanner's work grows with the square of the depth: 1 MB of '[' took minutes), more than
- * CONFIG_MAX_ANCHORS anchors (libyaml's loader compares each new anchor, and each alias,
- * with every anchor before it). Stopping at the first offending event keeps this cheap.
- * Syntax errors are reported here, as the loader would report them.
- */
-static int check_events(struct loader *ld)
-{
-    yaml_parser_t parser;
-    yaml_event_t ev;
-    int depth = 0, anchors = 0, rc = 0;
-    bool end = false;
-
-    if (!yaml_parser_initialize(&parser))
-        return fail_oom(ld);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
-    while (rc == 0 && !end) {
-        if (!yaml_parser_parse(&parser, &ev)) {
-            rc = fail_syntax(ld, &parser);
-            break;
-        }
-        if (event_has_anchor(&ev) && ++anchors > CONFIG_MAX_ANCHORS)
-            rc = fail(ld, ev.start_mark,
-                      "more than %d anchors (&name); a configuration needs a few at most",
-                      CONFIG_MAX_ANCHORS);
-        switch (ev.type) {
-        case YAML_SEQUENCE_START_EVENT:
-        case YAML_MAPPING_START_EVENT:
-            if (rc == 0 && ++depth > CONFIG_MAX_DEPTH)
-                rc = fail(ld, ev.start_mark,
-                          "lists and mappings nested more than %d deep; a configuration needs 3 "
-                          "levels",
-                          CONFIG_MAX_DEPTH);
-            break;
-        case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
-        case YAML_STREAM_END_EVENT:
-            end = true;
-            break;
-        default:
-            break;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&parser);
-    return rc;
-}
-
-static int load_document(struct loader *ld)
-{
+    static const struct yw_limits limits = {
+        .max_bytes = CONFIG_MAX_BYTES,
+        .max_depth = CONFIG_MAX_DEPTH,
+        .max_anchors = CONFIG_MAX_ANCHORS,
+        .depth_needed = SCHEMA_DEPTH,
+    };
     struct section top = {"", top_keys, ARRAY_SIZE(top_keys), ld->cfg, {0}, {0}};
-    yaml_parser_t parser;
-    const yaml_node_t *root;
-    yaml_mark_t start = {0, 0, 0};
     int rc;
 
-    if (check_events(ld) != 0)
+    if (yw_load(&ld->doc, text, len, &limits, &ld->e) != 0)
         return -1;
-    if (!yaml_parser_initialize(&parser))
-        return fail_oom(ld);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)ld->text, ld->len);
-    if (!yaml_parser_load(&parser, &ld->doc)) {
-        rc = fail_syntax(ld, &parser);
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    rc = check_single_document(ld, &parser);
-    yaml_parser_delete(&parser);
-    root = yaml_document_get_root_node(&ld->doc);
-    ld->root = root;
-    if (rc == 0)
-        rc = walk_mapping(ld, &top, root, root ? root->start_mark : start);
+    ld->root = ld->doc.root;
+    ld->buses_form = yw_key(ld->root, "buses") != NULL;
+    rc = walk_mapping(ld, &top, ld->root, ld->root ? ld->root->mark : (struct yw_mark){1, 1});
     if (rc == 0)
         rc = check_whole(ld);
-    yaml_document_delete(&ld->doc);
     return rc;
 }
 
@@ -1369,13 +1324,7 @@ static int load_document(struct loader *ld)
 int config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->bus.mode = CONFIG_MODE_MODBUS_PER_PACK;
-    cfg->bus.transport = CONFIG_TRANSPORT_SERIAL;
-    cfg->bus.baud = 9600;
-    cfg->bus.read_chunk = 512;
-    cfg->bus.timeout_s = 1.5;
-    cfg->bus.poll_interval_s = 10.0;
-    cfg->bus.offline_after = 3;
+    bus_defaults(&cfg->bus);
     cfg->mqtt.port = 1883;
     cfg->mqtt.keepalive = 60;
     cfg->mqtt.tls_insecure = false;
@@ -1394,26 +1343,19 @@ int config_defaults(struct config *cfg)
 int config_load_buffer(struct config *cfg, const char *name, const char *text, size_t len,
                        char *err, size_t errlen)
 {
-    struct loader ld = {.name = name ? name : "<buffer>",
-                        .err = err,
-                        .errlen = errlen,
-                        .text = text ? text : "",
-                        .len = text ? len : 0,
+    struct loader ld = {.e = {.name = name ? name : "<buffer>", .err = err, .errlen = errlen},
                         .cfg = cfg};
+    int rc;
 
-    set_error(err, errlen, "%s", "");
-    if (ld.len > CONFIG_MAX_BYTES) {
-        set_error(err, errlen, "%s: larger than 1 MiB; a configuration is a few kilobytes",
-                  ld.name);
-        memset(cfg, 0, sizeof *cfg);
-        return -1;
-    }
+    yw_set_error(err, errlen, "%s", "");
     if (config_defaults(cfg) != 0)
         return fail_oom(&ld);
-    cfg->path = strdup(ld.name);
-    if (!cfg->path || load_document(&ld) != 0) {
-        if (!cfg->path)
-            fail_oom(&ld);
+    cfg->path = strdup(ld.e.name);
+    rc = cfg->path ? load_document(&ld, text, len) : fail_oom(&ld);
+    yw_free(&ld.doc);
+    free(ld.buses);
+    free(ld.packs);
+    if (rc != 0) {
         config_free(cfg);
         return -1;
     }
@@ -1475,7 +1417,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     int rc;
 
     if (read_file(path, &text, &len) != 0) {
-        set_error(err, errlen, "%s: %s", path, strerror(errno));
+        yw_set_error(err, errlen, "%s: %s", path, strerror(errno));
         memset(cfg, 0, sizeof *cfg);
         return -1;
     }
@@ -1491,7 +1433,11 @@ void config_free(struct config *cfg)
     free(cfg->path);
     free(cfg->state_file);
     free(cfg->bank_name);
-    free(cfg->bus.port);
+    for (size_t k = 0; cfg->buses && k < cfg->n_buses; k++) {
+        free(cfg->buses[k].name);
+        free(cfg->buses[k].port);
+    }
+    free(cfg->buses);
     free(cfg->mqtt.host);
     free(cfg->mqtt.username);
     free(cfg->mqtt.password);
@@ -1501,11 +1447,12 @@ void config_free(struct config *cfg)
     free(cfg->mqtt.tls_ca_file);
     free(cfg->mqtt.tls_cert_file);
     free(cfg->mqtt.tls_key_file);
-    for (size_t i = 0; i < cfg->n_packs; i++) {
+    for (size_t i = 0; cfg->packs && i < cfg->n_packs; i++) {
         free(cfg->packs[i].name);
         free(cfg->packs[i].port);
     }
     free(cfg->packs);
+    /* cfg->bus is a view of buses[0]: nothing of its own to free. */
     memset(cfg, 0, sizeof *cfg);
 }
 
@@ -1514,21 +1461,16 @@ bool config_baud_supported(int baud)
     return link_baud_supported(baud);
 }
 
-const char *config_protocol_name(enum config_protocol protocol)
-{
-    if ((size_t)protocol < ARRAY_SIZE(protocol_names))
-        return protocol_names[protocol];
-    return "?";
-}
-
-const char *config_mode_name(enum config_bus_mode mode)
-{
-    if ((size_t)mode < ARRAY_SIZE(mode_names))
-        return mode_names[mode];
-    return "unknown";
-}
-
 int config_pack_baud(const struct config *cfg, const struct config_pack *pack)
 {
-    return pack->baud ? pack->baud : cfg->bus.baud;
+    if (pack->baud)
+        return pack->baud;
+    return pack->bus ? pack->bus->baud : cfg->bus.baud;
+}
+
+const char *config_pack_port(const struct config_pack *pack)
+{
+    if (pack->port)
+        return pack->port;
+    return pack->bus ? pack->bus->port : NULL;
 }

@@ -195,7 +195,7 @@ void poller_listen(struct poller_bus *bus)
     struct poller *pl = bus->pl;
     struct link *l = bus->packs[0]->link;
     struct poller_listen ls = {.bus = bus};
-    const struct sniff_proto *proto = sniff_proto_find(config_protocol_name(pl->cfg->bus.protocol));
+    const struct sniff_proto *proto = pl->cfg->bus.driver->sniff;
     uint8_t buf[256];
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
 

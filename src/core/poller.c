@@ -189,7 +189,7 @@ static void *poller_bus_thread(void *arg)
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
-    if (pl->cfg->bus.mode == CONFIG_MODE_PASSIVE && bus->packs[0]->link->read_only) {
+    if (pl->cfg->bus.listen && bus->packs[0]->link->read_only) {
         /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);
         goto done;

@@ -26,6 +26,8 @@
 #define PYLONTECH_ADDRESSES                                                                        \
     "0x02..0x0D plus 0x10 times the group 0..7 (the module's ADR: module 2..13, 2 being the "      \
     "group's master)"
+/* Every bus.mode of the driver table, as the message for an unknown one lists them. */
+#define VALID_MODES "lp4v2, modbus_per_pack, passive, eg4_legacy, active, pylontech, lp4_ascii"
 /* The rates of the serial layer, as messages list them. */
 #define BAUD_LIST                                                                                  \
     "110, 300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, "         \
@@ -108,7 +110,9 @@ static void test_config_loads_original_example_unchanged(void **state)
     (void)state;
     load_ok(&cfg, original_example);
     assert_string_equal(cfg.path, "t.yaml");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_MODBUS_PER_PACK);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "modbus_per_pack");
     assert_int_equal(cfg.bus.transport, CONFIG_TRANSPORT_SERIAL);
     assert_null(cfg.bus.port);
     assert_int_equal(cfg.bus.baud, 9600);
@@ -164,13 +168,17 @@ static void test_config_loads_active_and_passive_modes_with_shared_port(void **s
     (void)state;
     load_ok(&cfg, "bus:\n  mode: active\n  port: /dev/ttyUSB0\n"
                   "packs:\n  - {name: a, address: 1}\n  - {name: b, address: 2}\n");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_ACTIVE);
+    assert_ptr_equal(cfg.bus.driver, &eg4_legacy_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "active");
     assert_string_equal(cfg.bus.port, "/dev/ttyUSB0");
     assert_null(cfg.packs[0].port);
     config_free(&cfg);
     load_ok(&cfg, "bus:\n  mode: passive\n  port: /dev/ttyUSB0\n  baud: 19200\n"
                   "  read_chunk: 4096\npacks:\n  - name: a\n");
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_PASSIVE);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_true(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "passive");
     assert_int_equal(cfg.bus.read_chunk, 4096);
     config_free(&cfg);
 }
@@ -182,7 +190,9 @@ static void test_config_defaults_match_header(void **state)
     (void)state;
     assert_int_equal(config_defaults(&cfg), 0);
     assert_null(cfg.path);
-    assert_int_equal(cfg.bus.mode, CONFIG_MODE_MODBUS_PER_PACK);
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_false(cfg.bus.listen);
+    assert_string_equal(cfg.bus.mode, "modbus_per_pack");
     assert_int_equal(cfg.bus.transport, CONFIG_TRANSPORT_SERIAL);
     assert_null(cfg.bus.port);
     assert_int_equal(cfg.bus.baud, 9600);
@@ -482,8 +492,7 @@ static void test_config_control_characters_are_masked_in_message(void **state)
 {
     (void)state;
     expect_error("bus:\n  mode: \"a\\x1b[2Jb\"\n",
-                 "t.yaml:2:9: unknown bus.mode 'a?[2Jb' (valid: modbus_per_pack, active, "
-                 "passive, pylontech, lp4_ascii)");
+                 "t.yaml:2:9: unknown bus.mode 'a?[2Jb' (valid: " VALID_MODES ")");
 }
 
 static void test_config_mapping_where_scalar_expected_is_refused(void **state)
@@ -553,8 +562,7 @@ static void test_config_unknown_mode_lists_valid_modes(void **state)
 {
     (void)state;
     expect_error("bus:\n  mode: rtu\npacks: [{name: p}]\n",
-                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: modbus_per_pack, active, passive, "
-                 "pylontech, lp4_ascii)");
+                 "t.yaml:2:9: unknown bus.mode 'rtu' (valid: " VALID_MODES ")");
 }
 
 static void test_config_unknown_transport_is_refused(void **state)
@@ -570,22 +578,29 @@ static void test_config_passive_bus_protocol_names_what_the_master_speaks(void *
 
     (void)state;
     load_ok(&cfg, "bus:\n  mode: passive\n  port: /dev/x\npacks: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4V2); /* the default: as before */
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver); /* the default: as before */
+    assert_true(cfg.bus.listen);
     assert_int_equal(cfg.bus.baud, 9600);
     config_free(&cfg);
     load_ok(&cfg, "bus:\n  protocol: pylontech\n  mode: passive\n  port: /dev/x\n"
                   "packs: [{name: p, address: 2}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_PYLONTECH);
+    assert_ptr_equal(cfg.bus.driver, &pylontech_driver);
+    assert_true(cfg.bus.listen);
     assert_int_equal(cfg.bus.baud, 115200); /* a Pylontech bus's own rate */
-    assert_string_equal(config_protocol_name(cfg.bus.protocol), "pylontech");
+    assert_string_equal(cfg.bus.mode, "passive");
     config_free(&cfg);
+    /* The addresses are those of the protocol listened to: a legacy pack must give its. */
     load_ok(&cfg, "bus:\n  mode: passive\n  protocol: eg4_legacy\n  port: /dev/x\n"
-                  "packs: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_EG4_LEGACY);
+                  "packs: [{name: p, address: 0}]\n");
+    assert_ptr_equal(cfg.bus.driver, &eg4_legacy_driver);
     config_free(&cfg);
+    expect_error("bus:\n  mode: passive\n  protocol: eg4_legacy\n  port: /dev/x\n"
+                 "packs: [{name: p}]\n",
+                 "t.yaml:5:9: packs[0] 'p' has no address; passive mode (protocol eg4_legacy) "
+                 "needs one in " LEGACY_ADDRESSES);
     load_ok(&cfg, "bus:\n  mode: passive\n  protocol: lp4_ascii\n  port: /dev/x\n"
-                  "packs: [{name: p}]\n");
-    assert_int_equal(cfg.bus.protocol, CONFIG_PROTOCOL_LP4_ASCII);
+                  "packs: [{name: p, address: 15}]\n");
+    assert_ptr_equal(cfg.bus.driver, &lp4_ascii_driver);
     config_free(&cfg);
     expect_error("bus:\n  mode: passive\n  protocol: modbus\n  port: /dev/x\n"
                  "packs: [{name: p}]\n",
@@ -671,6 +686,8 @@ static void test_config_duplicate_pack_name_points_at_second(void **state)
 
 static void test_config_per_pack_serial_pack_without_port_is_refused(void **state)
 {
+    struct config cfg;
+
     (void)state;
     expect_error("bus:\n"
                  "  mode: modbus_per_pack\n"
@@ -680,15 +697,17 @@ static void test_config_per_pack_serial_pack_without_port_is_refused(void **stat
                  "  - name: p2\n"
                  "    address: 0x41\n",
                  "t.yaml:6:5: packs[1] 'p2' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack");
-    expect_error("bus:\n  mode: modbus_per_pack\n  port: /dev/ttyUSB0\npacks:\n  - name: p1\n"
-                 "    port: ''\n",
-                 "t.yaml:5:5: packs[0] 'p1' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack (bus.port is only used in active and "
-                 "passive modes)");
+                 "transport needs bus.port or a port for every pack");
     expect_error("bus:\n  mode: modbus_per_pack\npacks:\n  - name: p1\n    port: ''\n",
                  "t.yaml:4:5: packs[0] 'p1' has no port; modbus_per_pack mode with serial "
-                 "transport needs a port for every pack");
+                 "transport needs bus.port or a port for every pack");
+    /* A pack without a port of its own is on bus.port (as in the buses form). */
+    load_ok(&cfg, "bus:\n  mode: modbus_per_pack\n  port: /dev/ttyUSB0\npacks:\n  - name: p1\n"
+                  "    port: ''\n  - {name: p2, port: /dev/ttyUSB1}\n");
+    assert_null(cfg.packs[0].port);
+    assert_string_equal(config_pack_port(&cfg.packs[0]), "/dev/ttyUSB0");
+    assert_string_equal(config_pack_port(&cfg.packs[1]), "/dev/ttyUSB1");
+    config_free(&cfg);
 }
 
 static void test_config_shared_bus_needs_port_and_distinct_addresses(void **state)
@@ -946,12 +965,36 @@ static void test_config_free_is_safe_twice_and_on_zeroed(void **state)
     config_free(NULL);
 }
 
+/* bus.mode is kept as written (for the startup log), as the driver table spells it. */
 static void test_config_mode_names(void **state)
 {
+    static const struct {
+        const char *mode;
+        const struct driver *driver;
+        bool listen;
+    } cases[] = {
+        {"modbus_per_pack", &lp4v2_driver, false}, {"lp4v2", &lp4v2_driver, false},
+        {"passive", &lp4v2_driver, true},          {"active", &eg4_legacy_driver, false},
+        {"eg4_legacy", &eg4_legacy_driver, false}, {"pylontech", &pylontech_driver, false},
+        {"lp4_ascii", &lp4_ascii_driver, false},
+    };
+    char yaml[256];
+
     (void)state;
-    assert_string_equal(config_mode_name(CONFIG_MODE_MODBUS_PER_PACK), "modbus_per_pack");
-    assert_string_equal(config_mode_name(CONFIG_MODE_ACTIVE), "active");
-    assert_string_equal(config_mode_name(CONFIG_MODE_PASSIVE), "passive");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct config cfg;
+
+        snprintf(yaml, sizeof yaml,
+                 "bus: {mode: %s, transport: mock}\npacks: [{name: p, address: 2}]\n",
+                 cases[i].mode);
+        load_ok(&cfg, yaml);
+        assert_string_equal(cfg.bus.mode, cases[i].mode);
+        assert_ptr_equal(cfg.bus.driver, cases[i].driver);
+        assert_int_equal(cfg.bus.listen, cases[i].listen);
+        assert_int_equal(cfg.n_buses, 1);
+        assert_string_equal(cfg.buses[0].name, "bus");
+        config_free(&cfg);
+    }
 }
 
 static void test_config_aliases_are_followed(void **state)
@@ -1090,8 +1133,8 @@ static void test_config_modbus_tcp_bus_port_outside_modbus_per_pack_is_refused(v
                  modes[i]);
         snprintf(expected, sizeof expected,
                  "t.yaml:3:9: bus.port 'modbus-tcp://gw.lan:502' is a Modbus TCP gateway, which "
-                 "only modbus_per_pack mode polls (as a pack's port); %s mode needs a serial "
-                 "device or tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
+                 "only modbus_per_pack mode polls; %s mode needs a serial device or "
+                 "tcp://HOST:PORT (a raw RS-485-to-Ethernet bridge)",
                  modes[i]);
         expect_error(yaml, expected);
         /* The same bus through a raw bridge works. */
@@ -1251,15 +1294,15 @@ static void test_config_deep_nesting_is_refused_at_once(void **state)
         const char *unit, *message;
     } cases[] = {
         {"[", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-              "3 levels"},
+              "5 levels"},
         {"{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-              "3 levels"},
+              "5 levels"},
         {"- ", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
-               "needs 3 levels"},
+               "needs 5 levels"},
         {"[{", "t.yaml:1:33: lists and mappings nested more than 32 deep; a configuration needs "
-               "3 levels"},
+               "5 levels"},
         {"a: [", "t.yaml:1:65: lists and mappings nested more than 32 deep; a configuration "
-                 "needs 3 levels"},
+                 "needs 5 levels"},
     };
 
     (void)state;
@@ -1283,7 +1326,7 @@ static void test_config_nesting_limit_is_32_levels(void **state)
     snprintf(yaml, sizeof yaml, "bus: %.32s1%.32s\n", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
              "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
     expect_error(yaml, "t.yaml:1:37: lists and mappings nested more than 32 deep; a "
-                       "configuration needs 3 levels");
+                       "configuration needs 5 levels");
 }
 
 /* libyaml's loader compares every anchor and alias with every anchor before it. */
@@ -1467,6 +1510,573 @@ static void test_config_reading_keys_fit_the_topic_check(void **state)
         assert_in_range(strlen(bank_readings[i].key), 1, READING_KEY_MAX);
 }
 
+/* ---- the eg4-battery script's own config --------------------------------------------------- */
+
+/*
+ * Every key the eg4-battery script's load_config() read (its BusConfig, MQTTConfig,
+ * PackConfig and cell_count), with the values its bring-up checklist shows: the mode is
+ * filled in per test. The script's file itself is not copied here, only its keys.
+ */
+static const char script_config_fmt[] = "bus:\n"
+                                        "  mode: %s\n"
+                                        "  transport: serial\n"
+                                        "  port: %s\n"
+                                        "  baud: 9600\n"
+                                        "  read_chunk: 512\n"
+                                        "  timeout_s: 1.5\n"
+                                        "  poll_interval_s: 10.0\n"
+                                        "mqtt:\n"
+                                        "  host: 192.168.1.20\n"
+                                        "  port: 1883\n"
+                                        "  username: homeassistant\n"
+                                        "  password: s3cret\n"
+                                        "  discovery_prefix: homeassistant\n"
+                                        "packs:\n"
+                                        "- name: lifepower4_1\n"
+                                        "  address: %s\n"
+                                        "  port: %s\n"
+                                        "  baud: 9600\n"
+                                        "- name: lifepower4_2\n"
+                                        "  address: %s\n"
+                                        "  port: %s\n"
+                                        "  baud: 9600\n"
+                                        "- name: lifepower4_3\n"
+                                        "  address: %s\n"
+                                        "  port: %s\n"
+                                        "  baud: 9600\n"
+                                        "cell_count: 16\n";
+
+/* FNV-1a over the pack names with their NULs, as main.c makes the default client id and
+ * bank name: HA entities depend on it. */
+static uint32_t names_hash(const struct config *cfg)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < cfg->n_packs; i++)
+        for (const char *s = cfg->packs[i].name;; s++) {
+            h = (h ^ (uint8_t)*s) * 16777619u;
+            if (!*s)
+                break;
+        }
+    return h;
+}
+
+/* The settings every mode of the script's file must load to, as before the buses form. */
+static void expect_script_settings(const struct config *cfg, const char *port)
+{
+    assert_int_equal(cfg->n_buses, 1);
+    assert_string_equal(cfg->buses[0].name, "bus");
+    assert_int_equal(cfg->buses[0].line, 1);
+    assert_int_equal(cfg->buses[0].column, 1);
+    assert_int_equal(cfg->buses[0].transport, CONFIG_TRANSPORT_SERIAL);
+    if (port)
+        assert_string_equal(cfg->buses[0].port, port);
+    else
+        assert_null(cfg->buses[0].port);
+    assert_int_equal(cfg->buses[0].baud, 9600);
+    assert_int_equal(cfg->buses[0].read_chunk, 512);
+    assert_true(cfg->buses[0].timeout_s == 1.5);
+    assert_true(cfg->buses[0].poll_interval_s == 10.0);
+    assert_int_equal(cfg->buses[0].offline_after, 3);
+    assert_false(cfg->buses[0].rs485);
+    assert_false(cfg->buses[0].echo);
+    assert_string_equal(cfg->mqtt.host, "192.168.1.20");
+    assert_int_equal(cfg->mqtt.port, 1883);
+    assert_string_equal(cfg->mqtt.username, "homeassistant");
+    assert_string_equal(cfg->mqtt.password, "s3cret");
+    assert_string_equal(cfg->mqtt.discovery_prefix, "homeassistant");
+    assert_string_equal(cfg->mqtt.base_topic, "bms2mqtt");
+    assert_null(cfg->mqtt.client_id);
+    assert_int_equal(cfg->cell_count, 16);
+    assert_true(cfg->bank);
+    assert_null(cfg->bank_name);
+    assert_null(cfg->state_file);
+    assert_int_equal(cfg->n_packs, 3);
+    assert_ptr_equal(cfg->buses[0].packs, cfg->packs);
+    assert_int_equal(cfg->buses[0].n_packs, 3);
+    for (size_t i = 0; i < 3; i++) {
+        char name[32];
+
+        snprintf(name, sizeof name, "lifepower4_%zu", i + 1);
+        assert_string_equal(cfg->packs[i].name, name);
+        assert_int_equal(cfg->packs[i].baud, 9600);
+        assert_int_equal(cfg->packs[i].line, 16 + 4 * (int)i);
+        assert_int_equal(cfg->packs[i].column, 9);
+        assert_ptr_equal(cfg->packs[i].bus, &cfg->buses[0]);
+        assert_int_equal(config_pack_baud(cfg, &cfg->packs[i]), 9600);
+    }
+    /* The default client id and bank name keep their hash: the same HA entities. */
+    assert_int_equal(names_hash(cfg), 0xe86d0ed1u);
+    /* The transitional view is the one bus. */
+    assert_string_equal(cfg->bus.name, "bus");
+    assert_ptr_equal(cfg->bus.driver, cfg->buses[0].driver);
+    assert_int_equal(cfg->bus.listen, cfg->buses[0].listen);
+    assert_ptr_equal(cfg->bus.port, cfg->buses[0].port);
+    assert_int_equal(cfg->bus.baud, 9600);
+    assert_true(cfg->bus.timeout_s == 1.5);
+    assert_true(cfg->bus.poll_interval_s == 10.0);
+    assert_ptr_equal(cfg->bus.packs, cfg->packs);
+}
+
+static void test_config_script_config_loads_to_the_same_settings(void **state)
+{
+    static const char *const ports[] = {
+        "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K0001-if00-port0",
+        "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K0002-if00-port0",
+        "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K0003-if00-port0",
+    };
+    char yaml[2048];
+    struct config cfg;
+
+    (void)state;
+    /* modbus_per_pack: one adapter per pack at 0x40; the script's shared port "" unused. */
+    snprintf(yaml, sizeof yaml, script_config_fmt, "modbus_per_pack", "\"\"", "0x40", ports[0],
+             "0x40", ports[1], "0x40", ports[2]);
+    load_ok(&cfg, yaml);
+    expect_script_settings(&cfg, NULL);
+    assert_ptr_equal(cfg.buses[0].driver, &lp4v2_driver);
+    assert_false(cfg.buses[0].listen);
+    assert_string_equal(cfg.buses[0].mode, "modbus_per_pack");
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(cfg.packs[i].address, 0x40);
+        assert_string_equal(cfg.packs[i].port, ports[i]);
+        assert_string_equal(config_pack_port(&cfg.packs[i]), ports[i]);
+    }
+    config_free(&cfg);
+    /* active: the legacy protocol on the shared port; the packs repeat it. */
+    snprintf(yaml, sizeof yaml, script_config_fmt, "active", "/dev/ttyUSB0", "1", "/dev/ttyUSB0",
+             "2", "/dev/ttyUSB0", "3", "/dev/ttyUSB0");
+    load_ok(&cfg, yaml);
+    expect_script_settings(&cfg, "/dev/ttyUSB0");
+    assert_ptr_equal(cfg.buses[0].driver, &eg4_legacy_driver);
+    assert_false(cfg.buses[0].listen);
+    assert_string_equal(cfg.buses[0].mode, "active");
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(cfg.packs[i].address, (int)i + 1);
+        assert_string_equal(cfg.packs[i].port, "/dev/ttyUSB0");
+    }
+    config_free(&cfg);
+    /* passive: listening to Modbus RTU on the shared port. */
+    snprintf(yaml, sizeof yaml, script_config_fmt, "passive", "/dev/ttyUSB0", "0x01",
+             "/dev/ttyUSB0", "0x02", "/dev/ttyUSB0", "0x03", "/dev/ttyUSB0");
+    load_ok(&cfg, yaml);
+    expect_script_settings(&cfg, "/dev/ttyUSB0");
+    assert_ptr_equal(cfg.buses[0].driver, &lp4v2_driver);
+    assert_true(cfg.buses[0].listen);
+    assert_string_equal(cfg.buses[0].mode, "passive");
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(cfg.packs[i].address, (int)i + 1);
+        assert_string_equal(cfg.packs[i].port, "/dev/ttyUSB0");
+    }
+    config_free(&cfg);
+}
+
+/* ---- the buses form ------------------------------------------------------------------------ */
+
+/* The redesign issue's example: two buses, two protocols, one daemon. */
+static const char two_buses[] =
+    "buses:\n"
+    "  - name: rack\n"
+    "    mode: modbus_per_pack\n"
+    "    port: /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0\n"
+    "    baud: 9600\n"
+    "    timeout_s: 1.0\n"
+    "    poll_interval_s: 5\n"
+    "    packs:\n"
+    "      - {name: pack1, address: 1}\n"
+    "      - {name: pack2, address: 2}\n"
+    "  - name: stack\n"
+    "    mode: pylontech\n"
+    "    port: tcp://10.0.0.7:4196\n"
+    "    packs:\n"
+    "      - {name: us3000_1, address: 2}\n"
+    "mqtt:\n"
+    "  host: broker.lan\n";
+
+static void test_config_buses_form_two_protocols(void **state)
+{
+    struct config cfg;
+    const struct config_bus *rack, *stack;
+
+    (void)state;
+    load_ok(&cfg, two_buses);
+    assert_int_equal(cfg.n_buses, 2);
+    rack = &cfg.buses[0];
+    stack = &cfg.buses[1];
+    assert_string_equal(rack->name, "rack");
+    assert_string_equal(rack->mode, "modbus_per_pack");
+    assert_ptr_equal(rack->driver, &lp4v2_driver);
+    assert_false(rack->listen);
+    assert_string_equal(rack->port,
+                        "/dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A10K1234-if00-port0");
+    assert_int_equal(rack->baud, 9600);
+    assert_true(rack->timeout_s == 1.0);
+    assert_true(rack->poll_interval_s == 5.0);
+    assert_int_equal(rack->line, 2);
+    assert_int_equal(rack->column, 5);
+    assert_int_equal(rack->n_packs, 2);
+    assert_ptr_equal(rack->packs, &cfg.packs[0]);
+    assert_string_equal(stack->name, "stack");
+    assert_ptr_equal(stack->driver, &pylontech_driver);
+    assert_string_equal(stack->port, "tcp://10.0.0.7:4196");
+    assert_int_equal(stack->baud, 115200); /* the driver's own rate */
+    assert_true(stack->timeout_s == 1.5);  /* defaults are per bus, not inherited */
+    assert_true(stack->poll_interval_s == 10.0);
+    assert_int_equal(stack->line, 11);
+    assert_int_equal(stack->n_packs, 1);
+    assert_ptr_equal(stack->packs, &cfg.packs[2]);
+    /* Every pack of every bus, in file order, each knowing its bus. */
+    assert_int_equal(cfg.n_packs, 3);
+    assert_string_equal(cfg.packs[0].name, "pack1");
+    assert_string_equal(cfg.packs[1].name, "pack2");
+    assert_string_equal(cfg.packs[2].name, "us3000_1");
+    assert_ptr_equal(cfg.packs[1].bus, rack);
+    assert_ptr_equal(cfg.packs[2].bus, stack);
+    assert_int_equal(cfg.packs[2].address, 2);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[2]), 115200);
+    assert_int_equal(config_pack_baud(&cfg, &cfg.packs[0]), 9600);
+    assert_string_equal(config_pack_port(&cfg.packs[0]), rack->port);
+    assert_string_equal(config_pack_port(&cfg.packs[2]), "tcp://10.0.0.7:4196");
+    assert_null(cfg.packs[0].port);
+    assert_int_equal(cfg.packs[0].line, 9);
+    /* The transitional view is the first bus. */
+    assert_string_equal(cfg.bus.name, "rack");
+    assert_ptr_equal(cfg.bus.driver, &lp4v2_driver);
+    assert_ptr_equal(cfg.bus.port, rack->port);
+    assert_true(cfg.bus.poll_interval_s == 5.0);
+    assert_string_equal(cfg.mqtt.host, "broker.lan");
+    config_free(&cfg);
+    assert_null(cfg.buses);
+    assert_int_equal(cfg.n_buses, 0);
+}
+
+static void test_config_buses_form_passive_bus_with_protocol(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, "buses:\n  - name: heard\n    mode: passive\n    protocol: pylontech\n"
+                  "    port: /dev/ttyUSB0\n    packs: [{name: m2, address: 2}]\n");
+    assert_ptr_equal(cfg.buses[0].driver, &pylontech_driver);
+    assert_true(cfg.buses[0].listen);
+    assert_string_equal(cfg.buses[0].mode, "passive");
+    assert_int_equal(cfg.buses[0].baud, 115200);
+    config_free(&cfg);
+    expect_error("buses:\n  - name: s\n    mode: pylontech\n    protocol: pylontech\n"
+                 "    port: /dev/ttyUSB0\n    packs: [{name: m2, address: 2}]\n",
+                 "t.yaml:4:15: buses[0].protocol is only used in passive mode (buses[0].mode is "
+                 "pylontech)");
+}
+
+static void test_config_buses_need_unique_valid_names(void **state)
+{
+    (void)state;
+    expect_error("buses:\n  - mode: active\n    port: /dev/x\n    packs: [{name: a, address: 1}]\n",
+                 "t.yaml:2:5: missing required key 'name' in buses[0]");
+    expect_error("buses:\n  - name:\n    mode: active\n",
+                 "t.yaml:2:5: buses[0].name needs a value");
+    expect_error("buses:\n  - name: rack one\n",
+                 "t.yaml:2:11: buses[0].name 'rack one' may only contain letters, digits, '_' "
+                 "and '-'");
+    expect_error("buses:\n"
+                 "  - name: a\n"
+                 "    mode: active\n"
+                 "    port: /dev/x\n"
+                 "    packs: [{name: p1, address: 1}]\n"
+                 "  - name: a\n"
+                 "    mode: active\n"
+                 "    port: /dev/y\n"
+                 "    packs: [{name: p2, address: 1}]\n",
+                 "t.yaml:6:11: duplicate bus name 'a' (first used at line 2)");
+}
+
+/* One form or the other, refused at the second one. */
+static void test_config_buses_and_bus_do_not_mix(void **state)
+{
+    static const char bus_item[] =
+        "  - {name: a, mode: active, port: /dev/x, packs: [{name: p, address: 1}]}\n";
+    char yaml[512];
+
+    (void)state;
+    snprintf(yaml, sizeof yaml, "bus:\n  mode: active\nbuses:\n%s", bus_item);
+    expect_error(yaml, "t.yaml:3:1: buses and bus (line 1) are two forms of the bus settings; use "
+                       "either buses (a list of buses, each with its packs) or the original bus "
+                       "and packs, not both");
+    snprintf(yaml, sizeof yaml, "buses:\n%spacks: [{name: q}]\n", bus_item);
+    expect_error(yaml, "t.yaml:3:1: packs and buses (line 1) are two forms of the bus settings; "
+                       "use either buses (a list of buses, each with its packs) or the original "
+                       "bus and packs, not both");
+    snprintf(yaml, sizeof yaml, "packs: [{name: q}]\nbuses:\n%s", bus_item);
+    expect_error(yaml, "t.yaml:2:1: buses and packs (line 1) are two forms of the bus settings; "
+                       "use either buses (a list of buses, each with its packs) or the original "
+                       "bus and packs, not both");
+}
+
+static void test_config_buses_unknown_mode_lists_the_driver_table(void **state)
+{
+    (void)state;
+    expect_error("buses:\n  - name: a\n    mode: modbus\n",
+                 "t.yaml:3:11: unknown buses[0].mode 'modbus' (valid: " VALID_MODES ")");
+    expect_error("buses:\n  - name: a\n    mode: passive\n    protocol: active\n",
+                 "t.yaml:4:15: unknown buses[0].protocol 'active' (valid: lp4v2, eg4_legacy, "
+                 "pylontech, lp4_ascii)");
+}
+
+/* Each driver's range, default and rule, through the table, in the buses form. */
+static void test_config_buses_addresses_follow_each_driver(void **state)
+{
+    char yaml[256], err[512], expected[512], address[32];
+    struct config cfg;
+
+    (void)state;
+    for (size_t d = 0; drivers[d]; d++) {
+        const struct driver *dr = drivers[d];
+        const int cases[] = {dr->addr_min, dr->addr_max, dr->addr_min - 1, dr->addr_max + 1};
+
+        /* No address: the driver's default, or an error naming its rule. */
+        snprintf(yaml, sizeof yaml,
+                 "buses:\n  - name: b\n    mode: %s\n    port: /dev/ttyUSB0\n    packs:\n"
+                 "      - {name: p}\n",
+                 dr->name);
+        if (dr->addr_default >= 0) {
+            load_ok(&cfg, yaml);
+            assert_int_equal(cfg.packs[0].address, dr->addr_default);
+            config_free(&cfg);
+        } else {
+            snprintf(expected, sizeof expected,
+                     "t.yaml:6:9: buses[0].packs[0] 'p' has no address; %s mode needs one in %s",
+                     dr->name, dr->addr_rule);
+            expect_error(yaml, expected);
+        }
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            snprintf(address, sizeof address, "%d", cases[i]);
+            snprintf(yaml, sizeof yaml,
+                     "buses:\n  - name: b\n    mode: %s\n    port: /dev/ttyUSB0\n    packs:\n"
+                     "      - {name: p, address: %s}\n",
+                     dr->name, address);
+            if (i < 2) {
+                assert_int_equal(load(&cfg, yaml, err, sizeof err), 0);
+                assert_int_equal(cfg.packs[0].address, cases[i]);
+                assert_true(driver_addr_ok(dr, cases[i]));
+                config_free(&cfg);
+                continue;
+            }
+            snprintf(expected, sizeof expected,
+                     "t.yaml:6:28: buses[0].packs[0].address must be in %s in %s mode, not %s",
+                     dr->addr_rule, dr->name, address);
+            expect_error(yaml, expected);
+        }
+    }
+}
+
+/* Pack names are Home Assistant ids: unique across buses. */
+static void test_config_buses_pack_names_unique_across_buses(void **state)
+{
+    (void)state;
+    expect_error("buses:\n"
+                 "  - {name: a, mode: active, port: /dev/x, packs: [{name: p, address: 1}]}\n"
+                 "  - {name: b, mode: active, port: /dev/y, packs: [{name: p, address: 1}]}\n",
+                 "t.yaml:3:58: duplicate pack name 'p' (first used at line 2)");
+}
+
+static void test_config_buses_do_not_share_a_port(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    expect_error("buses:\n"
+                 "  - {name: a, mode: active, port: /dev/x, packs: [{name: p, address: 1}]}\n"
+                 "  - {name: b, mode: pylontech, port: /dev/x, packs: [{name: q, address: 2}]}\n",
+                 "t.yaml:3:38: buses[1].port '/dev/x' is also a port of bus 'a' (line 2); two "
+                 "buses cannot share a port: put their packs on one bus");
+    /* A modbus_per_pack pack's own port is one of its bus's ports. */
+    expect_error("buses:\n"
+                 "  - {name: a, mode: active, port: /dev/x, packs: [{name: p, address: 1}]}\n"
+                 "  - name: b\n"
+                 "    mode: modbus_per_pack\n"
+                 "    packs: [{name: q, port: /dev/y}, {name: r, port: /dev/x}]\n",
+                 "t.yaml:5:54: buses[1].packs[1].port '/dev/x' is also a port of bus 'a' (line "
+                 "2); two buses cannot share a port: put their packs on one bus");
+    /* Simulated buses have no ports to share. */
+    load_ok(&cfg, "buses:\n"
+                  "  - {name: a, mode: active, transport: mock, packs: [{name: p, address: 1}]}\n"
+                  "  - {name: b, mode: lp4_ascii, transport: mock, packs: [{name: q, address: "
+                  "1}]}\n");
+    assert_int_equal(cfg.n_buses, 2);
+    config_free(&cfg);
+}
+
+static void test_config_buses_shapes_are_checked(void **state)
+{
+    (void)state;
+    expect_error("buses:\n", "t.yaml:1:1: buses is empty; list at least one bus");
+    expect_error("buses: []\n", "t.yaml:1:8: buses is empty; list at least one bus");
+    expect_error("buses: {name: a}\n",
+                 "t.yaml:1:8: buses must be a list of '- name: ...' entries, not a mapping");
+    expect_error("buses: [rack]\n",
+                 "t.yaml:1:9: buses[0] must be a mapping of 'key: value' lines, not 'rack'");
+    expect_error("buses:\n  - {name: a, mode: active, port: /dev/x}\n",
+                 "t.yaml:2:5: missing required key 'packs' in buses[0]");
+    expect_error("buses:\n  - {name: a, mode: active, port: /dev/x, packs: []}\n",
+                 "t.yaml:2:50: buses[0].packs is empty; list at least one pack");
+    expect_error("buses:\n  - {name: a, mode: active, port: /dev/x, packs: [{name: p}]}\n",
+                 "t.yaml:2:51: buses[0].packs[0] 'p' has no address; active mode needs one "
+                 "in " LEGACY_ADDRESSES);
+    expect_error("buses:\n  - {name: a, mode: active, packs: [{name: p, address: 1}]}\n",
+                 "t.yaml:2:5: buses[0].port is required in active mode with serial transport");
+}
+
+static void test_config_buses_hints_name_the_buses_entries(void **state)
+{
+    (void)state;
+    expect_error("buses:\n"
+                 "  - {name: a, mode: active, port: /dev/x, packs: [{name: p, address: 1}]}\n"
+                 "port: /dev/x\n",
+                 "t.yaml:3:1: unknown key 'port' at the top level (that key belongs in buses "
+                 "entries, mqtt or packs entries; check the indentation)");
+    expect_error("buses:\n  - {name: a, mdoe: active}\n",
+                 "t.yaml:2:15: unknown key 'mdoe' in buses[0] (did you mean 'mode'?)");
+    expect_error("buses:\n  - {name: a, mode: active, packs: [{name: p, adress: 1}]}\n",
+                 "t.yaml:2:47: unknown key 'adress' in buses[0].packs[0] (did you mean "
+                 "'address'?)");
+}
+
+static void test_config_buses_are_limited(void **state)
+{
+    size_t size = 128 + 400 * 80, used;
+    char *yaml = malloc(size);
+    struct config cfg;
+
+    (void)state;
+    assert_non_null(yaml);
+    used = (size_t)snprintf(yaml, size, "buses:\n");
+    for (int i = 0; i < 64; i++)
+        used += (size_t)snprintf(yaml + used, size - used,
+                                 "  - {name: b%d, mode: lp4v2, transport: mock, packs: [{name: "
+                                 "p%d}]}\n",
+                                 i, i);
+    load_ok(&cfg, yaml);
+    assert_int_equal(cfg.n_buses, 64);
+    config_free(&cfg);
+    snprintf(yaml + used, size - used,
+             "  - {name: b64, mode: lp4v2, transport: mock, packs: [{name: p64}]}\n");
+    expect_error(yaml, "t.yaml:66:5: more than 64 buses; bms2mqtt reads at most 64");
+    /* 256 packs in all, whichever bus they are on. */
+    used = (size_t)snprintf(yaml, size,
+                            "buses:\n  - name: a\n    mode: lp4v2\n    transport: mock\n"
+                            "    packs:\n");
+    for (int i = 0; i < 200; i++)
+        used += (size_t)snprintf(yaml + used, size - used, "      - {name: a%d}\n", i);
+    used += (size_t)snprintf(yaml + used, size - used,
+                             "  - name: b\n    mode: lp4v2\n    transport: mock\n    packs:\n");
+    for (int i = 0; i < 56; i++)
+        used += (size_t)snprintf(yaml + used, size - used, "      - {name: b%d}\n", i);
+    load_ok(&cfg, yaml);
+    assert_int_equal(cfg.n_packs, 256);
+    assert_int_equal(cfg.buses[1].n_packs, 56);
+    config_free(&cfg);
+    snprintf(yaml + used, size - used, "      - {name: b56}\n");
+    expect_error(yaml, "t.yaml:266:9: more than 256 packs; bms2mqtt reads at most 256");
+    free(yaml);
+}
+
+/* ---- RS-485 and echo -------------------------------------------------------------------- */
+
+static void test_config_rs485_and_echo_keys(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, MOCK_BUS "packs: [{name: p}]\n");
+    assert_false(cfg.buses[0].rs485);
+    assert_true(cfg.buses[0].rs485_rts_on_send);
+    assert_int_equal(cfg.buses[0].rs485_delay_before_ms, 0);
+    assert_int_equal(cfg.buses[0].rs485_delay_after_ms, 0);
+    assert_false(cfg.buses[0].echo);
+    config_free(&cfg);
+    load_ok(&cfg, "bus:\n  mode: active\n  port: /dev/ttyAMA0\n  rs485: true\n"
+                  "  rs485_rts_on_send: false\n  rs485_delay_before_ms: 5\n"
+                  "  rs485_delay_after_ms: 100\n  echo: yes\npacks: [{name: a, address: 1}]\n");
+    assert_true(cfg.buses[0].rs485);
+    assert_false(cfg.buses[0].rs485_rts_on_send);
+    assert_int_equal(cfg.buses[0].rs485_delay_before_ms, 5);
+    assert_int_equal(cfg.buses[0].rs485_delay_after_ms, 100);
+    assert_true(cfg.buses[0].echo);
+    assert_true(cfg.bus.rs485 && cfg.bus.echo); /* the transitional view too */
+    config_free(&cfg);
+    /* Per bus in the buses form; an echo over a raw bridge is the RS-485 side's. */
+    load_ok(&cfg, "buses:\n"
+                  "  - {name: hat, mode: lp4_ascii, port: /dev/ttyS0, rs485: on, "
+                  "rs485_delay_after_ms: 0x02, packs: [{name: a, address: 1}]}\n"
+                  "  - {name: net, mode: pylontech, port: 'tcp://b:1', echo: true, packs: "
+                  "[{name: m, address: 2}]}\n");
+    assert_true(cfg.buses[0].rs485);
+    assert_int_equal(cfg.buses[0].rs485_delay_after_ms, 2);
+    assert_false(cfg.buses[0].echo);
+    assert_false(cfg.buses[1].rs485);
+    assert_true(cfg.buses[1].echo);
+    config_free(&cfg);
+}
+
+static void test_config_rs485_and_echo_refusals(void **state)
+{
+    (void)state;
+    expect_error(MOCK_BUS "  rs485: 1\npacks: [{name: p}]\n",
+                 "t.yaml:4:10: bus.rs485 must be true or false, not '1'");
+    expect_error(MOCK_BUS "  echo: [x]\npacks: [{name: p}]\n",
+                 "t.yaml:4:9: bus.echo must be true or false, not a list");
+    expect_error(MOCK_BUS "  rs485: true\n  rs485_delay_before_ms: 101\npacks: [{name: p}]\n",
+                 "t.yaml:5:26: bus.rs485_delay_before_ms must be in 0..100, not 101");
+    expect_error(MOCK_BUS "  rs485: true\n  rs485_delay_after_ms: -1\npacks: [{name: p}]\n",
+                 "t.yaml:5:25: bus.rs485_delay_after_ms must be in 0..100, not -1");
+    expect_error(MOCK_BUS "  rs485: true\n  rs485_delay_after_ms: 1.5\npacks: [{name: p}]\n",
+                 "t.yaml:5:25: bus.rs485_delay_after_ms must be an integer, not '1.5'");
+    expect_error(MOCK_BUS "  rs485_rts_on_send: maybe\npacks: [{name: p}]\n",
+                 "t.yaml:4:22: bus.rs485_rts_on_send must be true or false, not 'maybe'");
+    /* The details of RS-485 mode need it on. */
+    expect_error(MOCK_BUS "  rs485_delay_after_ms: 5\npacks: [{name: p}]\n",
+                 "t.yaml:4:25: bus.rs485_delay_after_ms is only used with bus.rs485: true");
+    expect_error(MOCK_BUS "  rs485: false\n  rs485_rts_on_send: false\npacks: [{name: p}]\n",
+                 "t.yaml:5:22: bus.rs485_rts_on_send is only used with bus.rs485: true");
+    /* RS-485 mode is a serial port's. */
+    expect_error("bus:\n  mode: active\n  port: tcp://bridge:4196\n  rs485: true\n"
+                 "packs: [{name: a, address: 1}]\n",
+                 "t.yaml:4:10: bus.rs485: true sets up a serial port's RS-485 transceiver, and "
+                 "bus.port 'tcp://bridge:4196' is a network port (the bridge or gateway drives "
+                 "its own)");
+    expect_error("bus:\n  mode: modbus_per_pack\n  rs485: true\npacks:\n"
+                 "  - {name: a, port: /dev/ttyUSB0}\n  - {name: b, port: 'modbus-tcp://gw'}\n",
+                 "t.yaml:3:10: bus.rs485: true sets up a serial port's RS-485 transceiver, and "
+                 "packs[1].port 'modbus-tcp://gw' is a network port (the bridge or gateway "
+                 "drives its own)");
+    /* A listener never transmits; a Modbus TCP gateway sends no echo. */
+    expect_error("bus:\n  mode: passive\n  port: /dev/x\n  echo: true\npacks: [{name: a}]\n",
+                 "t.yaml:4:9: bus.echo: true is for a bus that transmits; in passive mode it only "
+                 "listens");
+    expect_error("buses:\n  - {name: g, mode: lp4v2, port: 'modbus-tcp://gw', echo: true, packs: "
+                 "[{name: a}]}\n",
+                 "t.yaml:2:59: buses[0].echo: true does not apply to buses[0].port "
+                 "'modbus-tcp://gw', a Modbus TCP gateway (it sends no echo back)");
+}
+
+/* A shared bus's packs are on its port: a pack's own port may only repeat it. */
+static void test_config_shared_bus_pack_port_must_be_the_bus_port(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    expect_error("bus:\n  mode: active\n  port: /dev/ttyUSB0\npacks:\n"
+                 "  - {name: a, address: 1, port: /dev/ttyUSB1}\n",
+                 "t.yaml:5:33: packs[0].port '/dev/ttyUSB1' is not bus.port: in active mode every "
+                 "pack is on the bus's port; put packs on another port in a bus of their own "
+                 "(buses:)");
+    /* A Modbus bus that polls may be reached through a gateway as a whole. */
+    load_ok(&cfg, "bus:\n  mode: modbus_per_pack\n  port: modbus-tcp://gw\npacks:\n"
+                  "  - {name: a, address: 1}\n  - {name: b, address: 2}\n");
+    assert_string_equal(config_pack_port(&cfg.packs[1]), "modbus-tcp://gw");
+    config_free(&cfg);
+}
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 static void test_config_load_reads_a_file(void **state)
@@ -1606,6 +2216,21 @@ int main(void)
         cmocka_unit_test(test_config_discovery_prefix_too_long_is_refused),
         cmocka_unit_test(test_config_topic_parts_refuse_wildcards_and_nul),
         cmocka_unit_test(test_config_reading_keys_fit_the_topic_check),
+        cmocka_unit_test(test_config_script_config_loads_to_the_same_settings),
+        cmocka_unit_test(test_config_buses_form_two_protocols),
+        cmocka_unit_test(test_config_buses_form_passive_bus_with_protocol),
+        cmocka_unit_test(test_config_buses_need_unique_valid_names),
+        cmocka_unit_test(test_config_buses_and_bus_do_not_mix),
+        cmocka_unit_test(test_config_buses_unknown_mode_lists_the_driver_table),
+        cmocka_unit_test(test_config_buses_addresses_follow_each_driver),
+        cmocka_unit_test(test_config_buses_pack_names_unique_across_buses),
+        cmocka_unit_test(test_config_buses_do_not_share_a_port),
+        cmocka_unit_test(test_config_buses_shapes_are_checked),
+        cmocka_unit_test(test_config_buses_hints_name_the_buses_entries),
+        cmocka_unit_test(test_config_buses_are_limited),
+        cmocka_unit_test(test_config_rs485_and_echo_keys),
+        cmocka_unit_test(test_config_rs485_and_echo_refusals),
+        cmocka_unit_test(test_config_shared_bus_pack_port_must_be_the_bus_port),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
