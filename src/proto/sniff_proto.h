@@ -14,11 +14,11 @@
 
 /*
  * What `bms2mqtt sniff` and passive mode (listen.c) know of each protocol: each driver's
- * `sniff` (driver.h), reached through the driver table that both walk: a stream framer that splits overheard bytes into
- * frames and pairs requests with replies (rtu_sniff.h for Modbus RTU, sniff_legacy.h for the
- * EG4 legacy 7E..0D frames, sniff_ascii.h for Pylontech and LifePower4 ASCII), a one-line
- * description of each frame, and a decoder that turns a heard reply into the protocol's
- * readings with the decoders the poller uses (lp4v2.h, eg4_legacy.h, pylontech.h,
+ * `sniff` (driver.h), reached through the driver table that both walk: a stream framer that splits
+ * overheard bytes into frames and pairs requests with replies (rtu_sniff.h for Modbus RTU,
+ * sniff_legacy.h for the EG4 legacy 7E..0D frames, sniff_ascii.h for Pylontech and LifePower4
+ * ASCII), a one-line description of each frame, and a decoder that turns a heard reply into the
+ * protocol's readings with the decoders the poller uses (lp4v2.h, eg4_legacy.h, pylontech.h,
  * lp4_ascii.h). Pure: no I/O.
  *
  *   name        framer         readings of a paired reply
