@@ -519,7 +519,7 @@ static void bustools_scan_driver(struct bustools_scan *sc, const struct driver *
          id >= 0 && !bustools_stop && sc->n < SCAN_MAX_FOUND;
          id = bustools_next_addr(dr, sc->o->all, id)) {
         struct device d;
-        if (device_setup(&d, "scan", dr, (uint8_t)id, defaults) < 0) {
+        if (device_setup(&d, "scan", dr, (uint8_t)id, defaults, &defaults->bus) < 0) {
             fprintf(stderr, "scan: out of memory\n");
             break;
         }

@@ -7,7 +7,7 @@
 #include <string.h>
 
 int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
-                 const struct config *cfg)
+                 const struct config *cfg, const struct config_bus *bus)
 {
     memset(p, 0, sizeof(*p));
     p->name = name;
@@ -24,7 +24,8 @@ int device_setup(struct device *p, const char *name, const struct driver *driver
     p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
     if (driver->reports_energy) /* the pack's own meters, not our integration */
         p->idx_power = p->idx_charged = p->idx_discharged = -1;
-    p->energy_interval_s = cfg->bus.poll_interval_s;
+    p->bus = bus;
+    p->energy_interval_s = bus->poll_interval_s;
     p->values = malloc(p->n_defs * sizeof(*p->values));
     if (!p->values)
         return -1;

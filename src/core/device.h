@@ -44,20 +44,21 @@ struct device {
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
-    const struct driver *driver; /* its protocol */
-    struct link *link;           /* the line of its bus (shared by the devices on it) */
-    unsigned cell_count;         /* cells per pack where the protocol does not say (legacy) */
-    uint8_t slave;               /* its address on that line (slave id, unit id, ADR) */
-    unsigned long link_opens;    /* link->opens at the last poll: a change is a new connection */
-    void *bus_state;             /* what the driver shares between the packs of its line */
-    bool bus_state_owned;        /* this pack frees bus_state (device_teardown) */
-    struct device_identity id;   /* from registers 105..127; empty until read */
-    bool need_identity;          /* read the identity on the next good poll */
-    double last_good_s;          /* monotonic s of the last good reading (listening) */
-    void *publisher_slot;        /* the bridge's record of this pack (bridge.c) */
-    char *owned_name;            /* name allocated for a pack found at run time, or NULL */
-    unsigned failures;           /* consecutive failed polls */
-    unsigned long polls;         /* polls attempted */
+    const struct driver *driver;  /* its protocol */
+    const struct config_bus *bus; /* its bus's settings (poll period, timeout, offline_after) */
+    struct link *link;            /* the line of its bus (shared by the devices on it) */
+    unsigned cell_count;          /* cells per pack where the protocol does not say (legacy) */
+    uint8_t slave;                /* its address on that line (slave id, unit id, ADR) */
+    unsigned long link_opens;     /* link->opens at the last poll: a change is a new connection */
+    void *bus_state;              /* what the driver shares between the packs of its line */
+    bool bus_state_owned;         /* this pack frees bus_state (device_teardown) */
+    struct device_identity id;    /* from registers 105..127; empty until read */
+    bool need_identity;           /* read the identity on the next good poll */
+    double last_good_s;           /* monotonic s of the last good reading (listening) */
+    void *publisher_slot;         /* the bridge's record of this pack (bridge.c) */
+    char *owned_name;             /* name allocated for a pack found at run time, or NULL */
+    unsigned failures;            /* consecutive failed polls */
+    unsigned long polls;          /* polls attempted */
     unsigned long errors[RESULT_COUNT];                   /* failed polls by cause */
     struct log_throttle throttle;                         /* failure logging */
     struct device_optional optional[DEVICE_MAX_OPTIONAL]; /* by the driver's own numbering */
@@ -71,11 +72,12 @@ struct device {
 
 /*
  * Set up pack p (zeroed first) named `name` (kept by reference) read with `driver` at
- * `slave`, with the cell count and poll period of cfg. Every reading starts unknown (NaN).
- * Returns 0, or -1 when out of memory (device_teardown() still frees what was set up).
+ * `slave` on `bus` (kept by reference), with the cell count of cfg and the poll period of bus.
+ * Every reading starts unknown (NaN). Returns 0, or -1 when out of memory (device_teardown() still
+ * frees what was set up).
  */
 int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
-                 const struct config *cfg);
+                 const struct config *cfg, const struct config_bus *bus);
 
 /*
  * Give pack p's integrated energy counters a slot in store s and start them from its durable

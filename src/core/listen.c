@@ -55,7 +55,7 @@ static struct device *poller_found_pack(struct poller_listen *ls, uint8_t addr)
         (bus->found = found, packs = realloc(bus->packs, (bus->n + 1) * sizeof(*packs)))) {
         bus->packs = packs;
         snprintf(name, 32, proto->found_fmt, (unsigned)addr);
-        if (device_setup(p, name, proto->driver, addr, bus->pl->cfg) == 0 &&
+        if (device_setup(p, name, proto->driver, addr, bus->pl->cfg, bus->packs[0]->bus) == 0 &&
             device_energy_attach(p, bus->pl->store) == 0 &&
             publisher_add_pack(bus->pl->pub, p) == 0) {
             p->link = bus->packs[0]->link;
@@ -168,8 +168,8 @@ static void poller_heard(const struct sniff_heard *h, void *ud)
 /* Packs the master has not read for offline_after poll periods are offline. */
 static void poller_listen_stale(struct poller_bus *bus, double now_s)
 {
-    const struct config *cfg = bus->pl->cfg;
-    double period = cfg->bus.poll_interval_s > 1 ? cfg->bus.poll_interval_s : 1;
+    const struct config_bus *cb = bus->packs[0]->bus;
+    double period = cb->poll_interval_s > 1 ? cb->poll_interval_s : 1;
 
     for (size_t i = 0; i < bus->n; i++) {
         struct device *p = bus->packs[i];
@@ -195,13 +195,13 @@ void poller_listen(struct poller_bus *bus)
     struct poller *pl = bus->pl;
     struct link *l = bus->packs[0]->link;
     struct poller_listen ls = {.bus = bus};
-    const struct sniff_proto *proto = pl->cfg->bus.driver->sniff;
+    const struct config_bus *cb = bus->packs[0]->bus;
+    const struct sniff_proto *proto = cb->driver->sniff;
     uint8_t buf[256];
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
 
     /* With --once: until every pack has been heard, or three poll periods. */
-    double once_until = poller_now() - t0 +
-                        3 * (pl->cfg->bus.poll_interval_s > 5 ? pl->cfg->bus.poll_interval_s : 5);
+    double once_until = poller_now() - t0 + 3 * (cb->poll_interval_s > 5 ? cb->poll_interval_s : 5);
 
     if (!proto || sniffer_open(&ls.sn, proto, (unsigned)l->baud) < 0) {
         log_msg(LOG_LVL_ERROR, "%s: cannot start the listener (out of memory)", l->port);

@@ -206,31 +206,33 @@ static int stdout_publish(void *ctx, const char *topic, const char *payload, int
     return 0;
 }
 
-/* The port a configured pack is reached on: its own in a mode whose packs may have one
- * (modbus_per_pack), else the bus's; NULL for a simulated pack without one. */
-static const char *pack_port(const struct config *cfg, const struct config_pack *c)
+/* The port a configured pack is reached on: its own where its driver lets packs have one
+ * (modbus_per_pack), else its bus's; NULL for a simulated pack without one. */
+static const char *pack_port(const struct config_pack *c)
 {
-    return c->port ? c->port : cfg->bus.port;
+    return c->port ? c->port : c->bus->port;
 }
 
-/* The driver of the bus: bus.mode, or what a passive bus's master speaks (bus.protocol). */
-static const struct driver *bus_driver(const struct config *cfg, bool *listen)
+/* Two configured packs are on one line: the same bus and the same port (packs of a
+ * modbus_per_pack bus that name their own ports are on lines of their own; the loader
+ * refuses two buses on one port). */
+static bool pack_same_line(const struct config_pack *a, const struct config_pack *b)
 {
-    *listen = cfg->bus.listen;
-    return cfg->bus.driver;
+    const char *pa = pack_port(a), *pb = pack_port(b);
+
+    return a == b || (a->bus == b->bus && pa && pb && strcmp(pa, pb) == 0);
 }
 
 /*
- * Set up the configured packs and their lines: one link per distinct port (packs that name
- * the same port share one RS-485 bus), or, with `simulate`, one line of simulated packs per
- * line the configuration lays out. lines[0..*n_lines) receives the links. Returns 0, or -1
- * (logged).
+ * Set up the configured packs of every bus and their lines: one link per line (packs of a bus
+ * that name the same port share one RS-485 line), or, on a simulated bus (--dry-run, transport
+ * mock), one line of simulated packs per line the configuration lays out. Each bus speaks its
+ * own protocol (its driver), listens or polls. lines[0..*n_lines) receives the links. Returns
+ * 0, or -1 (logged).
  */
 static int packs_init(const struct config *cfg, struct device *packs, struct link **lines,
-                      size_t *n_lines, bool simulate, bool trace)
+                      size_t *n_lines, bool dry_run, bool trace)
 {
-    bool listen;
-    const struct driver *driver = bus_driver(cfg, &listen);
     size_t *line_of = calloc(cfg->n_packs ? cfg->n_packs : 1, sizeof(*line_of));
     unsigned *slaves = calloc(cfg->n_packs ? cfg->n_packs : 1, sizeof(*slaves));
     char err[320];
@@ -243,18 +245,15 @@ static int packs_init(const struct config *cfg, struct device *packs, struct lin
     *n_lines = 0;
     for (size_t i = 0; i < cfg->n_packs; i++) {
         const struct config_pack *c = &cfg->packs[i];
-        const char *port = pack_port(cfg, c);
         size_t k = 0;
 
-        if (device_setup(&packs[i], c->name, driver, (uint8_t)c->address, cfg) < 0) {
+        if (device_setup(&packs[i], c->name, c->bus->driver, (uint8_t)c->address, cfg, c->bus) <
+            0) {
             log_msg(LOG_LVL_ERROR, "pack %s: out of memory", c->name);
             goto out;
         }
-        for (k = 0; k < i; k++) {
-            const char *other = pack_port(cfg, &cfg->packs[k]);
-            if (port && other && strcmp(port, other) == 0)
-                break;
-        }
+        for (k = 0; k < i && !pack_same_line(&cfg->packs[k], c); k++)
+            ;
         line_of[i] = k < i ? line_of[k] : (*n_lines)++;
     }
     for (size_t line = 0; line < *n_lines; line++) {
@@ -268,20 +267,29 @@ static int packs_init(const struct config *cfg, struct device *packs, struct lin
             if (line_of[i] == line)
                 slaves[j++] = (unsigned)cfg->packs[i].address;
         const struct config_pack *c = &cfg->packs[first];
+        const struct config_bus *bus = c->bus;
+        const struct driver *driver = bus->driver;
         struct link_params lp = {
-            .port = pack_port(cfg, c),
+            .port = pack_port(c),
             .baud = config_pack_baud(cfg, c),
-            .timeout_s = cfg->bus.timeout_s,
-            .modbus = driver->wire == DRIVER_WIRE_MODBUS && !listen,
-            .read_only = listen,
+            .timeout_s = bus->timeout_s,
+            .modbus = driver->wire == DRIVER_WIRE_MODBUS && !bus->listen,
+            .read_only = bus->listen,
             .trace = trace,
+            .rs485 = bus->rs485,
+            .rts_on_send = bus->rs485_rts_on_send,
+            .rs485_delay_before_s = bus->rs485_delay_before_ms / 1000.0,
+            .rs485_delay_after_s = bus->rs485_delay_after_ms / 1000.0,
+            .echo = bus->echo,
         };
+        bool simulate = dry_run || bus->transport == CONFIG_TRANSPORT_MOCK;
         /* Pack i is simulated as pack number i + 1, so that packs differ. */
         lines[line] = simulate ? link_sim_new(driver->name, slaves, (unsigned)m,
                                               (unsigned)first + 1, err, sizeof(err))
                                : link_new(&lp, err, sizeof(err));
         if (!lines[line]) {
-            log_msg(LOG_LVL_ERROR, "pack %s: port %s: %s", c->name, lp.port ? lp.port : "-", err);
+            log_msg(LOG_LVL_ERROR, "bus %s, pack %s: port %s: %s", bus->name, c->name,
+                    lp.port ? lp.port : "-", err);
             goto out;
         }
         lines[line]->shared = m > 1;
@@ -505,8 +513,13 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     d.poller = poller_new(cfg, packs, cfg->n_packs, d.pub, store, once);
     if (!d.pub || !d.poller)
         goto out_mqtt;
-    log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), mode %s, broker %s:%d, client id %s",
-            BMS_VERSION, cfg->n_packs, cfg->bus.mode, cfg->mqtt.host, cfg->mqtt.port, cid);
+    log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), %s %s, broker %s:%d, client id %s",
+            BMS_VERSION, cfg->n_packs, cfg->n_buses == 1 ? "mode" : "buses",
+            cfg->n_buses == 1 ? cfg->bus.mode : "(several)", cfg->mqtt.host, cfg->mqtt.port, cid);
+    for (size_t i = 0; cfg->n_buses > 1 && i < cfg->n_buses; i++)
+        log_msg(LOG_LVL_NOTICE, "bus %s: mode %s, %zu pack(s) on %s", cfg->buses[i].name,
+                cfg->buses[i].mode, cfg->buses[i].n_packs,
+                cfg->buses[i].port ? cfg->buses[i].port : "their own ports");
     if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_mqtt;
     pthread_detach(sig_thread);
@@ -559,22 +572,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
-    /* TRANSITIONAL: the run-time set-up below reads one bus (cfg.bus); until it walks
-     * cfg.buses, a file of several buses is refused rather than run as its first. */
-    if (cfg.n_buses > 1) {
-        fprintf(stderr, "bms2mqtt: %s: %zu buses: this build runs one bus only\n", cfg.path,
-                cfg.n_buses);
-        config_free(&cfg);
-        return 1;
-    }
     packs = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*packs));
-    bool simulate = o.dry_run || cfg.bus.transport == CONFIG_TRANSPORT_MOCK;
     struct link **lines = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*lines));
     size_t n_lines = 0;
     if (!packs || !lines) {
         fprintf(stderr, "bms2mqtt: out of memory\n");
         rc = 1;
-    } else if (packs_init(&cfg, packs, lines, &n_lines, simulate, o.trace) < 0 ||
+    } else if (packs_init(&cfg, packs, lines, &n_lines, o.dry_run, o.trace) < 0 ||
                packs_bus_setup(packs, cfg.n_packs) < 0) {
         rc = 1; /* they logged why */
     } else {

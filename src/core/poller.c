@@ -185,11 +185,12 @@ static void *poller_bus_thread(void *arg)
 {
     struct poller_bus *bus = arg;
     struct poller *pl = bus->pl;
-    double interval = pl->cfg->bus.poll_interval_s;
+    const struct config_bus *cb = bus->packs[0]->bus;
+    double interval = cb->poll_interval_s;
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
-    if (pl->cfg->bus.listen && bus->packs[0]->link->read_only) {
+    if (cb->listen && bus->packs[0]->link->read_only) {
         /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);
         goto done;

@@ -54,6 +54,14 @@ struct link_params {
                          allowed */
     bool read_only;   /* listen only: opened read-only, never written to */
     bool trace;       /* log every frame in hex at debug level (--trace) */
+    /* Half-duplex RS-485 on a serial port ("serial", "modbus-rtu"): */
+    bool rs485;                  /* kernel RS-485 mode (TIOCSRS485): the UART driver switches
+                                    the transceiver with RTS around each frame */
+    bool rts_on_send;            /* with rs485: RTS high while sending (low when false) */
+    double rs485_delay_before_s; /* with rs485: RTS set this long before the first bit */
+    double rs485_delay_after_s;  /* with rs485: RTS held this long after the last bit */
+    bool echo;                   /* the adapter hears its own transmission: read it back after
+                                    each request, check it byte for byte, and discard it */
 };
 
 struct link;
