@@ -9,7 +9,8 @@
 #   4. the maintainer scripts (dpkg-deb -e): valid sh, the user created, the service not
 #      enabled on install, the config's group set, purge cleaning up;
 #   5. the unit: systemd-analyze verify clean, systemd-analyze security --offline=yes at
-#      most 2.0, ExecStart and Documentation= pointing at files in the package;
+#      most 2.0, ExecStart and Documentation= pointing at files in the package, and still
+#      the lines that let the daemon open serial ports, reach the network, keep its state;
 #   6. the man pages render without warnings at 80 and 120 columns, with no raw Markdown;
 #   7. the sysusers file, applied by systemd-sysusers --root to a scratch /etc, makes the
 #      user bms2mqtt with its own group and in dialout;
@@ -140,6 +141,15 @@ score=$(systemd-analyze security --offline=yes "$unit" 2>&1 | sed -n 's/.*Overal
 echo "  systemd-analyze security --offline=yes: ${score:-?}"
 check "systemd-analyze security --offline=yes <= 2.0" \
     bash -c 'systemd-analyze security --offline=yes --threshold=20 "$1" >/dev/null 2>&1' _ "$unit"
+
+# What the hardening must leave the daemon (live-tested once under systemd 252: a pty
+# behind a symlink, a broker on 127.0.0.1, the state file; ttyS refused without its line).
+for line in 'DeviceAllow=char-ttyUSB rw' 'DeviceAllow=char-ttyACM rw' 'DeviceAllow=char-ttyS rw' \
+    'DeviceAllow=char-ttyAMA rw' 'PrivateDevices=no' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
+    'StateDirectory=bms2mqtt' 'User=bms2mqtt' 'SupplementaryGroups=dialout'; do
+    check "the unit keeps $line" grep -qxF "$line" "$unit"
+done
+check "the unit has no PrivateNetwork= or IPAddressDeny=" bash -c '! grep -qE "^(PrivateNetwork=yes|IPAddressDeny=)" "$1"' _ "$unit"
 
 # 6. Man pages.
 for page in "$root"/usr/share/man/man*/*.gz; do
