@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# deps.sh - install the Debian 12 packages bms2mqtt needs to build, test and run its demo.
+# deps.sh - install the Debian 12 packages bms2mqtt needs to build, test and run its demo,
+# make its man pages (pandoc) and build and check its Debian package (scripts/check_package.sh).
 # Runs apt-get as root (directly, or through sudo). Does nothing if all are present.
 set -euo pipefail
 
@@ -8,6 +9,8 @@ PACKAGES=(
     libmodbus-dev libmosquitto-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev
     mosquitto mosquitto-clients openssl python3
     clang libclang-rt-14-dev
+    pandoc man-db
+    debhelper dpkg-dev lintian systemd
 )
 
 missing=()
