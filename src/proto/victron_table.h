@@ -48,9 +48,9 @@
  * ("/Settings/CGwacs/Hub4Mode" in settings -> "cgwacs_hub4_mode"). When one path names several
  * registers of a service (16- and 32-bit twins), the lowest register keeps the key and the
  * others get "_<register>" ("ac_l1_energy_forward_2622"). Keys longer than READING_KEY_MAX
- * lose leading words until they fit ("micro_grid_droop_mode_parameters_pmax_value" ->
- * "droop_mode_parameters_pmax_value"). Only the path and the register make a key, so a
- * newer table keeps the keys of the registers it keeps.
+ * lose leading path components, then leading words, until they fit
+ * ("/MicroGrid/DroopModeParameters/PMax/Value" -> "droop_mode_parameters_pmax_value"). Only the
+ * path and the register make a key, so a newer table keeps the keys of the registers it keeps.
  *
  * Names: the spreadsheet's description of (service, register) when the build has it
  * (victron_desc), else words of the path ("Dc 0 voltage"); a name repeated in a service gets
