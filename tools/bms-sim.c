@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* bms-sim.c - serves simulated battery packs on pseudo-terminals or TCP (Modbus RTU, EG4
- * legacy, Pylontech or EG4 LifePower4 ASCII). */
+ * legacy, Pylontech or EG4 LifePower4 ASCII), or a simulated Victron GX over Modbus TCP. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -50,7 +50,8 @@
  *
  * With --tcp a port is a TCP listener on 127.0.0.1 instead of a pty, as an RS-485-to-Ethernet
  * bridge: one client at a time (a new connection replaces the old one), its socket read and
- * written, paced, where the pty master would be.
+ * written, paced, where the pty master would be. A personality that frames Modbus TCP itself
+ * (sim_victron_gx.c: MBAP headers, one server answering every unit id) is served the same way.
  *
  * stdout carries only the line protocol for tests ("PTY i path" or "TCP i host:port",
  * "SLAVES i ids", "READY", "OK", "ERR ...", "STATS ...", "PTYSTATS ..."); logs go to stderr.
@@ -225,7 +226,9 @@ static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_
         log_hex(tag, req, len);
     }
     unsigned addr = opt.proto->address(req, len);
-    struct sim_pack *pk = port_pack(pt, addr);
+    /* A GX: one server behind the port answers every unit id. */
+    struct sim_pack *pk =
+        opt.proto->any_address ? (pt->npacks ? &packs[pt->first] : NULL) : port_pack(pt, addr);
     if (!pk) {
         log_msg(LOG_LVL_DEBUG, "pty %u: request for slave 0x%02x ignored", pt->idx, addr);
         return;
@@ -691,6 +694,12 @@ static int port_replug(struct port *pt, const char **why)
     return 0;
 }
 
+/* A personality's output line. */
+static void out_plain(const char *line)
+{
+    out_line("%s", line);
+}
+
 static void command(char *line)
 {
     char *save = NULL;
@@ -755,7 +764,7 @@ static void command(char *line)
             out_line("%s %u %s", opt.tcp ? "TCP" : "PTY", target, ports[target - 1].path);
     } else if (strcmp(argv[0], "quit") == 0 && argc == 1) {
         quit_requested = true;
-    } else {
+    } else if (!opt.proto->command || !opt.proto->command(argc, argv, out_plain, &why)) {
         why = "unknown command";
     }
     if (why)
@@ -950,8 +959,8 @@ static void usage(FILE *f)
         "      --bus ID,ID,...    one more pty with one pack per slave id; repeatable\n"
         "  -s, --slave ID         slave id of the --packs packs (default 0x40 Modbus,\n"
         "                         1 eg4_legacy and lp4_ascii, 2 pylontech; 0x.. ok)\n"
-        "      --protocol P       lp4v2 (default), eg4_legacy, pylontech or lp4_ascii, for\n"
-        "                         every pty\n"
+        "      --protocol P       lp4v2 (default), eg4_legacy, pylontech, lp4_ascii or\n"
+        "                         victron_gx (Modbus TCP, with --tcp), for every pty\n"
         "      --tcp              a TCP listener on 127.0.0.1 per pty instead of a pty\n"
         "                         (an RS-485-to-Ethernet bridge; one client at a time)\n"
         "      --master MS        act as the bus master too: every MS ms poll each pack\n"
@@ -996,6 +1005,7 @@ static void usage(FILE *f)
         "  replug I               a new pty for pty I's packs: 'PTY <i> <path>', link moved;\n"
         "                         --tcp: listen on the same port again, 'TCP <i> <addr>'\n"
         "  quit                   exit (so do SIGTERM and SIGINT; end of stdin does not)\n");
+    fputs(sim_proto_victron_gx.help, f);
 }
 
 static int parse_uint(const char *name, const char *s, unsigned long lo, unsigned long hi,
@@ -1137,6 +1147,11 @@ enum {
     OPT_TCP,
     OPT_REFUSE,
     OPT_NO_ALL_MODULES,
+    OPT_LAYOUT,
+    OPT_READ_ONLY,
+    OPT_REGISTER_TABLE,
+    OPT_DAY_LENGTH,
+    OPT_START_HOUR,
 };
 
 /* --refuse options, applied once the packs exist. */
@@ -1165,11 +1180,17 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"no-identity", no_argument, NULL, OPT_NO_IDENTITY},
         {"refuse", required_argument, NULL, OPT_REFUSE},
         {"no-all-modules", no_argument, NULL, OPT_NO_ALL_MODULES},
+        {"layout", required_argument, NULL, OPT_LAYOUT},
+        {"read-only", no_argument, NULL, OPT_READ_ONLY},
+        {"register-table", required_argument, NULL, OPT_REGISTER_TABLE},
+        {"day-length", required_argument, NULL, OPT_DAY_LENGTH},
+        {"start-hour", required_argument, NULL, OPT_START_HOUR},
         {"verbose", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
+    bool gx_opts = false;
 
     while ((c = getopt_long(argc, argv, "n:s:b:l:f:c:t:k:vh", longopts, NULL)) != -1) {
         switch (c) {
@@ -1193,8 +1214,8 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         case OPT_PROTOCOL:
             if (!(opt.proto = sim_proto_find(optarg))) {
                 fprintf(stderr,
-                        "bms-sim: --protocol: '%s' is not lp4v2, eg4_legacy, pylontech or "
-                        "lp4_ascii\n",
+                        "bms-sim: --protocol: '%s' is not lp4v2, eg4_legacy, pylontech, "
+                        "lp4_ascii or victron_gx\n",
                         optarg);
                 return 2;
             }
@@ -1255,6 +1276,35 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         case OPT_NO_ALL_MODULES:
             sim_no_all_modules = true;
             break;
+        case OPT_LAYOUT:
+            sim_gx_layout = optarg;
+            gx_opts = true;
+            break;
+        case OPT_READ_ONLY:
+            sim_gx_read_only = true;
+            gx_opts = true;
+            break;
+        case OPT_REGISTER_TABLE:
+            sim_gx_table = optarg;
+            gx_opts = true;
+            break;
+        case OPT_DAY_LENGTH:
+        case OPT_START_HOUR: {
+            char *end;
+            double v;
+            errno = 0;
+            v = strtod(optarg, &end);
+            bool day = c == OPT_DAY_LENGTH;
+            if (errno || end == optarg || *end || !(day ? v >= 1 && v <= 1e7 : v >= 0 && v <= 24)) {
+                fprintf(stderr, "bms-sim: %s: '%s' is not %s\n",
+                        day ? "--day-length" : "--start-hour", optarg,
+                        day ? "1..10000000 s" : "0..24 h");
+                return 2;
+            }
+            *(day ? &sim_gx_day_s : &sim_gx_start_hour) = v;
+            gx_opts = true;
+            break;
+        }
         case OPT_REFUSE:
             if (nrefuse_opts >= SIM_MAX_FAULT_OPTS) {
                 fprintf(stderr, "bms-sim: too many --refuse options\n");
@@ -1276,6 +1326,15 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
     if (optind < argc) {
         fprintf(stderr, "bms-sim: unexpected argument '%s'\n", argv[optind]);
         usage(stderr);
+        return 2;
+    }
+    if (gx_opts && opt.proto != &sim_proto_victron_gx) {
+        fprintf(stderr, "bms-sim: --layout, --read-only, --register-table, --day-length and "
+                        "--start-hour need --protocol victron_gx\n");
+        return 2;
+    }
+    if (opt.proto->tcp_only && !opt.tcp) {
+        fprintf(stderr, "bms-sim: --protocol %s serves Modbus TCP: give --tcp\n", opt.proto->name);
         return 2;
     }
     if (opt.noise && !opt.master_ms) {
@@ -1389,6 +1448,12 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
+    }
+    if (opt.proto->start && opt.proto->start(&why) < 0) {
+        fprintf(stderr, "bms-sim: %s\n", why);
+        why = NULL;
+        rc = 2;
+        goto out;
     }
     for (unsigned i = 0; i < nports; i++) {
         char list[SIM_MAX_PACKS * 4 + 1];

@@ -100,6 +100,20 @@ struct sim_proto {
     /* The request a bus master sends to `slave` for every module of its group at once
      * (--master-group). Returns its length; NULL if the protocol has none. */
     size_t (*group_request)(unsigned slave, uint8_t *out, size_t cap);
+    /* Served over TCP only (--tcp required): Modbus TCP, MBAP framing, no bus master. */
+    bool tcp_only;
+    /* One pack per port answers every address (a GX: one server, the unit id picks the
+     * device): address() is not used to pick the pack. */
+    bool any_address;
+    /* optional: called once after the options, before READY. Returns 0, or -1 with *why. */
+    int (*start)(const char **why);
+    /* optional: a stdin command of this personality (argv[0] its name). Returns false for a
+     * command it does not know; true when it handled it, with *why set on an error (the
+     * answer is then "ERR <why>", else "OK"). Lines it prints go through out(), before that
+     * answer. */
+    bool (*command)(int argc, char **argv, void (*out)(const char *line), const char **why);
+    /* optional: its options and commands for --help (lines ending in newlines). */
+    const char *help;
 };
 
 /* The personality of protocol `name`, the daemon's name for it (lp4v2, eg4_legacy, pylontech,
@@ -110,6 +124,20 @@ extern const struct sim_proto sim_proto_lp4v2;
 extern const struct sim_proto sim_proto_eg4_legacy;
 extern const struct sim_proto sim_proto_pylontech;
 extern const struct sim_proto sim_proto_lp4_ascii;
+extern const struct sim_proto sim_proto_victron_gx;
+
+/* ---- sim_victron_gx.c: a Victron GX's Modbus TCP server (doc/bms-sim.md "Victron GX") ---- */
+
+/* --layout: ess1 (single-phase ESS, the default), ess3 (three-phase ESS), offgrid. */
+extern const char *sim_gx_layout;
+/* --read-only: the GX's Modbus server refuses every write (exception 02). */
+extern bool sim_gx_read_only;
+/* --register-table FILE: the GX's attributes.csv; NULL = the table built into bms-sim. */
+extern const char *sim_gx_table;
+/* --day-length S: real seconds of one simulated day (default 86400). */
+extern double sim_gx_day_s;
+/* --start-hour H: the simulated time of day at start, 0..24 (default 12). */
+extern double sim_gx_start_hour;
 
 /* --no-identity: the Modbus personality refuses reads of registers 105..127. */
 extern bool sim_no_identity;

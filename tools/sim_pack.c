@@ -75,6 +75,8 @@ const struct sim_proto *sim_proto_find(const char *name)
         {"eg4_legacy", &sim_proto_eg4_legacy},
         {"pylontech", &sim_proto_pylontech},
         {"lp4_ascii", &sim_proto_lp4_ascii},
+        {"victron_gx", &sim_proto_victron_gx},
+        {"victron-gx", &sim_proto_victron_gx},
         /* the names of earlier versions */
         {"modbus", &sim_proto_lp4v2},
         {"legacy", &sim_proto_eg4_legacy},

@@ -29,6 +29,33 @@ enum quantity {
     Q_SAFETY,      /* binary_sensor safety: on = protection tripped */
     Q_HEAT,        /* binary_sensor heat: on = heater on */
     Q_RUNNING,     /* binary_sensor running: on = cell balancing */
+    /* Quantities of inverters, meters and sensors (a Victron GX's register table). */
+    Q_TEXT,           /* a string register's text: no unit, no class */
+    Q_FREQUENCY,      /* Hz, frequency, measurement */
+    Q_APPARENT_POWER, /* VA, apparent_power, measurement */
+    Q_REACTIVE_POWER, /* var, reactive_power, measurement */
+    Q_POWER_KW,       /* kW, power, measurement */
+    Q_POWER_FACTOR,   /* no unit (a ratio -1..1), power_factor, measurement */
+    Q_ENERGY_STORAGE, /* kWh, energy_storage, measurement (a capacity, not a counter) */
+    Q_DURATION,       /* s, duration, measurement */
+    Q_DURATION_H,     /* h, duration, measurement */
+    Q_DURATION_D,     /* d, duration, measurement */
+    Q_COUNTER,        /* no unit, no class, measurement (counts that may go down) */
+    Q_ROTATION,       /* rpm, no device class (HA has none), measurement */
+    Q_SPEED,          /* m/s, speed, measurement */
+    Q_DISTANCE,       /* m, distance, measurement (an altitude) */
+    Q_ANGLE,          /* °, no device class (a course, a latitude), measurement */
+    Q_PRESSURE_KPA,   /* kPa, pressure, measurement */
+    Q_PRESSURE_HPA,   /* hPa, atmospheric_pressure, measurement */
+    Q_VOLUME_STORAGE, /* m³, volume_storage, measurement (a tank's content or capacity) */
+    Q_HUMIDITY,       /* %, humidity, measurement */
+    Q_IRRADIANCE,     /* W/m², irradiance, measurement */
+    Q_ILLUMINANCE,    /* lx, illuminance, measurement */
+    Q_CO2,            /* ppm, carbon_dioxide, measurement */
+    Q_PPM,            /* ppm, no device class, measurement */
+    Q_PM25,           /* μg/m³, pm25, measurement */
+    Q_CONCENTRATION,  /* μg/m³, no device class, measurement */
+    Q_QUANTITY_COUNT, /* the number of quantities (not one) */
 };
 
 /*
