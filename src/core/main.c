@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,9 +471,11 @@ static int run_dry(const struct config *cfg, struct device *packs)
 struct daemon {
     struct poller *poller;
     sigset_t sigs;
+    atomic_bool exiting; /* run_daemon() is done with the poller: SIGUSR1 ends signal_thread */
 };
 
-/* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. */
+/* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. Joined
+ * before the poller is freed (a signal may come while the daemon shuts down). */
 static void *signal_thread(void *arg)
 {
     struct daemon *d = arg;
@@ -481,7 +484,9 @@ static void *signal_thread(void *arg)
     for (;;) {
         if (sigwait(&d->sigs, &sig) != 0)
             continue;
-        if (sig == SIGHUP)
+        if (sig == SIGUSR1 && atomic_load(&d->exiting))
+            return NULL;
+        if (sig == SIGHUP || sig == SIGUSR1)
             continue;
         break;
     }
@@ -523,6 +528,7 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     struct publisher *pub = NULL;
     struct pubthread *pt = NULL;
     pthread_t sig_thread;
+    bool sig_started = false;
     int rc = 1, once_rc;
 
     if (!cid) {
@@ -533,6 +539,8 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     sigaddset(&d.sigs, SIGTERM);
     sigaddset(&d.sigs, SIGINT);
     sigaddset(&d.sigs, SIGHUP);
+    sigaddset(&d.sigs, SIGUSR1);
+    atomic_init(&d.exiting, false);
     pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -553,7 +561,7 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
             cfg->mqtt.port, cid);
     if (pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_stop;
-    pthread_detach(sig_thread);
+    sig_started = true;
     if (once && !once_session(cfg, pt, d.poller)) {
         rc = ONCE_EXIT_BROKER;
         goto out_stop;
@@ -577,6 +585,11 @@ out_stop:
     energy_store_sync(store);
 out:
     pubthread_stop(pt, false);
+    if (sig_started) {
+        atomic_store(&d.exiting, true);
+        pthread_kill(sig_thread, SIGUSR1);
+        pthread_join(sig_thread, NULL);
+    }
     poller_free(d.poller);
     publisher_free(pub);
     energy_store_free(store);
