@@ -394,6 +394,41 @@ class DaemonTest(StackTest):
                          + self.diag())
 
     # ------------------------------------------------------------------------------
+    def test_one_thread_owns_the_mqtt_client(self):
+        """Every libmosquitto call, from mosquitto_new() to mosquitto_destroy(), comes from one
+        thread (not the main one): the bus threads hand their polls over, they never publish
+        themselves, and the client is not in libmosquitto's threaded mode."""
+        binary = os.environ.get("BMS2MQTT_MOSQ_OWNER")
+        if not binary:
+            self.skipTest("BMS2MQTT_MOSQ_OWNER not set (run through meson test)")
+        calls = os.path.join(self.dir, "mosq-calls.txt")
+        packs = [pack_name(1), pack_name(2)]
+        self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_sim(2)
+        cfg = self.write_config(harness.config_text(
+            self.broker.port, [(p, sim.port(i), "0x40") for i, p in enumerate(packs, 1)],
+            0.5, 0.2))
+        daemon = self.start_daemon(cfg, binary=binary,
+                                   env=dict(os.environ, BMS_MOSQ_CALLS=calls))
+        self.expect_states(cap, packs, 5, 20)
+        harness.publish(self.broker.port, "%s/status" % harness.PREFIX, "online")
+        self.expect_states(cap, packs, 2, 10, since=cap.mark())
+        daemon.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(daemon.proc.wait(timeout=10), 0, "exit status" + self.diag())
+        with open(calls) as f:
+            seen = [line.split() for line in f.read().splitlines()]
+        functions = {fn for fn, _ in seen}
+        for fn in ("mosquitto_new", "mosquitto_publish", "mosquitto_loop_read",
+                   "mosquitto_disconnect", "mosquitto_destroy"):
+            self.assertIn(fn, functions, "no call of %s noted" % fn)
+        self.assertNotIn("mosquitto_threaded_set", functions, "threaded mode")
+        threads = {int(tid) for _, tid in seen}
+        self.assertEqual(len(threads), 1, "libmosquitto called from %d threads:\n%s"
+                         % (len(threads), "\n".join(" ".join(c) for c in seen)))
+        self.assertNotEqual(threads.pop(), daemon.pid, "libmosquitto called from the main thread")
+
+    # ------------------------------------------------------------------------------
     def test_two_daemons_do_not_knock_each_other_off(self):
         """Two daemons with different packs on one broker: distinct client ids, both stay
         connected and publish."""
