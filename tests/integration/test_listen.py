@@ -245,7 +245,7 @@ class ToolsCliTest(unittest.TestCase):
                            (["sniff", "--seconds", "-1"], "bad --seconds '-1'"),
                            (["sniff", "--seconds", "nan"], "bad --seconds 'nan'"),
                            (["sniff", "--seconds", "2s"], "bad --seconds '2s'"),
-                           (["sniff", "--protocol", "lp4v2"], "unknown --protocol 'modbus'")):
+                           (["sniff", "--protocol", "modbus"], "unknown --protocol 'modbus'")):
             r = run(*args, "--port", "/nonexistent/tty", timeout=10)
             self.assertEqual(r.returncode, 2, "%s: status %d, stderr %r" % (args, r.returncode,
                                                                             r.stderr))
