@@ -449,8 +449,8 @@ static void mqtt_finish(struct mqtt *m)
 
     if (!m->session)
         return;
-    if (mqtt_drain(m, deadline, mqtt_owner_done))
-        mqtt_publish(m, m->last_topic, m->last_payload, 1, true);
+    mqtt_drain(m, deadline, mqtt_owner_done);
+    mqtt_publish(m, m->last_topic, m->last_payload, 1, true);
     if (!mqtt_drain(m, deadline, mqtt_all_delivered))
         log_msg(LOG_LVL_WARNING, "mqtt: stopping with %u message(s) not delivered",
                 m->qos0_queued + m->qos1_held);
