@@ -8,6 +8,7 @@ PACKAGES=(
     libmodbus-dev libmosquitto-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev
     mosquitto mosquitto-clients openssl python3
     clang libclang-rt-14-dev
+    libtsan2
 )
 
 missing=()
