@@ -114,11 +114,13 @@ static void mqtt_after_read(struct mqtt *m)
         m->session = true;
         if (m->cb.on_connect)
             m->cb.on_connect(m->ud);
+        m->owner_waiting = true; /* what did not fit goes on when there is room */
     }
     if (m->ha_online_pending) {
         m->ha_online_pending = false;
         if (m->cb.on_ha_online)
             m->cb.on_ha_online(m->ud);
+        m->owner_waiting = true;
     }
 }
 

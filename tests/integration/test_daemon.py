@@ -343,6 +343,23 @@ class DaemonTest(StackTest):
                                 for m in cap2.messages(live)), "no configs again for %s" % p)
 
     # ------------------------------------------------------------------------------
+    def test_burst_beyond_the_client_queue_goes_on_without_a_poll(self):
+        """At most 256 messages wait in the MQTT client: a burst of more (the discovery of
+        three packs, 423 configs, republished for an HA birth) goes on as the broker
+        acknowledges, not at the next poll (30 s away)."""
+        packs = [pack_name(1), pack_name(2), pack_name(3)]
+        cap, sim, daemon = self.stack(3, poll_interval_s=30)
+        self.expect_states(cap, packs, 1, 10)
+        configs = self.expected_configs(self.cfg_path)
+        self.assertGreater(len(configs), 256)
+        self.expect_configs(cap, configs, 10)
+        since = cap.mark()
+        harness.publish(self.broker.port, "%s/status" % harness.PREFIX, "online")
+        self.expect_configs(cap, configs, 10, since=since,
+                            what="discovery republished after the HA birth message")
+        self.expect_topic(cap, daemon.status_topic(), "online", 5, since=since)
+
+    # ------------------------------------------------------------------------------
     def test_sigterm_publishes_offline_and_exits(self):
         """SIGTERM: exit 0 within 3 s, leaving the retained bridge status 'offline'."""
         cap, sim, daemon = self.stack(1)
