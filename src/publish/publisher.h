@@ -38,10 +38,17 @@
  * (wake-up: take the mailboxes, process the outcomes, publish), publisher_on_connect(),
  * publisher_on_ha_online() and the sink. No lock is held while anything is published.
  *
- * Nothing grows whatever the broker does: while the sink is not ready (no session, or the
- * client's queue at its bound) the publisher keeps only what is due per device (its
- * discovery from the config it reached, its availability, its newest state) and publishes
- * it, in that order, when the sink is ready again.
+ * Nothing grows whatever the broker does: while the sink is not ready (no session, or
+ * MQTT_QUEUE_MAX messages unwritten or unacknowledged in the client, mqtt.h) the publisher
+ * keeps only what is due per device (its discovery from the config it reached, its
+ * availability, its newest state) and publishes it, in that order, when the sink is ready
+ * again; the client's loop calls it back as soon as there is room.
+ *
+ * The main thread (src/core/main.c) sets everything up, starts the publisher thread, then
+ * the bus threads, and waits; a signal thread turns SIGTERM/SIGINT into a stop request. At
+ * the end the main thread joins the bus threads first, then stops the publisher thread
+ * (which takes their last posts, publishes them and says goodbye to the broker), then joins
+ * the signal thread, and only then frees what they shared.
  *
  * --dry-run has no threads: the main thread posts each poll's outcome and calls
  * publisher_service() itself, with the stdout sink.
