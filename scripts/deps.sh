@@ -11,6 +11,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     pandoc man-db
     debhelper dpkg-dev lintian systemd
+    libtsan2
 )
 
 missing=()

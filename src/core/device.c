@@ -18,14 +18,7 @@ int device_setup(struct device *p, const char *name, const struct driver *driver
     p->cell_count = (unsigned)cfg->cell_count;
     p->need_identity = true;
     p->throttle.remind_every = 360;
-    energy_init(&p->energy);
-    p->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
-    p->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
-    p->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
-    if (driver->reports_energy) /* the pack's own meters, not our integration */
-        p->idx_power = p->idx_charged = p->idx_discharged = -1;
     p->bus = bus;
-    p->energy_interval_s = bus->poll_interval_s;
     p->values = malloc(p->n_defs * sizeof(*p->values));
     if (!p->values)
         return -1;
@@ -36,26 +29,11 @@ int device_setup(struct device *p, const char *name, const struct driver *driver
     return 0;
 }
 
-int device_energy_attach(struct device *p, struct energy_store *s)
-{
-    double c, d;
-
-    if (!s || p->idx_power < 0 || p->idx_charged < 0 || p->idx_discharged < 0)
-        return 0;
-    p->energy_slot = energy_store_add(s, p->name, &c, &d);
-    if (p->energy_slot < 0)
-        return -1;
-    energy_set(&p->energy, c, d);
-    p->store = s;
-    return 0;
-}
-
 void device_teardown(struct device *p)
 {
     free(p->values);
     if (p->bus_state_owned)
         free(p->bus_state);
     p->bus_state = NULL;
-    energy_destroy(&p->energy);
     p->values = NULL;
 }

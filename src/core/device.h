@@ -8,8 +8,6 @@
 
 #include "config.h"
 #include "driver.h"
-#include "energy.h"
-#include "energy_store.h"
 #include "link.h"
 #include "log.h"
 
@@ -37,8 +35,9 @@ struct device_optional {
 };
 
 /*
- * A device on a bus. The poller thread of its bus owns `link`, `id` and the counters; the
- * publisher copies what it publishes.
+ * A device on a bus. The poller thread of its bus owns all of it but the constant fields (name,
+ * readings table, driver, bus), which the publisher reads too; the publisher gets everything
+ * else in the posts of publisher.h.
  */
 struct device {
     const char *name;               /* = cfg->name */
@@ -55,19 +54,14 @@ struct device {
     struct device_identity id;    /* from registers 105..127; empty until read */
     bool need_identity;           /* read the identity on the next good poll */
     double last_good_s;           /* monotonic s of the last good reading (listening) */
-    void *publisher_slot;         /* the bridge's record of this pack (bridge.c) */
+    void *publisher_slot;         /* the publisher's record of this pack (its mailbox) */
     char *owned_name;             /* name allocated for a pack found at run time, or NULL */
     unsigned failures;            /* consecutive failed polls */
     unsigned long polls;          /* polls attempted */
     unsigned long errors[RESULT_COUNT];                   /* failed polls by cause */
     struct log_throttle throttle;                         /* failure logging */
     struct device_optional optional[DEVICE_MAX_OPTIONAL]; /* by the driver's own numbering */
-    double *values;                             /* scratch: n_defs readings of the current poll */
-    struct energy energy;                       /* charge / discharge counters */
-    int idx_power, idx_charged, idx_discharged; /* their readings in defs, or -1 */
-    double energy_interval_s;                   /* poll period, bounds the integration gap */
-    struct energy_store *store; /* where the counters are made durable, or NULL (dry run) */
-    int energy_slot;            /* the pack's slot in store */
+    double *values; /* scratch: n_defs readings of the current poll */
 };
 
 /*
@@ -78,13 +72,6 @@ struct device {
  */
 int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
                  const struct config *cfg, const struct config_bus *bus);
-
-/*
- * Give pack p's integrated energy counters a slot in store s and start them from its durable
- * values (kWh). Nothing for a pack without integrated counters (its protocol reports its own
- * meters or has no power). Returns 0, or -1 when out of memory (p then keeps no store).
- */
-int device_energy_attach(struct device *p, struct energy_store *s);
 
 /* Free what device_setup() and a simulated pack allocated. */
 void device_teardown(struct device *p);

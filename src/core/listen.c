@@ -56,7 +56,6 @@ static struct device *poller_found_pack(struct poller_listen *ls, uint8_t addr)
         bus->packs = packs;
         snprintf(name, 32, proto->found_fmt, (unsigned)addr);
         if (device_setup(p, name, proto->driver, addr, bus->pl->cfg, bus->packs[0]->bus) == 0 &&
-            device_energy_attach(p, bus->pl->store) == 0 &&
             publisher_add_pack(bus->pl->pub, p) == 0) {
             p->link = bus->packs[0]->link;
             p->last_good_s = ls->now_s;
@@ -87,7 +86,7 @@ static void poller_heard_raw(struct poller_listen *ls, const struct sniff_heard 
         snprintf(name, sizeof(name), "%s", p->name);
     else
         snprintf(name, sizeof(name), ls->sn.proto->found_fmt, (unsigned)h->addr);
-    publisher_publish_raw(ls->bus->pl->pub, name, json);
+    publisher_post_raw(ls->bus->pl->pub, name, json);
 }
 
 /* Merge the fields an identity reply gave into the pack's identity. */
@@ -105,7 +104,7 @@ static void poller_heard_identity(struct poller_listen *ls, struct device *p,
     if (memcmp(&was, &p->id, sizeof(was)) != 0) {
         log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name,
                 p->id.model, p->id.firmware, p->id.serial);
-        publisher_pack_identity(ls->bus->pl->pub, p);
+        publisher_post_identity(ls->bus->pl->pub, p);
     }
 }
 

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,9 @@
 #include "pylontech.h"
 #include "url.h"
 #include "log.h"
-#include "mqtt.h"
 #include "once.h"
 #include "poller.h"
+#include "pubthread.h"
 #include "sniff_proto.h"
 #include "version.h"
 
@@ -379,8 +380,9 @@ static const char *state_path(const struct config *cfg, char *buf, size_t len)
     return buf;
 }
 
-/* Open the state file and start every pack's counters from it. NULL when out of memory. */
-static struct energy_store *state_open(const struct config *cfg, struct device *packs)
+/* Open the state file (the publisher starts every pack's counters from it). NULL when out of
+ * memory. */
+static struct energy_store *state_open(const struct config *cfg)
 {
     char buf[4096], report[1024];
     const char *path = state_path(cfg, buf, sizeof(buf));
@@ -390,54 +392,44 @@ static struct energy_store *state_open(const struct config *cfg, struct device *
         return NULL;
     if (report[0])
         log_msg(LOG_LVL_WARNING, "%s", report);
-    for (size_t i = 0; i < cfg->n_packs; i++)
-        if (device_energy_attach(&packs[i], s) < 0) {
-            energy_store_free(s);
-            return NULL;
-        }
     if (path)
         log_msg(LOG_LVL_INFO, "energy counters are kept in %s", path);
     return s;
 }
 
+/* --dry-run: the publisher's own code, run by the main thread: each pack's outcome is
+ * posted, then processed and printed before the next pack is polled. */
 static int run_dry(const struct config *cfg, struct device *packs)
 {
-    struct sink out = {stdout_publish, NULL};
+    struct sink out = {stdout_publish, NULL, NULL};
     char client_id[128], bank[64];
     struct publisher *b;
 
     default_client_id(cfg, client_id, sizeof(client_id));
     b = publisher_new(cfg, packs, cfg->n_packs,
                       cfg->mqtt.client_id ? cfg->mqtt.client_id : client_id,
-                      bank_name(cfg, bank, sizeof(bank)), out);
+                      bank_name(cfg, bank, sizeof(bank)), NULL);
     if (!b)
         return 1;
+    publisher_set_sink(b, out);
     publisher_on_connect(b);
-    for (size_t i = 0; i < cfg->n_packs; i++)
+    for (size_t i = 0; i < cfg->n_packs; i++) {
         poller_poll_pack(&packs[i], b, 0);
+        publisher_service(b);
+    }
     fflush(stdout);
     publisher_free(b);
     return 0;
 }
 
 struct daemon {
-    struct publisher *pub;
     struct poller *poller;
     sigset_t sigs;
+    atomic_bool exiting; /* run_daemon() is done with the poller: SIGUSR1 ends signal_thread */
 };
 
-static void on_connect(void *ud)
-{
-    publisher_on_connect(((struct daemon *)ud)->pub);
-}
-
-static void on_ha_status(void *ud, bool online)
-{
-    if (online)
-        publisher_on_ha_online(((struct daemon *)ud)->pub);
-}
-
-/* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. */
+/* Waits for SIGTERM/SIGINT (blocked in every thread) and asks the pollers to stop. Joined
+ * before the poller is freed (a signal may come while the daemon shuts down). */
 static void *signal_thread(void *arg)
 {
     struct daemon *d = arg;
@@ -446,7 +438,9 @@ static void *signal_thread(void *arg)
     for (;;) {
         if (sigwait(&d->sigs, &sig) != 0)
             continue;
-        if (sig == SIGHUP)
+        if (sig == SIGUSR1 && atomic_load(&d->exiting))
+            return NULL;
+        if (sig == SIGHUP || sig == SIGUSR1)
             continue;
         break;
     }
@@ -460,10 +454,10 @@ static void *signal_thread(void *arg)
 
 /* --once: wait for a session before polling (a state is delivered only in a session), at
  * most ONCE_CONNECT_WAIT_S, or until a signal asks to stop. */
-static bool once_session(const struct config *cfg, struct mqtt *m, struct poller *pl)
+static bool once_session(const struct config *cfg, struct pubthread *pt, struct poller *pl)
 {
     for (int slice = 0; slice < ONCE_CONNECT_WAIT_S * 5; slice++) {
-        if (mqtt_wait_connected(m, 0.2))
+        if (pubthread_wait_session(pt, 0.2))
             return true;
         if (poller_wait(pl, 0.001))
             return false;
@@ -475,17 +469,21 @@ static bool once_session(const struct config *cfg, struct mqtt *m, struct poller
     return false;
 }
 
+/*
+ * The daemon: the bus threads poll and post their outcomes to the publisher, whose thread
+ * (pubthread.h) owns the MQTT client and publishes; this thread starts and stops them.
+ */
 static int run_daemon(const struct config *cfg, struct device *packs, bool once)
 {
-    struct mqtt_callbacks cb = {on_connect, on_ha_status};
     struct daemon d = {0};
-    char client_id[128], status_topic[CONFIG_TOPIC_MAX], bank[64];
+    char client_id[128], bank[64];
     const char *cid = cfg->mqtt.client_id;
-    struct mqtt *m;
     struct energy_store *store;
-    struct once *ledger = NULL;
+    struct publisher *pub = NULL;
+    struct pubthread *pt = NULL;
     pthread_t sig_thread;
-    int rc = 1;
+    bool sig_started = false;
+    int rc = 1, once_rc;
 
     if (!cid) {
         default_client_id(cfg, client_id, sizeof(client_id));
@@ -495,24 +493,23 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     sigaddset(&d.sigs, SIGTERM);
     sigaddset(&d.sigs, SIGINT);
     sigaddset(&d.sigs, SIGHUP);
+    sigaddset(&d.sigs, SIGUSR1);
+    atomic_init(&d.exiting, false);
     pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    publisher_format_status_topic(status_topic, sizeof(status_topic), cfg, cid);
-    store = state_open(cfg, packs);
-    m = store ? mqtt_new(&cfg->mqtt, cid, status_topic, "offline", &cb, &d) : NULL;
-    if (!m) {
-        energy_store_free(store);
-        return 1;
+    store = state_open(cfg);
+    if (store)
+        pub =
+            publisher_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)), store);
+    if (pub)
+        d.poller = poller_new(cfg, packs, cfg->n_packs, pub, once);
+    if (!d.poller) {
+        log_msg(LOG_LVL_ERROR, "out of memory");
+        goto out;
     }
-    /* --once delivers each pack's state with QoS 1 and checks that the broker has it. */
-    if (once && !(ledger = once_new(cfg, packs, cfg->n_packs, m)))
-        goto out_mqtt;
-    d.pub = publisher_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)),
-                          once ? once_sink(ledger) : mqtt_sink(m));
-    d.poller = poller_new(cfg, packs, cfg->n_packs, d.pub, store, once);
-    if (!d.pub || !d.poller)
-        goto out_mqtt;
+    if (!(pt = pubthread_start(cfg, pub, cid, packs, cfg->n_packs, once)))
+        goto out;
     log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), %s %s, broker %s:%d, client id %s",
             BMS_VERSION, cfg->n_packs, cfg->n_buses == 1 ? "mode" : "buses",
             cfg->n_buses == 1 ? cfg->bus.mode : "(several)", cfg->mqtt.host, cfg->mqtt.port, cid);
@@ -520,33 +517,40 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
         log_msg(LOG_LVL_NOTICE, "bus %s: mode %s, %zu pack(s) on %s", cfg->buses[i].name,
                 cfg->buses[i].mode, cfg->buses[i].n_packs,
                 cfg->buses[i].port ? cfg->buses[i].port : "their own ports");
-    if (mqtt_start(m) < 0 || pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
-        goto out_mqtt;
-    pthread_detach(sig_thread);
-    if (once && !once_session(cfg, m, d.poller)) {
+    if (pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
+        goto out_stop;
+    sig_started = true;
+    if (once && !once_session(cfg, pt, d.poller)) {
         rc = ONCE_EXIT_BROKER;
-        goto out_mqtt;
+        goto out_stop;
     }
     if (poller_start(d.poller) < 0) {
         log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
         poller_request_stop(d.poller);
     }
-    /* No periodic save: the counters are saved whenever a published value rises. At exit
-     * the bus threads noted their counters: save the fraction below the published step. */
     poller_wait(d.poller, 0);
     poller_stop(d.poller);
-    energy_store_sync(store);
     packs_report(packs, cfg->n_packs);
     rc = 0;
-out_mqtt:
-    mqtt_stop(m, status_topic, "offline");
-    if (ledger && rc == 0)
-        rc = once_report(ledger);
-    mqtt_free(m);
+out_stop:
+    /* The publisher takes the buses' last outcomes, says goodbye to the broker and hands
+     * the energy counters to the store. No periodic save: the counters are saved whenever
+     * a published value rises; now the fraction below the published step is saved too. */
+    once_rc = pubthread_stop(pt, once && rc == 0);
+    pt = NULL;
+    if (rc == 0)
+        rc = once_rc;
+    energy_store_sync(store);
+out:
+    pubthread_stop(pt, false);
+    if (sig_started) {
+        atomic_store(&d.exiting, true);
+        pthread_kill(sig_thread, SIGUSR1);
+        pthread_join(sig_thread, NULL);
+    }
     poller_free(d.poller);
-    publisher_free(d.pub);
+    publisher_free(pub);
     energy_store_free(store);
-    once_free(ledger);
     return rc;
 }
 

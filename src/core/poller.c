@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* poller.c - per-bus threads that poll packs on schedule and hand results to the bridge. */
+/* poller.c - per-bus threads that poll packs on schedule and hand results to the publisher. */
 #include "poller.h"
 
 #include <errno.h>
@@ -52,42 +52,7 @@ static void poller_identify(struct device *p, struct publisher *b, double now_s)
     }
     log_msg(LOG_LVL_INFO, "pack %s: model '%s', firmware '%s', serial '%s'", p->name, p->id.model,
             p->id.firmware, p->id.serial);
-    publisher_pack_identity(b, p);
-}
-
-/* Integrate the pack's power into its counters, and publish them with this poll: never
- * above what the state file holds, which is written first when they rise by a published
- * step (energy_store.h). */
-static void poller_energy(struct device *p, double now_s)
-{
-    double c, d;
-    double interval = p->energy_interval_s > 5.0 / 3 ? p->energy_interval_s : 5.0 / 3;
-    int pc, pd;
-
-    if (p->idx_power < 0 || p->idx_charged < 0 || p->idx_discharged < 0)
-        return;
-    /* Integrate across up to three poll periods (never less than 5 s): a longer silence
-     * is a gap in the data, not a period of constant power. */
-    energy_update(&p->energy, now_s, p->values[p->idx_power], 3 * interval);
-    energy_get(&p->energy, &c, &d);
-    pc = p->defs[p->idx_charged].precision;
-    pd = p->defs[p->idx_discharged].precision;
-    /* A failed save is logged by the store; the values stay at the durable ones. */
-    energy_store_commit(p->store, p->energy_slot, &c, &d, pc > pd ? pc : pd);
-    p->values[p->idx_charged] = reading_round(c, pc);
-    p->values[p->idx_discharged] = reading_round(d, pd);
-}
-
-/* Hand the pack's counters to its store for the save at exit (the fraction below the
- * published resolution). */
-static void poller_energy_note(struct device *p)
-{
-    double c, d;
-
-    if (!p->store)
-        return;
-    energy_get(&p->energy, &c, &d);
-    energy_store_note(p->store, p->energy_slot, c, d);
+    publisher_post_identity(b, p);
 }
 
 void poller_failed(struct device *p, struct publisher *b, enum result r)
@@ -109,19 +74,19 @@ void poller_failed(struct device *p, struct publisher *b, enum result r)
             log_msg(LOG_LVL_WARNING, "pack %s (slave 0x%02x on %s): %s", p->name,
                     (unsigned)p->slave, pack_port(p), what);
     }
-    publisher_pack_failed(b, p);
+    publisher_post_failed(b, p, r);
 }
 
-/* p->values hold a good reading: count it, integrate energy, publish. */
+/* p->values hold a good reading: count it and hand it to the publisher (which integrates
+ * the energy counters from its power and time). */
 void poller_good(struct device *p, struct publisher *b, double now_s)
 {
-    poller_energy(p, now_s);
     unsigned had = log_release(&p->throttle);
     if (had)
         log_msg(LOG_LVL_NOTICE, "pack %s: answering again after %u failed polls", p->name, had);
     p->failures = 0;
     p->last_good_s = now_s;
-    publisher_pack_good(b, p, p->values);
+    publisher_post_good(b, p, now_s);
 }
 
 enum result poller_poll_pack(struct device *p, struct publisher *b, double now_s)
@@ -210,8 +175,6 @@ static void *poller_bus_thread(void *arg)
             break;
     }
 done:
-    for (size_t i = 0; i < bus->n; i++)
-        poller_energy_note(bus->packs[i]);
     link_close(bus->packs[0]->link);
     pthread_mutex_lock(&pl->lock);
     pl->done++;
@@ -227,7 +190,7 @@ static bool poller_same_bus(const struct device *a, const struct device *b)
 }
 
 struct poller *poller_new(const struct config *cfg, struct device *packs, size_t n,
-                          struct publisher *b, struct energy_store *store, bool once)
+                          struct publisher *b, bool once)
 {
     struct poller *pl = calloc(1, sizeof(*pl));
     pthread_condattr_t ca;
@@ -236,7 +199,6 @@ struct poller *poller_new(const struct config *cfg, struct device *packs, size_t
         return NULL;
     pl->cfg = cfg;
     pl->pub = b;
-    pl->store = store;
     pl->once = once;
     pl->buses = calloc(n ? n : 1, sizeof(*pl->buses));
     if (!pl->buses) {

@@ -17,13 +17,12 @@ struct poller;
  * one after another; every other pack has a bus of its own) and prepare one thread per
  * bus. A bus polls each of its packs once per bus.poll_interval_s; a pack that does not
  * answer costs its own bus one response timeout and never delays another bus.
- * With `once`, every bus stops after one cycle. Packs a listening bus finds by itself keep
- * their energy counters in `store` (may be NULL); at its end each bus hands its packs'
- * counters to their store (energy_store_note()), for the caller to save. Returns NULL when
- * out of memory.
+ * With `once`, every bus stops after one cycle. Every outcome is handed to publisher b
+ * (publisher_post_*(); packs a listening bus finds by itself join it with
+ * publisher_add_pack()). Returns NULL when out of memory.
  */
 struct poller *poller_new(const struct config *cfg, struct device *packs, size_t n,
-                          struct publisher *b, struct energy_store *store, bool once);
+                          struct publisher *b, bool once);
 
 /* Start the bus threads. Returns 0, or -1 if a thread could not be created. */
 int poller_start(struct poller *pl);
@@ -42,11 +41,12 @@ void poller_stop(struct poller *pl);
 void poller_free(struct poller *pl);
 
 /*
- * One poll of pack p (used by the bus threads and by --dry-run): read holding
- * registers 0..46, decode, and hand the result to the bridge; on a pack's first good
- * poll of a connection also read its identity (105..127). Failures are counted in
- * p->errors, logged with throttling, and never published as values. `now_s` is the
- * simulated time for mock packs. Returns the result of the block read.
+ * One poll of pack p (used by the bus threads and by --dry-run): ask the driver for its
+ * readings, and hand the outcome to publisher b (publisher_post_good() or
+ * publisher_post_failed(); it does not wait for the publisher); on a pack's first good poll
+ * of a connection also read its identity (publisher_post_identity()). Failures are counted
+ * in p->errors, logged with throttling, and never published as values. `now_s` is the
+ * monotonic time of the poll (s; the simulated time for mock packs). Returns the result.
  */
 enum result poller_poll_pack(struct device *p, struct publisher *b, double now_s);
 

@@ -24,7 +24,6 @@ struct poller_bus {
 struct poller {
     const struct config *cfg;
     struct publisher *pub;
-    struct energy_store *store; /* for packs found by a listener */
     bool once;
     pthread_mutex_t lock;
     pthread_cond_t wake; /* CLOCK_MONOTONIC: stop requests and bus completion */
@@ -44,10 +43,10 @@ bool poller_sleep(struct poller *pl, double until);
 /* True once a stop was requested. */
 bool poller_stopping(struct poller *pl);
 
-/* A failed reading of p (cause r): counted, logged with throttling, availability updated. */
+/* A failed reading of p (cause r): counted, logged with throttling, posted to the publisher. */
 void poller_failed(struct device *p, struct publisher *b, enum result r);
 
-/* p->values hold a good reading taken at now_s: energy, logging, publishing. */
+/* p->values hold a good reading taken at now_s: logged if it ends failures, posted. */
 void poller_good(struct device *p, struct publisher *b, double now_s);
 
 /*

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* mqtt.c - libmosquitto client on its own thread, reconnecting with backoff. */
+/* mqtt.c - libmosquitto client run by its owner thread, reconnecting with backoff. */
 #include "mqtt.h"
 
 #include <errno.h>
@@ -9,10 +9,8 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,40 +26,34 @@
 #define MQTT_CAUSE_MAX         MQTT_TLS_WHY_MAX
 #define MQTT_MIDS              65536 /* MQTT message ids are 16 bits */
 
+/* Everything here belongs to the owner thread (mqtt.h): no locks, no atomics but `stop`. */
 struct mqtt {
     struct mosquitto *mosq;
     const struct config_mqtt *cfg;
     struct mqtt_callbacks cb;
     void *ud;
-    unsigned long sessions; /* sessions established so far (MQTT thread) */
+    unsigned long sessions; /* sessions established so far */
     char *ha_status_topic;
-    pthread_t thread;
-    bool started;
-    atomic_bool stop;
-    atomic_bool connected;
-    atomic_long outstanding; /* published in this session, not yet written (QoS 0) or
-                                acknowledged (QoS 1): what a clean stop waits for */
-    int wake_fd;             /* eventfd: stop requests, and output left to the thread */
+    const atomic_bool *stop; /* the owner's: end mqtt_run() */
+    int wake_fd;             /* the owner's: work for on_work */
+    bool session;            /* CONNACK accepted, and no disconnect since */
+    bool owner_waiting;      /* on_work keeps messages waiting for mqtt_ready() */
     bool session_pending;    /* CONNACK arrived: publish the session's opening messages */
     bool ha_online_pending;  /* HA's birth message arrived: publish everything again */
-    const char *last_topic;  /* published by the thread when it stops */
-    const char *last_payload;
+    unsigned qos0_queued;    /* QoS 0 published on this connection, not yet written */
+    unsigned qos1_held;      /* QoS 1 published, not yet acknowledged (kept across sessions) */
+    uint8_t *qos1;           /* a bit per message id: QoS 1 held */
+    char *last_topic;        /* the will's message, published at a clean stop */
+    char *last_payload;
     struct log_throttle complain;
-    pthread_mutex_t up_lock; /* with up_cond: mqtt_wait_connected() */
-    pthread_cond_t up_cond;
     /* Why the current connection attempt failed, for the "cannot reach broker" line; each
-     * keeps the first cause of its kind in the attempt. Written by the MQTT thread only. */
+     * keeps the first cause of its kind in the attempt. */
     struct mqtt_tls tls;          /* tls.why: the broker's certificate was not accepted */
     char why_net[MQTT_CAUSE_MAX]; /* the socket's error, a refusal, a timeout */
     char why_lib[MQTT_CAUSE_MAX]; /* the first error libmosquitto logged */
-    _Atomic uint8_t *acked;       /* mqtt_track_acks(): a bit per message id */
-    atomic_ulong mids_used;       /* message ids taken since tracking began */
+    uint8_t *acked;               /* mqtt_track_acks(): a bit per message id */
+    unsigned long mids_used;      /* message ids taken since tracking began */
 };
-
-/* True in the MQTT thread while the new session's first messages are published. */
-static _Thread_local bool mqtt_in_connect;
-/* True in the MQTT thread: only it records why an attempt failed. */
-static _Thread_local bool mqtt_on_thread;
 
 static double mqtt_now(void)
 {
@@ -100,11 +92,10 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
         mqtt_why(m->why_net, "the broker refused the connection: %s", mosquitto_connack_string(rc));
         return;
     }
-    atomic_store(&m->outstanding, 0); /* what was queued in a lost session is gone */
     log_release(&m->complain);
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
             m->sessions++ ? " (reconnected)" : "");
-    atomic_fetch_add(&m->mids_used, 1);
+    m->mids_used++;
     mosquitto_subscribe(mosq, NULL, m->ha_status_topic, 1);
     /* The opening messages go out after this callback returns (mqtt_after_read): inside
      * it libmosquitto would hold all of them in memory at once. */
@@ -112,27 +103,30 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
 }
 
 /* Work the callbacks asked for, done outside them so that each message is written as it
- * is published. The session opens with everything (status, discovery, availability,
- * latest states) published from this thread; only then may the pollers publish, so that
- * no state reaches HA before its entity's discovery. */
+ * is published (inside a callback libmosquitto only queues). The session opens with
+ * everything (status, discovery, availability, latest states); the owner publishes states
+ * only after it, on this same thread, so no state reaches HA before its entity's
+ * discovery. */
 static void mqtt_after_read(struct mqtt *m)
 {
     if (m->session_pending) {
         m->session_pending = false;
-        mqtt_in_connect = true;
+        m->session = true;
         if (m->cb.on_connect)
             m->cb.on_connect(m->ud);
-        mqtt_in_connect = false;
-        pthread_mutex_lock(&m->up_lock);
-        atomic_store(&m->connected, true);
-        pthread_cond_broadcast(&m->up_cond);
-        pthread_mutex_unlock(&m->up_lock);
+        m->owner_waiting = true; /* what did not fit goes on when there is room */
     }
     if (m->ha_online_pending) {
         m->ha_online_pending = false;
-        if (m->cb.on_ha_status)
-            m->cb.on_ha_status(m->ud, true);
+        if (m->cb.on_ha_online)
+            m->cb.on_ha_online(m->ud);
+        m->owner_waiting = true;
     }
+}
+
+static bool mqtt_bit(const uint8_t *bits, int mid)
+{
+    return (bits[mid >> 3] >> (mid & 7)) & 1u;
 }
 
 /* QoS 0: the message was written; QoS 1: the broker acknowledged it. */
@@ -141,9 +135,16 @@ static void mqtt_on_publish(struct mosquitto *mosq, void *ud, int mid)
     struct mqtt *m = ud;
 
     (void)mosq;
-    atomic_fetch_sub(&m->outstanding, 1);
-    if (m->acked && mid > 0 && mid < MQTT_MIDS)
-        atomic_fetch_or(&m->acked[mid >> 3], (uint8_t)(1u << (mid & 7)));
+    if (mid <= 0 || mid >= MQTT_MIDS)
+        return;
+    if (mqtt_bit(m->qos1, mid)) {
+        m->qos1[mid >> 3] &= (uint8_t) ~(1u << (mid & 7));
+        m->qos1_held--;
+    } else if (m->qos0_queued) {
+        m->qos0_queued--;
+    }
+    if (m->acked)
+        m->acked[mid >> 3] |= (uint8_t)(1u << (mid & 7));
 }
 
 static void mqtt_on_disconnect(struct mosquitto *mosq, void *ud, int rc)
@@ -152,9 +153,9 @@ static void mqtt_on_disconnect(struct mosquitto *mosq, void *ud, int rc)
 
     (void)mosq;
     /* Also called when an attempt fails before its session: only a session is "lost". */
-    if (rc != 0 && !atomic_load(&m->stop) && atomic_load(&m->connected))
+    if (rc != 0 && !atomic_load(m->stop) && m->session)
         log_msg(LOG_LVL_WARNING, "mqtt: connection to %s:%d lost", m->cfg->host, m->cfg->port);
-    atomic_store(&m->connected, false);
+    m->session = false;
 }
 
 static void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg)
@@ -162,7 +163,7 @@ static void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosqu
     struct mqtt *m = ud;
 
     (void)mosq;
-    if (strcmp(msg->topic, m->ha_status_topic) != 0 || !m->cb.on_ha_status)
+    if (strcmp(msg->topic, m->ha_status_topic) != 0 || !m->cb.on_ha_online)
         return;
     /* A retained birth arrives right after subscribing, when everything has just been
      * published: only a live birth message means that HA restarted. */
@@ -186,8 +187,6 @@ static void mqtt_on_log(struct mosquitto *mosq, void *ud, int level, const char 
     const char *text = str;
 
     (void)mosq;
-    if (!mqtt_on_thread)
-        return;
     log_msg(LOG_LVL_DEBUG, "mqtt: libmosquitto: %s", str);
     if (!(level & MOSQ_LOG_ERR))
         return;
@@ -208,45 +207,36 @@ static void mqtt_on_log(struct mosquitto *mosq, void *ud, int level, const char 
 }
 
 struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, const char *will_topic,
-                      const char *will_payload, const struct mqtt_callbacks *cb, void *ud)
+                      const char *will_payload, int wake_fd, const atomic_bool *stop,
+                      const struct mqtt_callbacks *cb, void *ud)
 {
     struct mqtt *m = calloc(1, sizeof(*m));
-    pthread_condattr_t ca;
     size_t tlen;
 
     if (!m)
         return NULL;
-    m->wake_fd = -1;
     mosquitto_lib_init();
     m->cfg = cfg;
     m->cb = *cb;
     m->ud = ud;
+    m->wake_fd = wake_fd;
+    m->stop = stop;
     m->complain.remind_every = 60;
-    pthread_mutex_init(&m->up_lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->up_cond, &ca);
-    pthread_condattr_destroy(&ca);
     tlen = strlen(cfg->discovery_prefix) + sizeof("/status");
     m->ha_status_topic = malloc(tlen);
-    m->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    m->qos1 = calloc(MQTT_MIDS / 8, 1);
+    m->last_topic = strdup(will_topic);
+    m->last_payload = strdup(will_payload);
     m->mosq = mosquitto_new(client_id, true, m);
-    if (!m->mosq || !m->ha_status_topic || m->wake_fd < 0) {
+    if (!m->mosq || !m->ha_status_topic || !m->qos1 || !m->last_topic || !m->last_payload) {
         log_msg(LOG_LVL_ERROR, "mqtt: cannot create client: %s", strerror(errno));
         mqtt_free(m);
         return NULL;
     }
     snprintf(m->ha_status_topic, tlen, "%s/status", cfg->discovery_prefix);
-    /* Plain TCP, not mosquitto_threaded_set(): the library then writes a publish to the
-     * socket in the publishing (bus) thread itself, so a poll costs no wake-up of the MQTT
-     * thread, whose loop (mqtt_thread) watches only the socket. Writes are serialised
-     * inside libmosquitto (its out-packet mutexes). With TLS that is not allowed: one
-     * OpenSSL session must not write in one thread while it reads in another (it corrupts
-     * the session and drops the connection). There mosquitto_threaded_set() makes
-     * mosquitto_publish() only queue, and the MQTT thread alone writes (mqtt_publish_mid()
-     * wakes it). */
-    if (cfg->tls_ca_file)
-        mosquitto_threaded_set(m->mosq, true);
+    /* Not mosquitto_threaded_set(): only this client's owner thread calls the library, so
+     * mosquitto_publish() writes to the socket at once (TLS included: reads and writes of
+     * the OpenSSL session all happen on that thread) and mqtt_run() writes the rest. */
     /* No in-flight window: QoS 1 messages (discovery, availability) must leave in the
      * order they were published, before the QoS 0 state that follows them. */
     mosquitto_max_inflight_messages_set(m->mosq, 0);
@@ -267,45 +257,45 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
 int mqtt_track_acks(struct mqtt *m)
 {
     m->acked = calloc(MQTT_MIDS / 8, sizeof(*m->acked));
-    atomic_store(&m->mids_used, 0);
+    m->mids_used = 0;
     return m->acked ? 0 : -1;
 }
 
 bool mqtt_acked(struct mqtt *m, int mid)
 {
     /* Past 65535 message ids one may have been used twice: then nothing is sure. */
-    if (!m->acked || mid <= 0 || mid >= MQTT_MIDS || atomic_load(&m->mids_used) >= MQTT_MIDS - 1)
+    if (!m->acked || mid <= 0 || mid >= MQTT_MIDS || m->mids_used >= MQTT_MIDS - 1)
         return false;
-    return (atomic_load(&m->acked[mid >> 3]) >> (mid & 7)) & 1u;
+    return mqtt_bit(m->acked, mid);
 }
 
-static void mqtt_wake(struct mqtt *m)
+/* The owner's work (mqtt_callbacks.on_work). */
+static void mqtt_owner_work(struct mqtt *m)
 {
-    uint64_t one = 1;
-    ssize_t w = write(m->wake_fd, &one, sizeof(one));
-    (void)w; /* the counter saturating only means a wake-up is pending already */
+    m->owner_waiting = m->cb.on_work ? m->cb.on_work(m->ud) : false;
 }
 
-static void mqtt_drain_wake(struct mqtt *m)
+/* The owner keeps messages waiting for room, and there is room now (acknowledgements came,
+ * the socket took what was queued): its work goes on. */
+static void mqtt_owner_room(struct mqtt *m)
 {
-    uint64_t n;
-    ssize_t r = read(m->wake_fd, &n, sizeof(n));
-    (void)r;
+    if (m->owner_waiting && mqtt_ready(m))
+        mqtt_owner_work(m);
 }
 
-/* Wait `s` seconds, or until mqtt_stop(). A wake-up for anything else (output left
- * from a lost session) does not end the wait early. */
+/* Wait `s` seconds, or until a stop. The owner's work is done as it comes (outcomes are
+ * processed without a session) and does not end the wait early. */
 static void mqtt_backoff_wait(struct mqtt *m, int s)
 {
     double until = mqtt_now() + s;
 
-    while (!atomic_load(&m->stop)) {
+    while (!atomic_load(m->stop)) {
         double left = until - mqtt_now();
         struct pollfd pfd = {m->wake_fd, POLLIN, 0};
         if (left <= 0)
             return;
         if (poll(&pfd, 1, (int)(left * 1000) + 1) > 0)
-            mqtt_drain_wake(m);
+            mqtt_owner_work(m);
     }
 }
 
@@ -349,7 +339,7 @@ static int mqtt_dead_socket(struct mqtt *m, int sock, int err)
 static int mqtt_step(struct mqtt *m, double deadline)
 {
     int sock = mosquitto_socket(m->mosq);
-    bool up = atomic_load(&m->connected);
+    bool up = m->session;
     bool hs_write, hs = mqtt_tls_handshaking(m->mosq, &hs_write);
     /* mosquitto_loop_misc() must run well within the keepalive to send PINGREQ in time. */
     int timeout_ms = m->cfg->keepalive * 1000 / 4;
@@ -378,8 +368,7 @@ static int mqtt_step(struct mqtt *m, double deadline)
         mqtt_why(m->why_net, "poll: %s", strerror(errno));
         return MOSQ_ERR_ERRNO;
     }
-    if (pfd[1].revents & POLLIN)
-        mqtt_drain_wake(m);
+    bool woken = (pfd[1].revents & POLLIN) != 0;
     short rev = pfd[0].revents;
     /* The handshake moves on whichever way the socket became ready. */
     if (hs ? rev != 0 : (rev & (POLLIN | POLLHUP | POLLERR)) != 0) {
@@ -389,8 +378,12 @@ static int mqtt_step(struct mqtt *m, double deadline)
     }
     if (rc == MOSQ_ERR_SUCCESS)
         mqtt_after_read(m);
-    if (rc == MOSQ_ERR_SUCCESS && !atomic_load(&m->connected) &&
-        (rev & (POLLERR | POLLHUP | POLLRDHUP)) && mosquitto_socket(m->mosq) >= 0)
+    /* The owner's work, also when the attempt or session ends here: outcomes are taken
+     * (and kept due) without a session. */
+    if (woken)
+        mqtt_owner_work(m);
+    if (rc == MOSQ_ERR_SUCCESS && !m->session && (rev & (POLLERR | POLLHUP | POLLRDHUP)) &&
+        mosquitto_socket(m->mosq) >= 0)
         return mqtt_dead_socket(m, sock, err);
     if (rc == MOSQ_ERR_SUCCESS && !mqtt_tls_handshaking(m->mosq, NULL) &&
         mosquitto_want_write(m->mosq)) {
@@ -402,10 +395,12 @@ static int mqtt_step(struct mqtt *m, double deadline)
         rc = mosquitto_loop_misc(m->mosq);
     if (rc == MOSQ_ERR_ERRNO)
         mqtt_why(m->why_net, "%s", err ? strerror(err) : "socket error");
+    mqtt_owner_room(m);
     return rc;
 }
 
-/* Serve the socket until done(m) or the deadline (monotonic s); false on a dead socket. */
+/* Serve the socket (and the owner's work waiting for room) until done(m) or the deadline
+ * (monotonic s); false on a dead socket. */
 static bool mqtt_drain(struct mqtt *m, double deadline, bool (*done)(struct mqtt *m))
 {
     while (!done(m)) {
@@ -422,13 +417,20 @@ static bool mqtt_drain(struct mqtt *m, double deadline, bool (*done)(struct mqtt
             return false;
         if (mosquitto_want_write(m->mosq) && mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
             return false;
+        mqtt_owner_room(m);
     }
     return true;
 }
 
+/* The owner has handed over everything (nothing waits for room). */
+static bool mqtt_owner_done(struct mqtt *m)
+{
+    return !m->owner_waiting;
+}
+
 static bool mqtt_all_delivered(struct mqtt *m)
 {
-    return atomic_load(&m->outstanding) <= 0 && !mosquitto_want_write(m->mosq);
+    return m->qos0_queued == 0 && m->qos1_held == 0 && !mosquitto_want_write(m->mosq);
 }
 
 static bool mqtt_socket_closed(struct mqtt *m)
@@ -437,24 +439,24 @@ static bool mqtt_socket_closed(struct mqtt *m)
 }
 
 /*
- * A clean stop: the last message (retained "offline"), then wait until everything
- * queued is written and every QoS 1 message acknowledged, then DISCONNECT, so that the
- * broker neither loses the burst in flight nor fires the last will. Bounded by
- * MQTT_STOP_WAIT_S in all. Without a session there is nothing to say: the socket of a
- * failed attempt is closed by mosquitto_destroy().
+ * A clean stop: what the owner still keeps waiting for room, then the last message
+ * (retained "offline"), then wait until everything queued is written and every QoS 1
+ * message acknowledged, then DISCONNECT, so that the broker neither loses the burst in
+ * flight nor fires the last will. Bounded by MQTT_STOP_WAIT_S in all. Without a session
+ * there is nothing to say: the socket of a failed attempt is closed by mosquitto_destroy().
  */
 static void mqtt_finish(struct mqtt *m)
 {
     double deadline = mqtt_now() + MQTT_STOP_WAIT_S;
 
-    if (!atomic_load(&m->connected))
+    if (!m->session)
         return;
-    if (m->last_topic)
-        mqtt_publish(m, m->last_topic, m->last_payload, 1, true);
+    mqtt_drain(m, deadline, mqtt_owner_done);
+    mqtt_publish(m, m->last_topic, m->last_payload, 1, true);
     if (!mqtt_drain(m, deadline, mqtt_all_delivered))
-        log_msg(LOG_LVL_WARNING, "mqtt: stopping with %ld message(s) not delivered",
-                atomic_load(&m->outstanding));
-    atomic_store(&m->connected, false);
+        log_msg(LOG_LVL_WARNING, "mqtt: stopping with %u message(s) not delivered",
+                m->qos0_queued + m->qos1_held);
+    m->session = false;
     mosquitto_disconnect(m->mosq);
     mqtt_drain(m, deadline, mqtt_socket_closed);
 }
@@ -471,6 +473,7 @@ static int mqtt_connection(struct mqtt *m, bool *had_session)
 
     m->tls.why[0] = m->why_net[0] = m->why_lib[0] = '\0';
     *had_session = false;
+    m->qos0_queued = 0; /* a new connection drops the QoS 0 messages of the last one */
     mosquitto_log_callback_set(m->mosq, mqtt_on_log);
     errno = 0;
     rc = mosquitto_connect_async(m->mosq, m->cfg->host, m->cfg->port, m->cfg->keepalive);
@@ -481,9 +484,9 @@ static int mqtt_connection(struct mqtt *m, bool *had_session)
         mqtt_why(m->why_net, "%s", mqtt_rc_text(rc, err));
     else if (mqtt_conn_errno(err))
         mqtt_why(m->why_net, "%s", strerror(err));
-    while (rc == MOSQ_ERR_SUCCESS && !atomic_load(&m->stop)) {
+    while (rc == MOSQ_ERR_SUCCESS && !atomic_load(m->stop)) {
         rc = mqtt_step(m, deadline);
-        if (!*had_session && atomic_load(&m->connected)) {
+        if (!*had_session && m->session) {
             *had_session = true;
             mosquitto_log_callback_set(m->mosq, NULL);
         }
@@ -492,18 +495,16 @@ static int mqtt_connection(struct mqtt *m, bool *had_session)
     return rc;
 }
 
-static void *mqtt_thread(void *arg)
+void mqtt_run(struct mqtt *m)
 {
-    struct mqtt *m = arg;
     int backoff = MQTT_BACKOFF_MIN_S;
 
-    mqtt_on_thread = true;
-    while (!atomic_load(&m->stop)) {
+    while (!atomic_load(m->stop)) {
         bool had_session;
         int rc = mqtt_connection(m, &had_session);
-        if (atomic_load(&m->stop))
+        if (atomic_load(m->stop))
             break;
-        atomic_store(&m->connected, false);
+        m->session = false;
         /* A socket the library left open (a failed handshake, a timeout) is told so at
          * once; the next attempt closes it. */
         if (mosquitto_socket(m->mosq) >= 0)
@@ -526,39 +527,37 @@ static void *mqtt_thread(void *arg)
         mqtt_backoff_wait(m, backoff);
         backoff = backoff * 2 > MQTT_BACKOFF_MAX_S ? MQTT_BACKOFF_MAX_S : backoff * 2;
     }
+    /* What was posted before the stop is processed, published if there is a session. */
+    mqtt_owner_work(m);
     mqtt_finish(m);
-    return NULL;
-}
-
-int mqtt_start(struct mqtt *m)
-{
-    if (pthread_create(&m->thread, NULL, mqtt_thread, m) != 0)
-        return -1;
-    m->started = true;
-    return 0;
 }
 
 int mqtt_publish_mid(struct mqtt *m, const char *topic, const char *payload, int qos, bool retain,
                      int *mid)
 {
-    if (!atomic_load(&m->connected) && !mqtt_in_connect)
+    int id = 0;
+
+    if (!m->session)
         return -1;
     /* Counted before: a QoS 0 message may be written, and counted off, inside the call. */
-    atomic_fetch_add(&m->outstanding, 1);
-    atomic_fetch_add(&m->mids_used, 1);
-    int rc = mosquitto_publish(m->mosq, mid, topic, (int)strlen(payload), payload, qos, retain);
-    if (rc != MOSQ_ERR_SUCCESS)
-        atomic_fetch_sub(&m->outstanding, 1);
-    /* The library wrote what the socket took; a rest (a full socket buffer, a message
-     * queued while a callback runs, anything with TLS) is the MQTT thread's to send. That
-     * thread writes its own messages (a session's opening burst) at once, as they come:
-     * an error there closes the socket, which its loop then sees. */
-    if (rc == MOSQ_ERR_SUCCESS && mosquitto_want_write(m->mosq)) {
-        if (mqtt_on_thread)
-            mosquitto_loop_write(m->mosq, 1);
-        else
-            mqtt_wake(m);
+    if (qos == 0)
+        m->qos0_queued++;
+    m->mids_used++;
+    int rc = mosquitto_publish(m->mosq, &id, topic, (int)strlen(payload), payload, qos, retain);
+    if (rc != MOSQ_ERR_SUCCESS && qos == 0 && m->qos0_queued)
+        m->qos0_queued--;
+    /* A QoS 1 message is the library's until the broker acknowledges it: also when only
+     * its write failed (it is resent in the next session). Errors before it was stored
+     * (invalid, out of memory) leave nothing held. */
+    if (qos > 0 && id > 0 && id < MQTT_MIDS && !mqtt_bit(m->qos1, id) &&
+        (rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_CONN_LOST ||
+         rc == MOSQ_ERR_NO_CONN)) {
+        m->qos1[id >> 3] |= (uint8_t)(1u << (id & 7));
+        m->qos1_held++;
     }
+    /* A write error ends the connection at the next step of mqtt_run(). */
+    if (rc == MOSQ_ERR_SUCCESS && mid)
+        *mid = id;
     return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
 }
 
@@ -567,46 +566,26 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos
     return mqtt_publish_mid(m, topic, payload, qos, retain, NULL);
 }
 
+bool mqtt_ready(struct mqtt *m)
+{
+    return m->session && m->qos0_queued + m->qos1_held < MQTT_QUEUE_MAX;
+}
+
 static int mqtt_sink_publish(void *ctx, const char *topic, const char *payload, int qos,
                              bool retain)
 {
     return mqtt_publish(ctx, topic, payload, qos, retain);
 }
 
+static bool mqtt_sink_ready(void *ctx)
+{
+    return mqtt_ready(ctx);
+}
+
 struct sink mqtt_sink(struct mqtt *m)
 {
-    struct sink s = {mqtt_sink_publish, m};
+    struct sink s = {mqtt_sink_publish, mqtt_sink_ready, m};
     return s;
-}
-
-bool mqtt_is_connected(struct mqtt *m)
-{
-    return atomic_load(&m->connected);
-}
-
-bool mqtt_wait_connected(struct mqtt *m, double timeout_s)
-{
-    double until = mqtt_now() + timeout_s;
-    struct timespec ts = {(time_t)until, (long)((until - (double)(time_t)until) * 1e9)};
-
-    pthread_mutex_lock(&m->up_lock);
-    while (!atomic_load(&m->connected))
-        if (pthread_cond_timedwait(&m->up_cond, &m->up_lock, &ts) == ETIMEDOUT)
-            break;
-    pthread_mutex_unlock(&m->up_lock);
-    return atomic_load(&m->connected);
-}
-
-void mqtt_stop(struct mqtt *m, const char *last_topic, const char *last_payload)
-{
-    if (!m || !m->started)
-        return;
-    m->last_topic = last_topic;
-    m->last_payload = last_payload;
-    atomic_store(&m->stop, true);
-    mqtt_wake(m);
-    pthread_join(m->thread, NULL);
-    m->started = false;
 }
 
 void mqtt_free(struct mqtt *m)
@@ -615,12 +594,11 @@ void mqtt_free(struct mqtt *m)
         return;
     if (m->mosq)
         mosquitto_destroy(m->mosq);
-    if (m->wake_fd >= 0)
-        close(m->wake_fd);
-    pthread_cond_destroy(&m->up_cond);
-    pthread_mutex_destroy(&m->up_lock);
     mqtt_tls_free(&m->tls);
     free(m->acked);
+    free(m->qos1);
+    free(m->last_topic);
+    free(m->last_payload);
     free(m->ha_status_topic);
     free(m);
     mosquitto_lib_cleanup();

@@ -2,11 +2,9 @@
 /* once.c - --once: every configured pack's state delivered with QoS 1, or said which not. */
 #include "once.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "publisher.h"
 #include "log.h"
 
 #define ONCE_TOPIC_MAX 512
@@ -18,25 +16,26 @@ struct once_pack {
     unsigned published;         /* states handed to the client */
 };
 
+/* The publisher thread's, like the client. */
 struct once {
     struct mqtt *m;
+    const struct publisher *pub;
     const struct device *packs;
     size_t n;
-    pthread_mutex_t lock; /* packs[].mids: bus threads and the MQTT thread publish */
     struct once_pack *slots;
 };
 
 struct once *once_new(const struct config *cfg, const struct device *packs, size_t n,
-                      struct mqtt *m)
+                      const struct publisher *pub, struct mqtt *m)
 {
     struct once *o = calloc(1, sizeof(*o));
 
     if (!o)
         return NULL;
     o->m = m;
+    o->pub = pub;
     o->packs = packs;
     o->n = n;
-    pthread_mutex_init(&o->lock, NULL);
     o->slots = calloc(n ? n : 1, sizeof(*o->slots));
     if (!o->slots || mqtt_track_acks(m) < 0) {
         once_free(o);
@@ -60,17 +59,22 @@ static int once_publish(void *ctx, const char *topic, const char *payload, int q
         return mqtt_publish(o->m, topic, payload, qos, retain);
     if (mqtt_publish_mid(o->m, topic, payload, 1, retain, &mid) < 0)
         return -1;
-    pthread_mutex_lock(&o->lock);
     memmove(slot->mids, slot->mids + 1, (ONCE_MIDS - 1) * sizeof(slot->mids[0]));
     slot->mids[ONCE_MIDS - 1] = mid;
     slot->published++;
-    pthread_mutex_unlock(&o->lock);
     return 0;
+}
+
+static bool once_ready(void *ctx)
+{
+    const struct once *o = ctx;
+
+    return mqtt_ready(o->m);
 }
 
 struct sink once_sink(struct once *o)
 {
-    struct sink s = {once_publish, o};
+    struct sink s = {once_publish, once_ready, o};
     return s;
 }
 
@@ -81,6 +85,8 @@ int once_report(struct once *o)
     for (size_t i = 0; i < o->n; i++) {
         const struct once_pack *slot = &o->slots[i];
         const struct device *p = &o->packs[i];
+        unsigned long polls;
+        unsigned failures;
         bool acked = false;
         for (int k = 0; k < ONCE_MIDS; k++)
             acked = acked || (slot->mids[k] && mqtt_acked(o->m, slot->mids[k]));
@@ -94,15 +100,16 @@ int once_report(struct once *o)
             rc = ONCE_EXIT_BROKER;
             continue;
         }
-        if (p->polls && !p->failures)
+        publisher_pack_outcomes(o->pub, p, &polls, &failures);
+        if (polls && !failures)
             log_msg(LOG_LVL_ERROR,
                     "--once: pack %s: state not delivered (the connection to the "
                     "broker was lost)",
                     p->name);
         else
             log_msg(LOG_LVL_ERROR, "--once: pack %s: no state to deliver: %s", p->name,
-                    p->polls ? "it did not answer its poll" : "it was not polled (or heard)");
-        if (p->polls && !p->failures)
+                    polls ? "it did not answer its poll" : "it was not polled (or heard)");
+        if (polls && !failures)
             rc = ONCE_EXIT_BROKER;
         else if (rc == 0)
             rc = ONCE_EXIT_PACKS;
@@ -116,7 +123,6 @@ void once_free(struct once *o)
 {
     if (!o)
         return;
-    pthread_mutex_destroy(&o->lock);
     free(o->slots);
     free(o);
 }

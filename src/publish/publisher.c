@@ -2,21 +2,31 @@
 /* publisher.c - discovery, availability and state publishing for every pack and the bank. */
 #include "publisher.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "bank.h"
+#include "energy.h"
 #include "ha.h"
 #include "log.h"
 
 #define TOPIC_MAX           CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
 #define PUBLISHER_STATE_FMT "%s/%s/state"    /* base topic, device */
 
-/* One HA device: a pack, or the bank. */
-struct publisher_entity {
+/*
+ * One HA device: a pack, or the bank. Owned by the publisher thread. What is "due" waits
+ * for the sink to be ready and is published by pub_flush() in this order: the retired
+ * topics, the discovery configs, the availability, the state.
+ */
+struct pub_entity {
     const char *name;
     const struct reading_def *defs;
     size_t n_defs;
@@ -27,44 +37,106 @@ struct publisher_entity {
     char state_topic[TOPIC_MAX];
     char avail_topic[TOPIC_MAX];
     enum device_avail avail;
-    bool announced;             /* discovery published since the first poll outcome */
-    struct device_identity id;  /* copy published in the device block */
-    struct ha_state *state;     /* latest state JSON, republished on (re)connect */
-    pthread_mutex_t state_lock; /* serialises formatting and sending of `state` */
+    int expire_after;          /* s: HA's expire_after for its states */
+    bool announced;            /* had its first outcome: its discovery is published */
+    struct device_identity id; /* copy published in the device block */
+    struct ha_state *state;    /* the state JSON, formatted when it is published */
+    double *values;            /* latest readings (a pack's good poll, the bank's totals) */
+    bool has_values;
+    bool retire_due;  /* retired topics from retire_at on */
+    size_t retire_at; /* index in retired[] */
+    bool disc_due;    /* discovery configs from disc_at on */
+    size_t disc_at;   /* index in defs[] */
+    bool avail_due;
+    bool state_due; /* published if the device is online then */
 };
 
-struct publisher_device {
-    struct publisher_entity dev;
-    struct device *p;
-    double *last_values;       /* latest good poll, for the bank; NULL before the first */
-    bool has_values;           /* last_values holds a poll */
-    struct bank_member member; /* the pack's readings as the bank finds them */
-    bool reported;             /* had an outcome in the current bank round */
+/*
+ * A pack's mailbox: the newest outcome its bus thread posted, taken by the publisher. The
+ * lock is held only to swap the readings buffer and copy the scalars (and the identity).
+ */
+struct pub_mailbox {
+    pthread_mutex_t lock;
+    double *good;        /* newest good readings not yet taken (good_pending) */
+    double good_t;       /* monotonic s of that poll */
+    bool good_pending;   /* `good` holds readings the publisher has not taken */
+    unsigned long posts; /* good and failed outcomes posted so far */
+    unsigned failures;   /* failed polls in a row at the newest outcome (0 after a good one) */
+    enum result cause;   /* cause of the newest failure */
+    unsigned long polls; /* the pack's polls at the newest post */
+    bool id_pending;     /* `id` changed since the publisher took it */
+    struct device_identity id;
+    atomic_bool dirty; /* something was posted since the publisher last took it */
+};
+
+struct pub_pack {
+    struct pub_entity ent;  /* publisher thread */
+    struct pub_pack *next;  /* in b->packs (publisher thread) or b->added (add_lock) */
+    const struct device *p; /* the pack: its name, readings table and driver only */
+    struct pub_mailbox mb;
+    double *post_buf; /* the posting bus thread's: readings are copied here first */
+    double *take_buf; /* the publisher's: swapped with mb.good when taken */
+    /* The rest: publisher thread only. */
+    struct bank_member member;                  /* the pack's readings as the bank finds them */
+    bool in_bank;                               /* a battery pack: counted in the bank */
+    bool reported;                              /* had an outcome in the current bank round */
+    unsigned long posts_seen;                   /* mb.posts when last taken */
+    unsigned long polls;                        /* mb.polls when last taken */
+    unsigned failures;                          /* mb.failures when last taken */
+    struct energy energy;                       /* charge / discharge counters */
+    int idx_power, idx_charged, idx_discharged; /* in the readings, or -1: none integrated */
+    int energy_slot;                            /* in b->store */
+};
+
+/* A raw register read waiting to be published (topic and payload follow the struct). */
+struct pub_raw {
+    struct pub_raw *next;
+    const char *payload;
+    char topic[];
 };
 
 struct publisher {
     const struct config *cfg;
     struct sink sink;
-    pthread_mutex_t lock;
+    struct energy_store *store;
     char status_topic[TOPIC_MAX];
-    int expire_after;
-    bool has_bank;
-    struct publisher_entity bank;
-    double *bank_values;
-    char bank_model[64];
     const char *base;
-    size_t n, cap;
-    struct publisher_device **packs; /* each allocated on its own: addresses stay valid */
+    bool has_bank;
+    struct pub_entity bank;
+    char bank_model[64];
+    struct pub_pack *packs, *last; /* in order: configured packs, then those found */
+    size_t n;                      /* devices in packs */
+    size_t n_bank;                 /* of which battery packs, the bank's members */
+    bool status_due;               /* the status topic's "online" */
+    bool due; /* something may be due (pub_flush() clears it when all is out) */
+    struct log_throttle raw_complain;
+    unsigned long raw_dropped_seen;
+    /* Shared with the bus threads. */
+    int wake_fd;              /* eventfd: a post waits */
+    atomic_bool wake_pending; /* the eventfd was written since the publisher last looked */
+    pthread_mutex_t add_lock; /* added, raw list */
+    struct pub_pack *added;   /* packs found at run time, not yet adopted (add_lock) */
+    struct pub_raw *raw_head, **raw_tail;
+    unsigned raw_n;
+    unsigned long raw_dropped;
 };
 
-static void pub_pub(struct publisher *b, const char *topic, const char *payload, int qos,
-                    bool retain)
+/* --- set-up -------------------------------------------------------------------------- */
+
+/*
+ * HA's expire_after (s) for the states of a device on bus `bus`: HA marks its entities
+ * unavailable when no state came for this long. Several poll periods (or timeouts, when
+ * longer), at least 30 s, so one slow or lost poll never blanks the dashboard.
+ */
+static int pub_expire_after(const struct config_bus *bus)
 {
-    b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
+    double period = bus->poll_interval_s > bus->timeout_s ? bus->poll_interval_s : bus->timeout_s;
+    int s = (int)ceil(5 * period);
+    return s < 30 ? 30 : s;
 }
 
-static int pub_dev_init(struct publisher_entity *d, const char *base, const char *name,
-                        const struct reading_def *defs, size_t n_defs)
+static int pub_entity_init(struct pub_entity *d, const char *base, const char *name,
+                           const struct reading_def *defs, size_t n_defs)
 {
     d->name = name;
     d->defs = defs;
@@ -73,82 +145,138 @@ static int pub_dev_init(struct publisher_entity *d, const char *base, const char
     snprintf(d->state_topic, TOPIC_MAX, PUBLISHER_STATE_FMT, base, name);
     snprintf(d->avail_topic, TOPIC_MAX, "%s/%s/availability", base, name);
     d->state = ha_state_new(defs, n_defs);
-    pthread_mutex_init(&d->state_lock, NULL);
-    return d->state ? 0 : -1;
+    d->values = calloc(n_defs ? n_defs : 1, sizeof(double));
+    return d->state && d->values ? 0 : -1;
 }
 
-/* Make pack p known to the bridge. Lock held (or not yet shared). */
-static int pub_attach(struct publisher *b, struct device *p)
+static void pub_entity_free(struct pub_entity *d)
 {
-    struct publisher_device *bp;
+    ha_state_free(d->state);
+    free(d->values);
+}
 
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * b->cap : 8;
-        struct publisher_device **np = realloc(b->packs, cap * sizeof(*np));
-        if (!np)
-            return -1;
-        b->packs = np;
-        b->cap = cap;
-    }
-    if (!(bp = calloc(1, sizeof(*bp))))
-        return -1;
+static void pub_pack_free(struct pub_pack *bp)
+{
+    if (!bp)
+        return;
+    pub_entity_free(&bp->ent);
+    pthread_mutex_destroy(&bp->mb.lock);
+    energy_destroy(&bp->energy);
+    free(bp->mb.good);
+    free(bp->post_buf);
+    free(bp->take_buf);
+    free(bp);
+}
+
+/* The publisher's record of pack p, with its energy counters started from the store. */
+static struct pub_pack *pub_pack_new(struct publisher *b, const struct device *p)
+{
+    struct pub_pack *bp = calloc(1, sizeof(*bp));
+    size_t n = p->n_defs ? p->n_defs : 1;
+
+    if (!bp)
+        return NULL;
     bp->p = p;
-    bp->last_values = calloc(p->n_defs, sizeof(double));
+    pthread_mutex_init(&bp->mb.lock, NULL);
+    atomic_init(&bp->mb.dirty, false);
+    energy_init(&bp->energy);
+    bp->mb.good = calloc(n, sizeof(double));
+    bp->post_buf = calloc(n, sizeof(double));
+    bp->take_buf = calloc(n, sizeof(double));
     bank_member_bind(&bp->member, p->defs, p->n_defs);
-    bp->dev.model = p->driver->model;
-    bp->dev.manufacturer = p->driver->manufacturer;
-    bp->dev.label = p->driver->label;
-    bp->dev.retired = p->driver->retired_sensor_keys;
-    if (pub_dev_init(&bp->dev, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->last_values) {
-        ha_state_free(bp->dev.state);
-        free(bp->last_values);
-        free(bp);
-        return -1;
+    bp->ent.model = p->driver->model;
+    bp->ent.manufacturer = p->driver->manufacturer;
+    bp->ent.label = p->driver->label;
+    bp->ent.retired = p->driver->retired_sensor_keys;
+    bp->ent.expire_after = pub_expire_after(p->bus ? p->bus : &b->cfg->bus);
+    bp->in_bank = p->driver->kind == DEVICE_BATTERY;
+    if (pub_entity_init(&bp->ent, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->mb.good ||
+        !bp->post_buf || !bp->take_buf) {
+        pub_pack_free(bp);
+        return NULL;
     }
-    b->packs[b->n++] = bp;
-    p->publisher_slot = bp;
-    return 0;
+    /* Energy counters integrated from the pack's power, unless its protocol reports its own
+     * meters. */
+    bp->idx_power = reading_find(p->defs, p->n_defs, "pack_power");
+    bp->idx_charged = reading_find(p->defs, p->n_defs, "energy_charged_kwh");
+    bp->idx_discharged = reading_find(p->defs, p->n_defs, "energy_discharged_kwh");
+    if (p->driver->reports_energy || bp->idx_power < 0 || bp->idx_charged < 0 ||
+        bp->idx_discharged < 0) {
+        bp->idx_power = bp->idx_charged = bp->idx_discharged = -1;
+    } else if (b->store) {
+        double c, d;
+        bp->energy_slot = energy_store_add(b->store, p->name, &c, &d);
+        if (bp->energy_slot < 0) {
+            pub_pack_free(bp);
+            return NULL;
+        }
+        energy_set(&bp->energy, c, d);
+    }
+    return bp;
+}
+
+static void pub_append(struct publisher *b, struct pub_pack *bp)
+{
+    bp->next = NULL;
+    if (b->last)
+        b->last->next = bp;
+    else
+        b->packs = bp;
+    b->last = bp;
+    b->n++;
+    b->n_bank += bp->in_bank;
+    if (bp->in_bank && bp->ent.expire_after > b->bank.expire_after)
+        b->bank.expire_after = bp->ent.expire_after;
 }
 
 struct publisher *publisher_new(const struct config *cfg, struct device *packs, size_t n,
-                                const char *client_id, const char *bank_name, struct sink sink)
+                                const char *client_id, const char *bank_name,
+                                struct energy_store *store)
 {
     struct publisher *b = calloc(1, sizeof(*b));
 
     if (!b)
         return NULL;
     b->cfg = cfg;
-    b->sink = sink;
+    b->store = store;
     b->base = cfg->mqtt.base_topic;
-    pthread_mutex_init(&b->lock, NULL);
+    b->raw_tail = &b->raw_head;
+    b->raw_complain.remind_every = 60;
+    atomic_init(&b->wake_pending, false);
+    pthread_mutex_init(&b->add_lock, NULL);
+    b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (b->wake_fd < 0) {
+        free(b);
+        return NULL;
+    }
     publisher_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
-    /* HA marks an entity unavailable when no state came for this long: several poll
-     * periods, so one slow or lost poll never blanks the dashboard. */
-    double period = cfg->bus.poll_interval_s > cfg->bus.timeout_s ? cfg->bus.poll_interval_s
-                                                                  : cfg->bus.timeout_s;
-    b->expire_after = (int)ceil(5 * period);
-    if (b->expire_after < 30)
-        b->expire_after = 30;
     for (size_t i = 0; i < n; i++) {
-        if (pub_attach(b, &packs[i]) < 0) {
+        struct pub_pack *bp = pub_pack_new(b, &packs[i]);
+        if (!bp) {
             publisher_free(b);
             return NULL;
         }
+        pub_append(b, bp);
+        packs[i].publisher_slot = bp;
     }
-    if (bank_name && n >= 2) {
+    /* A bank of the battery packs (not of inverters or meters on other buses). */
+    if (bank_name && b->n_bank >= 2) {
         b->has_bank = true;
-        snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", n);
+        snprintf(b->bank_model, sizeof(b->bank_model), "Bank of %zu packs", b->n_bank);
         b->bank.model = b->bank_model;
         b->bank.manufacturer = "bms2mqtt";
         b->bank.label = "Battery bank";
-        b->bank_values = calloc(bank_n_readings, sizeof(double));
-        if (pub_dev_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0 ||
-            !b->bank_values) {
+        if (pub_entity_init(&b->bank, b->base, bank_name, bank_readings, bank_n_readings) < 0) {
             publisher_free(b);
             return NULL;
         }
     }
     return b;
+}
+
+void publisher_set_sink(struct publisher *b, struct sink sink)
+{
+    b->sink = sink;
 }
 
 int publisher_format_status_topic(char *buf, size_t len, const struct config *cfg,
@@ -168,47 +296,137 @@ const char *publisher_status_topic(const struct publisher *b)
     return b->status_topic;
 }
 
-static void pub_discovery(struct publisher *b, struct publisher_entity *d)
+int publisher_wake_fd(const struct publisher *b)
 {
-    const char *prefix = b->cfg->mqtt.discovery_prefix;
-    bool bank = d == &b->bank;
-    char devname[128], topic[TOPIC_MAX];
-    struct ha_pack_ctx ctx = {
-        d->name,         d->state_topic,  b->status_topic,           d->avail_topic,
-        &d->id,          b->expire_after, bank ? "bms2mqtt" : "eg4", devname,
-        d->manufacturer, d->model,
-    };
-
-    snprintf(devname, sizeof(devname), "%s %s", d->label, d->name);
-    for (size_t i = 0; i < d->n_defs; i++) {
-        const struct reading_def *r = &d->defs[i];
-        char *cfg = ha_discovery_config(&ctx, r);
-        if (!cfg) {
-            log_msg(LOG_LVL_ERROR, "%s: out of memory building discovery", d->name);
-            return;
-        }
-        ha_discovery_topic(topic, sizeof(topic), prefix, quantity_info(r->q)->component, d->name,
-                           r->key);
-        pub_pub(b, topic, cfg, 1, true);
-        free(cfg);
-    }
+    return b->wake_fd;
 }
 
-/* Remove the script's sensors that no longer exist as sensors (retired keys, and the
- * flags that are binary_sensors now) with an empty retained config. */
-static void pub_retire(struct publisher *b, struct publisher_entity *d)
-{
-    char topic[TOPIC_MAX];
+/* --- bus threads ----------------------------------------------------------------------- */
 
-    for (size_t k = 0; d->retired && d->retired[k]; k++) {
-        const char *key = d->retired[k];
-        int i = reading_find(d->defs, d->n_defs, key);
-        if (i >= 0 && !quantity_is_binary(d->defs[i].q))
-            continue;
-        ha_discovery_topic(topic, sizeof(topic), b->cfg->mqtt.discovery_prefix, "sensor", d->name,
-                           key);
-        pub_pub(b, topic, "", 1, true);
+void publisher_wake(struct publisher *b)
+{
+    uint64_t one = 1;
+
+    atomic_store(&b->wake_pending, true);
+    ssize_t w = write(b->wake_fd, &one, sizeof(one));
+    (void)w; /* a saturated counter only means a wake-up is pending already */
+}
+
+/* Something waits for the publisher: wake it unless a wake-up is pending already. */
+static void pub_poke(struct publisher *b)
+{
+    uint64_t one = 1;
+
+    if (atomic_exchange(&b->wake_pending, true))
+        return;
+    ssize_t w = write(b->wake_fd, &one, sizeof(one));
+    (void)w;
+}
+
+void publisher_post_good(struct publisher *b, struct device *p, double now_s)
+{
+    struct pub_pack *bp = p->publisher_slot;
+    double *buf;
+
+    if (!bp)
+        return;
+    memcpy(bp->post_buf, p->values, p->n_defs * sizeof(double));
+    pthread_mutex_lock(&bp->mb.lock);
+    buf = bp->mb.good;
+    bp->mb.good = bp->post_buf;
+    bp->mb.good_t = now_s;
+    bp->mb.good_pending = true;
+    bp->mb.posts++;
+    bp->mb.failures = 0;
+    bp->mb.polls = p->polls;
+    pthread_mutex_unlock(&bp->mb.lock);
+    bp->post_buf = buf;
+    atomic_store(&bp->mb.dirty, true);
+    pub_poke(b);
+}
+
+void publisher_post_failed(struct publisher *b, struct device *p, enum result cause)
+{
+    struct pub_pack *bp = p->publisher_slot;
+
+    if (!bp)
+        return;
+    pthread_mutex_lock(&bp->mb.lock);
+    bp->mb.posts++;
+    bp->mb.failures = p->failures;
+    bp->mb.cause = cause;
+    bp->mb.polls = p->polls;
+    pthread_mutex_unlock(&bp->mb.lock);
+    atomic_store(&bp->mb.dirty, true);
+    pub_poke(b);
+}
+
+void publisher_post_identity(struct publisher *b, struct device *p)
+{
+    struct pub_pack *bp = p->publisher_slot;
+
+    if (!bp)
+        return;
+    pthread_mutex_lock(&bp->mb.lock);
+    bp->mb.id = p->id;
+    bp->mb.id_pending = true;
+    pthread_mutex_unlock(&bp->mb.lock);
+    atomic_store(&bp->mb.dirty, true);
+    pub_poke(b);
+}
+
+void publisher_post_raw(struct publisher *b, const char *name, const char *json)
+{
+    size_t tlen = (size_t)snprintf(NULL, 0, "%s/%s/raw", b->base, name) + 1;
+    size_t plen = strlen(json) + 1;
+    struct pub_raw *r = malloc(sizeof(*r) + tlen + plen);
+
+    if (r) {
+        snprintf(r->topic, tlen, "%s/%s/raw", b->base, name);
+        memcpy(r->topic + tlen, json, plen);
+        r->payload = r->topic + tlen;
+        r->next = NULL;
     }
+    pthread_mutex_lock(&b->add_lock);
+    if (r && b->raw_n < PUBLISHER_RAW_MAX) {
+        *b->raw_tail = r;
+        b->raw_tail = &r->next;
+        b->raw_n++;
+        r = NULL;
+    } else {
+        b->raw_dropped++;
+    }
+    pthread_mutex_unlock(&b->add_lock);
+    free(r);
+    pub_poke(b);
+}
+
+int publisher_add_pack(struct publisher *b, struct device *p)
+{
+    struct pub_pack *bp = pub_pack_new(b, p);
+
+    if (!bp)
+        return -1;
+    p->publisher_slot = bp;
+    pthread_mutex_lock(&b->add_lock);
+    bp->next = b->added;
+    b->added = bp; /* newest first: pub_adopt() restores the order */
+    pthread_mutex_unlock(&b->add_lock);
+    pub_poke(b);
+    return 0;
+}
+
+/* --- publishing (owner thread) --------------------------------------------------------- */
+
+static bool pub_ready(struct publisher *b)
+{
+    return b->sink.publish && (!b->sink.ready || b->sink.ready(b->sink.ctx));
+}
+
+static void pub_pub(struct publisher *b, const char *topic, const char *payload, int qos,
+                    bool retain)
+{
+    b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
 }
 
 static const char *pub_avail_text(enum device_avail a)
@@ -216,197 +434,445 @@ static const char *pub_avail_text(enum device_avail a)
     return a == DEVICE_ONLINE ? "online" : "offline";
 }
 
-/* A device's discovery (once it was announced), availability and latest state. */
-static void pub_dev_publish(struct publisher *b, struct publisher_entity *d)
+/* The next retired key of d at or after *at that must be removed (the script's keys that
+ * are no sensor any more: gone, or binary_sensors now), or NULL. */
+static const char *pub_next_retired(const struct pub_entity *d, size_t *at)
 {
-    if (d->announced)
-        pub_discovery(b, d);
-    pub_pub(b, d->avail_topic, pub_avail_text(d->avail), 1, true);
-    pthread_mutex_lock(&d->state_lock);
-    if (ha_state_text(d->state) && d->avail == DEVICE_ONLINE)
-        pub_pub(b, d->state_topic, ha_state_text(d->state), 0, false);
-    pthread_mutex_unlock(&d->state_lock);
+    for (; d->retired && d->retired[*at]; ++*at) {
+        int i = reading_find(d->defs, d->n_defs, d->retired[*at]);
+        if (i < 0 || quantity_is_binary(d->defs[i].q))
+            return d->retired[*at];
+    }
+    return NULL;
 }
 
-/* Everything a fresh session or a restarted HA needs. A pack's discovery waits for its
- * first poll, so that the device block already carries its model and firmware. */
-static void pub_publish_all(struct publisher *b, bool retire)
+static bool pub_discovery_one(struct publisher *b, struct pub_entity *d, size_t i)
 {
-    pub_pub(b, b->status_topic, "online", 1, true);
-    for (size_t i = 0; i < b->n; i++) {
-        if (retire)
-            pub_retire(b, &b->packs[i]->dev);
-        pub_dev_publish(b, &b->packs[i]->dev);
+    const char *prefix = b->cfg->mqtt.discovery_prefix;
+    bool bank = d == &b->bank;
+    char devname[128], topic[TOPIC_MAX];
+    struct ha_pack_ctx ctx = {
+        d->name,         d->state_topic,  b->status_topic,           d->avail_topic,
+        &d->id,          d->expire_after, bank ? "bms2mqtt" : "eg4", devname,
+        d->manufacturer, d->model,
+    };
+    const struct reading_def *r = &d->defs[i];
+
+    snprintf(devname, sizeof(devname), "%s %s", d->label, d->name);
+    char *cfg = ha_discovery_config(&ctx, r);
+    if (!cfg) {
+        log_msg(LOG_LVL_ERROR, "%s: out of memory building discovery", d->name);
+        return false;
     }
+    ha_discovery_topic(topic, sizeof(topic), prefix, quantity_info(r->q)->component, d->name,
+                       r->key);
+    pub_pub(b, topic, cfg, 1, true);
+    free(cfg);
+    return true;
+}
+
+/* Publish what is due for d, in order, while the sink is ready. Returns false when the
+ * sink stopped being ready with something of d still due. */
+static bool pub_entity_flush(struct publisher *b, struct pub_entity *d)
+{
+    char topic[TOPIC_MAX];
+    const char *key;
+
+    while (d->retire_due) {
+        if (!(key = pub_next_retired(d, &d->retire_at))) {
+            d->retire_due = false;
+            break;
+        }
+        if (!pub_ready(b))
+            return false;
+        ha_discovery_topic(topic, sizeof(topic), b->cfg->mqtt.discovery_prefix, "sensor", d->name,
+                           key);
+        pub_pub(b, topic, "", 1, true);
+        d->retire_at++;
+    }
+    while (d->disc_due) {
+        if (d->disc_at >= d->n_defs) {
+            d->disc_due = false;
+            break;
+        }
+        if (!pub_ready(b))
+            return false;
+        if (!pub_discovery_one(b, d, d->disc_at++))
+            d->disc_due = false; /* out of memory: the next session tries again */
+    }
+    if (d->avail_due) {
+        if (!pub_ready(b))
+            return false;
+        pub_pub(b, d->avail_topic, pub_avail_text(d->avail), 1, true);
+        d->avail_due = false;
+    }
+    if (d->state_due) {
+        if (d->avail == DEVICE_ONLINE && d->has_values) {
+            if (!pub_ready(b))
+                return false;
+            const char *json = ha_state_format(d->state, d->values);
+            if (json)
+                pub_pub(b, d->state_topic, json, 0, false);
+            else
+                log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
+        }
+        d->state_due = false;
+    }
+    return true;
+}
+
+/*
+ * Publish everything due while the sink is ready: the status, then each pack (in the order
+ * they became known), then the bank. Normally it all goes at once, so messages leave in the
+ * order they became due; when the sink is not ready what stays due is the newest of each
+ * kind, and a device's state never leaves before its discovery.
+ */
+static void pub_flush(struct publisher *b)
+{
+    if (!b->due)
+        return;
+    if (b->status_due) {
+        if (!pub_ready(b))
+            return;
+        pub_pub(b, b->status_topic, "online", 1, true);
+        b->status_due = false;
+    }
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next)
+        if (!pub_entity_flush(b, &bp->ent))
+            return;
+    if (b->has_bank && !pub_entity_flush(b, &b->bank))
+        return;
+    b->due = false;
+}
+
+/* Everything a fresh session (retire: the retired topics too) or a restarted HA needs. A
+ * device's discovery waits for its first outcome, so that the device block already
+ * carries its model and firmware. */
+static void pub_entity_all_due(struct pub_entity *d, bool retire)
+{
+    if (retire) {
+        d->retire_due = true;
+        d->retire_at = 0;
+    }
+    if (d->announced) {
+        d->disc_due = true;
+        d->disc_at = 0;
+    }
+    d->avail_due = true;
+    d->state_due = true;
+}
+
+static void pub_all_due(struct publisher *b, bool retire)
+{
+    b->status_due = true;
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next)
+        pub_entity_all_due(&bp->ent, retire);
     if (b->has_bank)
-        pub_dev_publish(b, &b->bank);
+        pub_entity_all_due(&b->bank, retire);
+    b->due = true;
+    pub_flush(b);
 }
 
 void publisher_on_connect(struct publisher *b)
 {
-    pthread_mutex_lock(&b->lock);
-    pub_publish_all(b, true);
-    pthread_mutex_unlock(&b->lock);
+    pub_all_due(b, true);
 }
 
 void publisher_on_ha_online(struct publisher *b)
 {
-    pthread_mutex_lock(&b->lock);
-    pub_publish_all(b, false);
-    pthread_mutex_unlock(&b->lock);
+    pub_all_due(b, false);
 }
 
-/* First outcome of a device: announce it to HA. Lock held. */
-static void pub_announce(struct publisher *b, struct publisher_entity *d)
+/* d's discovery, from its first config (its first outcome, or a new identity). */
+static void pub_discovery_due(struct publisher *b, struct pub_entity *d)
 {
-    if (d->announced)
-        return;
     d->announced = true;
-    pub_discovery(b, d);
+    d->disc_due = true;
+    d->disc_at = 0;
+    b->due = true;
+    pub_flush(b);
 }
 
-static void pub_set_avail(struct publisher *b, struct publisher_entity *d, enum device_avail a)
+/* First outcome of a device: announce it to HA. */
+static void pub_announce(struct publisher *b, struct pub_entity *d)
+{
+    if (!d->announced)
+        pub_discovery_due(b, d);
+}
+
+static void pub_set_avail(struct publisher *b, struct pub_entity *d, enum device_avail a)
 {
     if (d->avail == a)
         return;
     d->avail = a;
-    pub_pub(b, d->avail_topic, pub_avail_text(a), 1, true);
+    d->avail_due = true;
+    b->due = true;
+    pub_flush(b);
 }
 
-/* A device answered: announce it if new and mark it online (b->lock held). */
-static void pub_dev_online(struct publisher *b, struct publisher_entity *d)
+/* A device answered: announce it if new and mark it online. */
+static void pub_online(struct publisher *b, struct pub_entity *d)
 {
     pub_announce(b, d);
     pub_set_avail(b, d, DEVICE_ONLINE);
 }
 
-/*
- * Format and send a device's state from values[d->n_defs]. Only d->state_lock is taken,
- * so packs on different buses format and send at the same time; the lock order is
- * b->lock before state_lock wherever both are held.
- */
-static void pub_dev_send_state(struct publisher *b, struct publisher_entity *d,
-                               const double *values)
+static void pub_state_due(struct publisher *b, struct pub_entity *d)
 {
-    pthread_mutex_lock(&d->state_lock);
-    const char *json = ha_state_format(d->state, values);
-    if (json)
-        pub_pub(b, d->state_topic, json, 0, false);
-    else
-        log_msg(LOG_LVL_ERROR, "%s: out of memory formatting the state", d->name);
-    pthread_mutex_unlock(&d->state_lock);
+    d->state_due = true;
+    b->due = true;
+    pub_flush(b);
 }
 
 /*
  * The bank is published once per round: when every pack has had an outcome (good or
- * failed) since the last bank state, so its totals come from one cycle. Lock held.
+ * failed) since the last bank state, so its totals come from one cycle.
  */
-static void pub_bank_round(struct publisher *b, struct publisher_device *done)
+static void pub_bank_round(struct publisher *b, struct pub_pack *done)
 {
-    struct bank_member m[b->n];
     unsigned online = 0;
+    size_t i = 0;
 
-    if (!b->has_bank)
+    if (!b->has_bank || !done->in_bank)
         return;
     done->reported = true;
-    for (size_t i = 0; i < b->n; i++)
-        if (!b->packs[i]->reported)
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next)
+        if (bp->in_bank && !bp->reported)
             return;
-    for (size_t i = 0; i < b->n; i++) {
-        struct publisher_device *bp = b->packs[i];
+    struct bank_member m[b->n_bank];
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next) {
+        if (!bp->in_bank)
+            continue;
         bp->reported = false;
         m[i] = bp->member;
-        m[i].values = bp->has_values ? bp->last_values : NULL;
-        m[i].online = bp->dev.avail == DEVICE_ONLINE;
+        m[i].values = bp->ent.has_values ? bp->ent.values : NULL;
+        m[i].online = bp->ent.avail == DEVICE_ONLINE;
         online += m[i].online;
+        i++;
     }
     if (!online) {
         pub_set_avail(b, &b->bank, DEVICE_OFFLINE);
         return;
     }
-    bank_compute(m, b->n, b->bank_values);
-    pub_dev_online(b, &b->bank);
-    pub_dev_send_state(b, &b->bank, b->bank_values);
+    bank_compute(m, i, b->bank.values);
+    b->bank.has_values = true;
+    pub_online(b, &b->bank);
+    pub_state_due(b, &b->bank);
 }
 
-int publisher_add_pack(struct publisher *b, struct device *p)
+/*
+ * Integrate the pack's power into its counters and put them in values: never above what
+ * the state file holds, which is written first when they rise by a published step
+ * (energy_store.h).
+ */
+static void pub_energy(struct publisher *b, struct pub_pack *bp, double *values, double t_s)
 {
-    pthread_mutex_lock(&b->lock);
-    int rc = pub_attach(b, p);
-    pthread_mutex_unlock(&b->lock);
-    return rc;
-}
+    double c, d;
+    double period = (bp->p->bus ? bp->p->bus : &b->cfg->bus)->poll_interval_s;
+    double interval = period > 5.0 / 3 ? period : 5.0 / 3;
+    int pc, pd;
 
-void publisher_publish_raw(struct publisher *b, const char *name, const char *json)
-{
-    char topic[TOPIC_MAX];
-
-    snprintf(topic, sizeof(topic), "%s/%s/raw", b->base, name);
-    pub_pub(b, topic, json, 0, false);
-}
-
-void publisher_pack_good(struct publisher *b, struct device *p, const double *values)
-{
-    struct publisher_device *bp = p->publisher_slot;
-
-    if (!bp)
+    if (bp->idx_power < 0)
         return;
-    pthread_mutex_lock(&b->lock);
-    memcpy(bp->last_values, values, p->n_defs * sizeof(double));
-    bp->has_values = true;
-    pub_dev_online(b, &bp->dev);
+    /* Integrate across up to three poll periods (never less than 5 s): a longer silence
+     * is a gap in the data, not a period of constant power. */
+    energy_update(&bp->energy, t_s, values[bp->idx_power], 3 * interval);
+    energy_get(&bp->energy, &c, &d);
+    pc = bp->ent.defs[bp->idx_charged].precision;
+    pd = bp->ent.defs[bp->idx_discharged].precision;
+    /* A failed save is logged by the store; the values stay at the durable ones. */
+    energy_store_commit(b->store, bp->energy_slot, &c, &d, pc > pd ? pc : pd);
+    values[bp->idx_charged] = reading_round(c, pc);
+    values[bp->idx_discharged] = reading_round(d, pd);
+}
+
+/* A good poll whose readings are in bp->take_buf, taken at t_s. */
+static void pub_good(struct publisher *b, struct pub_pack *bp, double t_s)
+{
+    double *v = bp->take_buf;
+
+    pub_energy(b, bp, v, t_s);
+    bp->take_buf = bp->ent.values;
+    bp->ent.values = v;
+    bp->ent.has_values = true;
+    pub_online(b, &bp->ent);
     pub_bank_round(b, bp);
-    pthread_mutex_unlock(&b->lock);
-    pub_dev_send_state(b, &bp->dev, values);
+    pub_state_due(b, &bp->ent);
 }
 
-void publisher_pack_failed(struct publisher *b, struct device *p)
+/* A failed poll, the newest outcome: availability "offline" after offline_after. */
+static void pub_failed(struct publisher *b, struct pub_pack *bp, enum result cause)
 {
-    struct publisher_device *bp = p->publisher_slot;
-
-    if (!bp)
-        return;
-    pthread_mutex_lock(&b->lock);
-    pub_announce(b, &bp->dev);
-    if (p->failures >= (unsigned)b->cfg->bus.offline_after && bp->dev.avail != DEVICE_OFFLINE) {
-        log_msg(LOG_LVL_WARNING, "pack %s: offline after %u failed polls in a row", p->name,
-                p->failures);
-        pub_set_avail(b, &bp->dev, DEVICE_OFFLINE);
+    pub_announce(b, &bp->ent);
+    const struct config_bus *bus = bp->p->bus ? bp->p->bus : &b->cfg->bus;
+    if (bp->failures >= (unsigned)bus->offline_after && bp->ent.avail != DEVICE_OFFLINE) {
+        log_msg(LOG_LVL_WARNING, "pack %s: offline after %u failed polls in a row (%s)",
+                bp->ent.name, bp->failures, result_name(cause));
+        pub_set_avail(b, &bp->ent, DEVICE_OFFLINE);
     }
     pub_bank_round(b, bp);
-    pthread_mutex_unlock(&b->lock);
 }
 
-void publisher_pack_identity(struct publisher *b, struct device *p)
+static void pub_identity(struct publisher *b, struct pub_pack *bp, const struct device_identity *id)
 {
-    struct publisher_device *bp = p->publisher_slot;
-
-    if (!bp)
+    if (memcmp(&bp->ent.id, id, sizeof(*id)) == 0)
         return;
-    pthread_mutex_lock(&b->lock);
-    if (memcmp(&bp->dev.id, &p->id, sizeof(bp->dev.id)) != 0) {
-        bp->dev.id = p->id;
-        if (bp->dev.announced)
-            pub_discovery(b, &bp->dev);
+    bp->ent.id = *id;
+    if (bp->ent.announced)
+        pub_discovery_due(b, &bp->ent);
+}
+
+/* Take pack bp's mailbox and process what it holds: identity first (the discovery of the
+ * first outcome carries it), then the newest good poll, then a failure that followed it. */
+static void pub_take(struct publisher *b, struct pub_pack *bp)
+{
+    struct device_identity id;
+    bool good, id_new;
+    double t = 0;
+    unsigned long posts;
+    enum result cause;
+
+    pthread_mutex_lock(&bp->mb.lock);
+    good = bp->mb.good_pending;
+    if (good) {
+        double *v = bp->mb.good;
+        bp->mb.good = bp->take_buf;
+        bp->take_buf = v;
+        t = bp->mb.good_t;
+        bp->mb.good_pending = false;
     }
-    pthread_mutex_unlock(&b->lock);
+    id_new = bp->mb.id_pending;
+    if (id_new)
+        id = bp->mb.id;
+    bp->mb.id_pending = false;
+    posts = bp->mb.posts;
+    bp->failures = bp->mb.failures;
+    cause = bp->mb.cause;
+    bp->polls = bp->mb.polls;
+    pthread_mutex_unlock(&bp->mb.lock);
+
+    if (id_new)
+        pub_identity(b, bp, &id);
+    if (posts == bp->posts_seen)
+        return;
+    bp->posts_seen = posts;
+    if (good)
+        pub_good(b, bp, t);
+    if (bp->failures)
+        pub_failed(b, bp, cause);
+}
+
+/* Packs added by bus threads since the last look join the list, in the order added. */
+static void pub_adopt(struct publisher *b)
+{
+    struct pub_pack *list, *rev = NULL;
+
+    pthread_mutex_lock(&b->add_lock);
+    list = b->added;
+    b->added = NULL;
+    pthread_mutex_unlock(&b->add_lock);
+    while (list) {
+        struct pub_pack *next = list->next;
+        list->next = rev;
+        rev = list;
+        list = next;
+    }
+    while (rev) {
+        struct pub_pack *next = rev->next;
+        pub_append(b, rev);
+        rev = next;
+    }
+}
+
+/* Publish the raw reads that wait (best effort: without a ready sink they are dropped, as
+ * states are without a session). Reads dropped because the list was full are logged. */
+static void pub_raws(struct publisher *b)
+{
+    struct pub_raw *r;
+    unsigned long dropped;
+
+    pthread_mutex_lock(&b->add_lock);
+    r = b->raw_head;
+    b->raw_head = NULL;
+    b->raw_tail = &b->raw_head;
+    b->raw_n = 0;
+    dropped = b->raw_dropped;
+    pthread_mutex_unlock(&b->add_lock);
+    while (r) {
+        struct pub_raw *next = r->next;
+        if (pub_ready(b))
+            pub_pub(b, r->topic, r->payload, 0, false);
+        free(r);
+        r = next;
+    }
+    if (dropped != b->raw_dropped_seen) {
+        if (log_complain(&b->raw_complain, "raw"))
+            log_msg(LOG_LVL_WARNING,
+                    "raw register reads dropped: %lu so far (more than %d waited for the "
+                    "publisher)",
+                    dropped, PUBLISHER_RAW_MAX);
+        b->raw_dropped_seen = dropped;
+    }
+}
+
+bool publisher_service(struct publisher *b)
+{
+    uint64_t n;
+
+    /* The eventfd first, then the flag, then the mailboxes: a post after the flag was
+     * cleared writes the eventfd again, so none is missed. */
+    ssize_t r = read(b->wake_fd, &n, sizeof(n));
+    (void)r; /* EAGAIN: nothing was posted since the last look */
+    atomic_store(&b->wake_pending, false);
+    pub_adopt(b);
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next)
+        if (atomic_exchange(&bp->mb.dirty, false))
+            pub_take(b, bp);
+    pub_raws(b);
+    pub_flush(b);
+    return b->due;
+}
+
+void publisher_pack_outcomes(const struct publisher *b, const struct device *p,
+                             unsigned long *polls, unsigned *failures)
+{
+    const struct pub_pack *bp = p->publisher_slot;
+
+    (void)b;
+    *polls = bp ? bp->polls : 0;
+    *failures = bp ? bp->failures : 0;
+}
+
+void publisher_note_energy(struct publisher *b)
+{
+    double c, d;
+
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next) {
+        if (!b->store || bp->idx_power < 0)
+            continue;
+        energy_get(&bp->energy, &c, &d);
+        energy_store_note(b->store, bp->energy_slot, c, d);
+    }
 }
 
 void publisher_free(struct publisher *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < b->n; i++) {
-        ha_state_free(b->packs[i]->dev.state);
-        pthread_mutex_destroy(&b->packs[i]->dev.state_lock);
-        free(b->packs[i]->last_values);
-        free(b->packs[i]);
+    pub_adopt(b);
+    while (b->packs) {
+        struct pub_pack *next = b->packs->next;
+        pub_pack_free(b->packs);
+        b->packs = next;
     }
-    free(b->packs);
-    ha_state_free(b->bank.state);
-    if (b->has_bank)
-        pthread_mutex_destroy(&b->bank.state_lock);
-    free(b->bank_values);
-    pthread_mutex_destroy(&b->lock);
+    while (b->raw_head) {
+        struct pub_raw *next = b->raw_head->next;
+        free(b->raw_head);
+        b->raw_head = next;
+    }
+    pub_entity_free(&b->bank);
+    pthread_mutex_destroy(&b->add_lock);
+    if (b->wake_fd >= 0)
+        close(b->wake_fd);
     free(b);
 }

@@ -343,6 +343,23 @@ class DaemonTest(StackTest):
                                 for m in cap2.messages(live)), "no configs again for %s" % p)
 
     # ------------------------------------------------------------------------------
+    def test_burst_beyond_the_client_queue_goes_on_without_a_poll(self):
+        """At most 256 messages wait in the MQTT client: a burst of more (the discovery of
+        three packs, 423 configs, republished for an HA birth) goes on as the broker
+        acknowledges, not at the next poll (30 s away)."""
+        packs = [pack_name(1), pack_name(2), pack_name(3)]
+        cap, sim, daemon = self.stack(3, poll_interval_s=30)
+        self.expect_states(cap, packs, 1, 10)
+        configs = self.expected_configs(self.cfg_path)
+        self.assertGreater(len(configs), 256)
+        self.expect_configs(cap, configs, 10)
+        since = cap.mark()
+        harness.publish(self.broker.port, "%s/status" % harness.PREFIX, "online")
+        self.expect_configs(cap, configs, 10, since=since,
+                            what="discovery republished after the HA birth message")
+        self.expect_topic(cap, daemon.status_topic(), "online", 5, since=since)
+
+    # ------------------------------------------------------------------------------
     def test_sigterm_publishes_offline_and_exits(self):
         """SIGTERM: exit 0 within 3 s, leaving the retained bridge status 'offline'."""
         cap, sim, daemon = self.stack(1)
@@ -392,6 +409,41 @@ class DaemonTest(StackTest):
                             "seen may be the last will)" % left)
         self.assertEqual(problems, [], "SIGTERM during a burst:\n  " + "\n  ".join(problems)
                          + self.diag())
+
+    # ------------------------------------------------------------------------------
+    def test_one_thread_owns_the_mqtt_client(self):
+        """Every libmosquitto call, from mosquitto_new() to mosquitto_destroy(), comes from one
+        thread (not the main one): the bus threads hand their polls over, they never publish
+        themselves, and the client is not in libmosquitto's threaded mode."""
+        binary = os.environ.get("BMS2MQTT_MOSQ_OWNER")
+        if not binary:
+            self.skipTest("BMS2MQTT_MOSQ_OWNER not set (run through meson test)")
+        calls = os.path.join(self.dir, "mosq-calls.txt")
+        packs = [pack_name(1), pack_name(2)]
+        self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_sim(2)
+        cfg = self.write_config(harness.config_text(
+            self.broker.port, [(p, sim.port(i), "0x40") for i, p in enumerate(packs, 1)],
+            0.5, 0.2))
+        daemon = self.start_daemon(cfg, binary=binary,
+                                   env=dict(os.environ, BMS_MOSQ_CALLS=calls))
+        self.expect_states(cap, packs, 5, 20)
+        harness.publish(self.broker.port, "%s/status" % harness.PREFIX, "online")
+        self.expect_states(cap, packs, 2, 10, since=cap.mark())
+        daemon.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(daemon.proc.wait(timeout=10), 0, "exit status" + self.diag())
+        with open(calls) as f:
+            seen = [line.split() for line in f.read().splitlines()]
+        functions = {fn for fn, _ in seen}
+        for fn in ("mosquitto_new", "mosquitto_publish", "mosquitto_loop_read",
+                   "mosquitto_disconnect", "mosquitto_destroy"):
+            self.assertIn(fn, functions, "no call of %s noted" % fn)
+        self.assertNotIn("mosquitto_threaded_set", functions, "threaded mode")
+        threads = {int(tid) for _, tid in seen}
+        self.assertEqual(len(threads), 1, "libmosquitto called from %d threads:\n%s"
+                         % (len(threads), "\n".join(" ".join(c) for c in seen)))
+        self.assertNotEqual(threads.pop(), daemon.pid, "libmosquitto called from the main thread")
 
     # ------------------------------------------------------------------------------
     def test_two_daemons_do_not_knock_each_other_off(self):
