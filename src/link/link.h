@@ -103,7 +103,7 @@ struct link {
 struct link *link_new(const struct link_params *p, char *err, size_t errlen);
 
 /*
- * A line of n simulated packs (tools/sim.h) speaking `protocol` (a driver's name) at the
+ * A line of n simulated packs (src/sim/sim.h) speaking `protocol` (a driver's name) at the
  * addresses slaves[0..n); pack k is simulated as pack number first_id + k, so that packs
  * differ. Returns the link, or NULL with the reason in err: no personality of that name, n out
  * of 1..64, out of memory.
