@@ -290,6 +290,10 @@ static int packs_init(const struct config *cfg, struct device *packs, struct lin
             .modbus = driver->wire == DRIVER_WIRE_MODBUS && !listen,
             .read_only = listen,
             .trace = trace,
+            /* Until the loader has the per-bus keys (echo, rs485): set from the environment,
+             * for the integration tests. */
+            .echo = getenv("BMS2MQTT_LINK_ECHO") != NULL,
+            .rs485 = {.enabled = getenv("BMS2MQTT_LINK_RS485") != NULL, .rts_on_send = true},
         };
         /* Pack i is simulated as pack number i + 1, so that packs differ. */
         lines[line] = simulate ? link_sim_new(driver->name, slaves, (unsigned)m,

@@ -432,13 +432,14 @@ class Sim:
 class Daemon:
     """bms2mqtt -C cfg; stderr read line by line (and copied to <name>.stderr)."""
 
-    def __init__(self, cfg_path, workdir, args=(), name="daemon"):
+    def __init__(self, cfg_path, workdir, args=(), name="daemon", env=None):
         self.stderr_path = os.path.join(workdir, "%s.stderr" % name)
         self.stdout_path = os.path.join(workdir, "%s.stdout" % name)
         self.out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen([BMS2MQTT, "-C", cfg_path, *args],
                                      stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
         self.reader = LineReader(self.proc.stderr, self.stderr_path)
 
@@ -555,8 +556,9 @@ class StackTest(unittest.TestCase):
             f.write(text)
         return path
 
-    def start_daemon(self, cfg_path, args=(), name=None):
-        d = Daemon(cfg_path, self.dir, args, name or "daemon%d" % (len(self.daemons) + 1))
+    def start_daemon(self, cfg_path, args=(), name=None, env=None):
+        """The daemon; env: variables added to its environment."""
+        d = Daemon(cfg_path, self.dir, args, name or "daemon%d" % (len(self.daemons) + 1), env)
         self.addCleanup(d.stop)
         self.daemons.append(d)
         return d
