@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <linux/serial.h>
+#include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +17,25 @@
 #include "link_impl.h"
 
 /*
- * The margin past a reply's wire time after which a serial link reads it (link.h): learned
- * from the adapter's lateness, never below LINK_SLACK_MIN_S (the timer slack of a sleep and a
- * simulator's own scheduling) nor above LINK_SLACK_MAX_S (an adapter later than that is read
- * as it comes: three wake-ups instead of two, no time lost). It grows at most to twice itself
- * plus a character per late reply, so that one scheduling hiccup does not cost every poll
- * after it, and shrinks by 1/LINK_SLACK_DECAY per reply read whole at the planned time.
+ * When a serial link expects a reply to be whole (link.h). Adapters hand a reply over in
+ * two ways: as it crosses the wire, a few bytes at a time or with a fixed delay after its end
+ * (a UART's FIFO timeout), or on the ticks of a timer whatever came since the last (an FTDI
+ * adapter's 16 ms latency timer; the last piece comes up to a tick after the wire's end).
+ * The first LINK_CAL_REPLIES replies of a new connection (at most LINK_CAL_TRIES looked at)
+ * are read piece by piece to tell which: pieces at regular intervals that carry varying
+ * numbers of bytes come from a timer, whose period (tick_s) then places the expected end on
+ * the tick after the reply's wire time, counted from the tick its first bytes came on.
+ *
+ * On top of that expected moment, a margin learned from the replies that were not whole by
+ * then: never below LINK_SLACK_MIN_S (the timer slack of a sleep and a simulator's own
+ * scheduling) nor above LINK_SLACK_MAX_S (a later adapter is read as it comes: three wake-ups
+ * instead of two, no time lost). It grows at most to twice itself plus a character per late
+ * reply, so that one scheduling hiccup does not cost every poll after it, and shrinks by
+ * 1/LINK_SLACK_DECAY per reply read whole at the planned time.
  */
+#define LINK_CAL_REPLIES 3
+#define LINK_CAL_TRIES   8
+#define LINK_CAL_PIECES  64 /* pieces of one reply recorded */
 #define LINK_SLACK_MIN_S 0.0005
 #define LINK_SLACK_MAX_S 0.05
 #define LINK_SLACK_DECAY 512
@@ -555,8 +568,63 @@ static enum result link_fd_echo(struct link *l, struct link_fd_xfer *x, const ui
     return link_echo_check(l, req, n, rsp, *have, false);
 }
 
+/* The pieces one reply came in: when (monotonic s) and how many bytes in all by then. */
+struct link_pieces {
+    double t[LINK_CAL_PIECES];
+    size_t bytes[LINK_CAL_PIECES];
+    size_t n;
+};
+
+/* Learn from the pieces of one reply read piece by piece how the adapter hands replies over
+ * (see LINK_CAL_REPLIES). */
+static void link_calibrate(struct link *l, const struct link_pieces *p)
+{
+    l->cal.tries++;
+    /* Judged on the pieces between the first and the last, which carry what crossed the
+     * wire since the piece before: the first depends on when the reply began, the last on
+     * when it ended. */
+    if (p->n >= 4) {
+        double gmin = 1e9, gmax = 0;
+        bool varies = false;
+        for (size_t i = 1; i < p->n; i++) {
+            double gap = p->t[i] - p->t[i - 1];
+            gmin = gap < gmin ? gap : gmin;
+            gmax = gap > gmax ? gap : gmax;
+            if (i >= 2 && i + 1 < p->n &&
+                p->bytes[i] - p->bytes[i - 1] != p->bytes[1] - p->bytes[0])
+                varies = true;
+        }
+        l->cal.replies++;
+        if (varies && gmax <= 1.25 * gmin) {
+            l->cal.ticked++;
+            l->cal.tick_sum += (p->t[p->n - 1] - p->t[0]) / (double)(p->n - 1);
+        }
+    }
+    if (l->cal.replies < LINK_CAL_REPLIES && l->cal.tries < LINK_CAL_TRIES)
+        return;
+    l->tick_s = l->cal.ticked * 2 > l->cal.replies ? l->cal.tick_sum / l->cal.ticked : 0;
+    l->cal.tries = LINK_CAL_TRIES; /* done */
+    l->cal.replies = LINK_CAL_REPLIES;
+    if (l->tick_s > 0)
+        log_msg(LOG_LVL_INFO, "%s: the adapter hands replies over every %.1f ms", l->port,
+                l->tick_s * 1000);
+}
+
+/* Whether l still learns how its adapter hands replies over; a new connection starts
+ * afresh. */
+static bool link_calibrating(struct link *l)
+{
+    if (l->cal.opens != l->opens) {
+        memset(&l->cal, 0, sizeof(l->cal));
+        l->cal.opens = l->opens;
+        l->tick_s = 0;
+        l->slack_s = LINK_SLACK_MIN_S;
+    }
+    return l->cal.replies < LINK_CAL_REPLIES && l->cal.tries < LINK_CAL_TRIES;
+}
+
 /* A reply was read whole: adjust the learned margin. `late` when it was not whole at the
- * planned read; `after` how long past its estimated wire end it was whole (s). */
+ * planned read; `after` how long past the moment it was expected whole it was (s). */
 static void link_slack_update(struct link *l, bool late, double after)
 {
     if (!late) {
@@ -581,11 +649,16 @@ enum result link_fd_transact(struct link *l, struct link_fd_xfer *x, bool write,
     double ct = link_char_time(l);
     size_t have = 0, want = 0;
     enum result r;
-    /* The planned read of a paced link: when it was, how much had come when it was planned,
-     * and whether the frame was whole by then. */
-    double t_plan = 0, t_read = 0;
+    /* The planned read of a paced link: when it was planned, how much had come then, the
+     * moment the reply was expected whole, when the read was, and whether the frame was
+     * whole by then. */
+    double t_plan = 0, t_expect = 0, t_read = 0;
     size_t have_plan = 0;
     bool late = false;
+    /* A link learning how its adapter hands replies over reads this one piece by piece. */
+    bool calibrate = x->paced && link_calibrating(l);
+    struct link_pieces pieces = {.n = 0};
+    size_t got = 0;
 
     x->io_error = false;
     x->quiet_until = 0;
@@ -616,13 +689,19 @@ enum result link_fd_transact(struct link *l, struct link_fd_xfer *x, bool write,
                              have ? "reply cut short (timeout)" : "no reply (timeout)");
         size_t expect = want ? want : link_learned_len(l, req, n);
         bool polled;
-        if (x->paced && t_read == 0 && have > 0 && expect > have) {
-            /* Sleep through the rest of the reply's wire time (and the line's silence after
-             * it), then read it all at once. */
-            double margin = l->slack_s > x->silence_s ? l->slack_s : x->silence_s;
+        if (x->paced && !calibrate && t_read == 0 && have > 0 && expect > have) {
+            /* Sleep through the rest of the reply's wire time (to the adapter's tick after it
+             * where it has one), the margin and the line's silence after it, then read it all
+             * at once. */
+            double wire_end = now + (double)(expect - have) * ct;
             t_plan = now;
             have_plan = have;
-            t_read = t_plan + (double)(expect - have) * ct + margin;
+            t_expect = wire_end;
+            if (l->tick_s > 0)
+                t_expect = now + ceil((wire_end - now) / l->tick_s - 1e-6) * l->tick_s;
+            t_read = t_expect + l->slack_s;
+            if (t_read < wire_end + x->silence_s)
+                t_read = wire_end + x->silence_s;
             if (t_read > deadline)
                 t_read = deadline;
             link_sleep_until(l, t_read);
@@ -632,20 +711,28 @@ enum result link_fd_transact(struct link *l, struct link_fd_xfer *x, bool write,
         } else {
             polled = true;
         }
+        size_t before = have;
         if (link_fd_take(l, x->fd, rsp, &have, cap, polled) < 0) {
             x->io_error = true;
             return RESULT_IO;
+        }
+        got += have - before;
+        if (calibrate && have > before && pieces.n < LINK_CAL_PIECES) {
+            pieces.t[pieces.n] = link_now();
+            pieces.bytes[pieces.n++] = got;
         }
     }
     *len = want;
     link_trace(l, "rx", rsp, *len);
     double now = link_now();
     x->quiet_until = now + x->silence_s;
+    if (calibrate)
+        link_calibrate(l, &pieces);
     if (t_read > 0) {
         /* The reply's end on the wire is at the latest its wire time after the bytes that
          * had come when the read was planned: a UART sends a frame without pauses. */
         double wire_end = t_plan + (double)(want > have_plan ? want - have_plan : 0) * ct;
-        link_slack_update(l, late, now - wire_end);
+        link_slack_update(l, late, now - t_expect);
         if (!late)
             x->quiet_until = wire_end + x->silence_s;
     }

@@ -125,9 +125,18 @@ struct link {
                                 transaction) and dropped */
     unsigned long waits;     /* times the link blocked waiting for the line (poll, sleep) while
                                 exchanging: each is a wake-up of its thread */
-    /* What the link learned of its line (link.c): the margin past a reply's wire time at
-     * which it has arrived whole (s), and the length of the last reply to each request. */
+    /* What the link learned of its line (link.c): how the adapter hands a reply over (every
+     * tick_s seconds, as a USB latency timer does; 0: as it crosses the wire), the margin
+     * past the expected moment at which a reply has arrived whole (s), and the length of the
+     * last reply to each request. */
+    double tick_s;
     double slack_s;
+    struct {
+        unsigned long opens;     /* l->opens it was learned for: a new adapter learns anew */
+        unsigned replies, tries; /* replies judged, and looked at */
+        unsigned ticked;         /* of them, handed over on a timer */
+        double tick_sum;         /* their mean intervals, summed (s) */
+    } cal;
     struct {
         uint32_t hash; /* of the request's bytes; 0: unused */
         uint16_t len;  /* its reply's length in bytes */
