@@ -262,6 +262,32 @@ class EchoTest(LinkBase):
         self.assertEqual(cap.states("py_1"), [])
 
 
+class ChunkTest(LinkBase):
+    """Replies handed over a byte at a time, or on a 16 ms latency timer, to two packs on one
+    bus: every state comes, and nothing is dropped as stray or cut short on the way."""
+
+    def check_chunks(self, *chunk_args):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--bus", "1,2", *chunk_args)
+        packs = [("ch_1", "1", sim.port(1)), ("ch_2", "2", sim.port(1))]
+        cfg = self.write_config(bus_config(broker.port, "modbus_per_pack", None, packs,
+                                           timeout_s=0.5, poll_interval_s=0.3))
+        daemon = self.start_daemon(cfg)
+        self.expect_states(cap, ["ch_1", "ch_2"], 6, 30)
+        bad = [l for l in daemon.lines() if " warning: " in l or " error: " in l]
+        self.assertEqual(bad, [], "warnings%s" % self.diag())
+        return daemon
+
+    def test_one_byte_at_a_time(self):
+        self.check_chunks("--chunk", "1")
+
+    def test_on_a_latency_timer(self):
+        daemon = self.check_chunks("--chunk-ms", "16")
+        self.assertTrue(daemon.wait_line(r"hands replies over every 16\.0 ms", 5),
+                        "the latency timer was not recognised%s" % self.diag())
+
+
 class Rs485Test(LinkBase):
     def test_rs485_mode_on_a_port_without_it_names_the_port_and_the_error(self):
         broker = self.start_broker()
