@@ -688,6 +688,8 @@ enum result link_fd_transact(struct link *l, struct link_fd_xfer *x, bool write,
             return link_fail(l, RESULT_TIMEOUT, "%s",
                              have ? "reply cut short (timeout)" : "no reply (timeout)");
         size_t expect = want ? want : link_learned_len(l, req, n);
+        /* A reply that has begun ends after gap_s without a byte, where the link says so. */
+        double gap_end = have && x->gap_s > 0 ? now + x->gap_s : deadline;
         bool polled;
         if (x->paced && !calibrate && t_read == 0 && have > 0 && expect > have) {
             /* Sleep through the rest of the reply's wire time (to the adapter's tick after it
@@ -706,7 +708,9 @@ enum result link_fd_transact(struct link *l, struct link_fd_xfer *x, bool write,
                 t_read = deadline;
             link_sleep_until(l, t_read);
             polled = false;
-        } else if (!link_fd_wait(l, x->fd, deadline)) {
+        } else if (!link_fd_wait(l, x->fd, gap_end < deadline ? gap_end : deadline)) {
+            if (gap_end < deadline)
+                return link_fail(l, RESULT_TIMEOUT, "reply cut short (timeout)");
             continue; /* the deadline: reported above */
         } else {
             polled = true;

@@ -105,6 +105,8 @@ struct link_fd_xfer {
     bool paced;         /* sleep through the reply's wire time after its first bytes (serial
                            ports: two wake-ups a reply); false: read each piece as it comes */
     double silence_s;   /* silence the line keeps after a reply before a request; 0: none */
+    double gap_s;       /* a reply that has begun and then stays silent this long is cut
+                           short (Modbus RTU: libmodbus's byte timeout); 0: the timeout only */
     double quiet_until; /* out: monotonic s before which the next request may not start */
     bool io_error;      /* out: the line failed (EOF, EIO, a write error): close it */
 };

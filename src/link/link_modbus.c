@@ -170,8 +170,14 @@ static enum result modbus_transact_rtu(struct link_modbus *m, const uint8_t *req
                                        int *got)
 {
     struct link *l = &m->base;
+    /* A gap inside one reply longer than gap_s ends it: the longest USB adapter latency
+     * (16 ms) plus margin, as libmodbus's byte timeout was set (modbus_open_link). */
     struct link_fd_xfer x = {
-        .fd = modbus_get_socket(m->ctx), .paced = true, .silence_s = l->shared ? m->silence_s : 0};
+        .fd = modbus_get_socket(m->ctx),
+        .paced = true,
+        .silence_s = l->shared ? m->silence_s : 0,
+        .gap_s = 0.1,
+    };
     uint8_t adu[MODBUS_RTU_MAX_ADU_LENGTH];
     size_t len = 0;
     enum result r;

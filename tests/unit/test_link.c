@@ -409,6 +409,19 @@ static void modbus_rtu_checks(void **state)
     rs.fixed = NULL;
     assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_OK);
     link_free(l);
+    /* A reply cut short ends after libmodbus's byte timeout (0.1 s of silence), not at the
+     * reply timeout (here 2 s). */
+    struct link_params p = {.port = rs.path, .baud = BAUD, .timeout_s = 2, .modbus = true};
+    char err[320];
+    l = link_new(&p, err, sizeof(err));
+    assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_OK);
+    rs.cut = 30;
+    double t0 = now_s();
+    assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_TIMEOUT);
+    assert_string_equal(l->what, "reply cut short (timeout)");
+    assert_true(now_s() - t0 < 1.0);
+    rs.cut = 0;
+    link_free(l);
     responder_stop(&rs);
 }
 
