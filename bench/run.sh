@@ -5,7 +5,8 @@
 # 16 ms chunks), and print wake-ups per reply, CPU per pack-poll, peak RSS and the 4-pack
 # cycle against 4 wire times.
 #
-#   bench/run.sh [--chunk MODE]... [--daemon PATH] [--idle] [--profile callgrind|perf] [SECONDS]
+#   bench/run.sh [--chunk MODE]... [--daemon PATH | --link-only] [--idle]
+#                [--profile callgrind|perf] [SECONDS]
 #
 #   SECONDS    length of each measured window (default $BENCH_SECONDS, else 30; 60 with --idle)
 #   --chunk    how bms-sim delivers each reply: 1 or 4 (bytes a write, each write when its
@@ -14,6 +15,9 @@
 #              repeatable; default: 1, 4 and 16ms in turn (4 with --idle or --profile)
 #   --daemon   measure this bms2mqtt binary instead of the tree's release build (e.g. one
 #              built from another commit, for a before/after comparison)
+#   --link-only  no daemon and no broker: the line alone (bench/link_cost.c, or
+#              $BENCH_LINK_COST), block reads from the same simulated bus for about the
+#              window, CPU and wake-ups each
 #   --idle     poll_interval_s 10 instead of 0: CPU and wake-ups per minute of a quiet daemon
 #   --profile  run the daemon under callgrind, or attach perf record, for the window only,
 #              and print the top costs (the figures themselves are then not representative)
@@ -34,9 +38,11 @@ profile=
 seconds=
 chunks=()
 daemon_bin=
+link_only_mode=false
 while [ $# -gt 0 ]; do
     case "$1" in
     --idle) mode=idle ;;
+    --link-only) link_only_mode=true ;;
     --chunk)
         chunks+=("${2:-}")
         shift
@@ -53,7 +59,7 @@ while [ $# -gt 0 ]; do
         ;;
     --profile=*) profile=${1#--profile=} ;;
     -h | --help)
-        sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '3,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *[!0-9.]* | '')
@@ -112,7 +118,7 @@ done
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" "$top" --buildtype=release >/dev/null
 fi
-ninja -C "$build" bms2mqtt bms-sim >/dev/null
+ninja -C "$build" bms2mqtt bms-sim bench/link-cost >/dev/null
 daemon_bin=${daemon_bin:-$build/bms2mqtt}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/bms2mqtt-bench.XXXXXX")
@@ -156,38 +162,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- mosquitto on a free loopback port -------------------------------------------------
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$tmp/mosquitto.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-log_dest file $tmp/mosquitto.log
-log_type error
-log_type warning
-EOF
-mosquitto -c "$tmp/mosquitto.conf" >/dev/null 2>&1 &
-pids+=($!)
-broker_pid=$!
-
-python3 - "$port" "$broker_pid" <<'EOF'
-import os, socket, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.monotonic() + 10
-while True:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        break
-    except OSError:
-        if not os.path.exists(f"/proc/{pid}") or time.monotonic() > deadline:
-            sys.exit(f"run.sh: mosquitto did not accept connections on port {port}")
-        time.sleep(0.05)
-EOF
-
-# --- one run: the simulated bus, the capture, the daemon, the window --------------------
-# run_mode CHUNK: 4 packs (slaves 1..4) on one pty delivering replies as CHUNK says.
-run_mode() {
-    local chunk=$1 sim_args=() i names
+# --- the simulated bus ---------------------------------------------------------------------
+# sim_start CHUNK: 4 packs (slaves 1..4) on one pty, DIR/dev/pack1, delivering replies as
+# CHUNK says; its pid in sim_pid.
+sim_start() {
+    local chunk=$1 sim_args=() i
     case "$chunk" in
     1 | 4) sim_args=(--chunk "$chunk") ;;
     16ms) sim_args=(--chunk-ms 16) ;;
@@ -199,7 +178,7 @@ run_mode() {
     "$build/bms-sim" --bus "$(seq -s , 1 "$packs")" --baud "$baud" --link "$tmp/dev" \
         "${sim_args[@]}" <"$tmp/sim.in" >"$tmp/sim.out" 2>"$tmp/sim.err" &
     pids+=($!)
-    local sim_pid=$!
+    sim_pid=$!
     exec 3>"$tmp/sim.in" # keep the sim's stdin open: commands go here
     sim_fd_open=true
     for ((i = 0; i < 100; i++)); do
@@ -212,6 +191,33 @@ run_mode() {
         cat "$tmp/sim.err" >&2
         exit 1
     fi
+}
+
+sim_stop() {
+    exec 3>&-
+    sim_fd_open=false
+    stop_pid "$sim_pid"
+}
+
+# link_only CHUNK: the line alone (bench/link_cost.c) against the same bus: block reads from
+# the four packs in turn for about the window, no daemon, no broker.
+link_only() {
+    local chunk=$1 n
+    sim_start "$chunk"
+    n=$(awk -v s="$seconds" 'BEGIN { printf "%d", s / 0.1115 }')
+    echo "run.sh: the link alone, $packs packs on one bus, replies in chunks of $chunk," \
+        "$n exchanges" >&2
+    printf '%-6s ' "$chunk"
+    "${BENCH_LINK_COST:-$build/bench/link-cost}" "$tmp/dev/pack1" "$packs" "$n" \
+        2>"$tmp/link-cost.err" || { cat "$tmp/link-cost.err" >&2; exit 1; }
+    sim_stop
+}
+
+# --- one run: the simulated bus, the capture, the daemon, the window --------------------
+# run_mode CHUNK: the daemon against sim_start CHUNK.
+run_mode() {
+    local chunk=$1 i names
+    sim_start "$chunk"
 
     # The original configuration format; packs that name the same port share its bus.
     {
@@ -275,9 +281,7 @@ run_mode() {
     echo stats >&3
     sleep 0.2
     stop_pid "$sub_pid"
-    exec 3>&-
-    sim_fd_open=false
-    stop_pid "$sim_pid"
+    sim_stop
 
     python3 "$here/measure.py" report --window "$tmp/window.json" --capture "$tmp/capture.txt" \
         --pack-names "$names" --mode "$mode" --baud "$baud" --interval "$interval" \
@@ -305,6 +309,41 @@ run_mode() {
     esac
 }
 
+# --- mosquitto on a free loopback port -------------------------------------------------
+broker_start() {
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cat >"$tmp/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest file $tmp/mosquitto.log
+log_type error
+log_type warning
+EOF
+    mosquitto -c "$tmp/mosquitto.conf" >/dev/null 2>&1 &
+    pids+=($!)
+    broker_pid=$!
+
+    python3 - "$port" "$broker_pid" <<'EOF'
+import os, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+deadline = time.monotonic() + 10
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        break
+    except OSError:
+        if not os.path.exists(f"/proc/{pid}") or time.monotonic() > deadline:
+            sys.exit(f"run.sh: mosquitto did not accept connections on port {port}")
+        time.sleep(0.05)
+EOF
+}
+
+if $link_only_mode; then
+    for c in "${chunks[@]}"; do link_only "$c"; done
+    exit 0
+fi
+broker_start
 echo "run.sh: daemon $daemon_bin" >&2
 results=()
 for c in "${chunks[@]}"; do
