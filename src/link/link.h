@@ -20,7 +20,8 @@
  *   "serial"      a serial port (USB RS-485 adapter, UART), raw 8N1, the protocol's own frames
  *   "tcp-bridge"  a TCP connection to an RS-485-to-Ethernet bridge or ser2net (tcp://HOST:PORT)
  *                 carrying the same bytes; Modbus RTU over it is framed by the daemon
- *   "modbus-rtu"  a serial port driven by libmodbus for Modbus RTU
+ *   "modbus-rtu"  a serial port opened, configured and written by libmodbus for Modbus RTU;
+ *                 the replies are received as on "serial"
  *   "modbus-tcp"  a Modbus TCP gateway (modbus-tcp://HOST[:PORT]) through libmodbus: the RTU
  *                 ADUs of the drivers go out as MBAP frames with a transaction id, and a reply
  *                 must carry its request's id
@@ -37,11 +38,13 @@
  * Receiving a reply on a serial port ("serial", "modbus-rtu") costs two wake-ups however the
  * adapter chops it up: one when its first bytes arrive, one after sleeping through the rest
  * of its wire time (the frame's length from the protocol's framer, or the length the reply
- * to the same request had last time), when the whole frame is read at once. The sleep
- * carries a margin learned from the adapter's lateness (a USB adapter delivers up to its
- * latency timer, 16 ms for FTDI, after the wire) and, where the line keeps a silence
- * between frames, that silence. A reply that is not whole by then is read as it comes, so
- * a reply cut short still ends in a timeout and noise before a frame is still dropped.
+ * to the same request had last time), when the whole frame is read at once. An adapter that
+ * hands replies over on a timer (an FTDI latency timer, 16 ms by default), as the first
+ * replies of a connection show, has the end expected on its tick after the wire time. The
+ * sleep carries a margin learned from the adapter's lateness and, where the line keeps a
+ * silence between frames, that silence. A reply that is not whole by then is read as it
+ * comes, so a reply cut short still ends in a timeout and noise before a frame is still
+ * dropped.
  *
  * Per bus a serial port can be put in the kernel's RS-485 mode (link_rs485: the UART drives
  * the transceiver's direction with RTS), and a half-duplex adapter that hears what it sends
