@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc.h"
 #include "link_impl.h"
 
 /*
@@ -348,6 +349,14 @@ enum result link_echo_check(struct link *l, const uint8_t *req, size_t n, const 
                      k + 1, n, req[k], heard[k]);
 }
 
+bool link_is_reply(const struct link *l, const uint8_t *frame, size_t len, size_t n)
+{
+    if (l->modbus)
+        return len >= 4 &&
+               crc16_modbus(frame, len - 2) == (uint16_t)(frame[len - 2] | frame[len - 1] << 8);
+    return len > 0 && len != n;
+}
+
 /* Modbus writes answer with their own first bytes (Modbus Application Protocol V1.1b3
  * §6.5, §6.6, §6.11, §6.12). */
 static bool link_reply_repeats_request(const struct link *l, const uint8_t *req, size_t n)
@@ -561,7 +570,8 @@ static enum result link_fd_echo(struct link *l, struct link_fd_xfer *x, const ui
             }
         link_trace(l, "rx", rsp, *have);
         link_fd_settle(l, x, deadline);
-        return link_echo_check(l, req, n, copy, m, sc == LINK_SCAN_FRAME && want > 0);
+        return link_echo_check(l, req, n, copy, m,
+                               sc == LINK_SCAN_FRAME && link_is_reply(l, rsp, want, n));
     }
     if (*have)
         link_fd_settle(l, x, deadline); /* cut short: whatever follows is not a reply */

@@ -84,6 +84,14 @@ enum result link_echo_check(struct link *l, const uint8_t *req, size_t n, const 
                             size_t have, bool reply_heard);
 
 /*
+ * Whether a whole frame[0..len) heard where the echo of an n-byte request should be is a
+ * reply rather than a garbled echo (which can frame too): on a Modbus line one with a good
+ * CRC, elsewhere one of another length than the request (ASCII and legacy replies carry
+ * data the requests do not).
+ */
+bool link_is_reply(const struct link *l, const uint8_t *frame, size_t len, size_t n);
+
+/*
  * Without l->echo: RESULT_IO (l->what set) when the frame[0..len) received as the reply is
  * the request req[0..n) itself or its beginning (an adapter that echoes what it sends), else
  * RESULT_OK. A Modbus write (functions 0x05, 0x06, 0x0F, 0x10) is answered with its own first

@@ -68,9 +68,8 @@ static enum result fake_exchange(struct link *l, const uint8_t *req, size_t n, u
         if (!st.echo) {
             size_t want = 0, have = rlen < cap ? rlen : cap;
             memcpy(rsp, reply, have);
-            return link_echo_check(l, req, n, reply, rlen,
-                                   link_frame_scan(rsp, &have, cap, frame_len, &want) ==
-                                       LINK_SCAN_FRAME);
+            bool whole = link_frame_scan(rsp, &have, cap, frame_len, &want) == LINK_SCAN_FRAME;
+            return link_echo_check(l, req, n, reply, rlen, whole && link_is_reply(l, rsp, want, n));
         }
         if ((r = link_echo_check(l, req, n, heard, heard_len, false)) != RESULT_OK)
             return r;

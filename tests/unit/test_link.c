@@ -41,6 +41,7 @@ struct responder {
     unsigned chunk;    /* bytes a write, each when its last byte has crossed the wire (0: all) */
     unsigned chunk_ms; /* > 0: what crossed the wire, every chunk_ms ms (a USB latency timer) */
     bool echo;         /* the request heard back first */
+    bool garble;       /* its 5th byte garbled, as by a collision */
     const uint8_t *prefix; /* noise before the reply */
     size_t prefix_len;
     size_t cut;           /* > 0: the reply stops after this many bytes */
@@ -123,6 +124,8 @@ static void *responder_run(void *arg)
         if (rs->fixed)
             memcpy(reply, rs->fixed, n);
         atomic_fetch_add(&rs->requests, 1);
+        if (rs->garble && flen > 4)
+            rx[4] ^= 0xFF;
         if (rs->echo)
             t = responder_send(rs, rx, flen, t);
         have = 0;
@@ -253,6 +256,17 @@ static void echo_on_pty(bool modbus)
         assert_int_equal(len, 5 + 2 * LP4V2_BLOCK_COUNT);
         assert_int_equal(rsp[2], 2 * LP4V2_BLOCK_COUNT);
     }
+    /* Garbled (a collision): the bytes heard frame as a Modbus reply to the 5th byte, but
+     * not as one with a good CRC: an echo that differs, not a missing one. (A raw serial
+     * line carries the ASCII and legacy protocols: echo_garbled_legacy.) */
+    if (modbus) {
+        rs.garble = true;
+        assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_IO);
+        print_message("%s\n", l->what);
+        assert_non_null(strstr(l->what, "echo differs at byte 5 of 8"));
+        rs.garble = false;
+        assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_OK);
+    }
     link_free(l);
     /* Heard but not expected: the request itself is not taken for the reply. */
     l = link_on(&rs, modbus, false);
@@ -297,6 +311,28 @@ static void echo_missing_silence(void **state)
     assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_IO);
     print_message("%s\n", l->what);
     assert_non_null(strstr(l->what, "no echo of the request within"));
+    link_free(l);
+    responder_stop(&rs);
+}
+
+static enum result legacy_status(struct link *l, uint8_t *rsp, size_t *len);
+
+/* A legacy request's echo garbled in its checksum still frames (as a 6-byte frame with no
+ * data): an echo that differs, not a reply. */
+static void echo_garbled_legacy(void **state)
+{
+    struct responder rs = {.chunk = 4, .echo = true, .garble = true};
+    uint8_t rsp[EG4_LEGACY_FRAME_MAX];
+    size_t len = 0;
+
+    (void)state;
+    responder_start(&rs, "eg4_legacy", 1);
+    struct link *l = link_on(&rs, false, true);
+    assert_int_equal(legacy_status(l, rsp, &len), RESULT_IO);
+    print_message("%s\n", l->what);
+    assert_non_null(strstr(l->what, "echo differs at byte 5 of 6"));
+    rs.garble = false;
+    assert_int_equal(legacy_status(l, rsp, &len), RESULT_OK);
     link_free(l);
     responder_stop(&rs);
 }
@@ -484,21 +520,29 @@ static void echo_rules(void **state)
     l = fake_link_new(&mp);
     assert_int_equal(link_check_not_echo(l, write6, 8, write6, 8), RESULT_OK);
     assert_int_equal(link_check_not_echo(l, req, 8, req, 5), RESULT_IO);
+    /* A reply where the echo should be: a good CRC on Modbus... */
+    uint8_t exc[5] = {0x40, 0x83, 0x02};
+    uint16_t crc = crc16_modbus(exc, 3);
+    exc[3] = (uint8_t)crc;
+    exc[4] = (uint8_t)(crc >> 8);
+    assert_true(link_is_reply(l, exc, 5, 8));
+    assert_false(link_is_reply(l, req, 5, 8));
+    link_free(l);
+    /* ...another length than the request elsewhere. */
+    l = fake_link_new(NULL);
+    assert_true(link_is_reply(l, req, 5, 8));
+    assert_false(link_is_reply(l, req, 8, 8));
     link_free(l);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(frame_scan),
-        cmocka_unit_test(echo_rules),
-        cmocka_unit_test(wakeups_serial),
-        cmocka_unit_test(wakeups_modbus_rtu),
-        cmocka_unit_test(echo_serial),
-        cmocka_unit_test(echo_modbus_rtu),
-        cmocka_unit_test(echo_missing_silence),
-        cmocka_unit_test(rs485_refused),
-        cmocka_unit_test(framing_noise_and_cut),
+        cmocka_unit_test(frame_scan),           cmocka_unit_test(echo_rules),
+        cmocka_unit_test(wakeups_serial),       cmocka_unit_test(wakeups_modbus_rtu),
+        cmocka_unit_test(echo_serial),          cmocka_unit_test(echo_modbus_rtu),
+        cmocka_unit_test(echo_missing_silence), cmocka_unit_test(echo_garbled_legacy),
+        cmocka_unit_test(rs485_refused),        cmocka_unit_test(framing_noise_and_cut),
         cmocka_unit_test(modbus_rtu_checks),
     };
 
