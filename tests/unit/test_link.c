@@ -197,8 +197,9 @@ static long wakeups(void)
 /*
  * A 99-byte reply in 1-byte, 4-byte or 8 ms chunks: about 2 wake-ups a reply once the link
  * has learned the reply's length and the adapter's lateness (reading each piece as it comes
- * costs one per chunk: 99, 25, 4). The bound is generous: only reading piece by piece breaks
- * it, not a slow machine.
+ * costs one per chunk: 99, 25, or one per tick). The bound, 6, is generous: only reading
+ * piece by piece breaks it, not a loaded machine (where a reply's last piece may come after
+ * the link's sleep through its wire time and cost a third wake-up).
  */
 static void check_wakeups(bool modbus, unsigned chunk, unsigned chunk_ms)
 {
@@ -219,7 +220,7 @@ static void check_wakeups(bool modbus, unsigned chunk, unsigned chunk_ms)
     long w = wakeups() - w0;
     print_message("%s, chunks of %u%s: %.1f wake-ups a reply\n", modbus ? "modbus-rtu" : "serial",
                   chunk_ms ? chunk_ms : chunk, chunk_ms ? " ms" : " B", (double)w / measured);
-    assert_true(w <= 3 * measured);
+    assert_true(w <= 6 * measured);
     link_free(l);
     responder_stop(&rs);
 }
