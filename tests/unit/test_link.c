@@ -41,12 +41,14 @@ struct responder {
     unsigned chunk;    /* bytes a write, each when its last byte has crossed the wire (0: all) */
     unsigned chunk_ms; /* > 0: what crossed the wire, every chunk_ms ms (a USB latency timer) */
     bool echo;         /* the request heard back first */
-    bool garble;       /* its 5th byte garbled, as by a collision */
     const uint8_t *prefix; /* noise before the reply */
     size_t prefix_len;
-    size_t cut;           /* > 0: the reply stops after this many bytes */
-    const uint8_t *fixed; /* this reply instead of the simulated pack's */
-    size_t fixed_len;
+    /* Changed by a test while the responder runs (atomic: plain assignments and reads are
+     * atomic operations). */
+    _Atomic(bool) garble;         /* its 5th byte garbled, as by a collision */
+    _Atomic(size_t) cut;          /* > 0: the reply stops after this many bytes */
+    const uint8_t *_Atomic fixed; /* this reply instead of the simulated pack's */
+    _Atomic(size_t) fixed_len;
     struct fake_sim sim;
     double t0; /* the latency timer's zero */
     pthread_t thread;
@@ -119,10 +121,11 @@ static void *responder_run(void *arg)
             continue;
         }
         double t = now_s();
+        const uint8_t *fixed = rs->fixed;
         size_t n =
-            rs->fixed ? rs->fixed_len : fake_sim_respond(&rs->sim, rx, flen, reply, sizeof(reply));
-        if (rs->fixed)
-            memcpy(reply, rs->fixed, n);
+            fixed ? rs->fixed_len : fake_sim_respond(&rs->sim, rx, flen, reply, sizeof(reply));
+        if (fixed)
+            memcpy(reply, fixed, n);
         atomic_fetch_add(&rs->requests, 1);
         if (rs->garble && flen > 4)
             rx[4] ^= 0xFF;
@@ -131,8 +134,9 @@ static void *responder_run(void *arg)
         have = 0;
         if (rs->prefix_len)
             t = responder_send(rs, rs->prefix, rs->prefix_len, t + 3.5 * 10.0 / BAUD);
-        if (rs->cut && rs->cut < n)
-            n = rs->cut;
+        size_t cut = rs->cut;
+        if (cut && cut < n)
+            n = cut;
         if (n)
             responder_send(rs, reply, n, t + 3.5 * 10.0 / BAUD);
     }
@@ -434,7 +438,12 @@ static void modbus_rtu_checks(void **state)
     rs.fixed = bad;
     rs.fixed_len = sizeof(bad);
     assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_ADDRESS);
-    bad[0] = 0x40; /* now from our slave, with the other's CRC */
+    /* Now from our slave, with the other's CRC (a buffer of its own: the responder may still
+     * hold the first, and the pointer's atomic store publishes the new one's bytes). */
+    uint8_t bad_crc[sizeof(bad)];
+    memcpy(bad_crc, bad, sizeof(bad));
+    bad_crc[0] = 0x40;
+    rs.fixed = bad_crc;
     assert_int_equal(read_block(l, rsp, sizeof(rsp), &len), RESULT_CRC);
     assert_string_equal(l->what, "bad CRC");
     rs.fixed = exc;
