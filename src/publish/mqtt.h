@@ -73,7 +73,9 @@ int mqtt_publish_mid(struct mqtt *m, const char *topic, const char *payload, int
  * True when a message published now would go out: a session is up and fewer than
  * MQTT_QUEUE_MAX messages wait in the client (QoS 0 not yet written, QoS 1 not yet
  * acknowledged, which libmosquitto keeps and resends across sessions). This bounds the
- * client's memory whatever the broker does.
+ * client's memory whatever the broker does. With MQTT 5, also fewer QoS 1 messages
+ * unacknowledged than the broker's Receive Maximum: beyond it libmosquitto would hold a
+ * QoS 1 message back while a QoS 0 one published after it went out first.
  */
 #define MQTT_QUEUE_MAX 256
 bool mqtt_ready(struct mqtt *m);
