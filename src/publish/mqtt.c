@@ -533,8 +533,11 @@ void mqtt_run(struct mqtt *m)
          * once; the next attempt closes it. */
         if (mosquitto_socket(m->mosq) >= 0)
             shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
-        if (had_session)
+        if (had_session) {
             backoff = MQTT_BACKOFF_MIN_S;
+            if (m->cb.on_disconnect)
+                m->cb.on_disconnect(m->ud);
+        }
         /* The most specific first: a TLS failure also ends in a socket error. */
         const char *cause = m->tls.why[0]   ? m->tls.why
                             : m->why_lib[0] ? m->why_lib
