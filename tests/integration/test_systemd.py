@@ -306,6 +306,10 @@ class SystemdTest(StackTest):
                               "cannot reach broker" in item[1], 10)
         self.assertIsNotNone(got, "no <4> line for the broker%s"
                              % "\n".join(l for _, l in reader.snapshot()))
+        for prefix, what in (("<6>pack p1: model", "info"), ("<7>", "debug")):
+            self.assertIsNotNone(reader.wait_for(lambda item: item[1].startswith(prefix), 10),
+                                 "no %s line %r:\n%s" % (what, prefix, "\n".join(
+                                     l for _, l in reader.snapshot())))
         # An error: a reload with a bad configuration.
         with open(cfg, "a") as f:
             f.write("colour: red\n")
