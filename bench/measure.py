@@ -10,7 +10,11 @@ Two steps, because run.sh owns every process (it starts and stops them by pid):
       run.sh stops the daemon) and writes both samples to W.json.
 
   measure.py report --window W.json --capture FILE --pack-names a,b,c --mode busy|idle ...
-      Counts the state messages received inside the window and prints the table.
+      Counts the state messages received inside the window and prints the table
+      (--json-out F also writes its figures to F).
+
+  measure.py summary R1.json R2.json ...
+      One line per run (chunk mode) of the figures report wrote.
 
 The capture is `mosquitto_sub -F '%U %t %l' -t 'bms2mqtt/+/state' ...`: one line per
 message, "<unix time with ns> <topic> <payload bytes>", stamped by mosquitto_sub when it
@@ -29,20 +33,25 @@ import time
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# The original eg4-battery script, measured by the project on this kind of machine,
-# and the targets set against it.
+# The original eg4-battery script, measured by the project on this kind of machine, and the
+# targets set against it. CPU: 3.5 ms per pack-poll against replies in one write; about
+# 2.3 ms against replies in 4-byte chunks as USB adapters deliver them (the redesign issue:
+# 0.29 ms was 8x less), whence the target of about 0.045 ms (50x less).
 ORIG_CPU_MS_PER_POLL = 3.5
+ORIG_CPU_MS_PER_POLL_CHUNKED = 2.3
 ORIG_PEAK_RSS_MIB = 28.0
-ORIG_CYCLE_WIRE_TIMES = 3.1
 TARGET_CPU_FACTOR = 50.0   # 50x less CPU per pack-poll
 TARGET_MEM_FACTOR = 10.0   # 10x less peak memory
-TARGET_CYCLE_WIRE = 1.15   # 3-pack cycle at most 1.15 wire times
+TARGET_CYCLE_WIRE = 1.05   # the packs of one bus polled within 1.05 x their wire times
+TARGET_WAKEUPS = 2.0       # wake-ups per reply, whatever the adapter's chunking
 
 # One poll on the wire: request 8 bytes + reply 3 + 2*47 + 2 = 99 bytes, 10 bit-times a byte.
 POLL_BYTES = 8 + 99
 # What bms-sim makes a poll take: the 3.5-character turnaround, then the reply paced at the
-# baud rate. The request itself costs no time on a pty.
+# baud rate. The request itself costs no time on a pty. On a shared bus the daemon keeps
+# 3.5 characters of silence after each reply before the next request.
 SIM_FLOOR_CHARS = 3.5 + 99
+SILENCE_CHARS = 3.5
 
 
 def read(path):
@@ -244,18 +253,30 @@ def cmd_report(a):
         return sum(t[key] for t in s["threads"].values())
 
     wakeups = ctxt(s1) - ctxt(s0)
+    # The busiest thread by voluntary switches is the bus's poller thread when polling.
+    def switches(s, t):
+        return s["threads"][t]["vol"]
+
+    busiest = max(((switches(s1, t) - switches(s0, t), t) for t in common), default=(0, None))
     vol = ctxt_split(s1, "vol") - ctxt_split(s0, "vol")
     invol = ctxt_split(s1, "invol") - ctxt_split(s0, "invol")
     hwm_mib = s1["vm_hwm_kib"] / 1024
     rss_mib = s1["vm_rss_kib"] / 1024
     wire_s = POLL_BYTES * 10 / a.baud
+    n_packs = len(names)
 
     cpu_ms_poll = cpu_s * 1000 / polls if polls else None
     run_ms_poll = run_s * 1000 / polls if polls else None
+    # One request and one reply per pack-poll (a block read), after the start-up reads.
     wake_poll = wakeups / polls if polls else None
+    # Voluntary switches are the daemon's own waits (poll, sleep); involuntary ones are
+    # preemptions by whatever else runs on the machine.
+    vol_poll = vol / polls if polls else None
+    wake_bus = busiest[0] / polls if polls else None
     cycle_s = window / min_pack if min_pack else None
-    cycle_wire = cycle_s / wire_s if cycle_s else None
-    target_cpu = ORIG_CPU_MS_PER_POLL / TARGET_CPU_FACTOR
+    cycle_wire = cycle_s / (n_packs * wire_s) if cycle_s else None
+    orig_cpu = ORIG_CPU_MS_PER_POLL if a.chunk == "frame" else ORIG_CPU_MS_PER_POLL_CHUNKED
+    target_cpu = orig_cpu / TARGET_CPU_FACTOR
     target_mem = ORIG_PEAK_RSS_MIB / TARGET_MEM_FACTOR
 
     def ratio(orig, ours):
@@ -265,8 +286,9 @@ def cmd_report(a):
         return "" if ok is None else ("met" if ok else "MISSED")
 
     print()
-    print(f"bms2mqtt benchmark ({a.mode}): {len(names)} simulated packs at {a.baud} baud, "
-          f"poll_interval_s {a.interval:g}, real mosquitto on 127.0.0.1")
+    print(f"bms2mqtt benchmark ({a.mode}): {len(names)} simulated packs on one bus at "
+          f"{a.baud} baud, replies in chunks of {a.chunk}, poll_interval_s {a.interval:g}, "
+          f"real mosquitto on 127.0.0.1")
     print(f"window {window:.2f} s after settle; {polls} state messages "
           f"({', '.join(f'{p} {n}' for p, n in sorted(per_pack.items())) or 'none'}); "
           f"state payload {payload:.0f} B avg")
@@ -284,8 +306,13 @@ def cmd_report(a):
     print(row.format("metric", "ours", "original", "target", "ratio", ""))
     print(row.format("-" * 30, "-" * 12, "-" * 12, "-" * 12, "-" * 13, "-" * 7))
     if a.mode == "busy":
-        r = ratio(ORIG_CPU_MS_PER_POLL, cpu_ms_poll)
-        print(row.format("CPU per pack-poll (ms)", fmt(cpu_ms_poll, 4), fmt(ORIG_CPU_MS_PER_POLL, 1),
+        print(row.format("wake-ups per reply, bus thread", fmt(wake_bus, 2), "",
+                         f"<= {TARGET_WAKEUPS:g}", "",
+                         verdict(round(wake_bus, 2) <= TARGET_WAKEUPS if wake_bus else None)))
+        print(row.format("  whole daemon", fmt(vol_poll, 2), "", "", "", ""))
+        print(row.format("  + preemptions", fmt(wake_poll, 2), "", "", "", ""))
+        r = ratio(orig_cpu, cpu_ms_poll)
+        print(row.format("CPU per pack-poll (ms)", fmt(cpu_ms_poll, 4), fmt(orig_cpu, 1),
                          fmt(target_cpu, 3), f"{fmt(r, 1)}x less",
                          verdict(r >= TARGET_CPU_FACTOR if r else None)))
         print(row.format("  same, by schedstat (ms)", fmt(run_ms_poll, 4), "", "", "", ""))
@@ -294,11 +321,10 @@ def cmd_report(a):
                      fmt(target_mem, 1), f"{fmt(r, 1)}x less",
                      verdict(r >= TARGET_MEM_FACTOR if r else None)))
     if a.mode == "busy":
-        print(row.format(f"{len(names)}-pack cycle (wire times)", fmt(cycle_wire, 3),
-                         fmt(ORIG_CYCLE_WIRE_TIMES, 1), f"<= {TARGET_CYCLE_WIRE:.2f}",
+        print(row.format(f"{n_packs}-pack cycle / {n_packs} wire times", fmt(cycle_wire, 3),
+                         "", f"<= {TARGET_CYCLE_WIRE:.2f}",
                          f"{fmt(cycle_s * 1000 if cycle_s else None, 1)} ms",
                          verdict(cycle_wire <= TARGET_CYCLE_WIRE if cycle_wire else None)))
-        print(row.format("wake-ups per pack-poll", fmt(wake_poll, 1), "", "", "", ""))
     else:
         per_min = 60 / window
         # At a few ms a minute the 10 ms ticks of /proc/pid/stat are too coarse: schedstat first.
@@ -310,10 +336,11 @@ def cmd_report(a):
     print(f"\nwire time of one poll: {POLL_BYTES} bytes x 10 bits / {a.baud} baud = "
           f"{wire_s * 1000:.1f} ms; VmRSS at the end {rss_mib:.2f} MiB")
     if a.mode == "busy" and cycle_s:
-        floor_s = SIM_FLOOR_CHARS * 10 / a.baud
-        print(f"bms-sim floor of one poll: turnaround 3.5 + reply 99 character times = "
-              f"{floor_s * 1000:.1f} ms ({floor_s / wire_s:.3f} wire times; a pty sends the "
-              f"request instantly); cycle overhead above it {(cycle_s - floor_s) * 1000:.2f} ms")
+        floor_s = (SIM_FLOOR_CHARS + SILENCE_CHARS) * 10 / a.baud
+        over = (cycle_s / n_packs - floor_s) * 1000
+        print(f"floor of one poll on a pty: turnaround 3.5 + reply 99 + silence 3.5 character "
+              f"times = {floor_s * 1000:.1f} ms ({floor_s / wire_s:.3f} wire times; a pty sends "
+              f"the request instantly); overhead above it {over:.2f} ms per poll")
 
     maps = sorted(s1.get("rss_by_mapping", {}).items(), key=lambda kv: -kv[1])
     if maps:
@@ -339,7 +366,38 @@ def cmd_report(a):
     ok = min_pack > 0
     if not ok:
         print("\nmeasure: no usable figures (not every pack published inside the window)")
+    if a.json_out:
+        with open(a.json_out, "w", encoding="ascii") as f:
+            json.dump({"chunk": a.chunk, "mode": a.mode, "polls": polls, "window_s": window,
+                       "wake_per_reply": vol_poll, "switches_per_reply": wake_poll,
+                       "wake_busiest": wake_bus,
+                       "cpu_ms_poll": cpu_ms_poll, "run_ms_poll": run_ms_poll,
+                       "target_cpu_ms": target_cpu, "cycle_ms": cycle_s * 1000 if cycle_s else None,
+                       "cycle_wire": cycle_wire, "n_packs": n_packs, "hwm_mib": hwm_mib}, f)
     return 0 if ok else 1
+
+
+def cmd_summary(a):
+    rows = []
+    for path in a.results:
+        with open(path, encoding="ascii") as f:
+            rows.append(json.load(f))
+    print()
+    print("summary (one run per chunk mode)")
+    row = "{:<8} {:>7} {:>10} {:>8} {:>13} {:>10} {:>10} {:>10} {:>9}"
+    print(row.format("chunks", "polls", "bus thread", "daemon", "+preemptions", "CPU ms",
+                     "schedstat", "cycle ms", "/ wire"))
+    for r in rows:
+        print(row.format(r["chunk"], r["polls"], fmt(r["wake_busiest"], 2),
+                         fmt(r["wake_per_reply"], 2), fmt(r["switches_per_reply"], 2),
+                         fmt(r["cpu_ms_poll"], 4),
+                         fmt(r["run_ms_poll"], 4), fmt(r["cycle_ms"], 1), fmt(r["cycle_wire"], 3)))
+    print("wake-ups per reply: voluntary context switches (waits) of the bus thread, of the "
+          "whole daemon; +preemptions: all switches, involuntary ones coming from other load")
+    print(f"targets: wake-ups per reply <= {TARGET_WAKEUPS:g}; CPU per pack-poll about "
+          f"{ORIG_CPU_MS_PER_POLL_CHUNKED / TARGET_CPU_FACTOR:.3f} ms with 4-byte chunks; "
+          f"cycle <= {TARGET_CYCLE_WIRE:g} x the packs' wire times")
+    return 0
 
 
 def main():
@@ -368,10 +426,17 @@ def main():
     r.add_argument("--baud", type=int, default=9600)
     r.add_argument("--interval", type=float, default=0.0)
     r.add_argument("--daemon-log")
+    r.add_argument("--chunk", default="frame",
+                   help="how bms-sim delivered the replies: 1, 4, 16ms or frame")
+    r.add_argument("--json-out", help="also write the figures to this file")
+    m = sub.add_parser("summary", help="one line per run from the files report --json-out wrote")
+    m.add_argument("results", nargs="+")
     a = p.parse_args()
     if a.cmd == "window":
         cmd_window(a)
         return 0
+    if a.cmd == "summary":
+        return cmd_summary(a)
     return cmd_report(a)
 
 

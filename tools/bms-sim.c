@@ -48,6 +48,13 @@
  * A port is half duplex: one transmission (reply, poll request or noise) at a time, and bytes
  * that arrive while a reply is on its way are dropped.
  *
+ * How a reply reaches the reader is the adapter's part: by default in one write when its last
+ * byte has left the wire; with --chunk in writes of so many bytes, each when its last byte
+ * has; with --chunk-ms on the ticks of a free-running timer, everything that crossed the wire
+ * since the last tick at once (a USB adapter's latency timer). With --echo the request itself
+ * is heard back first, paced as it crosses the wire, and the reply starts a turnaround after
+ * its end, as on a half-duplex adapter that echoes what the master sends.
+ *
  * With --tcp a port is a TCP listener on 127.0.0.1 instead of a pty, as an RS-485-to-Ethernet
  * bridge: one client at a time (a new connection replaces the old one), its socket read and
  * written, paced, where the pty master would be. A personality that frames Modbus TCP itself
@@ -83,6 +90,7 @@ static const struct fault_desc {
 };
 
 enum tx_kind {
+    TX_ECHO,    /* --echo: the request heard back, as a half-duplex adapter hears it */
     TX_REPLY,   /* a pack's reply */
     TX_REQUEST, /* --master: a poll request */
     TX_NOISE,   /* --master --noise: random bytes between exchanges */
@@ -109,9 +117,14 @@ struct port {
     bool pending; /* a transmission is on its (simulated) way out */
     enum tx_kind tx_kind;
     struct sim_pack *tx_pack; /* whose reply */
-    int64_t tx_start;         /* when the first byte starts on the wire */
-    int64_t tx_next;          /* when the next write is due */
-    int64_t io_retry;         /* after EIO: poll the master again at this time; 0 = now */
+    /* --echo: the reply that follows the echo, its pack and its extra delay (slow, late) */
+    uint8_t after[SIM_FRAME_MAX];
+    size_t afterlen;
+    struct sim_pack *after_pack;
+    int64_t after_extra;
+    int64_t tx_start; /* when the first byte starts on the wire */
+    int64_t tx_next;  /* when the next write is due */
+    int64_t io_retry; /* after EIO: poll the master again at this time; 0 = now */
     bool io_logged, tx_logged;
 
     unsigned long rx_bytes; /* every byte read from the master */
@@ -135,6 +148,8 @@ struct options {
     unsigned baud;
     const char *link_dir;
     unsigned chunk;       /* 0: one write per transmission */
+    unsigned chunk_ms;    /* > 0: writes on a free-running timer of this period (--chunk-ms) */
+    bool echo;            /* --echo: every request is heard back before its reply */
     double turnaround_ms; /* < 0: 3.5 character times */
     unsigned seed_offset;
     unsigned master_ms; /* 0: the simulator is a slave only */
@@ -163,6 +178,7 @@ static unsigned nports;
 static int64_t char_ns;       /* one character (10 bit times, 8N1) on the wire */
 static int64_t turnaround_ns; /* silence between request and reply */
 static int64_t gap_ns;        /* --master: silence between exchanges */
+static int64_t chunk_ns;      /* --chunk-ms: the adapter timer's period; 0 without */
 static int64_t start_ns;      /* simulated time zero */
 static volatile sig_atomic_t stop_signal;
 static bool quit_requested;
@@ -203,18 +219,45 @@ static struct sim_pack *port_pack(struct port *pt, unsigned slave)
     return NULL;
 }
 
-/* Queue pt->tx[0..txlen) for transmission starting at `start`: each write is due when its
- * last byte would have left the wire. */
+/*
+ * When the next write of the pending transmission is due. Without --chunk-ms: when the last
+ * byte of the next chunk (--chunk bytes, or all that is left) would have left the wire. With
+ * --chunk-ms, as a USB adapter's latency timer delivers: at the first tick of a free-running
+ * timer (period chunk_ns, from the simulator's start) at which another byte has left the wire;
+ * the write then carries every byte done by that tick.
+ */
+static void port_plan(struct port *pt)
+{
+    if (chunk_ns) {
+        int64_t done = pt->tx_start + (int64_t)(pt->txpos + 1) * char_ns - start_ns;
+        pt->tx_next = start_ns + (done + chunk_ns - 1) / chunk_ns * chunk_ns;
+        return;
+    }
+    size_t left = pt->txlen - pt->txpos;
+    size_t n = opt.chunk && opt.chunk < left ? opt.chunk : left;
+    pt->tx_next = pt->tx_start + (int64_t)(pt->txpos + n) * char_ns;
+}
+
+/* How many bytes of the pending transmission have left the wire by its write due now. */
+static size_t port_upto(const struct port *pt)
+{
+    if (chunk_ns) {
+        int64_t done = (pt->tx_next - pt->tx_start) / char_ns;
+        return done < (int64_t)pt->txlen ? (size_t)done : pt->txlen;
+    }
+    size_t left = pt->txlen - pt->txpos;
+    return pt->txpos + (opt.chunk && opt.chunk < left ? opt.chunk : left);
+}
+
+/* Queue pt->tx[0..txlen) for transmission starting at `start` (port_plan). */
 static void port_schedule(struct port *pt, enum tx_kind kind, struct sim_pack *pk, int64_t start)
 {
-    size_t first = opt.chunk && opt.chunk < pt->txlen ? opt.chunk : pt->txlen;
-
     pt->txpos = 0;
     pt->tx_kind = kind;
     pt->tx_pack = pk;
     pt->tx_start = start;
-    pt->tx_next = start + (int64_t)first * char_ns;
     pt->pending = true;
+    port_plan(pt);
 }
 
 /* Handle one good frame: the addressed pack (if it sits on this port) answers it. */
@@ -229,6 +272,17 @@ static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_
     /* A GX: one server behind the port answers every unit id. */
     struct sim_pack *pk =
         opt.proto->any_address ? (pt->npacks ? &packs[pt->first] : NULL) : port_pack(pt, addr);
+    /* --echo: the adapter hears every request it carries, whoever it is for, as it crosses
+     * the wire; the reply follows after the request's wire time and the turnaround. */
+    uint8_t *out = opt.echo ? pt->after : pt->tx;
+    size_t *outlen = opt.echo ? &pt->afterlen : &pt->txlen;
+    *outlen = 0;
+    if (opt.echo) {
+        memcpy(pt->tx, req, len);
+        pt->txlen = len;
+        pt->after_pack = NULL;
+        port_schedule(pt, TX_ECHO, NULL, t_req);
+    }
     if (!pk) {
         log_msg(LOG_LVL_DEBUG, "pty %u: request for slave 0x%02x ignored", pt->idx, addr);
         return;
@@ -236,8 +290,8 @@ static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_
     pk->requests++;
     simpack_step(&pk->sim, (double)(t_req - start_ns) / (double)NS_PER_S);
 
-    pt->txlen = opt.proto->reply(pk, req, len, pt->tx, sizeof(pt->tx));
-    if (pt->txlen == 0) {
+    *outlen = opt.proto->reply(pk, req, len, out, SIM_FRAME_MAX);
+    if (*outlen == 0) {
         log_msg(LOG_LVL_DEBUG, "pack %u: silent", pk->idx);
         return;
     }
@@ -249,6 +303,11 @@ static void port_request(struct port *pt, const uint8_t *req, size_t len, int64_
     if (pk->fault.kind == FAULT_LATE) {
         log_msg(LOG_LVL_INFO, "pack %u: this reply goes out %u ms late", pk->idx, pk->fault.arg);
         pk->fault = (struct fault){FAULT_NONE, 0, 0};
+    }
+    if (opt.echo) {
+        pt->after_pack = pk;
+        pt->after_extra = extra;
+        return;
     }
     port_schedule(pt, TX_REPLY, pk, t_req + turnaround_ns + extra);
 }
@@ -394,6 +453,16 @@ static void port_tx_done(struct port *pt, int64_t now)
 {
     pt->pending = false;
     switch (pt->tx_kind) {
+    case TX_ECHO:
+        /* The reply, if any, after the turnaround from the request's end on the wire. */
+        if (pt->afterlen) {
+            int64_t end = pt->tx_start + (int64_t)pt->txlen * char_ns;
+            memcpy(pt->tx, pt->after, pt->afterlen);
+            pt->txlen = pt->afterlen;
+            pt->afterlen = 0;
+            port_schedule(pt, TX_REPLY, pt->after_pack, end + turnaround_ns + pt->after_extra);
+        }
+        break;
     case TX_REPLY:
         if (pt->tx_pack)
             pt->tx_pack->replies++;
@@ -419,8 +488,7 @@ static void port_tx_done(struct port *pt, int64_t now)
 /* Write what is due of the pending transmission. */
 static void port_transmit(struct port *pt, int64_t now)
 {
-    size_t left = pt->txlen - pt->txpos;
-    size_t n = opt.chunk && opt.chunk < left ? opt.chunk : left;
+    size_t n = port_upto(pt) - pt->txpos;
     ssize_t w;
 
     if (pt->master < 0) {
@@ -447,9 +515,9 @@ static void port_transmit(struct port *pt, int64_t now)
         return;
     }
     pt->tx_logged = false;
-    if (opt.verbose && pt->txpos == 0 && n == pt->txlen) {
+    if (opt.verbose && pt->txpos == 0) {
         char tag[32];
-        snprintf(tag, sizeof(tag), "pty %u tx", pt->idx);
+        snprintf(tag, sizeof(tag), "pty %u %s", pt->idx, pt->tx_kind == TX_ECHO ? "echo" : "tx");
         log_hex(tag, pt->tx, pt->txlen);
     }
     pt->txpos += n;
@@ -457,9 +525,7 @@ static void port_transmit(struct port *pt, int64_t now)
         port_tx_done(pt, now);
         return;
     }
-    size_t upto =
-        opt.chunk && pt->txpos + opt.chunk < pt->txlen ? pt->txpos + opt.chunk : pt->txlen;
-    pt->tx_next = pt->tx_start + (int64_t)upto * char_ns;
+    port_plan(pt);
 }
 
 /* --master: nobody may be reading the slave side. A real adapter nobody opened loses what
@@ -976,6 +1042,10 @@ static void usage(FILE *f)
         "  -l, --link DIR         also create DIR/pack<i> -> pty i (removed on exit)\n"
         "  -f, --fault I:KIND[:ARG]  start with a fault on pack I (or *); repeatable\n"
         "  -c, --chunk BYTES      deliver BYTES at a time (default: one write per frame)\n"
+        "      --chunk-ms MS      deliver what has crossed the wire every MS ms, as a USB\n"
+        "                         adapter's latency timer does (FTDI: 16); not with --chunk\n"
+        "      --echo             hear every request back before its reply, as a\n"
+        "                         half-duplex adapter that echoes does\n"
         "  -t, --turnaround MS    request-to-reply gap (default 3.5 character times)\n"
         "  -k, --seed-offset K    pack i simulates pack id i+K (default 0)\n"
         "      --no-identity      Modbus: refuse reads of registers 105..127 (exception 02)\n"
@@ -1152,6 +1222,8 @@ enum {
     OPT_REGISTER_TABLE,
     OPT_DAY_LENGTH,
     OPT_START_HOUR,
+    OPT_CHUNK_MS,
+    OPT_ECHO,
 };
 
 /* --refuse options, applied once the packs exist. */
@@ -1175,6 +1247,8 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         {"link", required_argument, NULL, 'l'},
         {"fault", required_argument, NULL, 'f'},
         {"chunk", required_argument, NULL, 'c'},
+        {"chunk-ms", required_argument, NULL, OPT_CHUNK_MS},
+        {"echo", no_argument, NULL, OPT_ECHO},
         {"turnaround", required_argument, NULL, 't'},
         {"seed-offset", required_argument, NULL, 'k'},
         {"no-identity", no_argument, NULL, OPT_NO_IDENTITY},
@@ -1254,6 +1328,13 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         case 'c':
             if (parse_uint("--chunk", optarg, 0, SIM_FRAME_MAX, &opt.chunk) < 0)
                 return 2;
+            break;
+        case OPT_CHUNK_MS:
+            if (parse_uint("--chunk-ms", optarg, 1, 1000, &opt.chunk_ms) < 0)
+                return 2;
+            break;
+        case OPT_ECHO:
+            opt.echo = true;
             break;
         case 't': {
             char *end;
@@ -1350,6 +1431,15 @@ static int options_parse(int argc, char **argv, char **faults, size_t *nfaults)
         fprintf(stderr, "bms-sim: --link: there are no ptys to link with --tcp\n");
         return 2;
     }
+    if (opt.chunk && opt.chunk_ms) {
+        fprintf(stderr, "bms-sim: --chunk and --chunk-ms: choose one\n");
+        return 2;
+    }
+    if (opt.echo && opt.master_ms) {
+        fprintf(stderr, "bms-sim: --echo: not with --master (the echo is the daemon's own "
+                        "request)\n");
+        return 2;
+    }
     if (opt.master_identity && !opt.master_ms) {
         fprintf(stderr, "bms-sim: --master-identity needs --master\n");
         return 2;
@@ -1394,6 +1484,7 @@ int main(int argc, char **argv)
     turnaround_ns = opt.turnaround_ms < 0 ? 35 * NS_PER_S / (int64_t)opt.baud
                                           : (int64_t)(opt.turnaround_ms * (double)NS_PER_MS);
     gap_ns = 70 * NS_PER_S / (int64_t)opt.baud; /* twice the 3.5 characters that end a frame */
+    chunk_ns = (int64_t)opt.chunk_ms * NS_PER_MS;
 
     /* Signals: block them except inside ppoll, so a stop request can't slip in between the
      * flag check and the wait. A closed stdout (EPIPE) must not kill us either. */

@@ -35,5 +35,7 @@ void device_teardown(struct device *p)
     if (p->bus_state_owned)
         free(p->bus_state);
     p->bus_state = NULL;
+    regmap_state_free(p->map_state);
+    p->map_state = NULL;
     p->values = NULL;
 }

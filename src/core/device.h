@@ -10,6 +10,7 @@
 #include "driver.h"
 #include "link.h"
 #include "log.h"
+#include "regmap.h"
 
 /* Availability of a pack as HA sees it. */
 enum device_avail {
@@ -43,21 +44,24 @@ struct device {
     const char *name;               /* = cfg->name */
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
-    const struct driver *driver;  /* its protocol */
-    const struct config_bus *bus; /* its bus's settings (poll period, timeout, offline_after) */
-    struct link *link;            /* the line of its bus (shared by the devices on it) */
-    unsigned cell_count;          /* cells per pack where the protocol does not say (legacy) */
-    uint8_t slave;                /* its address on that line (slave id, unit id, ADR) */
-    unsigned long link_opens;     /* link->opens at the last poll: a change is a new connection */
-    void *bus_state;              /* what the driver shares between the packs of its line */
-    bool bus_state_owned;         /* this pack frees bus_state (device_teardown) */
-    struct device_identity id;    /* from registers 105..127; empty until read */
-    bool need_identity;           /* read the identity on the next good poll */
-    double last_good_s;           /* monotonic s of the last good reading (listening) */
-    void *publisher_slot;         /* the publisher's record of this pack (its mailbox) */
-    char *owned_name;             /* name allocated for a pack found at run time, or NULL */
-    unsigned failures;            /* consecutive failed polls */
-    unsigned long polls;          /* polls attempted */
+    const struct driver *driver;    /* its protocol */
+    const struct config_bus *bus;   /* its bus's settings (poll period, timeout, offline_after) */
+    struct link *link;              /* the line of its bus (shared by the devices on it) */
+    unsigned cell_count;            /* cells per pack where the protocol does not say (legacy) */
+    uint8_t slave;                  /* its address on that line (slave id, unit id, ADR) */
+    unsigned long link_opens;       /* link->opens at the last poll: a change is a new connection */
+    void *bus_state;                /* what the driver shares between the packs of its line */
+    bool bus_state_owned;           /* this pack frees bus_state (device_teardown) */
+    struct regmap_state *map_state; /* what the register map reader remembers of this device
+                                       (regmap.h: its plan, refused ranges), made by its driver
+                                       at the first poll; freed at teardown */
+    struct device_identity id;      /* from registers 105..127; empty until read */
+    bool need_identity;             /* read the identity on the next good poll */
+    double last_good_s;             /* monotonic s of the last good reading (listening) */
+    void *publisher_slot;           /* the publisher's record of this pack (its mailbox) */
+    char *owned_name;               /* name allocated for a pack found at run time, or NULL */
+    unsigned failures;              /* consecutive failed polls */
+    unsigned long polls;            /* polls attempted */
     unsigned long errors[RESULT_COUNT];                   /* failed polls by cause */
     struct log_throttle throttle;                         /* failure logging */
     struct device_optional optional[DEVICE_MAX_OPTIONAL]; /* by the driver's own numbering */

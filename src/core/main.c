@@ -280,11 +280,11 @@ static int packs_init(const struct config *cfg, struct device *packs, struct lin
             .modbus = driver->wire == DRIVER_WIRE_MODBUS && !bus->listen,
             .read_only = bus->listen,
             .trace = trace,
-            .rs485 = bus->rs485,
-            .rts_on_send = bus->rs485_rts_on_send,
-            .rs485_delay_before_s = bus->rs485_delay_before_ms / 1000.0,
-            .rs485_delay_after_s = bus->rs485_delay_after_ms / 1000.0,
             .echo = bus->echo,
+            .rs485 = {.enabled = bus->rs485,
+                      .rts_on_send = bus->rs485_rts_on_send,
+                      .delay_before_ms = (unsigned)bus->rs485_delay_before_ms,
+                      .delay_after_ms = (unsigned)bus->rs485_delay_after_ms},
         };
         bool simulate = dry_run || bus->transport == CONFIG_TRANSPORT_MOCK;
         /* Pack i is simulated as pack number i + 1, so that packs differ. */

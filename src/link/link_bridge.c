@@ -113,18 +113,22 @@ static enum result bridge_exchange(struct link *l, const uint8_t *req, size_t n,
                                    double now_s)
 {
     struct link_bridge *b = bridge_of(l);
-    bool io_error = false;
+    /* The network chops a reply as it likes: each piece is read as it comes. */
+    struct link_fd_xfer x = {.paced = false, .silence_s = 3.5 * link_char_time(l)};
     enum result r;
 
     (void)now_s;
     if ((r = bridge_open(l)) != RESULT_OK)
         return r;
-    link_keep_silence(b->quiet_until);
+    link_keep_silence(l, b->quiet_until);
     link_drop_stray(l, b->fd);
-    r = link_fd_transact(l, b->fd, req, n, rsp, cap, len, frame_len, &io_error);
-    if (io_error)
+    x.fd = b->fd;
+    r = link_fd_transact(l, &x, true, req, n, rsp, cap, len, frame_len);
+    if (x.io_error)
         bridge_close(l); /* reconnected on the next exchange */
-    b->quiet_until = link_now() + 3.5 * link_char_time(l);
+    b->quiet_until = x.quiet_until;
+    if (r == RESULT_OK)
+        l->what[0] = '\0';
     return r;
 }
 

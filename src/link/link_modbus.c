@@ -15,21 +15,26 @@
 #include "link_impl.h"
 
 /*
- * One libmodbus context per bus. libmodbus owns the fd, the termios and the timeouts; the
- * daemon hands it RTU ADUs built by the drivers and checks the replies itself (modbus.h), so
- * both kinds carry any function code. The daemon's own rules on top: the serial port is
- * claimed before libmodbus opens (and reconfigures) it, bytes waiting before a request are
- * dropped as stray, t3.5 of silence is kept on a shared line, and Modbus TCP replies are
- * matched to their request by transaction id.
+ * One libmodbus context per bus. libmodbus opens and configures the port or connection and
+ * sends the RTU ADUs built by the drivers; the daemon checks the replies itself (modbus.h),
+ * so both kinds carry any function code. An RTU reply is received by the link itself on
+ * libmodbus's fd (link_fd_transact), as on a raw serial port: two wake-ups a reply however
+ * the adapter chops it (libmodbus's receive loop wakes once per piece), the echo of a
+ * half-duplex adapter read back and checked before the reply, and the slave id and CRC
+ * checked as libmodbus did. The daemon's own rules on top: the serial port is claimed before
+ * libmodbus opens (and reconfigures) it, kernel RS-485 mode if asked, bytes waiting before a
+ * request are dropped as stray, t3.5 of silence is kept on a shared line, and Modbus TCP
+ * replies are matched to their request by transaction id.
  */
 struct link_modbus {
     struct link base;
     modbus_t *ctx; /* NULL while closed */
     bool tcp;      /* Modbus TCP (MBAP) to host:service, else RTU on base.port */
     char host[URL_HOST_MAX + 1];
-    char service[8];    /* the TCP port, decimal */
-    int lock_fd;        /* serial port: the fd holding its exclusive lock while open, or -1 */
-    uint16_t tid;       /* Modbus TCP: the last transaction id sent */
+    char service[8]; /* the TCP port, decimal */
+    int lock_fd;     /* serial port: the fd holding its exclusive lock while open, or -1 */
+    struct serial_rs485 rs485; /* RTU: the port's RS-485 settings before, restored on close */
+    uint16_t tid;              /* Modbus TCP: the last transaction id sent */
     double silence_s;   /* t3.5: the line's silence between frames (Modbus serial §2.5.1.1) */
     double quiet_until; /* monotonic s before which no new request may start */
 };
@@ -44,8 +49,10 @@ static void modbus_close_link(struct link *l)
     struct link_modbus *m = modbus_of(l);
 
     if (m->ctx) {
-        if (!m->tcp)
+        if (!m->tcp) {
+            link_rs485_restore(l, modbus_get_socket(m->ctx), &m->rs485);
             ioctl(modbus_get_socket(m->ctx), TIOCNXCL); /* others may hold the tty open */
+        }
         modbus_close(m->ctx);
         modbus_free(m->ctx);
         m->ctx = NULL;
@@ -123,6 +130,13 @@ static enum result modbus_open_link(struct link *l)
         modbus_close_link(l);
         return link_fail(l, RESULT_OPEN, "cannot claim port: %s", strerror(e));
     }
+    if (!m->tcp && (r = link_rs485_set(l, modbus_get_socket(ctx), &m->rs485)) != RESULT_OK) {
+        ioctl(modbus_get_socket(ctx), TIOCNXCL);
+        modbus_close(ctx);
+        modbus_free(ctx);
+        modbus_close_link(l);
+        return r;
+    }
     /* Whatever an earlier user of the port left unread must not pass for our reply. */
     modbus_flush(ctx);
     m->ctx = ctx;
@@ -145,37 +159,54 @@ static enum result modbus_receive_error(struct link *l, int e)
     return link_fail(l, RESULT_IO, "read error: %s", modbus_strerror(e));
 }
 
-/* RTU: libmodbus sends the slave id and PDU of req (appending the CRC itself) and receives the
- * reply ADU, CRC included. */
+/*
+ * RTU: libmodbus sends the slave id and PDU of req, appending the CRC itself; the reply is
+ * received here on its fd (link_fd_transact, the echo first where the adapter has one) and
+ * checked as libmodbus checked it: a reply from another slave id (before its CRC is looked
+ * at), then the CRC. What is left of a broken reply is flushed.
+ */
 static enum result modbus_transact_rtu(struct link_modbus *m, const uint8_t *req, size_t n,
-                                       uint8_t *rsp, int *got)
+                                       uint8_t *rsp, size_t cap, link_frame_len_fn frame_len,
+                                       int *got)
 {
     struct link *l = &m->base;
+    /* A gap inside one reply longer than gap_s ends it: the longest USB adapter latency
+     * (16 ms) plus margin, as libmodbus's byte timeout was set (modbus_open_link). */
+    struct link_fd_xfer x = {
+        .fd = modbus_get_socket(m->ctx),
+        .paced = true,
+        .silence_s = l->shared ? m->silence_s : 0,
+        .gap_s = 0.1,
+    };
+    uint8_t adu[MODBUS_RTU_MAX_ADU_LENGTH];
+    size_t len = 0;
+    enum result r;
 
-    link_trace(l, "tx", req, n);
+    /* The bytes libmodbus puts on the wire: what an echo must repeat. */
+    uint16_t crc = crc16_modbus(req, n - 2);
+    memcpy(adu, req, n - 2);
+    adu[n - 2] = (uint8_t)crc;
+    adu[n - 1] = (uint8_t)(crc >> 8);
     modbus_set_slave(m->ctx, req[0]);
     if (modbus_send_raw_request(m->ctx, req, (int)n - 2) < 0) {
         int e = errno;
+        link_trace(l, "tx", adu, n);
         modbus_close_link(l);
         return link_fail(l, RESULT_IO, "write error: %s", modbus_strerror(e));
     }
-    *got = modbus_receive_confirmation(m->ctx, rsp);
-    if (*got < 0) {
-        enum result r = modbus_receive_error(l, errno);
-        if (r == RESULT_IO)
-            modbus_close_link(l);
-        else
-            modbus_flush(m->ctx); /* drop the rest of a broken reply */
-        return r;
-    }
-    if (*got == 0) {
-        /* libmodbus drops a frame whose address is not our slave id before its CRC is
-         * checked, and reports it as an empty message. */
-        modbus_flush(m->ctx);
-        return link_fail(l, RESULT_ADDRESS, "reply from another slave id");
-    }
-    link_trace(l, "rx", rsp, (size_t)*got);
-    return RESULT_OK;
+    r = link_fd_transact(l, &x, false, adu, n, rsp, cap, &len, frame_len);
+    m->quiet_until = x.quiet_until;
+    if (r == RESULT_OK && rsp[0] != req[0])
+        r = link_fail(l, RESULT_ADDRESS, "reply from another slave id");
+    else if (r == RESULT_OK && (len < 4 || crc16_modbus(rsp, len - 2) !=
+                                               (uint16_t)(rsp[len - 2] | rsp[len - 1] << 8)))
+        r = link_fail(l, RESULT_CRC, "bad CRC");
+    if (x.io_error)
+        modbus_close_link(l);
+    else if (r != RESULT_OK)
+        modbus_flush(m->ctx); /* drop the rest of a broken reply */
+    *got = (int)len;
+    return r;
 }
 
 /*
@@ -261,7 +292,6 @@ static enum result modbus_exchange(struct link *l, const uint8_t *req, size_t n,
     enum result r;
     int got = 0;
 
-    (void)frame_len; /* libmodbus frames the reply by its function code */
     (void)now_s;
     if (n < 4 || n > MODBUS_RTU_MAX_ADU_LENGTH)
         return link_fail(l, RESULT_LENGTH, "not a Modbus RTU request");
@@ -271,12 +301,15 @@ static enum result modbus_exchange(struct link *l, const uint8_t *req, size_t n,
         return r;
     /* A lone slave knows its own reply has ended; the pause matters to the others. */
     if (l->shared)
-        link_keep_silence(m->quiet_until);
+        link_keep_silence(l, m->quiet_until);
     /* Whatever waits now came before our request: never its answer. */
     link_drop_stray(l, modbus_get_socket(m->ctx));
-    r = m->tcp ? modbus_transact_tcp(m, req, n, buf, &got)
-               : modbus_transact_rtu(m, req, n, buf, &got);
-    m->quiet_until = link_now() + m->silence_s;
+    if (m->tcp) {
+        r = modbus_transact_tcp(m, req, n, buf, &got);
+        m->quiet_until = link_now() + m->silence_s;
+    } else {
+        r = modbus_transact_rtu(m, req, n, buf, sizeof(buf), frame_len, &got);
+    }
     if (r != RESULT_OK)
         return r;
     if ((size_t)got > cap)

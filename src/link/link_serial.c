@@ -13,9 +13,10 @@
 
 struct link_serial {
     struct link base;
-    int fd;               /* -1 while closed */
-    struct termios saved; /* the port's settings before we opened it, restored on close */
-    double quiet_until;   /* monotonic s before which no request may start (t3.5) */
+    int fd;                    /* -1 while closed */
+    struct termios saved;      /* the port's settings before we opened it, restored on close */
+    struct serial_rs485 rs485; /* its RS-485 settings before, restored on close (rs485) */
+    double quiet_until;        /* monotonic s before which no request may start (t3.5) */
 };
 
 static struct link_serial *serial_of(struct link *l)
@@ -24,8 +25,8 @@ static struct link_serial *serial_of(struct link *l)
 }
 
 /* Open O_NOCTTY | O_NONBLOCK, claim it for this process (flock and TIOCEXCL: "port busy" when
- * another program has it), raw 8N1 at the link's rate (CLOCAL, CREAD, no flow control), input
- * flushed. */
+ * another program has it), raw 8N1 at the link's rate (CLOCAL, CREAD, no flow control), kernel
+ * RS-485 mode if asked, input flushed. */
 static enum result serial_open(struct link *l)
 {
     struct link_serial *s = serial_of(l);
@@ -68,6 +69,13 @@ static enum result serial_open(struct link *l)
         close(fd);
         return link_fail(l, RESULT_OPEN, "cannot set 8N1 raw mode: %s", strerror(e));
     }
+    enum result r = link_rs485_set(l, fd, &s->rs485);
+    if (r != RESULT_OK) {
+        tcsetattr(fd, TCSANOW, &s->saved);
+        ioctl(fd, TIOCNXCL);
+        close(fd);
+        return r;
+    }
     tcflush(fd, TCIFLUSH);
     s->fd = fd;
     l->opens++;
@@ -80,6 +88,7 @@ static void serial_close(struct link *l)
 
     if (s->fd < 0)
         return;
+    link_rs485_restore(l, s->fd, &s->rs485);
     tcsetattr(s->fd, TCSANOW, &s->saved);
     ioctl(s->fd, TIOCNXCL); /* another holder of the tty may keep it open */
     close(s->fd);
@@ -91,19 +100,22 @@ static enum result serial_exchange(struct link *l, const uint8_t *req, size_t n,
                                    double now_s)
 {
     struct link_serial *s = serial_of(l);
-    bool io_error = false;
+    /* Every protocol on a raw line shares it with others: keep the silence between frames. */
+    struct link_fd_xfer x = {.paced = true, .silence_s = 3.5 * link_char_time(l)};
     enum result r;
 
     (void)now_s;
     if ((r = serial_open(l)) != RESULT_OK)
         return r;
-    /* Every protocol on a raw line shares it with others: keep the silence between frames. */
-    link_keep_silence(s->quiet_until);
+    link_keep_silence(l, s->quiet_until);
     link_drop_stray(l, s->fd);
-    r = link_fd_transact(l, s->fd, req, n, rsp, cap, len, frame_len, &io_error);
-    if (io_error)
+    x.fd = s->fd;
+    r = link_fd_transact(l, &x, true, req, n, rsp, cap, len, frame_len);
+    if (x.io_error)
         serial_close(l); /* reopened by path on the next exchange */
-    s->quiet_until = link_now() + 3.5 * link_char_time(l);
+    s->quiet_until = x.quiet_until;
+    if (r == RESULT_OK)
+        l->what[0] = '\0';
     return r;
 }
 

@@ -8,7 +8,7 @@
 #include "sim.h"
 
 /*
- * The simulated packs and protocol personalities of bms-sim (tools/sim.h) behind the link
+ * The simulated packs and protocol personalities of bms-sim (src/sim/sim.h) behind the link
  * interface, so that --dry-run and `transport: mock` run every protocol's real requests,
  * frames and decoders end to end, with no serial port.
  */

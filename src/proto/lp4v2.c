@@ -144,7 +144,7 @@ static void lp4v2_capture_block(void *ctx, uint8_t unit, uint16_t start, const u
     }
 }
 
-enum result lp4v2_poll_map(regmap_read_fn read, void *ctx, double *values)
+enum result lp4v2_poll_map(struct regmap_state *st, regmap_read_fn read, void *ctx, double *values)
 {
     struct lp4v2_capture cap = {.n = 0};
     struct regmap_sink sink = {.values = values, .block = lp4v2_capture_block, .ctx = &cap};
@@ -152,7 +152,7 @@ enum result lp4v2_poll_map(regmap_read_fn read, void *ctx, double *values)
 
     for (size_t i = 0; i < lp4v2_n_readings; i++)
         values[i] = NAN;
-    r = regmap_read(&lp4v2_map, NULL, REGMAP_POLL, read, ctx, &sink);
+    r = regmap_read(&lp4v2_map, st, REGMAP_POLL, read, ctx, &sink);
     if (r != RESULT_OK)
         return r;
     if (cap.n < LP4V2_DOC_COUNT) /* the map reads 0..46 in one request: not reached */
@@ -166,14 +166,15 @@ static void lp4v2_put_text(void *ctx, const struct reading_def *d, const char *t
     reading_identity_set(ctx, d->key, text);
 }
 
-enum result lp4v2_identify_map(regmap_read_fn read, void *ctx, struct device_identity *id)
+enum result lp4v2_identify_map(struct regmap_state *st, regmap_read_fn read, void *ctx,
+                               struct device_identity *id)
 {
     struct device_identity got;
     struct regmap_sink sink = {.text = lp4v2_put_text, .ctx = &got};
     enum result r;
 
     memset(&got, 0, sizeof(got));
-    r = regmap_read(&lp4v2_map, NULL, REGMAP_IDENTIFY, read, ctx, &sink);
+    r = regmap_read(&lp4v2_map, st, REGMAP_IDENTIFY, read, ctx, &sink);
     if (r == RESULT_OK)
         *id = got;
     return r;

@@ -33,17 +33,21 @@ extern const struct regmap lp4v2_map;
 
 /*
  * One poll through the map: registers 0..46 with read(ctx, ...) (unit 0 = the pack's own slave
- * id), decoded into values[lp4v2_n_readings] as lp4v2_decode() does. Returns RESULT_OK;
+ * id), decoded into values[lp4v2_n_readings] as lp4v2_decode() does. st: the pack's
+ * regmap_state (made once per pack with regmap_state_new(&lp4v2_map)), or NULL for a
+ * one-off read (a state is then built and checked for this pass alone). Returns RESULT_OK;
  * RESULT_ZERO when registers 0..18 are all zero (values all NaN); or read's failure
  * (RESULT_REFUSED for an exception), with values all NaN.
  */
-enum result lp4v2_poll_map(regmap_read_fn read, void *ctx, double *values);
+enum result lp4v2_poll_map(struct regmap_state *st, regmap_read_fn read, void *ctx, double *values);
 
 /*
  * The identity through the map: registers 105..127 with read(ctx, ...) into *id (as
- * lp4v2_identity()). Returns RESULT_OK, or read's failure with *id untouched.
+ * lp4v2_identity()). st as for lp4v2_poll_map(). Returns RESULT_OK, or read's failure with
+ * *id untouched.
  */
-enum result lp4v2_identify_map(regmap_read_fn read, void *ctx, struct device_identity *id);
+enum result lp4v2_identify_map(struct regmap_state *st, regmap_read_fn read, void *ctx,
+                               struct device_identity *id);
 
 /*
  * Decode the periodic block (holding registers 0..nregs-1, nregs >= 39; normally 47)

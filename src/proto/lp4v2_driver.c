@@ -52,18 +52,28 @@ static enum result lp4v2_map_read(void *ctx, uint8_t unit, uint16_t start, uint1
     return lp4v2_read_ex(io->p, start, count, out, io->now_s, exception);
 }
 
+/* The pack's memory of its map (made at its first poll, kept until teardown): the plan is
+ * built and the map checked once, not at every poll. NULL when out of memory (each pass then
+ * builds its own). */
+static struct regmap_state *lp4v2_state(struct device *p)
+{
+    if (!p->map_state)
+        p->map_state = regmap_state_new(&lp4v2_map);
+    return p->map_state;
+}
+
 static enum result lp4v2_poll(struct device *p, double *values, double now_s)
 {
     struct lp4v2_io io = {p, now_s};
 
-    return lp4v2_poll_map(lp4v2_map_read, &io, values);
+    return lp4v2_poll_map(lp4v2_state(p), lp4v2_map_read, &io, values);
 }
 
 static enum result lp4v2_identify(struct device *p, double now_s)
 {
     struct lp4v2_io io = {p, now_s};
 
-    return lp4v2_identify_map(lp4v2_map_read, &io, &p->id);
+    return lp4v2_identify_map(lp4v2_state(p), lp4v2_map_read, &io, &p->id);
 }
 
 static const char *const lp4v2_aliases[] = {"modbus_per_pack", NULL};

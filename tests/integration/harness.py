@@ -438,7 +438,8 @@ class Daemon:
         self.out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen([binary or BMS2MQTT, "-C", cfg_path, *args],
                                      stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=subprocess.PIPE, env=env)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, **env) if env else None)
         self.pid = self.proc.pid
         self.reader = LineReader(self.proc.stderr, self.stderr_path)
 
@@ -556,7 +557,7 @@ class StackTest(unittest.TestCase):
         return path
 
     def start_daemon(self, cfg_path, args=(), name=None, binary=None, env=None):
-        """bms2mqtt (or `binary`, with environment `env`) -C cfg_path args."""
+        """bms2mqtt (or `binary`) -C cfg_path args; env: variables added to its environment."""
         d = Daemon(cfg_path, self.dir, args, name or "daemon%d" % (len(self.daemons) + 1),
                    binary, env)
         self.addCleanup(d.stop)

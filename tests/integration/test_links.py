@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """What a line does between requests: a reply that comes after its timeout is never taken
 for the answer to the next request (serial port, TCP bridge, Modbus TCP gateway), and a
-serial port is one master's alone."""
+serial port is one master's alone. The echo of a half-duplex adapter: checked and discarded
+when the bus expects it, a clear failure when expected and absent or present and not
+expected. Kernel RS-485 mode on a port without it: a clear failure.
+
+The per-bus settings are the bus keys `echo: true` and `rs485: true`."""
 import json
 import os
 import socket
@@ -82,13 +86,15 @@ class LateGateway:
         self.sock.close()
 
 
-class LinkTest(harness.StackTest):
+class LinkBase(harness.StackTest):
     def start_bus_sim(self, *args):
         s = BusSim(list(args), self.dir)
         self.addCleanup(s.stop)
         self.sim = s
         return s
 
+
+class LinkTest(LinkBase):
     def sim_requests(self, pack=1):
         for line in self.sim.command("stats"):
             parts = line.split()
@@ -196,6 +202,116 @@ class LinkTest(harness.StackTest):
                            timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("port busy", r.stderr)
+
+
+def with_bus_key(text, key):
+    """The config text with `key` added to its bus."""
+    return text.replace("  transport: serial\n", "  transport: serial\n  %s\n" % key, 1)
+
+
+class EchoTest(LinkBase):
+    """bms-sim --echo hears every request back before its reply, as a half-duplex adapter
+    that echoes does. Replies in 4-byte pieces, as USB adapters deliver them."""
+
+    def echo_stack(self, sim_echo, daemon_echo, proto="modbus_per_pack", sim_proto="lp4v2",
+                   address="0x40", name="echo_1"):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        args = ["--packs", "1", "--chunk", "4", "--protocol", sim_proto]
+        if sim_proto == "pylontech":
+            args += ["--slave", address]
+        sim = self.start_bus_sim(*(args + (["--echo"] if sim_echo else [])))
+        baud = 115200 if sim_proto == "pylontech" else 9600
+        # modbus_per_pack names a port per pack, the other modes one for the bus.
+        per_pack = proto == "modbus_per_pack"
+        text = bus_config(broker.port, proto, None if per_pack else sim.port(1),
+                          [(name, address, sim.port(1) if per_pack else None)],
+                          baud=baud, timeout_s=0.5, poll_interval_s=0.5)
+        if daemon_echo:
+            text = with_bus_key(text, "echo: true")
+        daemon = self.start_daemon(self.write_config(text))
+        return cap, sim, daemon
+
+    def test_echo_expected_and_heard_is_discarded(self):
+        cap, sim, daemon = self.echo_stack(True, True)
+        self.expect_states(cap, ["echo_1"], 3, 20)
+        state = json.loads(cap.last_payload(harness.state_topic("echo_1")))
+        self.assertIsNotNone(state.get("pack_voltage"), state)
+        bad = [l for l in daemon.lines() if " warning: " in l or " error: " in l]
+        self.assertEqual(bad, [], "warnings with a working echo%s" % self.diag())
+
+    def test_echo_expected_and_heard_on_an_ascii_line(self):
+        cap, sim, daemon = self.echo_stack(True, True, "pylontech", "pylontech", "2", "py_1")
+        self.expect_states(cap, ["py_1"], 2, 20)
+        bad = [l for l in daemon.lines() if " warning: " in l or " error: " in l]
+        self.assertEqual(bad, [], "warnings with a working echo%s" % self.diag())
+
+    def test_echo_expected_but_absent_is_a_clear_failure(self):
+        cap, sim, daemon = self.echo_stack(False, True)
+        self.assertTrue(daemon.wait_line(r"echo_1 .*no echo: a reply came where the echo", 15),
+                        "no clear 'no echo' failure%s" % self.diag())
+        self.assertEqual(cap.states("echo_1"), [])
+
+    def test_echo_present_but_not_configured_fails_recognisably(self):
+        cap, sim, daemon = self.echo_stack(True, False)
+        self.assertTrue(daemon.wait_line(r"echo_1 .*heard the request itself where its reply "
+                                         r"should be .*turn echo on", 15),
+                        "the echo was not recognised%s" % self.diag())
+        self.assertEqual(cap.states("echo_1"), [])
+
+    def test_echo_present_but_not_configured_on_an_ascii_line(self):
+        """Without the check the echoed request would decode as a reply with return code
+        0x42 and pass for a refusal."""
+        cap, sim, daemon = self.echo_stack(True, False, "pylontech", "pylontech", "2", "py_1")
+        self.assertTrue(daemon.wait_line(r"py_1 .*heard the request itself", 15),
+                        "the echo was not recognised%s" % self.diag())
+        self.assertEqual(cap.states("py_1"), [])
+
+
+class ChunkTest(LinkBase):
+    """Replies handed over a byte at a time, or on a 16 ms latency timer, to two packs on one
+    bus: every state comes, and nothing is dropped as stray or cut short on the way."""
+
+    def check_chunks(self, *chunk_args):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--bus", "1,2", *chunk_args)
+        packs = [("ch_1", "1", sim.port(1)), ("ch_2", "2", sim.port(1))]
+        cfg = self.write_config(bus_config(broker.port, "modbus_per_pack", None, packs,
+                                           timeout_s=0.5, poll_interval_s=0.3))
+        daemon = self.start_daemon(cfg)
+        self.expect_states(cap, ["ch_1", "ch_2"], 6, 30)
+        bad = [l for l in daemon.lines() if " warning: " in l or " error: " in l]
+        self.assertEqual(bad, [], "warnings%s" % self.diag())
+        return daemon
+
+    def test_one_byte_at_a_time(self):
+        self.check_chunks("--chunk", "1")
+
+    def test_on_a_latency_timer(self):
+        daemon = self.check_chunks("--chunk-ms", "16")
+        self.assertTrue(daemon.wait_line(r"hands replies over every 16\.0 ms", 5),
+                        "the latency timer was not recognised%s" % self.diag())
+
+
+class Rs485Test(LinkBase):
+    def test_rs485_mode_on_a_port_without_it_names_the_port_and_the_error(self):
+        broker = self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_bus_sim("--packs", "1")
+        for mode, address in (("modbus_per_pack", "0x40"), ("active", "1")):
+            per_pack = mode == "modbus_per_pack"
+            text = bus_config(broker.port, mode, None if per_pack else sim.port(1),
+                              [("rs_1", address, sim.port(1) if per_pack else None)],
+                              poll_interval_s=0.5)
+            cfg = self.write_config(with_bus_key(text, "rs485: true"), "%s.yaml" % mode)
+            daemon = self.start_daemon(cfg)
+            m = daemon.wait_line(r"rs_1 .*: (\S+): no kernel RS-485 mode: ioctl TIOCGRS485 failed "
+                                 r"with ENOTTY", 15)
+            self.assertTrue(m, "no clear RS-485 failure%s" % self.diag())
+            self.assertEqual(os.path.realpath(m.group(1)), os.path.realpath(sim.port(1)))
+            daemon.stop()
+        self.assertEqual(cap.states("rs_1"), [])
 
 
 if __name__ == "__main__":

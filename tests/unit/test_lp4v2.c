@@ -329,7 +329,7 @@ static void test_lp4v2_poll_through_the_map_is_one_request_with_the_same_values(
     f.regs[25] = 0x8001;
     f.regs[33] = (22 << 8) | 0xF6;
     assert_int_equal(lp4v2_decode(f.regs, 47, want), 0);
-    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_OK);
+    assert_int_equal(lp4v2_poll_map(NULL, fake_pack_read, &f, got), RESULT_OK);
     assert_int_equal(f.requests, 1);
     assert_int_equal(f.start[0], 0);
     assert_int_equal(f.count[0], 47);
@@ -351,17 +351,17 @@ static void test_lp4v2_poll_through_the_map_is_one_request_with_the_same_values(
 
     /* The aggregated master map (0..18 all zero): RESULT_ZERO, nothing published. */
     memset(f.regs, 0, 19 * sizeof(f.regs[0]));
-    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_ZERO);
+    assert_int_equal(lp4v2_poll_map(NULL, fake_pack_read, &f, got), RESULT_ZERO);
     assert_true(isnan(value(got, "soc")));
 
     /* A refused block is not split: one request, the poll fails as before. */
     f.requests = 0;
     f.answer = RESULT_REFUSED;
-    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_REFUSED);
+    assert_int_equal(lp4v2_poll_map(NULL, fake_pack_read, &f, got), RESULT_REFUSED);
     assert_int_equal(f.requests, 1);
     assert_true(isnan(value(got, "pack_voltage")));
     f.answer = RESULT_TIMEOUT;
-    assert_int_equal(lp4v2_poll_map(fake_pack_read, &f, got), RESULT_TIMEOUT);
+    assert_int_equal(lp4v2_poll_map(NULL, fake_pack_read, &f, got), RESULT_TIMEOUT);
 }
 
 static void test_lp4v2_identify_through_the_map(void **state)
@@ -375,7 +375,7 @@ static void test_lp4v2_identify_through_the_map(void **state)
     for (size_t i = 0; i < 46; i++)
         f.regs[105 + i / 2] |=
             (uint16_t)(i % 2 ? (unsigned char)text[i] : (unsigned char)text[i] << 8);
-    assert_int_equal(lp4v2_identify_map(fake_pack_read, &f, &id), RESULT_OK);
+    assert_int_equal(lp4v2_identify_map(NULL, fake_pack_read, &f, &id), RESULT_OK);
     assert_int_equal(f.requests, 1);
     assert_int_equal(f.start[0], 105);
     assert_int_equal(f.count[0], 23);
@@ -383,7 +383,7 @@ static void test_lp4v2_identify_through_the_map(void **state)
     assert_string_equal(id.firmware, "V03R04");
     assert_string_equal(id.serial, "2023A1B2C3D4E5F6");
     f.answer = RESULT_REFUSED; /* bms-sim --no-identity */
-    assert_int_equal(lp4v2_identify_map(fake_pack_read, &f, &id), RESULT_REFUSED);
+    assert_int_equal(lp4v2_identify_map(NULL, fake_pack_read, &f, &id), RESULT_REFUSED);
     assert_string_equal(id.model, "LP4V2-48V-100AH"); /* untouched */
 }
 
