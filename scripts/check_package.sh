@@ -11,6 +11,7 @@
 #   5. the unit: systemd-analyze verify clean, systemd-analyze security --offline=yes at
 #      most 2.0, ExecStart and Documentation= pointing at files in the package, and still
 #      the lines that let the daemon open serial ports, reach the network, keep its state;
+#      Type=notify with its watchdog and NotifyAccess=main, and ExecReload sending SIGHUP;
 #   6. the man pages render without warnings at 80 and 120 columns, with no raw Markdown;
 #   7. the sysusers file, applied by systemd-sysusers --root to a scratch /etc, makes the
 #      user bms2mqtt with its own group and in dialout;
@@ -100,7 +101,8 @@ check "conffiles lists nothing else" test "$(wc -l <"$tmp/control/conffiles")" -
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "  Depends: $depends"
 check "Depends has the libraries and systemd-sysusers" \
-    bash -c '[[ $1 == *libmosquitto1* && $1 == *libmodbus5* && $1 == *"systemd | systemd-standalone-sysusers"* ]]' _ "$depends"
+    bash -c '[[ $1 == *libmosquitto1* && $1 == *libmodbus5* && $1 == *libsystemd0* &&
+               $1 == *"systemd | systemd-standalone-sysusers"* ]]' _ "$depends"
 
 # 4. Maintainer scripts.
 for s in "$tmp"/control/{preinst,postinst,prerm,postrm}; do
@@ -148,6 +150,11 @@ for line in 'DeviceAllow=char-ttyUSB rw' 'DeviceAllow=char-ttyACM rw' 'DeviceAll
     'DeviceAllow=char-ttyAMA rw' 'PrivateDevices=no' 'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX' \
     'StateDirectory=bms2mqtt' 'User=bms2mqtt' 'SupplementaryGroups=dialout'; do
     check "the unit keeps $line" grep -qxF "$line" "$unit"
+done
+# The daemon's side of these (sd_notify READY/STATUS/WATCHDOG, SIGHUP) is tested in
+# tests/integration/test_systemd.py.
+for line in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=60s' 'ExecReload=/bin/kill -HUP $MAINPID'; do
+    check "the unit has $line" grep -qxF "$line" "$unit"
 done
 check "the unit has no PrivateNetwork= or IPAddressDeny=" bash -c '! grep -qE "^(PrivateNetwork=yes|IPAddressDeny=)" "$1"' _ "$unit"
 

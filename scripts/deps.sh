@@ -7,6 +7,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config meson ninja-build
     libmodbus-dev libmosquitto-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev
+    libsystemd-dev
     mosquitto mosquitto-clients openssl python3
     clang libclang-rt-14-dev
     pandoc man-db

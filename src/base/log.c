@@ -2,14 +2,19 @@
 /* log.c - leveled logging to stderr, hex traces, and throttled complaints. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static enum log_level log_threshold = LOG_LVL_INFO;
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+static bool log_journal; /* stderr is the journal's stream: "<N>text" lines */
 
 static const char *const log_names[] = {
     [LOG_LVL_ERROR] = "error", [LOG_LVL_WARNING] = "warning", [LOG_LVL_NOTICE] = "notice",
@@ -42,17 +47,50 @@ int log_level_parse(const char *name, enum log_level *out)
     return -1;
 }
 
+/*
+ * systemd connects a service's stderr to the journal and says so in JOURNAL_STREAM,
+ * "<device>:<inode>" of that stream (sd-daemon(3), systemd.exec(5)). Only when stderr is
+ * still that very stream (not redirected by a wrapper or a shell) are the lines written for
+ * the journal.
+ */
+static void log_detect_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    int used = 0;
+
+    if (!env || sscanf(env, "%llu:%llu%n", &dev, &ino, &used) != 2 || env[used] != '\0')
+        return;
+    if (fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+        (unsigned long long)st.st_ino == ino)
+        log_journal = true;
+}
+
+bool log_to_journal(void)
+{
+    pthread_once(&log_once, log_detect_journal);
+    return log_journal;
+}
+
 static void log_write_line(enum log_level level, const char *text)
 {
     char line[1024];
     struct timespec ts;
     struct tm tm;
+    int n;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    localtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03ld %s: %s\n",
+    if (log_to_journal()) {
+        /* The journal stamps each line itself and takes "<N>" as its syslog priority
+         * (sd-daemon(3)): `journalctl -p warning` then shows warnings and worse. */
+        n = snprintf(line, sizeof(line), "<%d>%s\n", (int)level, text);
+    } else {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        localtime_r(&ts.tv_sec, &tm);
+        n = snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03ld %s: %s\n",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      ts.tv_nsec / 1000000, log_names[level], text);
+    }
     if (n < 0)
         return;
     if ((size_t)n >= sizeof(line)) {

@@ -27,9 +27,15 @@ bool log_enabled(enum log_level level);
  * Returns 0, or -1 if the name is unknown (*out untouched). */
 int log_level_parse(const char *name, enum log_level *out);
 
-/* Print one line "<time> <LEVEL> <message>" to stderr if level is enabled.
- * Thread-safe: one line is written with a single write(2). */
+/* Print one line "<time> <level>: <message>" to stderr if level is enabled; when stderr
+ * is the journal (log_to_journal()), "<N><message>" instead, N the level's syslog priority
+ * (3 error ... 7 debug) and no time of its own. Thread-safe: one line is written with a
+ * single write(2). */
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when stderr is the stream systemd connected to the journal: the environment's
+ * JOURNAL_STREAM ("<device>:<inode>", decimal) names the file stderr is. Checked once. */
+bool log_to_journal(void);
 
 /* Print "<prefix> <n bytes as hex>" at debug level (the --trace output).
  * Frames longer than 300 bytes are cut with a trailing "...". */

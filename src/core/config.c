@@ -62,10 +62,11 @@ enum value_kind {
     V_INT,
     V_NUMBER, /* seconds: a float, or any YAML 1.1 integer */
     V_BOOL,
-    V_MODE,      /* a driver's name, alias or listen alias */
-    V_PROTOCOL,  /* a driver's name, of a driver that can be listened to */
-    V_TRANSPORT, /* serial or mock */
-    V_SECTION,   /* a nested mapping or sequence with its own parser */
+    V_MODE,         /* a driver's name, alias or listen alias */
+    V_PROTOCOL,     /* a driver's name, of a driver that can be listened to */
+    V_TRANSPORT,    /* serial or mock */
+    V_MQTT_VERSION, /* an MQTT protocol version: 3, 3.1, 3.1.1, 4 or 5 */
+    V_SECTION,      /* a nested mapping or sequence with its own parser */
 };
 
 #define F_REQUIRED   0x01u /* must be present and not null */
@@ -161,9 +162,12 @@ static const struct key_spec mqtt_keys[] = {
     {"base_topic",       V_STRING, MQTT(base_topic),       0, 0,     F_NONEMPTY | F_TOPIC, NULL},
     {"client_id",        V_STRING, MQTT(client_id),        0, 0,     F_NONEMPTY | F_TOPIC, NULL},
     {"keepalive",        V_INT,    MQTT(keepalive),        5, 3600,  0,                    NULL},
+    {"protocol_version", V_MQTT_VERSION, MQTT(protocol_version), 0, 0, 0,                  NULL},
     {"tls_ca_file",      V_STRING, MQTT(tls_ca_file),      0, 0,     F_NONEMPTY,           NULL},
+    {"tls_capath",       V_STRING, MQTT(tls_capath),       0, 0,     F_NONEMPTY,           NULL},
     {"tls_cert_file",    V_STRING, MQTT(tls_cert_file),    0, 0,     F_NONEMPTY,           NULL},
     {"tls_key_file",     V_STRING, MQTT(tls_key_file),     0, 0,     F_NONEMPTY,           NULL},
+    {"tls_version",      V_STRING, MQTT(tls_version),      0, 0,     F_NONEMPTY,           NULL},
     {"tls_insecure",     V_BOOL,   MQTT(tls_insecure),     0, 0,     0,                    NULL},
 };
 
@@ -485,6 +489,28 @@ static int store_transport(struct loader *ld, void *dst, const struct yw_node *v
                 yw_text(value, text, sizeof text), valid);
 }
 
+/* protocol_version: the MQTT protocol level, as a version or as the level byte itself. */
+static int store_mqtt_version(struct loader *ld, void *dst, const struct yw_node *value,
+                              const char *path)
+{
+    static const struct {
+        const char *text;
+        int level;
+    } versions[] = {
+        {"3", 3}, {"3.1", 3}, {"3.1.1", 4}, {"4", 4}, {"5", 5}, {"5.0", 5},
+    };
+    char text[YW_EXCERPT_MAX + 8];
+
+    for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
+        if (yw_is(value, versions[i].text)) {
+            *(int *)dst = versions[i].level;
+            return 0;
+        }
+    }
+    return fail(ld, value->mark, "%s must be 3 (MQTT 3.1), 3.1.1 (the default) or 5, not '%s'",
+                path, yw_text(value, text, sizeof text));
+}
+
 static const char *kind_noun(enum value_kind kind)
 {
     switch (kind) {
@@ -494,6 +520,8 @@ static const char *kind_noun(enum value_kind kind)
         return "a number";
     case V_BOOL:
         return "true or false";
+    case V_MQTT_VERSION:
+        return "3, 3.1.1 or 5";
     default:
         return "a string";
     }
@@ -524,6 +552,8 @@ static int store_value(struct loader *ld, const struct section *sec, const struc
         return store_protocol(ld, value, path);
     case V_TRANSPORT:
         return store_transport(ld, dst, value, path);
+    case V_MQTT_VERSION:
+        return store_mqtt_version(ld, dst, value, path);
     case V_SECTION:
         break;
     }
@@ -805,20 +835,32 @@ static int parse_buses(struct loader *ld, const struct yw_node *key, const struc
 
 /* ---- mqtt -------------------------------------------------------------------------------- */
 
-/* TLS client auth needs both halves, and TLS itself is switched on by the CA file. */
+/* TLS client auth needs both halves, TLS itself is switched on by the CA file or
+ * directory, and the TLS version is one OpenSSL and libmosquitto both know. */
 static int check_tls(struct loader *ld, const struct section *sec)
 {
     const struct yw_node *ca = section_value(sec, "tls_ca_file");
+    const struct yw_node *capath = section_value(sec, "tls_capath");
     const struct yw_node *cert = section_value(sec, "tls_cert_file");
     const struct yw_node *key = section_value(sec, "tls_key_file");
+    const struct yw_node *version = section_value(sec, "tls_version");
+    char text[YW_EXCERPT_MAX + 8];
 
     if (cert && !key)
         return fail(ld, cert->mark, "mqtt.tls_cert_file needs mqtt.tls_key_file as well");
     if (key && !cert)
         return fail(ld, key->mark, "mqtt.tls_key_file needs mqtt.tls_cert_file as well");
-    if (cert && !ca)
+    if (cert && !ca && !capath)
         return fail(ld, cert->mark,
-                    "mqtt.tls_cert_file needs mqtt.tls_ca_file (which is what enables TLS)");
+                    "mqtt.tls_cert_file needs mqtt.tls_ca_file or mqtt.tls_capath (which is "
+                    "what enables TLS)");
+    if (version && !yw_is(version, "tlsv1.2") && !yw_is(version, "tlsv1.3"))
+        return fail(ld, version->mark, "mqtt.tls_version must be tlsv1.2 or tlsv1.3, not '%s'",
+                    yw_text(version, text, sizeof text));
+    if (version && !ca && !capath)
+        return fail(ld, version->mark,
+                    "mqtt.tls_version needs mqtt.tls_ca_file or mqtt.tls_capath (which is what "
+                    "enables TLS)");
     return 0;
 }
 
@@ -831,7 +873,7 @@ static int parse_mqtt(struct loader *ld, const struct yw_node *key, const struct
     if (walk_mapping(ld, &sec, value, key->mark) != 0 || check_tls(ld, &sec) != 0)
         return -1;
     /* The TLS port is only the default when the user did not choose one. */
-    if (!section_value(&sec, "port") && m->tls_ca_file)
+    if (!section_value(&sec, "port") && CONFIG_MQTT_TLS(m))
         m->port = 8883;
     return 0;
 }
@@ -1327,6 +1369,7 @@ int config_defaults(struct config *cfg)
     bus_defaults(&cfg->bus);
     cfg->mqtt.port = 1883;
     cfg->mqtt.keepalive = 60;
+    cfg->mqtt.protocol_version = 4;
     cfg->mqtt.tls_insecure = false;
     cfg->cell_count = 16;
     cfg->bank = true;
@@ -1445,6 +1488,8 @@ void config_free(struct config *cfg)
     free(cfg->mqtt.base_topic);
     free(cfg->mqtt.client_id);
     free(cfg->mqtt.tls_ca_file);
+    free(cfg->mqtt.tls_capath);
+    free(cfg->mqtt.tls_version);
     free(cfg->mqtt.tls_cert_file);
     free(cfg->mqtt.tls_key_file);
     for (size_t i = 0; cfg->packs && i < cfg->n_packs; i++) {

@@ -94,11 +94,17 @@ struct config_mqtt {
     char *base_topic;       /* default "bms2mqtt": state and availability topics live under it */
     char *client_id;        /* NULL = "bms2mqtt-<host>-<hash of pack names>", unique per instance */
     int keepalive;          /* seconds, default 60 */
-    char *tls_ca_file;      /* enables TLS when set */
+    int protocol_version;   /* MQTT protocol level: 3 (MQTT 3.1), 4 (3.1.1, default) or 5 */
+    char *tls_ca_file;      /* CA certificates (PEM); it or tls_capath enables TLS */
+    char *tls_capath;       /* a directory of CA certificates (c_rehash / openssl rehash) */
     char *tls_cert_file;    /* client certificate (optional) */
     char *tls_key_file;     /* client key (optional) */
+    char *tls_version;      /* NULL, "tlsv1.2" or "tlsv1.3": the oldest TLS version accepted */
     bool tls_insecure;      /* skip server hostname verification, default false */
 };
+
+/* True when cfg's connection uses TLS (a CA file or a CA directory is configured). */
+#define CONFIG_MQTT_TLS(m) ((m)->tls_ca_file || (m)->tls_capath)
 
 /*
  * The whole file.

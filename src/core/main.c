@@ -22,9 +22,11 @@
 #include "pylontech.h"
 #include "url.h"
 #include "log.h"
+#include "notify.h"
 #include "once.h"
 #include "poller.h"
 #include "pubthread.h"
+#include "reload.h"
 #include "sniff_proto.h"
 #include "version.h"
 
@@ -61,7 +63,8 @@ static void usage(FILE *out)
         "  -V, --version         print the version and exit\n"
         "  -h, --help            print this help and exit\n"
         "\n"
-        "Signals: SIGTERM and SIGINT publish \"offline\", close the ports and exit.\n");
+        "Signals: SIGTERM and SIGINT publish \"offline\", close the ports and exit; SIGHUP\n"
+        "reloads the configuration (checked first; the daemon starts again with it).\n");
 }
 
 /* The readings registry (doc/readings.md is this output). */
@@ -424,6 +427,8 @@ static int run_dry(const struct config *cfg, struct device *packs)
 
 struct daemon {
     struct poller *poller;
+    const struct config *cfg;
+    bool once;
     sigset_t sigs;
     atomic_bool exiting; /* run_daemon() is done with the poller: SIGUSR1 ends signal_thread */
 };
@@ -440,11 +445,12 @@ static void *signal_thread(void *arg)
             continue;
         if (sig == SIGUSR1 && atomic_load(&d->exiting))
             return NULL;
-        if (sig == SIGHUP || sig == SIGUSR1)
+        if (sig == SIGUSR1 || (sig == SIGHUP && (d->once || !reload_prepare(d->cfg->path))))
             continue;
         break;
     }
-    log_msg(LOG_LVL_NOTICE, "signal %d: stopping", sig);
+    if (sig != SIGHUP)
+        log_msg(LOG_LVL_NOTICE, "signal %d: stopping", sig);
     poller_request_stop(d->poller);
     return NULL;
 }
@@ -481,6 +487,7 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     struct energy_store *store;
     struct publisher *pub = NULL;
     struct pubthread *pt = NULL;
+    struct notifier *nt = NULL;
     pthread_t sig_thread;
     bool sig_started = false;
     int rc = 1, once_rc;
@@ -494,6 +501,8 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     sigaddset(&d.sigs, SIGINT);
     sigaddset(&d.sigs, SIGHUP);
     sigaddset(&d.sigs, SIGUSR1);
+    d.cfg = cfg;
+    d.once = once;
     atomic_init(&d.exiting, false);
     pthread_sigmask(SIG_BLOCK, &d.sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -527,8 +536,11 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     if (poller_start(d.poller) < 0) {
         log_msg(LOG_LVL_ERROR, "cannot start the bus threads");
         poller_request_stop(d.poller);
+    } else {
+        nt = notifier_start(d.poller, pt); /* READY=1: the buses run */
     }
     poller_wait(d.poller, 0);
+    notifier_stop(nt, !reload_requested());
     poller_stop(d.poller);
     packs_report(packs, cfg->n_packs);
     rc = 0;
@@ -573,7 +585,10 @@ int main(int argc, char **argv)
     if (rc >= 0)
         return rc;
     if (config_load(&cfg, o.config, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bms2mqtt: %s\n", err);
+        if (log_to_journal())
+            log_msg(LOG_LVL_ERROR, "%s", err); /* "<3>": journalctl -p err shows it */
+        else
+            fprintf(stderr, "bms2mqtt: %s\n", err);
         return 1;
     }
     packs = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*packs));
@@ -590,5 +605,7 @@ int main(int argc, char **argv)
     }
     packs_free(packs, lines, cfg.n_packs);
     config_free(&cfg);
+    if (rc == 0 && reload_requested())
+        rc = reload_exec(argv);
     return rc;
 }

@@ -93,6 +93,7 @@ enum result poller_poll_pack(struct device *p, struct publisher *b, double now_s
 {
     enum result r;
 
+    beat();
     p->polls++;
     r = p->driver->poll(p, p->values, now_s);
     if (pack_opens(p) != p->link_opens) {
@@ -128,6 +129,8 @@ bool poller_sleep(struct poller *pl, double until)
     struct timespec ts = poller_ts(until);
     bool stop;
 
+    /* Asleep on purpose: alive until then, for the watchdog. */
+    beat_sleep_until((int64_t)(until * 1000) + 1);
     pthread_mutex_lock(&pl->lock);
     /* Back to back (poll_interval_s 0) the deadline has passed already: no timed wait. */
     while (!pl->stop && until > poller_now())
@@ -135,6 +138,7 @@ bool poller_sleep(struct poller *pl, double until)
             break;
     stop = pl->stop;
     pthread_mutex_unlock(&pl->lock);
+    beat();
     return stop;
 }
 
@@ -155,6 +159,7 @@ static void *poller_bus_thread(void *arg)
     double t0 = (double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9;
     double next = poller_now();
 
+    beat_attach(&bus->beat);
     if (cb->listen && bus->packs[0]->link->read_only) {
         /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);
@@ -176,6 +181,8 @@ static void *poller_bus_thread(void *arg)
     }
 done:
     link_close(bus->packs[0]->link);
+    beat_attach(NULL);
+    beat_set(&bus->beat, INT64_MAX); /* ended: not stuck */
     pthread_mutex_lock(&pl->lock);
     pl->done++;
     pthread_cond_broadcast(&pl->wake);
@@ -233,11 +240,40 @@ struct poller *poller_new(const struct config *cfg, struct device *packs, size_t
 int poller_start(struct poller *pl)
 {
     for (size_t k = 0; k < pl->n_buses; k++) {
+        pl->buses[k].cb = pl->buses[k].packs[0]->bus;
+        pl->buses[k].port = pl->buses[k].packs[0]->link->port;
+        beat_set(&pl->buses[k].beat, beat_clock_ms());
         if (pthread_create(&pl->buses[k].thread, NULL, poller_bus_thread, &pl->buses[k]) != 0)
             return -1;
         pl->buses[k].started = true;
     }
     return 0;
+}
+
+/* The longest one exchange on a bus's line may take (link_exchange(): connect, write and
+ * reply each bounded by the response timeout), with a margin. */
+static double poller_exchange_bound_s(const struct config_bus *cb)
+{
+    return 4 * cb->timeout_s + 5;
+}
+
+bool poller_stuck(const struct poller *pl, double min_s, char *what, size_t len, double *age_s)
+{
+    int64_t now = beat_clock_ms();
+
+    for (size_t k = 0; k < pl->n_buses; k++) {
+        const struct poller_bus *bus = &pl->buses[k];
+        const struct config_bus *cb = bus->cb;
+        double bound = poller_exchange_bound_s(cb);
+        double age = (double)beat_age_ms(&bus->beat, now) / 1000.0;
+
+        if (!bus->started || age <= (bound > min_s ? bound : min_s))
+            continue;
+        snprintf(what, len, "bus %s (%s)", cb->name ? cb->name : "bus", bus->port);
+        *age_s = age;
+        return true;
+    }
+    return false;
 }
 
 void poller_request_stop(struct poller *pl)

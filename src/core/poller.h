@@ -27,6 +27,18 @@ struct poller *poller_new(const struct config *cfg, struct device *packs, size_t
 /* Start the bus threads. Returns 0, or -1 if a thread could not be created. */
 int poller_start(struct poller *pl);
 
+/*
+ * The watchdog's question: is a bus thread stuck in a call? Each bus thread beats
+ * (beat.h) at every poll, every exchange on its line and every read of a listened-to line,
+ * and counts as alive while it sleeps until its next cycle; a poll that fails (timeouts
+ * included) is progress too. A bus is stuck when it has shown no life for longer than the
+ * larger of min_s and the longest an exchange on it may take (4 x bus.timeout_s + 5 s).
+ * Returns true for the first stuck bus, with "bus NAME (PORT)" in what (len bytes) and its
+ * seconds without a sign of life in *age_s; false when every bus is alive or has ended.
+ * Any thread, once poller_start() has returned.
+ */
+bool poller_stuck(const struct poller *pl, double min_s, char *what, size_t len, double *age_s);
+
 /* Ask every bus to stop after its current exchange (async-signal context not allowed). */
 void poller_request_stop(struct poller *pl);
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "beat.h"
 #include "poller.h"
 
 struct poller_bus {
@@ -19,6 +20,11 @@ struct poller_bus {
     size_t n;
     pthread_t thread;
     bool started;
+    struct beat beat; /* the bus thread's signs of life, read by the watchdog (poller_stuck) */
+    /* What the watchdog reads of the bus, set before the thread starts (a listening bus
+     * reallocates `packs` as it finds packs). */
+    const struct config_bus *cb;
+    const char *port;
 };
 
 struct poller {

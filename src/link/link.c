@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beat.h"
 #include "crc.h"
 #include "link_impl.h"
 
@@ -193,15 +194,24 @@ enum result link_open(struct link *l)
 enum result link_exchange(struct link *l, const uint8_t *req, size_t n, uint8_t *rsp, size_t cap,
                           size_t *len, link_frame_len_fn frame_len, double now_s)
 {
+    enum result r;
+
     *len = 0;
     if (l->read_only)
         return link_fail(l, RESULT_IO, "listen-only port");
-    return l->ops->exchange(l, req, n, rsp, cap, len, frame_len, now_s);
+    /* Signs of life for the watchdog (beat.h): every exchange ends within its timeouts. */
+    beat();
+    r = l->ops->exchange(l, req, n, rsp, cap, len, frame_len, now_s);
+    beat();
+    return r;
 }
 
 ssize_t link_read(struct link *l, uint8_t *buf, size_t cap, int timeout_ms)
 {
-    return l->ops->read(l, buf, cap, timeout_ms);
+    ssize_t n = l->ops->read(l, buf, cap, timeout_ms);
+
+    beat();
+    return n;
 }
 
 size_t link_drain(struct link *l)

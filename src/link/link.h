@@ -192,7 +192,8 @@ enum result link_open(struct link *l);
  *                   for an echo;
  *   RESULT_TIMEOUT  nothing, or not all of it, came;
  *   RESULT_LENGTH   a frame longer than cap; on Modbus TCP a bad MBAP header.
- * Never on a read-only link (RESULT_IO).
+ * Never on a read-only link (RESULT_IO). The calling thread's heartbeat (beat.h) beats
+ * before and after: an exchange ends within about 4 timeouts (connect, write, reply).
  */
 enum result link_exchange(struct link *l, const uint8_t *req, size_t n, uint8_t *rsp, size_t cap,
                           size_t *len, link_frame_len_fn frame_len, double now_s);
@@ -201,7 +202,7 @@ enum result link_exchange(struct link *l, const uint8_t *req, size_t n, uint8_t 
  * Listen: wait up to timeout_ms for input and read what is there into buf (at most cap
  * bytes), opening the line if needed. Returns the number of bytes (0 on timeout or while the
  * line cannot be opened), or -1 on an I/O error (the line is closed; the next call reopens
- * it; l->what says why).
+ * it; l->what says why). The calling thread's heartbeat beats after it.
  */
 ssize_t link_read(struct link *l, uint8_t *buf, size_t cap, int timeout_ms);
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -42,6 +43,7 @@ struct mqtt {
     bool ha_online_pending;  /* HA's birth message arrived: publish everything again */
     unsigned qos0_queued;    /* QoS 0 published on this connection, not yet written */
     unsigned qos1_held;      /* QoS 1 published, not yet acknowledged (kept across sessions) */
+    unsigned inflight_max;   /* MQTT 5: the broker's Receive Maximum (0 = no limit) */
     uint8_t *qos1;           /* a bit per message id: QoS 1 held */
     char *last_topic;        /* the will's message, published at a clean stop */
     char *last_payload;
@@ -83,15 +85,29 @@ static bool mqtt_conn_errno(int e)
            e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN || e == ENETDOWN;
 }
 
-static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc)
+static void mqtt_on_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
+                            const mosquitto_property *props)
 {
     struct mqtt *m = ud;
+    uint16_t receive_max = 0;
 
+    (void)flags;
     if (rc != 0) {
-        /* libmosquitto ends the attempt after this; the cause goes into its log line. */
-        mqtt_why(m->why_net, "the broker refused the connection: %s", mosquitto_connack_string(rc));
+        /* libmosquitto ends the attempt after this; the cause goes into its log line. An
+         * MQTT 5 broker answers with a reason code, an MQTT 3 broker with a CONNACK code. */
+        mqtt_why(m->why_net, "the broker refused the connection: %s",
+                 m->cfg->protocol_version == 5 ? mosquitto_reason_string(rc)
+                                               : mosquitto_connack_string(rc));
         return;
     }
+    /* MQTT 5: past the broker's Receive Maximum libmosquitto holds QoS 1 messages back,
+     * and a QoS 0 state published after them would overtake them (mqtt_ready()). */
+    if (props)
+        mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max, false);
+    m->inflight_max = receive_max;
+    if (receive_max)
+        log_msg(LOG_LVL_DEBUG, "mqtt: the broker takes at most %u unacknowledged QoS 1 messages",
+                (unsigned)receive_max);
     log_release(&m->complain);
     log_msg(LOG_LVL_NOTICE, "mqtt: connected to %s:%d%s", m->cfg->host, m->cfg->port,
             m->sessions++ ? " (reconnected)" : "");
@@ -198,6 +214,9 @@ static void mqtt_on_log(struct mosquitto *mosq, void *ud, int level, const char 
             hint = " (is the port a TLS listener?)";
         else if (strstr(text, "certificate required"))
             hint = " (the broker wants a client certificate: mqtt.tls_cert_file)";
+        else if (strstr(text, "protocol version") || strstr(text, "unsupported protocol"))
+            hint = m->cfg->tls_version ? " (the broker does not speak mqtt.tls_version or later)"
+                                       : " (the broker speaks an older TLS version)";
         mqtt_why(m->why_lib, "TLS: %s%s", text, hint);
         return;
     }
@@ -240,14 +259,19 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
     /* No in-flight window: QoS 1 messages (discovery, availability) must leave in the
      * order they were published, before the QoS 0 state that follows them. */
     mosquitto_max_inflight_messages_set(m->mosq, 0);
-    mosquitto_connect_callback_set(m->mosq, mqtt_on_connect);
+    /* Before the will: an MQTT 5 will is sent in the MQTT 5 form. */
+    mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION,
+                         cfg->protocol_version == 3   ? MQTT_PROTOCOL_V31
+                         : cfg->protocol_version == 5 ? MQTT_PROTOCOL_V5
+                                                      : MQTT_PROTOCOL_V311);
+    mosquitto_connect_v5_callback_set(m->mosq, mqtt_on_connect);
     mosquitto_disconnect_callback_set(m->mosq, mqtt_on_disconnect);
     mosquitto_message_callback_set(m->mosq, mqtt_on_message);
     mosquitto_publish_callback_set(m->mosq, mqtt_on_publish);
     if (cfg->username && cfg->username[0])
         mosquitto_username_pw_set(m->mosq, cfg->username, cfg->password);
     mosquitto_will_set(m->mosq, will_topic, (int)strlen(will_payload), will_payload, 1, true);
-    if (cfg->tls_ca_file && mqtt_tls_setup(&m->tls, m->mosq, cfg) < 0) {
+    if (CONFIG_MQTT_TLS(cfg) && mqtt_tls_setup(&m->tls, m->mosq, cfg) < 0) {
         mqtt_free(m);
         return NULL;
     }
@@ -509,8 +533,11 @@ void mqtt_run(struct mqtt *m)
          * once; the next attempt closes it. */
         if (mosquitto_socket(m->mosq) >= 0)
             shutdown(mosquitto_socket(m->mosq), SHUT_RDWR);
-        if (had_session)
+        if (had_session) {
             backoff = MQTT_BACKOFF_MIN_S;
+            if (m->cb.on_disconnect)
+                m->cb.on_disconnect(m->ud);
+        }
         /* The most specific first: a TLS failure also ends in a socket error. */
         const char *cause = m->tls.why[0]   ? m->tls.why
                             : m->why_lib[0] ? m->why_lib
@@ -568,7 +595,8 @@ int mqtt_publish(struct mqtt *m, const char *topic, const char *payload, int qos
 
 bool mqtt_ready(struct mqtt *m)
 {
-    return m->session && m->qos0_queued + m->qos1_held < MQTT_QUEUE_MAX;
+    return m->session && m->qos0_queued + m->qos1_held < MQTT_QUEUE_MAX &&
+           (m->inflight_max == 0 || m->qos1_held < m->inflight_max);
 }
 
 static int mqtt_sink_publish(void *ctx, const char *topic, const char *payload, int qos,

@@ -24,16 +24,19 @@ struct mqtt_callbacks {
      * the owner's work, which must read wake_fd. Returns true while it keeps messages
      * waiting for mqtt_ready(). Called in every state: attempt, session, backoff. */
     bool (*on_work)(void *ud);
+    /* The session that on_connect opened has ended (connection lost, or refused by the
+     * broker later); not called at the clean stop. May be NULL. */
+    void (*on_disconnect)(void *ud);
 };
 
 struct mqtt;
 
 /*
- * Create a client for cfg (host, port, credentials, TLS, keepalive) with client id
- * `client_id`, whose last will is `will_payload` retained on `will_topic` (QoS 1); the
+ * Create a client for cfg (host, port, protocol version, credentials, TLS, keepalive) with
+ * client id `client_id`, whose last will is `will_payload` retained on `will_topic` (QoS 1); the
  * same message is published at a clean stop. mqtt_run() watches wake_fd (the owner's,
  * read by on_work) and ends when *stop is true (set it, then make wake_fd readable).
- * With TLS (cfg->tls_ca_file) the CA, certificate and key files are read now.
+ * With TLS (CONFIG_MQTT_TLS(cfg)) the CA, certificate and key files are read now.
  * Nothing is connected until mqtt_run(). Returns NULL with a logged reason on failure: a
  * TLS file missing or unreadable (named with its config key), not PEM, or a key that does
  * not match its certificate or has a passphrase; out of memory.
@@ -73,7 +76,9 @@ int mqtt_publish_mid(struct mqtt *m, const char *topic, const char *payload, int
  * True when a message published now would go out: a session is up and fewer than
  * MQTT_QUEUE_MAX messages wait in the client (QoS 0 not yet written, QoS 1 not yet
  * acknowledged, which libmosquitto keeps and resends across sessions). This bounds the
- * client's memory whatever the broker does.
+ * client's memory whatever the broker does. With MQTT 5, also fewer QoS 1 messages
+ * unacknowledged than the broker's Receive Maximum: beyond it libmosquitto would hold a
+ * QoS 1 message back while a QoS 0 one published after it went out first.
  */
 #define MQTT_QUEUE_MAX 256
 bool mqtt_ready(struct mqtt *m);

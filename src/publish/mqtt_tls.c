@@ -3,6 +3,7 @@
  * certificate checked with the cause of a refusal kept. */
 #include "mqtt_tls.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -36,7 +37,8 @@ static int mqtt_tls_verify_each(int ok, X509_STORE_CTX *sctx)
 
 /*
  * The broker's certificate check, run by OpenSSL for every handshake (our SSL_CTX's
- * cert_verify_callback): the chain against mqtt.tls_ca_file (expiry included), then, unless
+ * cert_verify_callback): the chain against mqtt.tls_ca_file and mqtt.tls_capath (expiry
+ * included), then, unless
  * mqtt.tls_insecure, the host name as libmosquitto checks it: a DNS name (leading "*."
  * wildcard allowed) or IP address in subjectAltName, or the common name when the
  * certificate lists no DNS name. libmosquitto's own per-certificate callback is replaced:
@@ -78,10 +80,14 @@ static int mqtt_tls_verify(X509_STORE_CTX *sctx, void *arg)
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
         X509_NAME_oneline(X509_get_issuer_name(cert ? cert : leaf), name, sizeof(name));
-        mqtt_tls_why(t,
-                     "TLS certificate verify failed: %s: unknown CA (issuer %s is not in "
-                     "mqtt.tls_ca_file %s)",
-                     X509_verify_cert_error_string(err), name, t->cfg->tls_ca_file);
+        mqtt_tls_why(
+            t, "TLS certificate verify failed: %s: unknown CA (issuer %s is not in %s%s%s%s%s)",
+            X509_verify_cert_error_string(err), name,
+            t->cfg->tls_ca_file ? "mqtt.tls_ca_file " : "",
+            t->cfg->tls_ca_file ? t->cfg->tls_ca_file : "",
+            t->cfg->tls_ca_file && t->cfg->tls_capath ? " nor " : "",
+            t->cfg->tls_capath ? "mqtt.tls_capath " : "",
+            t->cfg->tls_capath ? t->cfg->tls_capath : "");
         break;
     default:
         mqtt_tls_why(t, "TLS certificate verify failed: %s", X509_verify_cert_error_string(err));
@@ -110,7 +116,7 @@ static const char *mqtt_tls_reason(void)
     return r ? r : "unknown error";
 }
 
-int mqtt_tls_setup(struct mqtt_tls *t, struct mosquitto *mosq, const struct config_mqtt *cfg)
+SSL_CTX *mqtt_tls_context(const struct config_mqtt *cfg)
 {
     const char *const files[][2] = {
         {"tls_ca_file", cfg->tls_ca_file},
@@ -118,10 +124,8 @@ int mqtt_tls_setup(struct mqtt_tls *t, struct mosquitto *mosq, const struct conf
         {"tls_key_file", cfg->tls_key_file},
     };
     const char *key = NULL, *path = NULL, *what = NULL;
-    int rc;
+    SSL_CTX *ctx;
 
-    t->cfg = cfg;
-    t->why[0] = '\0';
     /* Read here, so that a missing file is refused at start with its name (libmosquitto
      * says "Invalid function arguments provided."), and a bad one too (libmosquitto would
      * fail every connection with "A TLS error occurred."). */
@@ -130,36 +134,70 @@ int mqtt_tls_setup(struct mqtt_tls *t, struct mosquitto *mosq, const struct conf
         if (files[i][1] && !f) {
             log_msg(LOG_LVL_ERROR, "mqtt: cannot read mqtt.%s '%s': %s", files[i][0], files[i][1],
                     strerror(errno));
-            return -1;
+            return NULL;
         }
         if (f)
             fclose(f);
     }
-    if (!(t->ctx = SSL_CTX_new(TLS_client_method()))) {
-        log_msg(LOG_LVL_ERROR, "mqtt: cannot create a TLS context: %s", mqtt_tls_reason());
-        return -1;
+    if (cfg->tls_capath) {
+        /* OpenSSL looks certificates up there by hash when it needs them: an unreadable
+         * directory would only show as "unknown CA" at every connection. */
+        DIR *d = opendir(cfg->tls_capath);
+        if (!d) {
+            log_msg(LOG_LVL_ERROR, "mqtt: cannot read mqtt.tls_capath '%s': %s", cfg->tls_capath,
+                    strerror(errno));
+            return NULL;
+        }
+        closedir(d);
     }
-    SSL_CTX_set_default_passwd_cb(t->ctx, mqtt_tls_no_password);
-    if (SSL_CTX_load_verify_locations(t->ctx, cfg->tls_ca_file, NULL) != 1) {
-        key = "tls_ca_file", path = cfg->tls_ca_file;
-        what = "holds no usable CA certificate";
+    if (!(ctx = SSL_CTX_new(TLS_client_method()))) {
+        log_msg(LOG_LVL_ERROR, "mqtt: cannot create a TLS context: %s", mqtt_tls_reason());
+        return NULL;
+    }
+    SSL_CTX_set_default_passwd_cb(ctx, mqtt_tls_no_password);
+    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca_file, cfg->tls_capath) != 1) {
+        key = cfg->tls_ca_file ? "tls_ca_file" : "tls_capath";
+        path = cfg->tls_ca_file ? cfg->tls_ca_file : cfg->tls_capath;
+        what = cfg->tls_ca_file ? "holds no usable CA certificate" : "is not a usable directory";
     } else if (cfg->tls_cert_file &&
-               SSL_CTX_use_certificate_chain_file(t->ctx, cfg->tls_cert_file) != 1) {
+               SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert_file) != 1) {
         key = "tls_cert_file", path = cfg->tls_cert_file;
         what = "is not a usable PEM certificate";
     } else if (cfg->tls_key_file &&
-               (SSL_CTX_use_PrivateKey_file(t->ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
-                SSL_CTX_check_private_key(t->ctx) != 1)) {
+               (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key_file, SSL_FILETYPE_PEM) != 1 ||
+                SSL_CTX_check_private_key(ctx) != 1)) {
         key = "tls_key_file", path = cfg->tls_key_file;
         what = "is not the unencrypted PEM key of mqtt.tls_cert_file";
+    } else if (cfg->tls_version &&
+               SSL_CTX_set_min_proto_version(ctx, strcmp(cfg->tls_version, "tlsv1.3") == 0
+                                                      ? TLS1_3_VERSION
+                                                      : TLS1_2_VERSION) != 1) {
+        key = "tls_version", path = cfg->tls_version;
+        what = "cannot be set";
     }
     if (key) {
         log_msg(LOG_LVL_ERROR, "mqtt: mqtt.%s '%s' %s: %s", key, path, what, mqtt_tls_reason());
-        return -1;
+        SSL_CTX_free(ctx);
+        return NULL;
     }
+    return ctx;
+}
+
+int mqtt_tls_setup(struct mqtt_tls *t, struct mosquitto *mosq, const struct config_mqtt *cfg)
+{
+    int rc;
+
+    t->cfg = cfg;
+    t->why[0] = '\0';
+    if (!(t->ctx = mqtt_tls_context(cfg)))
+        return -1;
     SSL_CTX_set_cert_verify_callback(t->ctx, mqtt_tls_verify, t);
-    rc = mosquitto_tls_set(mosq, cfg->tls_ca_file, NULL, cfg->tls_cert_file, cfg->tls_key_file,
-                           NULL);
+    rc = mosquitto_tls_set(mosq, cfg->tls_ca_file, cfg->tls_capath, cfg->tls_cert_file,
+                           cfg->tls_key_file, NULL);
+    /* libmosquitto applies the version to our context as well (MOSQ_OPT_SSL_CTX_WITH_DEFAULTS):
+     * "tlsv1.2" is TLS 1.2 or later, "tlsv1.3" TLS 1.3 only, as set above. */
+    if (rc == MOSQ_ERR_SUCCESS && cfg->tls_version)
+        rc = mosquitto_tls_opts_set(mosq, 1, cfg->tls_version, NULL);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = mosquitto_tls_insecure_set(mosq, cfg->tls_insecure);
     if (rc == MOSQ_ERR_SUCCESS)

@@ -23,16 +23,26 @@ struct mqtt_tls {
 };
 
 /*
- * TLS on mosq as cfg says (cfg->tls_ca_file set): read the CA, certificate and key files
- * now, make the SSL_CTX whose certificate check names its causes, and hand both to
- * libmosquitto (which applies its defaults to it: TLS 1.2 or later, no compression, the
- * same files). The broker's certificate must chain to a CA in tls_ca_file and, unless
+ * A TLS client context for cfg (CONFIG_MQTT_TLS(cfg)): the CA file and the CA directory,
+ * the client certificate and key, and the oldest TLS version accepted (tls_version:
+ * tlsv1.2 or tlsv1.3; OpenSSL's default otherwise), read and checked now. Returns the
+ * context (SSL_CTX_free() it), or NULL after logging the cause: a file missing or
+ * unreadable, or a CA directory that cannot be read (named with its config key and path),
+ * a file that is not PEM, a key that does not match the certificate or has a passphrase
+ * (a daemon cannot ask for it), out of memory. Also what a reload checks (reload.h).
+ */
+SSL_CTX *mqtt_tls_context(const struct config_mqtt *cfg);
+
+/*
+ * TLS on mosq as cfg says (CONFIG_MQTT_TLS(cfg)): the context of mqtt_tls_context(), whose
+ * certificate check names its causes, handed to libmosquitto with the same files and
+ * version (it applies its defaults to it: TLS 1.2 or later, no compression). The broker's
+ * certificate must chain to a CA in tls_ca_file or tls_capath and, unless
  * tls_insecure, name cfg->host: as a DNS name (a leading "*." wildcard allowed) or IP
  * address in subjectAltName, or as the common name when it lists no DNS name (how
  * libmosquitto itself checks it).
- * Returns 0, or -1 after logging the cause: a file missing or unreadable (named with its
- * config key and path), a file that is not PEM, a key that does not match the certificate
- * or has a passphrase (a daemon cannot ask for it), or libmosquitto refusing the set-up.
+ * Returns 0, or -1 after logging the cause: those of mqtt_tls_context(), or libmosquitto
+ * refusing the set-up.
  */
 int mqtt_tls_setup(struct mqtt_tls *t, struct mosquitto *mosq, const struct config_mqtt *cfg);
 

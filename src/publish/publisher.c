@@ -876,3 +876,14 @@ void publisher_free(struct publisher *b)
         close(b->wake_fd);
     free(b);
 }
+
+void publisher_counts(const struct publisher *b, struct publisher_counts *out)
+{
+    *out = (struct publisher_counts){.packs_only = true};
+    for (const struct pub_pack *bp = b->packs; bp; bp = bp->next) {
+        out->online += bp->ent.avail == DEVICE_ONLINE;
+        out->offline += bp->ent.avail == DEVICE_OFFLINE;
+        out->waiting += bp->ent.avail == DEVICE_UNKNOWN;
+        out->packs_only = out->packs_only && bp->in_bank;
+    }
+}

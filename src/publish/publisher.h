@@ -168,6 +168,18 @@ void publisher_on_ha_online(struct publisher *b);
 void publisher_pack_outcomes(const struct publisher *b, const struct device *p,
                              unsigned long *polls, unsigned *failures);
 
+/* How many devices (the bank not counted) are available, for the service status. */
+struct publisher_counts {
+    unsigned online;  /* availability "online": the latest poll was good */
+    unsigned offline; /* offline_after failed polls in a row (or no longer heard) */
+    unsigned waiting; /* no outcome yet (published as offline) */
+    bool packs_only;  /* every device is a battery pack */
+};
+
+/* The devices' availability as published (or due), packs found at run time included once
+ * adopted. Owner thread only. */
+void publisher_counts(const struct publisher *b, struct publisher_counts *out);
+
 /* Hand every pack's energy counters to the store for its next save (energy_store_note():
  * the fraction below the published resolution), e.g. at exit. */
 void publisher_note_energy(struct publisher *b);

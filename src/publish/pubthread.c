@@ -32,8 +32,26 @@ struct pubthread {
     pthread_mutex_t lock; /* state and session, with cond */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
     enum pubthread_state state;
-    bool session; /* a session was up */
+    bool session;                   /* a session was up */
+    struct pubthread_status status; /* as of the thread's last look */
 };
+
+/* Note the devices' availability and the broker's session for pubthread_status(): a copy
+ * of a few counters under the lock, nothing published. */
+static void pt_note_status(struct pubthread *t, int connected)
+{
+    struct publisher_counts c;
+
+    publisher_counts(t->pub, &c);
+    pthread_mutex_lock(&t->lock);
+    t->status.online = c.online;
+    t->status.offline = c.offline;
+    t->status.waiting = c.waiting;
+    t->status.packs_only = c.packs_only;
+    if (connected >= 0)
+        t->status.connected = connected;
+    pthread_mutex_unlock(&t->lock);
+}
 
 static void pt_on_connect(void *ud)
 {
@@ -44,6 +62,12 @@ static void pt_on_connect(void *ud)
     t->session = true;
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
+    pt_note_status(t, 1);
+}
+
+static void pt_on_disconnect(void *ud)
+{
+    pt_note_status(ud, 0);
 }
 
 static void pt_on_ha_online(void *ud)
@@ -56,8 +80,10 @@ static void pt_on_ha_online(void *ud)
 static bool pt_on_work(void *ud)
 {
     struct pubthread *t = ud;
+    bool due = publisher_service(t->pub);
 
-    return publisher_service(t->pub);
+    pt_note_status(t, -1);
+    return due;
 }
 
 static void pt_set_state(struct pubthread *t, enum pubthread_state s)
@@ -71,7 +97,7 @@ static void pt_set_state(struct pubthread *t, enum pubthread_state s)
 static void *pt_thread(void *arg)
 {
     struct pubthread *t = arg;
-    const struct mqtt_callbacks cb = {pt_on_connect, pt_on_ha_online, pt_on_work};
+    const struct mqtt_callbacks cb = {pt_on_connect, pt_on_ha_online, pt_on_work, pt_on_disconnect};
     struct once *ledger = NULL;
     struct mqtt *m;
 
@@ -86,6 +112,7 @@ static void *pt_thread(void *arg)
         return NULL;
     }
     publisher_set_sink(t->pub, ledger ? once_sink(ledger) : mqtt_sink(m));
+    pt_note_status(t, 0);
     pt_set_state(t, PUBTHREAD_RUNNING);
     mqtt_run(m);
     publisher_note_energy(t->pub);
@@ -163,6 +190,13 @@ bool pubthread_wait_session(struct pubthread *t, double timeout_s)
     up = t->session;
     pthread_mutex_unlock(&t->lock);
     return up;
+}
+
+void pubthread_status(struct pubthread *t, struct pubthread_status *out)
+{
+    pthread_mutex_lock(&t->lock);
+    *out = t->status;
+    pthread_mutex_unlock(&t->lock);
 }
 
 int pubthread_stop(struct pubthread *t, bool report)

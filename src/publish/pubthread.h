@@ -38,6 +38,17 @@ struct pubthread *pubthread_start(const struct config *cfg, struct publisher *b,
  */
 bool pubthread_wait_session(struct pubthread *t, double timeout_s);
 
+/* What the publisher thread last saw, for the service status (src/core/notify.c). */
+struct pubthread_status {
+    unsigned online, offline, waiting; /* devices by availability (publisher_counts()) */
+    bool packs_only;                   /* every device is a battery pack */
+    bool connected;                    /* a session with the broker is up */
+};
+
+/* Copy what the publisher thread noted at its last wake-up (every post, every session
+ * opened or lost) into *out. Any thread; takes a lock for the copy only. */
+void pubthread_status(struct pubthread *t, struct pubthread_status *out);
+
 /*
  * Stop the thread: it takes what the bus threads posted last (they must have ended),
  * publishes it, then the clean stop of mqtt_run() ("offline", queued messages written and

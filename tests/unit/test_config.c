@@ -208,9 +208,12 @@ static void test_config_defaults_match_header(void **state)
     assert_string_equal(cfg.mqtt.base_topic, "bms2mqtt");
     assert_null(cfg.mqtt.client_id);
     assert_int_equal(cfg.mqtt.keepalive, 60);
+    assert_int_equal(cfg.mqtt.protocol_version, 4);
     assert_null(cfg.mqtt.tls_ca_file);
+    assert_null(cfg.mqtt.tls_capath);
     assert_null(cfg.mqtt.tls_cert_file);
     assert_null(cfg.mqtt.tls_key_file);
+    assert_null(cfg.mqtt.tls_version);
     assert_false(cfg.mqtt.tls_insecure);
     assert_null(cfg.packs);
     assert_int_equal(cfg.n_packs, 0);
@@ -867,8 +870,84 @@ static void test_config_tls_client_certificate_needs_key_and_ca(void **state)
                  "t.yaml:5:17: mqtt.tls_key_file needs mqtt.tls_cert_file as well");
     expect_error(MOCK_BUS "mqtt:\n  tls_cert_file: c.pem\n  tls_key_file: c.key\n"
                           "packs: [{name: p}]\n",
-                 "t.yaml:5:18: mqtt.tls_cert_file needs mqtt.tls_ca_file (which is what enables "
-                 "TLS)");
+                 "t.yaml:5:18: mqtt.tls_cert_file needs mqtt.tls_ca_file or mqtt.tls_capath "
+                 "(which is what enables TLS)");
+}
+
+static void test_config_mqtt_protocol_version(void **state)
+{
+    static const struct {
+        const char *text;
+        int level;
+    } cases[] = {
+        {"3", 3}, {"3.1", 3}, {"\"3.1.1\"", 4}, {"3.1.1", 4}, {"4", 4}, {"5", 5}, {"5.0", 5},
+    };
+    struct config cfg;
+    char yaml[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        snprintf(yaml, sizeof yaml, MOCK_BUS "mqtt:\n  protocol_version: %s\npacks: [{name: p}]\n",
+                 cases[i].text);
+        load_ok(&cfg, yaml);
+        assert_int_equal(cfg.mqtt.protocol_version, cases[i].level);
+        config_free(&cfg);
+    }
+    expect_error(MOCK_BUS "mqtt:\n  protocol_version: 6\npacks: [{name: p}]\n",
+                 "t.yaml:5:21: mqtt.protocol_version must be 3 (MQTT 3.1), 3.1.1 (the default) or "
+                 "5, not '6'");
+    expect_error(MOCK_BUS "mqtt:\n  protocol_version: v5\npacks: [{name: p}]\n",
+                 "t.yaml:5:21: mqtt.protocol_version must be 3 (MQTT 3.1), 3.1.1 (the default) or "
+                 "5, not 'v5'");
+    expect_error(MOCK_BUS "mqtt:\n  protocol_version: [5]\npacks: [{name: p}]\n",
+                 "t.yaml:5:21: mqtt.protocol_version must be 3, 3.1.1 or 5, not a list");
+}
+
+static void test_config_tls_capath_enables_tls(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, MOCK_BUS "mqtt:\n  tls_capath: /etc/ssl/certs\npacks: [{name: p}]\n");
+    assert_string_equal(cfg.mqtt.tls_capath, "/etc/ssl/certs");
+    assert_null(cfg.mqtt.tls_ca_file);
+    assert_int_equal(cfg.mqtt.port, 8883);
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "mqtt:\n  tls_capath: certs\n  tls_ca_file: ca.pem\n"
+                           "  tls_cert_file: c.pem\n  tls_key_file: c.key\npacks: [{name: p}]\n");
+    assert_string_equal(cfg.mqtt.tls_capath, "certs");
+    assert_string_equal(cfg.mqtt.tls_ca_file, "ca.pem");
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "mqtt:\n  tls_capath: certs\n  tls_cert_file: c.pem\n"
+                           "  tls_key_file: c.key\npacks: [{name: p}]\n");
+    assert_string_equal(cfg.mqtt.tls_cert_file, "c.pem");
+    config_free(&cfg);
+    expect_error(MOCK_BUS "mqtt:\n  tls_capath: \"\"\npacks: [{name: p}]\n",
+                 "t.yaml:5:15: mqtt.tls_capath must not be empty");
+}
+
+static void test_config_tls_version(void **state)
+{
+    struct config cfg;
+
+    (void)state;
+    load_ok(&cfg, MOCK_BUS "mqtt:\n  tls_ca_file: ca.pem\n  tls_version: tlsv1.3\n"
+                           "packs: [{name: p}]\n");
+    assert_string_equal(cfg.mqtt.tls_version, "tlsv1.3");
+    config_free(&cfg);
+    load_ok(&cfg, MOCK_BUS "mqtt:\n  tls_capath: certs\n  tls_version: tlsv1.2\n"
+                           "packs: [{name: p}]\n");
+    assert_string_equal(cfg.mqtt.tls_version, "tlsv1.2");
+    config_free(&cfg);
+    expect_error(MOCK_BUS "mqtt:\n  tls_ca_file: ca.pem\n  tls_version: tlsv1.1\n"
+                          "packs: [{name: p}]\n",
+                 "t.yaml:6:16: mqtt.tls_version must be tlsv1.2 or tlsv1.3, not 'tlsv1.1'");
+    expect_error(MOCK_BUS "mqtt:\n  tls_ca_file: ca.pem\n  tls_version: TLSv1.3\n"
+                          "packs: [{name: p}]\n",
+                 "t.yaml:6:16: mqtt.tls_version must be tlsv1.2 or tlsv1.3, not 'TLSv1.3'");
+    expect_error(MOCK_BUS "mqtt:\n  tls_version: tlsv1.3\npacks: [{name: p}]\n",
+                 "t.yaml:5:16: mqtt.tls_version needs mqtt.tls_ca_file or mqtt.tls_capath (which "
+                 "is what enables TLS)");
 }
 
 static void test_config_empty_or_missing_packs_is_refused(void **state)
@@ -2182,6 +2261,9 @@ int main(void)
         cmocka_unit_test(test_config_other_ranges_are_enforced),
         cmocka_unit_test(test_config_bad_mqtt_strings_are_refused),
         cmocka_unit_test(test_config_tls_client_certificate_needs_key_and_ca),
+        cmocka_unit_test(test_config_mqtt_protocol_version),
+        cmocka_unit_test(test_config_tls_capath_enables_tls),
+        cmocka_unit_test(test_config_tls_version),
         cmocka_unit_test(test_config_empty_or_missing_packs_is_refused),
         cmocka_unit_test(test_config_missing_bus_or_mode_is_refused),
         cmocka_unit_test(test_config_empty_document_is_refused),
