@@ -32,13 +32,15 @@ struct pubthread {
     pthread_mutex_t lock; /* state and session, with cond */
     pthread_cond_t cond;  /* CLOCK_MONOTONIC */
     enum pubthread_state state;
-    bool session; /* a session was up */
+    bool session;   /* a session was up */
+    struct mqtt *m; /* the client, while mqtt_run() runs (this thread's) */
 };
 
 static void pt_on_connect(void *ud)
 {
     struct pubthread *t = ud;
 
+    publisher_note_mqtt(t->pub, true);
     publisher_on_connect(t->pub);
     pthread_mutex_lock(&t->lock);
     t->session = true;
@@ -57,6 +59,7 @@ static bool pt_on_work(void *ud)
 {
     struct pubthread *t = ud;
 
+    publisher_note_mqtt(t->pub, t->m && mqtt_connected(t->m));
     return publisher_service(t->pub);
 }
 
@@ -86,8 +89,10 @@ static void *pt_thread(void *arg)
         return NULL;
     }
     publisher_set_sink(t->pub, ledger ? once_sink(ledger) : mqtt_sink(m));
+    t->m = m;
     pt_set_state(t, PUBTHREAD_RUNNING);
     mqtt_run(m);
+    t->m = NULL;
     publisher_note_energy(t->pub);
     if (ledger && t->report)
         t->once_rc = once_report(ledger);
