@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "api_state.h"
@@ -250,6 +251,38 @@ static void test_jsonl_write_errors_drop_lines_and_go_on(void **state)
         jsonl_write(j, "{}\n", 3);
     assert_int_equal(jsonl_dropped(j), 5);
     jsonl_close(j);
+}
+
+/* A file that takes only part of a line (here: the file size limit, as a full disk would)
+ * keeps whole lines only. */
+static void test_jsonl_half_line_is_cut_off(void **state)
+{
+    char path[] = "/tmp/test_outputs_XXXXXX", err[200], line[61];
+    struct rlimit saved, small;
+    int fd = mkstemp(path);
+    (void)state;
+    assert_true(fd >= 0);
+    close(fd);
+    memset(line, 'x', 59);
+    line[59] = '\n';
+    line[60] = '\0';
+    signal(SIGXFSZ, SIG_IGN);
+    struct jsonl *j = jsonl_open(path, true, err, sizeof(err));
+    assert_non_null(j);
+    getrlimit(RLIMIT_FSIZE, &saved);
+    small = saved;
+    small.rlim_cur = 100;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    jsonl_write(j, line, 60); /* fits */
+    jsonl_write(j, line, 60); /* 40 bytes would fit: cut off again */
+    setrlimit(RLIMIT_FSIZE, &saved);
+    assert_int_equal(jsonl_dropped(j), 1);
+    jsonl_write(j, "{}\n", 3);
+    jsonl_close(j);
+    char want[80];
+    snprintf(want, sizeof(want), "%s{}\n", line);
+    assert_string_equal(read_all(path), want);
+    unlink(path);
 }
 
 /* A pipe nobody reads any more (EPIPE), and one that is full: lines are dropped, the writer
@@ -549,6 +582,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test(test_jsonl_file_is_appended_line_by_line),
         cmocka_unit_test(test_jsonl_write_errors_drop_lines_and_go_on),
+        cmocka_unit_test(test_jsonl_half_line_is_cut_off),
         cmocka_unit_test(test_jsonl_pipes_never_block),
         cmocka_unit_test(test_metric_names_follow_prometheus_conventions),
         cmocka_unit_test_setup_teardown(test_metrics_leave_unknown_and_offline_readings_out, setup,
