@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - install the Debian 12 packages bms2mqtt needs to build, test and run its demo,
-# make its man pages (pandoc) and build and check its Debian package (scripts/check_package.sh).
+# make its man pages (pandoc), test its HTTP outputs (promtool from prometheus, headless
+# chromium) and build and check its Debian package (scripts/check_package.sh).
 # Runs apt-get as root (directly, or through sudo). Does nothing if all are present.
 set -euo pipefail
 
@@ -13,6 +14,7 @@ PACKAGES=(
     pandoc man-db
     debhelper dpkg-dev lintian systemd
     libtsan2
+    libmicrohttpd-dev prometheus chromium
 )
 
 missing=()

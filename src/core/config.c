@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "driver.h"
+#include "http_addr.h"
 #include "link.h"
 #include "reading.h"
 #include "sniff_proto.h"
@@ -80,6 +81,7 @@ enum value_kind {
 #define F_PORT       0x100u /* a device path or a URL that url_parse() accepts */
 #define F_ADDRESS    0x200u /* a pack address: its range is the bus's driver's (check_addresses) */
 #define F_BUS_NAME   0x400u /* [A-Za-z0-9_-]{1,64} */
+#define F_LISTEN     0x800u /* a listening address that http_addr_parse() accepts */
 
 struct section;
 
@@ -107,6 +109,7 @@ static int parse_bus(struct loader *ld, const struct yw_node *key, const struct 
 static int parse_buses(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 static int parse_mqtt(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 static int parse_packs(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_http(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 static int parse_bus_packs(struct loader *ld, const struct yw_node *key,
                            const struct yw_node *value);
 
@@ -124,6 +127,8 @@ static const struct key_spec top_keys[] = {
     {"state_file", V_STRING, offsetof(struct config, state_file), 0, 0, F_EMPTY_NULL, NULL},
     {"bank",       V_BOOL,   offsetof(struct config, bank), 0, 0, 0, NULL},
     {"bank_name",  V_STRING, offsetof(struct config, bank_name), 0, 0, F_NONEMPTY | F_PACK_NAME, NULL},
+    {"jsonl",      V_STRING, offsetof(struct config, jsonl), 0, 0, F_NONEMPTY, NULL},
+    {"http",       V_SECTION, 0, 0, 0, 0, parse_http},
 };
 
 /* The keys of a bus: `bus:` in the original form; with name and packs, an item of `buses:`. */
@@ -171,6 +176,10 @@ static const struct key_spec mqtt_keys[] = {
     {"tls_insecure",     V_BOOL,   MQTT(tls_insecure),     0, 0,     0,                    NULL},
 };
 
+static const struct key_spec http_keys[] = {
+    {"listen",  V_STRING, offsetof(struct config, http_listen), 0, 0, F_REQUIRED | F_NONEMPTY | F_LISTEN, NULL},
+};
+
 static const struct key_spec pack_keys[] = {
     {"name",    V_STRING, PACK(name),    0, 0,   F_REQUIRED | F_NONEMPTY | F_PACK_NAME, NULL},
     {"address", V_INT,    PACK(address), 0, 0,   F_ADDRESS,                             NULL},
@@ -191,6 +200,7 @@ static const struct section_label original_sections[] = {
     {"bus",           bus_keys,  ARRAY_SIZE(bus_keys)},
     {"mqtt",          mqtt_keys, ARRAY_SIZE(mqtt_keys)},
     {"packs entries", pack_keys, ARRAY_SIZE(pack_keys)},
+    {"http",          http_keys, ARRAY_SIZE(http_keys)},
 };
 
 static const struct section_label buses_sections[] = {
@@ -198,6 +208,7 @@ static const struct section_label buses_sections[] = {
     {"buses entries", bus_item_keys, ARRAY_SIZE(bus_item_keys)},
     {"mqtt",          mqtt_keys,     ARRAY_SIZE(mqtt_keys)},
     {"packs entries", pack_keys,     ARRAY_SIZE(pack_keys)},
+    {"http",          http_keys,     ARRAY_SIZE(http_keys)},
 };
 
 static const char *const transport_names[] = {
@@ -293,6 +304,8 @@ static int check_string(struct loader *ld, const struct key_spec *spec, const st
     const char *why = "";
     bool named = spec->flags & (F_PACK_NAME | F_BUS_NAME);
     struct url url;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
 
     if (memchr(s, '\0', n))
         return fail(ld, value->mark, "%s contains a NUL character", path);
@@ -309,6 +322,8 @@ static int check_string(struct loader *ld, const struct key_spec *spec, const st
     if ((spec->flags & F_TOPIC) && (memchr(s, '+', n) || memchr(s, '#', n)))
         return fail(ld, value->mark, "%s must not contain the MQTT wildcards '+' or '#'", path);
     if ((spec->flags & F_PORT) && url_parse(s, &url, &why) != 0)
+        return fail(ld, value->mark, "%s '%s' %s", path, yw_excerpt(s, n, text, sizeof text), why);
+    if ((spec->flags & F_LISTEN) && http_addr_parse(s, &ss, &sslen, &why) != 0)
         return fail(ld, value->mark, "%s '%s' %s", path, yw_excerpt(s, n, text, sizeof text), why);
     return 0;
 }
@@ -876,6 +891,15 @@ static int parse_mqtt(struct loader *ld, const struct yw_node *key, const struct
     if (!section_value(&sec, "port") && CONFIG_MQTT_TLS(m))
         m->port = 8883;
     return 0;
+}
+
+/* ---- http -------------------------------------------------------------------------------- */
+
+static int parse_http(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
+{
+    struct section sec = {"http", http_keys, ARRAY_SIZE(http_keys), ld->cfg, {0}, {0}};
+
+    return walk_mapping(ld, &sec, value, key->mark);
 }
 
 /* ---- packs ------------------------------------------------------------------------------- */
@@ -1476,6 +1500,8 @@ void config_free(struct config *cfg)
     free(cfg->path);
     free(cfg->state_file);
     free(cfg->bank_name);
+    free(cfg->jsonl);
+    free(cfg->http_listen);
     for (size_t k = 0; cfg->buses && k < cfg->n_buses; k++) {
         free(cfg->buses[k].name);
         free(cfg->buses[k].port);

@@ -130,6 +130,12 @@ struct config {
     char *state_file; /* where energy counters persist; NULL = $STATE_DIRECTORY or none */
     bool bank;        /* publish the bank totals device (with 2 packs or more), default true */
     char *bank_name;  /* its name in topics and unique_ids; NULL = "bank_<hash of pack names>" */
+
+    /* The outputs beyond MQTT (outputs.h); --jsonl and --http override them. */
+    char *jsonl;       /* `jsonl`: JSON lines to this file, "-" for stdout; NULL = none */
+    char *http_listen; /* `http.listen`: "A.B.C.D:PORT" or "[IPv6]:PORT" (http_addr_parse());
+                          NULL = no HTTP listener */
+
     struct config_bus bus; /* TRANSITIONAL: buses[0] (the defaults before a load) */
 };
 
@@ -160,8 +166,8 @@ int config_defaults(struct config *cfg);
  * that url_parse() refuses, a modbus-tcp:// port on a bus that does not poll Modbus, a pack
  * port where the driver has none per pack (unless it is the bus's), two buses on one port,
  * RS-485 keys on a network port or without `rs485: true`, `echo` on a listening bus, a topic
- * longer than CONFIG_TOPIC_MAX, unknown transport, duplicate pack name (across buses), a
- * serial pack without a port, no packs at all.
+ * longer than CONFIG_TOPIC_MAX, an http.listen address http_addr_parse() refuses, unknown
+ * transport, duplicate pack name (across buses), a serial pack without a port, no packs at all.
  * Returns 0 on success; the caller must config_free() it.
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);

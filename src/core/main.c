@@ -17,6 +17,7 @@
 #include "bustools.h"
 #include "config.h"
 #include "eg4_legacy.h"
+#include "http_addr.h"
 #include "lp4_ascii.h"
 #include "lp4v2.h"
 #include "pylontech.h"
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "notify.h"
 #include "once.h"
+#include "outputs.h"
 #include "poller.h"
 #include "pubthread.h"
 #include "reload.h"
@@ -37,6 +39,8 @@ struct options {
     bool dry_run;
     bool trace;
     bool once;
+    const char *jsonl; /* --jsonl FILE: overrides the config's `jsonl` */
+    const char *http;  /* --http ADDR: overrides the config's `http.listen` */
 };
 
 static void usage(FILE *out)
@@ -57,6 +61,10 @@ static void usage(FILE *out)
         "      --once            poll every pack once, publish, and exit: 0 only when the\n"
         "                        broker acknowledged every pack's state (man page: EXIT STATUS)\n"
         "      --trace           log every frame in hex (implies --log-level debug)\n"
+        "      --jsonl FILE      also write one JSON line per device per poll to FILE\n"
+        "                        (appended; - for stdout)\n"
+        "      --http ADDR       serve /, /metrics and /api/v1/state on ADDR\n"
+        "                        (127.0.0.1:9108, [::1]:9108)\n"
         "      --list-readings   print the readings table (Markdown) and exit\n"
         "  -l, --log-level LEVEL error, warning, notice, info (default) or debug\n"
         "  -v, --verbose         same as --log-level debug\n"
@@ -97,6 +105,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {"list-readings", no_argument, NULL, 'R'},
+        {"jsonl", required_argument, NULL, 'J'},
+        {"http", required_argument, NULL, 'H'},
         {NULL, 0, NULL, 0},
     };
     enum log_level level;
@@ -128,6 +138,20 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'v':
             log_set_level(LOG_LVL_DEBUG);
             break;
+        case 'J':
+            o->jsonl = optarg;
+            break;
+        case 'H': {
+            struct sockaddr_storage ss;
+            socklen_t len;
+            const char *why;
+            if (http_addr_parse(optarg, &ss, &len, &why) < 0) {
+                fprintf(stderr, "bms2mqtt: --http '%s' %s\n", optarg, why);
+                return 2;
+            }
+            o->http = optarg;
+            break;
+        }
         case 'V':
             printf("bms2mqtt %s\n", BMS_VERSION);
             return 0;
@@ -158,6 +182,25 @@ static int parse_args(int argc, char **argv, struct options *o)
         return 2;
     }
     return -1; /* go on */
+}
+
+/* The command line's --jsonl and --http over the config's keys. Returns 0, or -1 when out
+ * of memory. */
+static int options_apply(struct config *cfg, const struct options *o)
+{
+    char **slots[] = {&cfg->jsonl, &cfg->http_listen};
+    const char *values[] = {o->jsonl, o->http};
+
+    for (size_t i = 0; i < 2; i++) {
+        char *copy;
+        if (!values[i])
+            continue;
+        if (!(copy = strdup(values[i])))
+            return -1;
+        free(*slots[i]);
+        *slots[i] = copy;
+    }
+    return 0;
 }
 
 /* FNV-1a over the pack names: tells this daemon's packs from another daemon's. */
@@ -407,6 +450,7 @@ static int run_dry(const struct config *cfg, struct device *packs)
     struct sink out = {stdout_publish, NULL, NULL};
     char client_id[128], bank[64];
     struct publisher *b;
+    struct outputs *outs;
 
     default_client_id(cfg, client_id, sizeof(client_id));
     b = publisher_new(cfg, packs, cfg->n_packs,
@@ -414,6 +458,11 @@ static int run_dry(const struct config *cfg, struct device *packs)
                       bank_name(cfg, bank, sizeof(bank)), NULL);
     if (!b)
         return 1;
+    if (outputs_open(cfg, false, &outs) < 0) { /* JSON lines only: nothing listens */
+        publisher_free(b);
+        return 1;
+    }
+    publisher_set_outputs(b, outs);
     publisher_set_sink(b, out);
     publisher_on_connect(b);
     for (size_t i = 0; i < cfg->n_packs; i++) {
@@ -421,6 +470,7 @@ static int run_dry(const struct config *cfg, struct device *packs)
         publisher_service(b);
     }
     fflush(stdout);
+    outputs_close(outs);
     publisher_free(b);
     return 0;
 }
@@ -488,6 +538,7 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     struct publisher *pub = NULL;
     struct pubthread *pt = NULL;
     struct notifier *nt = NULL;
+    struct outputs *outs = NULL;
     pthread_t sig_thread;
     bool sig_started = false;
     int rc = 1, once_rc;
@@ -511,8 +562,12 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     if (store)
         pub =
             publisher_new(cfg, packs, cfg->n_packs, cid, bank_name(cfg, bank, sizeof(bank)), store);
-    if (pub)
+    if (pub && outputs_open(cfg, true, &outs) < 0)
+        goto out; /* logged */
+    if (pub) {
+        publisher_set_outputs(pub, outs);
         d.poller = poller_new(cfg, packs, cfg->n_packs, pub, once);
+    }
     if (!d.poller) {
         log_msg(LOG_LVL_ERROR, "out of memory");
         goto out;
@@ -555,6 +610,7 @@ out_stop:
     energy_store_sync(store);
 out:
     pubthread_stop(pt, false);
+    outputs_close(outs); /* the publisher thread, its only user, has ended */
     if (sig_started) {
         atomic_store(&d.exiting, true);
         pthread_kill(sig_thread, SIGUSR1);
@@ -589,6 +645,11 @@ int main(int argc, char **argv)
             log_msg(LOG_LVL_ERROR, "%s", err); /* "<3>": journalctl -p err shows it */
         else
             fprintf(stderr, "bms2mqtt: %s\n", err);
+        return 1;
+    }
+    if (options_apply(&cfg, &o) < 0) {
+        fprintf(stderr, "bms2mqtt: out of memory\n");
+        config_free(&cfg);
         return 1;
     }
     packs = calloc(cfg.n_packs ? cfg.n_packs : 1, sizeof(*packs));

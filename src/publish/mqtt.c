@@ -631,3 +631,8 @@ void mqtt_free(struct mqtt *m)
     free(m);
     mosquitto_lib_cleanup();
 }
+
+bool mqtt_connected(const struct mqtt *m)
+{
+    return m->session;
+}

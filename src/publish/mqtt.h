@@ -97,6 +97,9 @@ int mqtt_track_acks(struct mqtt *m);
  */
 bool mqtt_acked(struct mqtt *m, int mid);
 
+/* True while a session is up (CONNACK accepted, no disconnect since). */
+bool mqtt_connected(const struct mqtt *m);
+
 /* Free the client (after mqtt_run(), or instead of it). NULL is allowed. */
 void mqtt_free(struct mqtt *m);
 

@@ -17,6 +17,7 @@
 #include "energy.h"
 #include "ha.h"
 #include "log.h"
+#include "outputs.h"
 
 #define TOPIC_MAX           CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
 #define PUBLISHER_STATE_FMT "%s/%s/state"    /* base topic, device */
@@ -66,7 +67,9 @@ struct pub_mailbox {
     unsigned long polls; /* the pack's polls at the newest post */
     bool id_pending;     /* `id` changed since the publisher took it */
     struct device_identity id;
-    atomic_bool dirty; /* something was posted since the publisher last took it */
+    unsigned long failed[RESULT_COUNT]; /* the pack's failed polls by cause, at the newest post */
+    unsigned long stray;                /* stray bytes on its line, at the newest post */
+    atomic_bool dirty;                  /* something was posted since the publisher last took it */
 };
 
 struct pub_pack {
@@ -83,6 +86,8 @@ struct pub_pack {
     unsigned long posts_seen;                   /* mb.posts when last taken */
     unsigned long polls;                        /* mb.polls when last taken */
     unsigned failures;                          /* mb.failures when last taken */
+    unsigned long failed[RESULT_COUNT];         /* mb.failed when last taken */
+    unsigned long stray;                        /* mb.stray when last taken */
     struct energy energy;                       /* charge / discharge counters */
     int idx_power, idx_charged, idx_discharged; /* in the readings, or -1: none integrated */
     int energy_slot;                            /* in b->store */
@@ -111,6 +116,9 @@ struct publisher {
     bool due; /* something may be due (pub_flush() clears it when all is out) */
     struct log_throttle raw_complain;
     unsigned long raw_dropped_seen;
+    struct outputs *out;     /* JSON lines, HTTP (NULL: none) */
+    unsigned long published; /* messages the sink took */
+    bool mqtt_connected;     /* as publisher_note_mqtt() last said */
     /* Shared with the bus threads. */
     int wake_fd;              /* eventfd: a post waits */
     atomic_bool wake_pending; /* the eventfd was written since the publisher last looked */
@@ -225,6 +233,7 @@ static void pub_append(struct publisher *b, struct pub_pack *bp)
     b->last = bp;
     b->n++;
     b->n_bank += bp->in_bank;
+    outputs_add_device(b->out, bp->p);
     if (bp->in_bank && bp->ent.expire_after > b->bank.expire_after)
         b->bank.expire_after = bp->ent.expire_after;
 }
@@ -279,6 +288,18 @@ void publisher_set_sink(struct publisher *b, struct sink sink)
     b->sink = sink;
 }
 
+void publisher_set_outputs(struct publisher *b, struct outputs *out)
+{
+    b->out = out;
+    for (struct pub_pack *bp = b->packs; bp; bp = bp->next)
+        outputs_add_device(out, bp->p);
+}
+
+void publisher_note_mqtt(struct publisher *b, bool connected)
+{
+    b->mqtt_connected = connected;
+}
+
 int publisher_format_status_topic(char *buf, size_t len, const struct config *cfg,
                                   const char *client_id)
 {
@@ -302,6 +323,13 @@ int publisher_wake_fd(const struct publisher *b)
 }
 
 /* --- bus threads ----------------------------------------------------------------------- */
+
+/* The pack's counters the outputs show, into its mailbox (under its lock). */
+static void pub_post_counts(struct pub_pack *bp, const struct device *p)
+{
+    memcpy(bp->mb.failed, p->errors, sizeof(bp->mb.failed));
+    bp->mb.stray = p->link ? p->link->stray.total : 0;
+}
 
 void publisher_wake(struct publisher *b)
 {
@@ -339,6 +367,7 @@ void publisher_post_good(struct publisher *b, struct device *p, double now_s)
     bp->mb.posts++;
     bp->mb.failures = 0;
     bp->mb.polls = p->polls;
+    pub_post_counts(bp, p);
     pthread_mutex_unlock(&bp->mb.lock);
     bp->post_buf = buf;
     atomic_store(&bp->mb.dirty, true);
@@ -356,6 +385,7 @@ void publisher_post_failed(struct publisher *b, struct device *p, enum result ca
     bp->mb.failures = p->failures;
     bp->mb.cause = cause;
     bp->mb.polls = p->polls;
+    pub_post_counts(bp, p);
     pthread_mutex_unlock(&bp->mb.lock);
     atomic_store(&bp->mb.dirty, true);
     pub_poke(b);
@@ -426,7 +456,8 @@ static bool pub_ready(struct publisher *b)
 static void pub_pub(struct publisher *b, const char *topic, const char *payload, int qos,
                     bool retain)
 {
-    b->sink.publish(b->sink.ctx, topic, payload, qos, retain);
+    if (b->sink.publish(b->sink.ctx, topic, payload, qos, retain) == 0)
+        b->published++;
 }
 
 static const char *pub_avail_text(enum device_avail a)
@@ -722,6 +753,26 @@ static void pub_identity(struct publisher *b, struct pub_pack *bp, const struct 
         pub_discovery_due(b, &bp->ent);
 }
 
+/* Tell the outputs (JSON lines, HTTP) of an outcome just processed: a good poll (RESULT_OK;
+ * its readings are the entity's now), or a failed one. */
+static void pub_output(struct publisher *b, struct pub_pack *bp, enum result r)
+{
+    struct outputs_outcome oc = {
+        .p = bp->p,
+        .result = r,
+        .values = r == RESULT_OK ? bp->ent.values : NULL,
+        .avail = bp->ent.avail,
+        .polls = bp->polls,
+        .failed = bp->failed,
+        .failures = r == RESULT_OK ? 0 : bp->failures,
+        .stray = bp->stray,
+        .id = &bp->ent.id,
+    };
+
+    if (b->out)
+        outputs_outcome(b->out, &oc);
+}
+
 /* Take pack bp's mailbox and process what it holds: identity first (the discovery of the
  * first outcome carries it), then the newest good poll, then a failure that followed it. */
 static void pub_take(struct publisher *b, struct pub_pack *bp)
@@ -749,6 +800,8 @@ static void pub_take(struct publisher *b, struct pub_pack *bp)
     bp->failures = bp->mb.failures;
     cause = bp->mb.cause;
     bp->polls = bp->mb.polls;
+    memcpy(bp->failed, bp->mb.failed, sizeof(bp->failed));
+    bp->stray = bp->mb.stray;
     pthread_mutex_unlock(&bp->mb.lock);
 
     if (id_new)
@@ -756,10 +809,14 @@ static void pub_take(struct publisher *b, struct pub_pack *bp)
     if (posts == bp->posts_seen)
         return;
     bp->posts_seen = posts;
-    if (good)
+    if (good) {
         pub_good(b, bp, t);
-    if (bp->failures)
+        pub_output(b, bp, RESULT_OK);
+    }
+    if (bp->failures) {
         pub_failed(b, bp, cause);
+        pub_output(b, bp, cause);
+    }
 }
 
 /* Packs added by bus threads since the last look join the list, in the order added. */
@@ -830,6 +887,7 @@ bool publisher_service(struct publisher *b)
             pub_take(b, bp);
     pub_raws(b);
     pub_flush(b);
+    outputs_commit(b->out, b->mqtt_connected, b->published);
     return b->due;
 }
 

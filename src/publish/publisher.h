@@ -37,6 +37,9 @@
  * higher value is published) and the --once ledger. It alone calls publisher_service()
  * (wake-up: take the mailboxes, process the outcomes, publish), publisher_on_connect(),
  * publisher_on_ha_online() and the sink. No lock is held while anything is published.
+ * It feeds the outputs beyond MQTT too (outputs.h, publisher_set_outputs()): each outcome it
+ * processes becomes a JSON line and an update of the snapshot that the HTTP listener's
+ * thread copies out under a short lock; that thread never touches the publisher.
  *
  * Nothing grows whatever the broker does: while the sink is not ready (no session, or
  * MQTT_QUEUE_MAX messages unwritten or unacknowledged in the client, mqtt.h) the publisher
@@ -84,6 +87,19 @@ struct publisher *publisher_new(const struct config *cfg, struct device *packs, 
 
 /* Publish through `sink` from now on. Owner thread only. */
 void publisher_set_sink(struct publisher *b, struct sink sink);
+
+struct outputs;
+
+/*
+ * Feed the outputs beyond MQTT (outputs.h: JSON lines, the HTTP listener's snapshot) from
+ * now on: every device known now and later, every outcome processed, and at the end of each
+ * publisher_service() the MQTT state (publisher_note_mqtt(), the messages the sink took).
+ * NULL: none. Call before the publisher thread starts (or from it).
+ */
+void publisher_set_outputs(struct publisher *b, struct outputs *out);
+
+/* Whether an MQTT session is up, for the outputs. Owner thread only. */
+void publisher_note_mqtt(struct publisher *b, bool connected);
 
 /* The daemon's status topic (for the MQTT last will). */
 const char *publisher_status_topic(const struct publisher *b);

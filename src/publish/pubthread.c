@@ -34,6 +34,7 @@ struct pubthread {
     enum pubthread_state state;
     bool session;                   /* a session was up */
     struct pubthread_status status; /* as of the thread's last look */
+    struct mqtt *m;                 /* the client, while mqtt_run() runs (this thread's) */
 };
 
 /* Note the devices' availability and the broker's session for pubthread_status(): a copy
@@ -57,6 +58,7 @@ static void pt_on_connect(void *ud)
 {
     struct pubthread *t = ud;
 
+    publisher_note_mqtt(t->pub, true);
     publisher_on_connect(t->pub);
     pthread_mutex_lock(&t->lock);
     t->session = true;
@@ -80,8 +82,9 @@ static void pt_on_ha_online(void *ud)
 static bool pt_on_work(void *ud)
 {
     struct pubthread *t = ud;
-    bool due = publisher_service(t->pub);
 
+    publisher_note_mqtt(t->pub, t->m && mqtt_connected(t->m));
+    bool due = publisher_service(t->pub);
     pt_note_status(t, -1);
     return due;
 }
@@ -113,8 +116,10 @@ static void *pt_thread(void *arg)
     }
     publisher_set_sink(t->pub, ledger ? once_sink(ledger) : mqtt_sink(m));
     pt_note_status(t, 0);
+    t->m = m;
     pt_set_state(t, PUBTHREAD_RUNNING);
     mqtt_run(m);
+    t->m = NULL;
     publisher_note_energy(t->pub);
     if (ledger && t->report)
         t->once_rc = once_report(ledger);
