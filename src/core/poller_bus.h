@@ -19,6 +19,7 @@ struct poller_bus {
     size_t n;
     pthread_t thread;
     bool started;
+    bool kicked; /* under pl->lock: a driver that runs its bus has work (bus_loop kick) */
 };
 
 struct poller {

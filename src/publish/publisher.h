@@ -121,6 +121,17 @@ void publisher_post_failed(struct publisher *b, struct device *p, enum result ca
 void publisher_post_identity(struct publisher *b, struct device *p);
 
 /*
+ * The text of string reading i of device p (SRC_STRING, UTF-8) changed to `text`: copied into
+ * its mailbox (the newest text of each reading waits there); the publisher puts it in the
+ * device's state and publishes the state. Only the bus thread that polls p may call it.
+ */
+void publisher_post_text(struct publisher *b, struct device *p, size_t i, const char *text);
+
+/* Device p's discovery changed beyond its identity (ha.h ha_style: a GX device's enum met a
+ * code its table does not know): the publisher publishes it again. Only p's bus thread. */
+void publisher_post_rediscover(struct publisher *b, struct device *p);
+
+/*
  * Publish json (not retained, QoS 0) on <base>/<name>/raw: register reads that are not a
  * device's block, by absolute address. Best effort: dropped when PUBLISHER_RAW_MAX wait
  * already, or when there is no session. Any thread.
