@@ -12,6 +12,7 @@
 #include "log.h"
 
 struct ha_style;
+struct inbox;
 
 /* Availability of a pack as HA sees it. */
 enum device_avail {
@@ -69,6 +70,7 @@ struct device {
      * the device reaches the publisher, constant from then on. */
     const struct ha_style *ha_style;
     const void *ha_ctx;
+    struct inbox *inbox; /* where commands for it go (inbox.h; HA command topics), or NULL */
 };
 
 /*

@@ -12,10 +12,12 @@
 #include "device.h"
 #include "driver.h"
 #include "ha_victron.h"
+#include "inbox.h"
 #include "log.h"
 #include "victron_plan.h"
 #include "victron_scan.h"
 #include "victron_table.h"
+#include "victron_write.h"
 
 struct gx;
 
@@ -37,7 +39,16 @@ struct gx_child {
     bool id_changed;                /* this cycle: its identity changed */
 };
 
-/* The GX: the configured device's bus_state. Its bus thread owns all of it. */
+/* A command waiting for its register's next allowed write (one per register per second). */
+struct gx_pending {
+    struct gx_child *c;
+    size_t def;
+    char value[INBOX_VALUE_MAX];
+};
+
+#define GX_MAX_PENDING 16
+
+/* The GX: the configured device's bus_state. Its bus thread owns all of it but `inbox`. */
 struct gx {
     struct device *self;         /* the GX's configured device */
     struct ha_victron_dev hself; /* how HA sees the GX itself (self->ha_ctx) */
@@ -45,6 +56,7 @@ struct gx {
     struct victron_table *table;
     struct publisher *pub;
     const struct bus_loop *loop;
+    struct inbox inbox; /* commands (HA command topics) from the publisher thread */
     char serial[33];    /* system register 800; "" until read */
     uint32_t firmware;  /* 834 << 16 | 835; 0 unknown */
     bool identified;    /* serial and firmware read on this connection */
@@ -64,6 +76,8 @@ struct gx {
     double now;
     unsigned long scan_requests; /* probes of the last scan */
     unsigned cycle_requests;     /* requests of the current cycle */
+    struct gx_pending pending[GX_MAX_PENDING];
+    size_t n_pending;
     struct log_throttle complain;
 };
 
@@ -74,5 +88,16 @@ enum result gx_read_regs(struct gx *gx, uint8_t unit, uint16_t start, uint16_t c
 
 /* Post child c's readings as they are now (a good outcome). */
 void gx_post_child(struct gx *gx, struct gx_child *c);
+
+/* Take the commands of the inbox and write those whose register is due (one write per
+ * register per second; a newer command for a register replaces one that waits): each checked
+ * against its rail (refused ones never reach the wire), written, read back and republished,
+ * logged old -> new (victron_write.c). Returns the monotonic time the next waiting one is due,
+ * or INFINITY. */
+double gx_serve_commands(struct gx *gx);
+
+/* Child c's controls (HA number, select, switch) and their ranges under the bus's write: and
+ * the GX's phases; called before c's first outcome is posted (victron_write.c). */
+void gx_child_controls(struct gx *gx, struct gx_child *c);
 
 #endif

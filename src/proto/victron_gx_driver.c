@@ -261,6 +261,7 @@ static struct gx_child *gx_child_new(struct gx *gx, uint8_t unit, const struct v
     c->hctx.range = c->range;
     c->dev.ha_style = &ha_victron_dev_style;
     c->dev.ha_ctx = &c->hctx;
+    c->dev.inbox = gx->cfg->write ? &gx->inbox : NULL;
     if (publisher_add_pack(gx->pub, &c->dev) < 0) {
         gx_child_free(c);
         return NULL;
@@ -579,6 +580,8 @@ static void gx_post_children(struct gx *gx)
         }
         if (c->seen) {
             c->dev.polls++;
+            if (!c->answered) /* before the publisher announces it */
+                gx_child_controls(gx, c);
             gx_post_child(gx, c);
         } else if (c->gone) {
             /* 0x0A: the device is not there (switched off, away for the night, moved). */
@@ -714,6 +717,7 @@ static void gx_run(struct device *d, struct publisher *pub, const struct bus_loo
         return;
     gx->pub = pub;
     gx->loop = loop;
+    inbox_set_wake(&gx->inbox, loop->kick, loop->ctx);
     next = loop->now(loop->ctx);
     for (;;) {
         if (loop->stopping(loop->ctx))
@@ -724,9 +728,18 @@ static void gx_run(struct device *d, struct publisher *pub, const struct bus_loo
         next += d->bus->poll_interval_s;
         if (next < loop->now(loop->ctx))
             next = loop->now(loop->ctx);
-        if (loop->sleep_until(loop->ctx, next))
+        /* Between polls: commands, as they come (a kick) or when their register is due. */
+        bool stop = false;
+        while (!stop) {
+            double due = gx_serve_commands(gx);
+            if (loop->now(loop->ctx) >= next)
+                break;
+            stop = loop->sleep_until(loop->ctx, due < next ? due : next);
+        }
+        if (stop)
             break;
     }
+    inbox_set_wake(&gx->inbox, NULL, NULL);
     link_close(d->link);
 }
 
@@ -746,6 +759,7 @@ static int gx_bus_setup(struct device **devices, size_t n)
         gx->cfg = &d->bus->gx;
         gx->phases = 1;
         gx->complain.remind_every = 60;
+        inbox_init(&gx->inbox);
         rc = gx->cfg->register_table ? victron_table_load_file(gx->cfg->register_table, NULL,
                                                                &gx->table, err, sizeof(err))
                                      : victron_table_builtin(NULL, &gx->table, err, sizeof(err));
@@ -777,6 +791,7 @@ static void gx_teardown(struct device *d)
     free(gx->kids);
     victron_plan_free(gx->plan);
     victron_table_free(gx->table);
+    inbox_destroy(&gx->inbox);
     pthread_mutex_destroy(&gx->hself.lock);
     free(gx);
     d->bus_state = NULL;

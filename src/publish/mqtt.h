@@ -24,6 +24,9 @@ struct mqtt_callbacks {
      * the owner's work, which must read wake_fd. Returns true while it keeps messages
      * waiting for mqtt_ready(). Called in every state: attempt, session, backoff. */
     bool (*on_work)(void *ud);
+    /* optional: a message on a topic the owner subscribed to (mqtt_subscribe()), payload
+     * payload[0..len) (not NUL-terminated). */
+    void (*on_message)(void *ud, const char *topic, const void *payload, size_t len);
 };
 
 struct mqtt;
@@ -56,7 +59,11 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
  */
 void mqtt_run(struct mqtt *m);
 
-/* Sink over this client: mqtt_publish() and mqtt_ready(). */
+/* Subscribe to topic (a filter) with QoS 1 in the current session. Returns 0, or -1 without
+ * a session or when the library refused it. A new session needs it again. */
+int mqtt_subscribe(struct mqtt *m, const char *topic);
+
+/* Sink over this client: mqtt_publish(), mqtt_ready() and mqtt_subscribe(). */
 struct sink mqtt_sink(struct mqtt *m);
 
 /*

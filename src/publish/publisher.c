@@ -16,6 +16,7 @@
 #include "bank.h"
 #include "energy.h"
 #include "ha.h"
+#include "inbox.h"
 #include "log.h"
 
 #define TOPIC_MAX           CONFIG_TOPIC_MAX /* config_load() refuses topics that would not fit */
@@ -114,6 +115,8 @@ struct publisher {
     size_t n_bank;                 /* of which battery packs, the bank's members */
     bool status_due;               /* the status topic's "online" */
     bool due; /* something may be due (pub_flush() clears it when all is out) */
+    char command_filter[TOPIC_MAX]; /* "<base>/+/+/set" when a bus writes, else "" */
+    struct log_throttle command_complain;
     struct log_throttle raw_complain;
     unsigned long raw_dropped_seen;
     /* Shared with the bus threads. */
@@ -275,6 +278,10 @@ struct publisher *publisher_new(const struct config *cfg, struct device *packs, 
         return NULL;
     }
     publisher_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
+    b->command_complain.remind_every = 60;
+    for (size_t k = 0; k < cfg->n_buses; k++)
+        if (cfg->buses[k].gx.write)
+            snprintf(b->command_filter, sizeof(b->command_filter), "%s/+/+/set", b->base);
     for (size_t i = 0; i < n; i++) {
         struct pub_pack *bp = pub_pack_new(b, &packs[i]);
         if (!bp) {
@@ -658,7 +665,53 @@ static void pub_all_due(struct publisher *b, bool retire)
 
 void publisher_on_connect(struct publisher *b)
 {
+    /* Commands first: none is lost between the session's start and the subscription. */
+    if (b->command_filter[0] && b->sink.subscribe &&
+        b->sink.subscribe(b->sink.ctx, b->command_filter) != 0)
+        log_msg(LOG_LVL_WARNING, "mqtt: cannot subscribe to %s: commands will not arrive",
+                b->command_filter);
     pub_all_due(b, true);
+}
+
+void publisher_command(struct publisher *b, const char *topic, const void *payload, size_t len)
+{
+    size_t base = strlen(b->base), n = strlen(topic);
+    const char *dev = topic + base + 1, *slash;
+    struct inbox_cmd c = {0};
+    struct pub_pack *bp;
+    int def;
+
+    /* <base>/<device>/<key>/set */
+    if (n < base + 6 || strncmp(topic, b->base, base) != 0 || topic[base] != '/' ||
+        strcmp(topic + n - 4, "/set") != 0 || !(slash = strchr(dev, '/')) || slash >= topic + n - 4)
+        return;
+    for (bp = b->packs; bp; bp = bp->next)
+        if (strlen(bp->ent.name) == (size_t)(slash - dev) &&
+            strncmp(bp->ent.name, dev, (size_t)(slash - dev)) == 0)
+            break;
+    char key[READING_KEY_MAX + 1];
+    size_t klen = (size_t)(topic + n - 4 - (slash + 1));
+    if (!bp || !bp->p->inbox || klen > READING_KEY_MAX) {
+        log_msg(LOG_LVL_INFO, "command on %s: no device takes commands there; ignored", topic);
+        return;
+    }
+    memcpy(key, slash + 1, klen);
+    key[klen] = '\0';
+    def = reading_find(bp->ent.defs, bp->ent.n_defs, key);
+    if (def < 0 || len >= sizeof(c.value) || memchr(payload, '\0', len)) {
+        log_msg(LOG_LVL_WARNING, "command on %s: %s; ignored", topic,
+                def < 0 ? "no such reading" : "not a value (too long, or a NUL in it)");
+        return;
+    }
+    c.dev = (struct device *)bp->p;
+    c.def = (size_t)def;
+    memcpy(c.value, payload, len);
+    c.value[len] = '\0';
+    if (inbox_push(bp->p->inbox, &c) != 0 && log_complain(&b->command_complain, "full"))
+        log_msg(LOG_LVL_WARNING,
+                "command on %s dropped: %d commands wait for bus %s already (is the GX "
+                "answering?)",
+                topic, INBOX_MAX, bp->p->bus ? bp->p->bus->name : "?");
 }
 
 void publisher_on_ha_online(struct publisher *b)

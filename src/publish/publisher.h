@@ -58,6 +58,8 @@
  *   <base>/<pack>/availability          "online"/"offline", retained
  *   <base>/<pack>/state                 JSON of every reading, once per poll
  *   <base>/<name>/raw                   register reads that are no reading (listening)
+ *   <base>/<device>/<key>/set           commands (a GX's controls), subscribed when a bus
+ *                                       writes
  *   <prefix>/<component>/<pack>_<key>/config   discovery, retained
  * A device's discovery is published at its first outcome, good or bad (so that its device
  * block carries the identity read with its first good poll), and always before its first
@@ -174,6 +176,16 @@ void publisher_on_connect(struct publisher *b);
 /* Home Assistant (re)started: publish the status, discovery, availability and latest
  * states again (not the retired topics). */
 void publisher_on_ha_online(struct publisher *b);
+
+/*
+ * A message arrived on a command topic, <base>/<device>/<key>/set (subscribed at each
+ * session's start, as "<base>/+/+/set", when some bus writes: config_gx.write): hand it to
+ * the device's bus thread (inbox.h) as "set reading <key> to payload[0..len)". Nothing is
+ * checked but the topic: the bus thread checks the value against its rails before anything
+ * reaches the wire. A topic of no device that takes commands, an unknown key, a payload of
+ * INBOX_VALUE_MAX bytes or more, or a full inbox is logged and dropped. Owner thread.
+ */
+void publisher_command(struct publisher *b, const char *topic, const void *payload, size_t len);
 
 /* The latest p->polls and p->failures posted for pack p (0 and 0 before any post). */
 void publisher_pack_outcomes(const struct publisher *b, const struct device *p,

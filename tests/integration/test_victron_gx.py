@@ -40,7 +40,7 @@ def uid(unit, reg):
     return "victron_%s_%d_%d" % (SERIAL, unit, reg)
 
 
-class VictronGxTest(harness.StackTest):
+class GxStack(harness.StackTest):
     def start_gx(self, *args):
         # Two listeners of one GX: the daemon on the first, the test's own client on the
         # second (a listener serves one connection at a time).
@@ -68,6 +68,8 @@ class VictronGxTest(harness.StackTest):
         self.assertIsNotNone(got, "no state of %s\n%s" % (device, self.diag()))
         return json.loads(got[2])
 
+
+class VictronGxTest(GxStack):
     def test_devices_discovery_and_values(self):
         broker, cap, sim, d = self.stack()
         devices = ["gx", "gx_100_system", "gx_100_settings", "gx_100_hub4", "gx_227_vebus",
@@ -179,6 +181,115 @@ class VictronGxTest(harness.StackTest):
         r = subprocess.run([harness.BMS2MQTT, "-C", cfg, "--dry-run"], capture_output=True,
                            timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+
+
+WRITE = ("write:\n  ac_current_max_a: 39\n  dc_current_max_a: 100\n  dc_voltage_profile: 16s\n"
+         "  ac_voltage: 230\n")
+SETPOINT = "bms2mqtt/gx_100_settings/cgwacs_ac_power_set_point/set"
+SETPOINT32 = "bms2mqtt/gx_100_hub4/overrides_setpoint/set"
+
+
+class VictronGxWriteTest(GxStack):
+    def writes(self, sim):
+        return [line for line in sim.command("writes") if line.startswith("WRITE")]
+
+    def ready_for_commands(self, cap, d):
+        """The controls are announced and the daemon subscribed (its session is up)."""
+        self.assertIsNotNone(cap.wait_topic("homeassistant/number/%s/config" % uid(100, 2700),
+                                            timeout=20), self.diag())
+        # The sensor it was: removed (an empty retained config), after the device's configs.
+        self.assertIsNotNone(cap.wait_topic("homeassistant/sensor/%s/config" % uid(100, 2700),
+                                            "", timeout=20), self.diag())
+        self.wait_state(cap, "gx_100_hub4")
+
+    def test_writes_within_their_rails_land_and_are_read_back(self):
+        broker, cap, sim, d = self.stack(extra=WRITE)
+        self.ready_for_commands(cap, d)
+        for topic in ("homeassistant/select/%s/config" % uid(227, 33),
+                      "homeassistant/switch/%s/config" % uid(100, 806)):
+            self.assertIsNotNone(cap.wait_topic(topic, timeout=20), topic)
+        configs = cap.last_configs()
+        number = json.loads(configs["homeassistant/number/%s/config" % uid(100, 2700)])
+        self.assertEqual(number["command_topic"], SETPOINT)
+        self.assertEqual((number["min"], number["max"]), (-8970, 8970))  # 230 V x 39 A x 1
+        self.assertEqual(configs["homeassistant/sensor/%s/config" % uid(100, 2700)], "")
+        select = json.loads(configs["homeassistant/select/%s/config" % uid(227, 33)])
+        self.assertIn("Inverter Only", select["options"])
+        switch = json.loads(configs["homeassistant/switch/%s/config" % uid(100, 806)])
+        self.assertEqual((switch["state_on"], switch["state_off"]), ("Closed", "Open"))
+        # A negative int16 setpoint: function 6, two's complement; read back, republished.
+        since = cap.mark()
+        harness.publish(broker.port, SETPOINT, "-200")
+        self.wait_state(cap, "gx_100_settings",
+                        lambda st: st["cgwacs_ac_power_set_point"] == -200, since=since)
+        self.assertIsNotNone(d.wait_line(r"gx_100_settings: .* \(register 2700\) 50 W -> -200 W",
+                                         10), d.stderr_text()[-3000:])
+        # The 32-bit twin: one function-16 write of both words, high word first.
+        since = cap.mark()
+        harness.publish(broker.port, SETPOINT32, "-6000")
+        self.wait_state(cap, "gx_100_hub4", lambda st: st["overrides_setpoint"] == -6000,
+                        since=since)
+        got = self.writes(sim)
+        self.assertEqual(len(got), 2, got)
+        self.assertRegex(got[0], r"unit=100 fn=6 reg=2700 words=FF38 ok")
+        self.assertRegex(got[1], r"unit=100 fn=16 reg=2716 words=FFFF,E890 ok")
+        # A select: the option's code.
+        harness.publish(broker.port, "bms2mqtt/gx_227_vebus/mode/set", "Charger Only")
+        self.wait_state(cap, "gx_227_vebus", lambda st: st["mode"] == "Charger Only", since=since)
+        self.assertRegex(self.writes(sim)[-1], r"unit=227 fn=6 reg=33 words=0001 ok")
+        rc, out = harness.run_ha_check(cap.lines(), self.dir)
+        self.assertEqual(rc, 0, out[-3000:])
+
+    def test_refused_commands_never_reach_the_gx(self):
+        broker, cap, sim, d = self.stack(extra=WRITE)
+        self.ready_for_commands(cap, d)
+        mark = d.mark()
+        harness.publish(broker.port, SETPOINT, "-20000")  # beyond 230 V x 39 A
+        harness.publish(broker.port, "bms2mqtt/gx_227_vebus/ac_active_in_current_limit/set", "45")
+        harness.publish(broker.port, "bms2mqtt/gx_225_battery/soc/set", "50")  # not a control
+        self.assertIsNotNone(d.wait_line(r"cgwacs_ac_power_set_point .* = '-20000' refused: "
+                                         r"-20000 W is outside -8970 \.\. 8970 W", 10, mark))
+        self.assertIsNotNone(d.wait_line(r"ac_active_in_current_limit .* = '45' refused: 45 A is "
+                                         r"outside 0 \.\. 39 A", 10, mark))
+        self.assertIsNotNone(d.wait_line(r"gx_225_battery: command soc = '50' refused: not on "
+                                         r"the write allow-list", 10, mark))
+        self.assertEqual(self.writes(sim), [])
+
+    def test_one_write_per_register_per_second(self):
+        broker, cap, sim, d = self.stack(extra=WRITE)
+        self.ready_for_commands(cap, d)
+        mark = d.mark()
+        for v in ("-100", "-110", "-120", "-130"):
+            harness.publish(broker.port, SETPOINT, v)
+        m = d.wait_line(r"\(register 2700\) .* -> -130 W", 15, mark)
+        self.assertIsNotNone(m, d.stderr_text()[-3000:])
+        done = [line for line in d.lines(mark) if "(register 2700)" in line and "->" in line]
+        stamps = [float(line.split()[1].split(":")[2]) + 60 * int(line.split()[1].split(":")[1])
+                  for line in done]
+        for a, b in zip(stamps, stamps[1:]):
+            self.assertGreaterEqual(b - a, 0.9, done)  # at most one a second (clock rounding)
+        self.assertLessEqual(len(self.writes(sim)), 3)  # newer values replace waiting ones
+
+    def test_read_only_gx_explains_exception_02(self):
+        broker, cap, sim, d = self.stack("--read-only", extra=WRITE)
+        self.ready_for_commands(cap, d)
+        harness.publish(broker.port, SETPOINT, "-200")
+        self.assertIsNotNone(d.wait_line(r"refused with exception 0x02: the GX's Modbus server "
+                                         r"is read-only .*, or this register is not writable", 10),
+                             d.stderr_text()[-3000:])
+
+    def test_without_write_nothing_is_written(self):
+        broker, cap, sim, d = self.stack()
+        self.wait_state(cap, "gx_100_settings")
+        harness.publish(broker.port, SETPOINT, "-200")
+        harness.publish(broker.port, SETPOINT32, "-200")
+        since = cap.mark()
+        self.wait_state(cap, "gx", since=since)  # a poll after the commands
+        self.wait_state(cap, "gx", since=cap.mark())
+        self.assertEqual(self.writes(sim), [])
+        self.assertFalse([t for t in cap.last_configs() if t.startswith(
+            ("homeassistant/number/", "homeassistant/select/", "homeassistant/switch/")) and
+            cap.last_configs()[t]])
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ static void stack_up(struct stack *s, const char *extra)
     assert_int_equal(victron_gx_driver.bus_setup(line, 1), 0);
     s->pub = publisher_new(&s->cfg, &s->dev, 1, "test", NULL, NULL);
     assert_non_null(s->pub);
-    publisher_set_sink(s->pub, (struct sink){rec_publish, NULL, &s->rec});
+    publisher_set_sink(s->pub, (struct sink){rec_publish, NULL, &s->rec, NULL});
     publisher_on_connect(s->pub);
 }
 
