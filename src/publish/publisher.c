@@ -412,8 +412,9 @@ void publisher_post_text(struct publisher *b, struct device *p, size_t i, const 
     struct pub_pack *bp = p->publisher_slot;
     char *copy, *old;
 
-    if (!bp || !bp->mb.texts || i >= p->n_defs || p->defs[i].src != SRC_STRING || !text ||
-        !(copy = strdup(text)))
+    /* A string reading gave the pack its text tables (pub_pack_new): mb.texts itself is
+     * swapped by the publisher, under the lock. */
+    if (!bp || i >= p->n_defs || p->defs[i].src != SRC_STRING || !text || !(copy = strdup(text)))
         return;
     pthread_mutex_lock(&bp->mb.lock);
     old = bp->mb.texts[i];
