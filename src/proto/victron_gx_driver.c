@@ -177,6 +177,9 @@ static enum result gx_identify(struct gx *gx)
         log_msg(LOG_LVL_NOTICE, "bus %s: GX %s firmware changed (0x%08x -> 0x%08x): scanning again",
                 gx->self->bus->name, serial, gx->firmware, fw);
         gx->rescan = true;
+        /* What the old firmware refused says nothing of the new one. */
+        victron_plan_free(gx->plan);
+        gx->plan = NULL;
     }
     gx->firmware = fw;
     gx->identified = true;
