@@ -20,8 +20,11 @@
 #include "device.h"
 #include "driver.h"
 #include "link.h"
+#include "modbus_rtu.h"
 #include "pylontech.h"
 #include "sniff_proto.h"
+#include "url.h"
+#include "victron_scan.h"
 
 static volatile sig_atomic_t bustools_stop;
 
@@ -104,7 +107,8 @@ static int bustools_protocol(const char *cmd, const char *arg, struct bustools_o
         return 0;
     fprintf(stderr, "bms2mqtt %s: unknown --protocol '%s' (valid: auto", cmd, arg);
     for (size_t i = 0; drivers[i]; i++)
-        fprintf(stderr, ", %s", drivers[i]->name);
+        if (drivers[i]->sniff)
+            fprintf(stderr, ", %s", drivers[i]->name);
     fprintf(stderr, ")\n");
     return -1;
 }
@@ -619,6 +623,111 @@ static void bustools_scan_report(const struct bustools_scan *sc)
     }
 }
 
+/* ---- scan of a Victron GX (a modbus-tcp:// port) ---------------------------------------- */
+
+struct bustools_gx {
+    struct link *l;
+    unsigned long requests;
+};
+
+/* `count` registers from `start` at unit id `unit` (function 3) over the GX's link. */
+static enum result bustools_gx_read(struct bustools_gx *g, uint8_t unit, uint16_t start,
+                                    uint16_t count, uint16_t *out, uint8_t *ex)
+{
+    uint8_t req[8], rsp[5 + 2 * 125 + 2];
+    size_t len = 0;
+    enum result r;
+
+    *ex = 0;
+    g->requests++;
+    mb_build_read_request(unit, start, count, req);
+    r = link_exchange(g->l, req, sizeof(req), rsp, sizeof(rsp), &len, mb_rtu_frame_length,
+                      bustools_now());
+    return r == RESULT_OK ? mb_parse_read_response(rsp, len, unit, count, out, ex) : r;
+}
+
+static enum result bustools_gx_probe(void *ctx, uint8_t unit, uint16_t reg, uint8_t *ex)
+{
+    uint16_t v;
+    enum result r = bustools_gx_read(ctx, unit, reg, 1, &v, ex);
+
+    if (r == RESULT_OK)
+        fprintf(stderr, "scan: unit %3u register %5u: answers\n", unit, reg);
+    return r;
+}
+
+/*
+ * `bms2mqtt scan --port modbus-tcp://HOST[:PORT]`: the GX's serial and firmware, then its
+ * devices (victron_scan.h), printed with a victron_gx bus that loads as it is. Returns the exit
+ * status.
+ */
+static int bustools_scan_gx(const struct bustools_opts *o)
+{
+    struct link_params lp = {.port = o->port, .baud = 9600, .timeout_s = 2, .modbus = true};
+    struct victron_table *t = NULL;
+    struct bustools_gx g = {0};
+    struct victron_scan *s = NULL;
+    char err[512], serial[33] = "", fw[32] = "";
+    uint16_t r[8];
+    uint8_t ex;
+    int rc = 1;
+
+    if (victron_table_builtin(NULL, &t, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bms2mqtt scan: register table: %s\n", err);
+        return 1;
+    }
+    const struct victron_service *sys = victron_table_service(t, "system");
+    int i = sys ? victron_service_find(sys, 800) : -1;
+    if (!(g.l = link_new(&lp, err, sizeof(err))) || !(s = malloc(sizeof(*s)))) {
+        fprintf(stderr, "bms2mqtt scan: %s: %s\n", o->port, g.l ? "out of memory" : err);
+        goto out;
+    }
+    if (i < 0 || bustools_gx_read(&g, 100, 800, sys->map.defs[i].count, r, &ex) != RESULT_OK) {
+        fprintf(stderr, "bms2mqtt scan: %s: no GX serial at unit 100, register 800 (%s)\n", o->port,
+                g.l->what[0] ? g.l->what : "refused");
+        printf("# bms2mqtt scan of %s: no GX answered\n", o->port);
+        goto out;
+    }
+    reading_text(&sys->map.defs[i], r, serial, sizeof(serial));
+    if (bustools_gx_read(&g, 100, 834, 2, r, &ex) == RESULT_OK)
+        snprintf(fw, sizeof(fw), "v%x.%02x%s", r[0] >> 8, r[0] & 0xFF, r[1] ? " (beta)" : "");
+    victron_scan_start(s, t, NULL, 0);
+    fprintf(stderr, "scan: GX %s, firmware %s: probing at most %lu service/unit id pairs\n", serial,
+            fw[0] ? fw : "older than v3.60", victron_scan_total(s));
+    signal(SIGINT, bustools_on_signal);
+    signal(SIGTERM, bustools_on_signal);
+    enum result res = RESULT_OK;
+    while (!s->done && !bustools_stop && res == RESULT_OK)
+        res = victron_scan_step(s, 64, bustools_gx_probe, &g);
+    if (res != RESULT_OK || !s->done) {
+        fprintf(stderr, "bms2mqtt scan: %s: %s\n", o->port,
+                res != RESULT_OK ? g.l->what : "interrupted");
+        goto out;
+    }
+    fprintf(stderr, "scan: %lu requests, %zu devices\n", g.requests, s->n_found);
+    printf("# bms2mqtt scan of %s: Victron GX %s, firmware %s: %zu devices in %lu requests\n",
+           o->port, serial, fw[0] ? fw : "older than v3.60", s->n_found, g.requests);
+    for (size_t k = 0; k < s->n_found; k++)
+        printf("#   unit %3u: %s\n", s->found[k].unit, s->found[k].svc->name);
+    printf("buses:\n  - name: gx\n    mode: victron_gx\n    port: ");
+    bustools_yaml_scalar(o->port);
+    printf("\n    units: [");
+    for (size_t k = 0, n = 0; k < s->n_found; k++) {
+        bool dup = false;
+        for (size_t j = 0; j < k; j++)
+            dup = dup || s->found[j].unit == s->found[k].unit;
+        if (!dup)
+            printf("%s%u", n++ ? ", " : "", s->found[k].unit);
+    }
+    printf("]\n");
+    rc = s->n_found ? 0 : 1;
+out:
+    free(s);
+    link_free(g.l);
+    victron_table_free(t);
+    return rc;
+}
+
 int bustools_scan(int argc, char **argv)
 {
     static const char usage[] =
@@ -633,7 +742,9 @@ int bustools_scan(int argc, char **argv)
         "  lp4_ascii   EG4 LifePower4 ASCII: analog command 0x42, addresses 1-15, 9600 baud\n"
         "Each pack found is asked who it is (LP4V2: registers 105-127; Pylontech: 0x51,\n"
         "0x93, 0x96; legacy: 0x33; LifePower4 ASCII: 0x51 where the pack offers it).\n"
-        "  -p, --port PORT     serial device\n"
+        "  -p, --port PORT     serial device; or modbus-tcp://HOST[:PORT] of a Victron GX:\n"
+        "                      its serial, firmware and devices (one-register probes at\n"
+        "                      unit 100, unitid2di.csv's ids and 1-63) and a victron_gx bus\n"
         "  -P, --protocol P    try only this protocol (default: all four)\n"
         "  -b, --baud B        a Modbus rate to try (repeatable)\n"
         "  -a, --all           every Modbus slave id and Pylontech address\n"
@@ -649,6 +760,14 @@ int bustools_scan(int argc, char **argv)
 
     if (rc >= 0)
         return rc;
+    if (url_kind(o.port) == URL_MODBUS_TCP) {
+        if (o.protocol || o.n_bauds || o.all) {
+            fprintf(stderr, "bms2mqtt scan: a modbus-tcp:// port is a Victron GX's: --protocol, "
+                            "--baud and --all do not apply\n");
+            return 2;
+        }
+        return bustools_scan_gx(&o);
+    }
     if (config_defaults(&defaults) < 0) {
         fprintf(stderr, "bms2mqtt scan: out of memory\n");
         return 1;
@@ -660,7 +779,7 @@ int bustools_scan(int argc, char **argv)
     for (size_t i = 0; drivers[i] && !bustools_stop; i++) {
         const struct driver *dr = drivers[i];
         bool given = o.n_bauds > 0 && dr->wire == DRIVER_WIRE_MODBUS;
-        if (o.protocol && o.protocol != dr->sniff)
+        if ((o.protocol && o.protocol != dr->sniff) || !dr->scan_bauds)
             continue;
         for (size_t b = 0; !bustools_stop; b++) {
             int baud = given ? (b < (size_t)o.n_bauds ? o.bauds[b] : 0) : dr->scan_bauds[b];

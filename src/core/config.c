@@ -112,6 +112,8 @@ static int parse_packs(struct loader *ld, const struct yw_node *key, const struc
 static int parse_http(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 static int parse_bus_packs(struct loader *ld, const struct yw_node *key,
                            const struct yw_node *value);
+static int parse_units(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
+static int parse_write(struct loader *ld, const struct yw_node *key, const struct yw_node *value);
 
 #define BUS(f)  offsetof(struct config_bus, f)
 #define MQTT(f) offsetof(struct config_mqtt, f)
@@ -146,7 +148,10 @@ static const struct key_spec top_keys[] = {
     {"rs485_rts_on_send", V_BOOL,    BUS(rs485_rts_on_send), 0, 0,     0,            NULL},        \
     {"rs485_delay_before_ms", V_INT, BUS(rs485_delay_before_ms), 0, CONFIG_RS485_DELAY_MAX_MS, 0, NULL}, \
     {"rs485_delay_after_ms",  V_INT, BUS(rs485_delay_after_ms),  0, CONFIG_RS485_DELAY_MAX_MS, 0, NULL}, \
-    {"echo",            V_BOOL,      BUS(echo),            0, 0,       0,            NULL}
+    {"echo",            V_BOOL,      BUS(echo),            0, 0,       0,            NULL},        \
+    {"units",           V_SECTION,   0,                    0, 0,       0,            parse_units}, \
+    {"write",           V_SECTION,   0,                    0, 0,       0,            parse_write}, \
+    {"register_table",  V_STRING,    BUS(gx.register_table), 0, 0,     F_NONEMPTY,   NULL}
 
 static const struct key_spec bus_keys[] = {
     BUS_KEYS,
@@ -155,7 +160,8 @@ static const struct key_spec bus_keys[] = {
 static const struct key_spec bus_item_keys[] = {
     {"name",  V_STRING, BUS(name), 0, 0, F_REQUIRED | F_NONEMPTY | F_BUS_NAME, NULL},
     BUS_KEYS,
-    {"packs", V_SECTION, 0, 0, 0, F_REQUIRED, parse_bus_packs},
+    /* required but in victron_gx mode, which has none (check_packs_given) */
+    {"packs", V_SECTION, 0, 0, 0, 0, parse_bus_packs},
 };
 
 static const struct key_spec mqtt_keys[] = {
@@ -708,6 +714,186 @@ static const struct yw_node *section_value(const struct section *sec, const char
     return NULL;
 }
 
+/* The key node `name` of a walked section (also of sections with their own parser), or
+ * NULL. */
+static const struct yw_node *section_key(const struct section *sec, const char *name)
+{
+    for (size_t i = 0; i < sec->n_keys; i++) {
+        if (strcmp(sec->keys[i].name, name) == 0)
+            return sec->key_nodes[i];
+    }
+    return NULL;
+}
+
+/* ---- a Victron GX (mode victron_gx) ------------------------------------------------------ */
+
+/* The bus being read. */
+static struct config_bus *cur_bus(struct loader *ld)
+{
+    return &ld->cfg->buses[ld->cur_bus - ld->buses];
+}
+
+/* units: a list of unit ids 1..247, no repeats. */
+static int parse_units(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
+{
+    struct config_gx *gx = &cur_bus(ld)->gx;
+    const char *path = ld->cur_bus->path;
+    char text[YW_EXCERPT_MAX + 8];
+
+    if (yw_is_null(value))
+        return fail(ld, key->mark,
+                    "%s.units is empty; list unit ids (e.g. [100, 225, 227]) or leave the key "
+                    "out to let bms2mqtt scan",
+                    path);
+    if (value->kind != YW_SEQUENCE)
+        return fail(ld, value->mark,
+                    "%s.units must be a list of unit ids, e.g. [100, 225, 227], "
+                    "not %s",
+                    path, yw_describe(value, text, sizeof text));
+    if (value->n == 0)
+        return fail(ld, value->mark,
+                    "%s.units is empty; list unit ids or leave the key out to let bms2mqtt scan",
+                    path);
+    if (value->n > CONFIG_GX_MAX_UNITS)
+        return fail(ld, value->items[CONFIG_GX_MAX_UNITS]->mark, "%s.units lists more than %d ids",
+                    path, CONFIG_GX_MAX_UNITS);
+    for (size_t i = 0; i < value->n; i++) {
+        const struct yw_node *item = value->items[i];
+        long long v;
+
+        if (item->kind != YW_SCALAR || yw_int(item, &v) != 0)
+            return fail(ld, item->mark,
+                        "%s.units[%zu] must be a unit id (an integer 1..247), not %s", path, i,
+                        yw_describe(item, text, sizeof text));
+        if (v == 0)
+            return fail(ld, item->mark,
+                        "%s.units[%zu] is 0: a GX answers unit 0 as unit 100 (the system "
+                        "device); write 100",
+                        path, i);
+        if (v < 1 || v > 247)
+            return fail(ld, item->mark,
+                        "%s.units[%zu] must be in 1..247 (a Modbus unit id), not %s", path, i,
+                        yw_text(item, text, sizeof text));
+        for (size_t k = 0; k < gx->n_units; k++)
+            if (gx->units[k] == v)
+                return fail(ld, item->mark, "%s.units[%zu]: unit %lld is listed twice", path, i, v);
+        gx->units[gx->n_units++] = (unsigned char)v;
+    }
+    return 0;
+}
+
+/* A number of `write:` within lo..hi (lo excluded when lo_open). */
+static int write_number(struct loader *ld, const struct yw_node *value, const char *path,
+                        const char *unit, double lo, bool lo_open, double hi, double *out)
+{
+    char text[YW_EXCERPT_MAX + 8];
+    double v;
+
+    if (value->kind != YW_SCALAR || yw_number(value, &v) != 0)
+        return fail(ld, value->mark, "%s must be a number (%s), not %s", path, unit,
+                    yw_describe(value, text, sizeof text));
+    if ((lo_open ? v <= lo : v < lo) || v > hi)
+        return fail(ld, value->mark, "%s must be %s %g and at most %g %s, not %s", path,
+                    lo_open ? "above" : "at least", lo, hi, unit,
+                    yw_text(value, text, sizeof text));
+    *out = v;
+    return 0;
+}
+
+/* write: the guard rails of writes (doc/bms2mqtt.yaml.5.md). Present, even empty: writes on. */
+static int parse_write(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
+{
+    static const char *const names[] = {"ac_current_max_a", "dc_current_max_a",
+                                        "dc_voltage_profile", "ac_voltage"};
+    struct config_gx *gx = &cur_bus(ld)->gx;
+    char text[YW_EXCERPT_MAX + 8], path[96], hint[128];
+    const struct yw_node *seen[4] = {0};
+
+    (void)key;
+    gx->write = true;
+    if (yw_is_null(value))
+        return 0;
+    if (value->kind != YW_MAPPING)
+        return fail(ld, value->mark,
+                    "%s.write must be a mapping of rails (ac_current_max_a, "
+                    "dc_current_max_a, dc_voltage_profile, ac_voltage), not %s",
+                    ld->cur_bus->path, yw_describe(value, text, sizeof text));
+    for (size_t i = 0; i < value->n; i++) {
+        const struct yw_node *k = value->items[2 * i], *v = value->items[2 * i + 1];
+        size_t which = 0;
+
+        while (which < 4 && !yw_is(k, names[which]))
+            which++;
+        if (which == 4) {
+            const char *best = k->kind == YW_SCALAR ? yw_closest(k, names, 4) : NULL;
+            if (best)
+                snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
+            else
+                snprintf(hint, sizeof hint, " (known: %s, %s, %s, %s)", names[0], names[1],
+                         names[2], names[3]);
+            return fail(ld, k->mark, "unknown key '%s' in %s.write%s",
+                        yw_text(k, text, sizeof text), ld->cur_bus->path, hint);
+        }
+        if (seen[which])
+            return fail(ld, k->mark, "duplicate key '%s' in %s.write (first at line %zu)",
+                        names[which], ld->cur_bus->path, seen[which]->mark.line);
+        seen[which] = k;
+        snprintf(path, sizeof path, "%s.write.%s", ld->cur_bus->path, names[which]);
+        if (yw_is_null(v))
+            continue; /* absent: that rail writes nothing */
+        int rc = 0;
+        switch (which) {
+        case 0:
+            rc = write_number(ld, v, path, "A", 0, true, 1000, &gx->ac_current_max_a);
+            break;
+        case 1:
+            rc = write_number(ld, v, path, "A", 0, true, 10000, &gx->dc_current_max_a);
+            break;
+        case 2:
+            if (yw_is(v, "4s") || yw_is(v, "8s") || yw_is(v, "16s"))
+                gx->dc_cells = (unsigned)atoi(v->text);
+            else
+                rc = fail(ld, v->mark, "%s must be 4s, 8s or 16s (LiFePO4 cells in series), not %s",
+                          path, yw_describe(v, text, sizeof text));
+            break;
+        default:
+            if (v->kind == YW_SCALAR && (yw_is(v, "120") || yw_is(v, "230")))
+                gx->ac_voltage = atof(v->text);
+            else
+                rc = fail(ld, v->mark, "%s must be 120 or 230 (V per phase), not %s", path,
+                          yw_describe(v, text, sizeof text));
+            break;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The keys only a victron_gx bus takes, and the defaults it has of its own. */
+static int finish_gx_keys(struct loader *ld, size_t k, const struct section *sec)
+{
+    static const char *const gx_keys[] = {"units", "write", "register_table"};
+    struct config_bus *b = &ld->cfg->buses[k];
+    const struct yw_node *interval = section_value(sec, "poll_interval_s");
+
+    if (!b->driver->bus_run) {
+        for (size_t i = 0; i < ARRAY_SIZE(gx_keys); i++) {
+            const struct yw_node *key = section_key(sec, gx_keys[i]);
+            if (key)
+                return fail(ld, key->mark, "%s.%s is only used in victron_gx mode (%s.mode is %s)",
+                            sec->path, gx_keys[i], sec->path, b->mode);
+        }
+        return 0;
+    }
+    /* A GX answers at LAN speed: every 5 s by default, at most once a second. */
+    if (!interval)
+        b->poll_interval_s = 5;
+    else if (b->poll_interval_s < 1)
+        b->poll_interval_s = 1;
+    return 0;
+}
+
 /* ---- buses ------------------------------------------------------------------------------- */
 
 /* A bus's defaults, those of the original eg4-battery script; baud 0 until the driver's. */
@@ -742,7 +928,7 @@ static int finish_bus(struct loader *ld, size_t k, const struct section *sec)
         b->baud = b->driver->default_baud;
     b->line = (int)ld->buses[k].anchor->mark.line;
     b->column = (int)ld->buses[k].anchor->mark.column;
-    return 0;
+    return finish_gx_keys(ld, k, sec);
 }
 
 /* The two forms of the bus settings, `bus:` with `packs:` or `buses:`, never both. */
@@ -799,6 +985,62 @@ static int check_unique_bus_name(struct loader *ld, size_t k, const struct secti
     return 0;
 }
 
+static int grow_packs(struct loader *ld, size_t n);
+
+/*
+ * The pack of victron_gx bus k: the GX itself, named as the bus, at unit id 100 (its system
+ * device), on the bus's port; `at` is where its bus is in the file. Appended to cfg->packs.
+ */
+static int add_gx_pack(struct loader *ld, size_t k, const struct yw_node *at)
+{
+    struct config *cfg = ld->cfg;
+    size_t i = cfg->n_packs;
+
+    if (i >= CONFIG_MAX_PACKS)
+        return fail(ld, at->mark, "more than %d packs; bms2mqtt reads at most %d", CONFIG_MAX_PACKS,
+                    CONFIG_MAX_PACKS);
+    if (grow_packs(ld, i + 1) != 0)
+        return -1;
+    memset(&cfg->packs[i], 0, sizeof(cfg->packs[i]));
+    ld->packs[i] = (struct pack_src){.item = at};
+    snprintf(ld->packs[i].path, sizeof ld->packs[i].path, "%s", ld->buses[k].path);
+    cfg->n_packs = i + 1;
+    cfg->packs[i].name = strdup(cfg->buses[k].name);
+    if (!cfg->packs[i].name)
+        return fail_oom(ld);
+    cfg->packs[i].address = -1; /* the driver's default: 100 */
+    cfg->packs[i].line = (int)at->mark.line;
+    cfg->packs[i].column = (int)at->mark.column;
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(cfg->packs[j].name, cfg->packs[i].name) == 0)
+            return fail(ld, at->mark,
+                        "bus name '%s' of a victron_gx bus is also the name of pack '%s' (line "
+                        "%d); the GX is published under its bus's name: rename one of them",
+                        cfg->packs[i].name, cfg->packs[j].name, cfg->packs[j].line);
+    ld->buses[k].first_pack = i;
+    ld->buses[k].n_packs = 1;
+    return 0;
+}
+
+/* A bus's packs: required, but a victron_gx bus has none (it finds its devices itself). */
+static int check_packs_given(struct loader *ld, size_t k, const struct section *sec,
+                             const struct yw_node *item)
+{
+    const struct yw_node *packs = section_key(sec, "packs");
+    char loc[64];
+
+    if (!ld->cfg->buses[k].driver->bus_run)
+        return packs ? 0
+                     : fail(ld, item->mark, "missing required key 'packs' %s",
+                            where(sec, loc, sizeof loc));
+    if (packs)
+        return fail(ld, packs->mark,
+                    "%s.packs: a victron_gx bus finds the GX's devices itself; remove packs "
+                    "(%s.units picks unit ids)",
+                    sec->path, sec->path);
+    return add_gx_pack(ld, k, item);
+}
+
 static int parse_bus_item(struct loader *ld, size_t k, const struct yw_node *item)
 {
     struct config_bus *b = &ld->cfg->buses[k];
@@ -812,7 +1054,9 @@ static int parse_bus_item(struct loader *ld, size_t k, const struct yw_node *ite
     ld->cur_bus = src;
     if (walk_mapping(ld, &sec, item, item->mark) != 0 || finish_bus(ld, k, &sec) != 0)
         return -1;
-    return check_unique_bus_name(ld, k, &sec);
+    if (check_unique_bus_name(ld, k, &sec) != 0)
+        return -1;
+    return check_packs_given(ld, k, &sec, item);
 }
 
 static int parse_buses(struct loader *ld, const struct yw_node *key, const struct yw_node *value)
@@ -931,6 +1175,27 @@ static int parse_pack(struct loader *ld, size_t i, const struct yw_node *item)
     return check_unique_pack_name(ld, i, name);
 }
 
+/* Room for n packs in cfg->packs and their sources. */
+static int grow_packs(struct loader *ld, size_t n)
+{
+    struct config *cfg = ld->cfg;
+
+    if (n > ld->packs_cap) {
+        struct config_pack *packs = realloc(cfg->packs, n * sizeof(*packs));
+        struct pack_src *src;
+
+        if (!packs)
+            return fail_oom(ld);
+        cfg->packs = packs;
+        src = realloc(ld->packs, n * sizeof(*src));
+        if (!src)
+            return fail_oom(ld);
+        ld->packs = src;
+        ld->packs_cap = n;
+    }
+    return 0;
+}
+
 /*
  * Read the list `value` of `key` (whose path is `path`: "packs", "buses[0].packs") onto the
  * end of cfg->packs. The limit of packs counts every bus's.
@@ -954,19 +1219,8 @@ static int read_pack_list(struct loader *ld, const char *path, const struct yw_n
         return fail(ld, value->items[CONFIG_MAX_PACKS - first]->mark,
                     "more than %d packs; bms2mqtt reads at most %d", CONFIG_MAX_PACKS,
                     CONFIG_MAX_PACKS);
-    if (first + n > ld->packs_cap) {
-        struct config_pack *packs = realloc(cfg->packs, (first + n) * sizeof(*packs));
-        struct pack_src *src;
-
-        if (!packs)
-            return fail_oom(ld);
-        cfg->packs = packs;
-        src = realloc(ld->packs, (first + n) * sizeof(*src));
-        if (!src)
-            return fail_oom(ld);
-        ld->packs = src;
-        ld->packs_cap = first + n;
-    }
+    if (grow_packs(ld, first + n) != 0)
+        return -1;
     for (size_t i = 0; i < n; i++) {
         size_t at = first + i;
 
@@ -1073,6 +1327,59 @@ static int check_bus_port(struct loader *ld, size_t k)
                 ld->buses[k].path, yw_text(value, text, sizeof text), b->mode);
 }
 
+/* The longest service type of a GX ("solarcharger"; room for newer ones): a GX's devices are
+ * named "<bus>_<unit id>_<service>". */
+#define GX_SERVICE_MAX 20
+
+/* A victron_gx bus: a Modbus TCP port (or simulated), and no pack named as its devices are. */
+static int check_gx_bus(struct loader *ld, size_t k)
+{
+    const struct config *cfg = ld->cfg;
+    const struct config_bus *b = &cfg->buses[k];
+    const struct yw_node *value = yw_get(ld->buses[k].map, "port");
+    char text[YW_EXCERPT_MAX + 8];
+    size_t n = strlen(b->name);
+
+    if (!b->driver->bus_run)
+        return 0;
+    if (b->transport == CONFIG_TRANSPORT_SERIAL && b->port && url_kind(b->port) != URL_MODBUS_TCP)
+        return fail(ld, value ? value->mark : ld->buses[k].anchor->mark,
+                    "%s.port '%s': a GX is reached over Modbus TCP: give "
+                    "modbus-tcp://HOST[:PORT] (port 502 unless given)",
+                    ld->buses[k].path, yw_excerpt(b->port, strlen(b->port), text, sizeof text));
+    for (size_t i = 0; i < cfg->n_packs; i++) {
+        const char *p = cfg->packs[i].name;
+        if (cfg->packs[i].bus != b && strncmp(p, b->name, n) == 0 && p[n] == '_' &&
+            p[n + 1] >= '0' && p[n + 1] <= '9')
+            return fail(ld,
+                        (struct yw_mark){(size_t)cfg->packs[i].line, (size_t)cfg->packs[i].column},
+                        "pack name '%s' may be the name of a device of victron_gx bus '%s' "
+                        "(line %d), which are named %s_<unit id>_<service>; rename the pack",
+                        p, b->name, b->line, b->name);
+    }
+    return 0;
+}
+
+/* A victron_gx bus keeps its scan cache beside the state file. */
+static int set_state_dir(struct loader *ld, size_t k)
+{
+    struct config *cfg = ld->cfg;
+    const char *slash;
+
+    if (!cfg->buses[k].driver->bus_run || !cfg->state_file)
+        return 0;
+    slash = strrchr(cfg->state_file, '/');
+    cfg->buses[k].gx.state_dir = !slash ? strdup(".")
+                                 : slash == cfg->state_file
+                                     ? strdup("/")
+                                     : strndup(cfg->state_file, (size_t)(slash - cfg->state_file));
+    if (!cfg->buses[k].gx.state_dir)
+        return fail_oom(ld);
+    if (k == 0)
+        cfg->bus.gx.state_dir = cfg->buses[0].gx.state_dir;
+    return 0;
+}
+
 /* The longest device name in a topic level: a pack's, the bank's (configured, or
  * "bank_<8 hex digits>"), or a listening bus's name for a pack heard but not configured
  * ("lifepower4_addr_ff"). */
@@ -1094,6 +1401,12 @@ static size_t longest_device_name(const struct config *cfg)
     for (size_t i = 0; i < cfg->n_packs; i++)
         if (strlen(cfg->packs[i].name) > longest)
             longest = strlen(cfg->packs[i].name);
+    for (size_t k = 0; k < cfg->n_buses; k++) {
+        size_t gx = strlen(cfg->buses[k].name) + strlen("_247_") + GX_SERVICE_MAX;
+
+        if (cfg->buses[k].driver->bus_run && gx > longest)
+            longest = gx;
+    }
     if (cfg->bank && cfg->n_packs >= 2) {
         size_t bank = cfg->bank_name ? strlen(cfg->bank_name) : strlen("bank_01234567");
 
@@ -1135,6 +1448,15 @@ static int check_topics(struct loader *ld)
     /* <discovery_prefix>/binary_sensor/<name>_<key>/config, the longer of the components. */
     size_t discovery =
         prefix + strlen("/binary_sensor/") + name + 1 + READING_KEY_MAX + strlen("/config");
+    /* <base_topic>/<device>/<reading>/set: a GX's commands, when it writes. */
+    size_t command = base + 1 + name + 1 + READING_KEY_MAX + strlen("/set");
+    bool writes = false;
+
+    for (size_t k = 0; k < ld->cfg->n_buses; k++)
+        writes = writes || ld->cfg->buses[k].gx.write;
+    if (writes && command >= CONFIG_TOPIC_MAX)
+        return topic_too_long(ld, "base_topic", "<base_topic>/<device>/<reading>/set", command,
+                              base);
 
     if (device >= CONFIG_TOPIC_MAX)
         return topic_too_long(ld, "base_topic", "<base_topic>/<pack name>/availability", device,
@@ -1335,14 +1657,22 @@ static int check_whole(struct loader *ld)
 
     if (!ld->buses_key && !ld->bus_key)
         return fail(ld, start, "missing required key 'bus' at the top level");
-    if (!ld->buses_key && !ld->packs_key)
+    if (!ld->buses_key && cfg->buses[0].driver->bus_run) {
+        if (ld->packs_key)
+            return fail(ld, ld->packs_key->mark,
+                        "packs: a victron_gx bus finds the GX's devices itself; remove packs "
+                        "(bus.units picks unit ids)");
+        if (add_gx_pack(ld, 0, ld->bus_key) != 0)
+            return -1;
+    } else if (!ld->buses_key && !ld->packs_key) {
         return fail(ld, start, "missing required key 'packs' at the top level");
+    }
     link_buses(ld);
     for (size_t k = 0; k < cfg->n_buses; k++)
         if (check_addresses(ld, k) != 0)
             return -1;
     for (size_t k = 0; k < cfg->n_buses; k++)
-        if (check_bus_port(ld, k) != 0)
+        if (check_bus_port(ld, k) != 0 || check_gx_bus(ld, k) != 0 || set_state_dir(ld, k) != 0)
             return -1;
     if (check_topics(ld) != 0)
         return -1;
@@ -1505,6 +1835,8 @@ void config_free(struct config *cfg)
     for (size_t k = 0; cfg->buses && k < cfg->n_buses; k++) {
         free(cfg->buses[k].name);
         free(cfg->buses[k].port);
+        free(cfg->buses[k].gx.register_table);
+        free(cfg->buses[k].gx.state_dir);
     }
     free(cfg->buses);
     free(cfg->mqtt.host);

@@ -31,6 +31,34 @@ enum config_transport {
 struct config_bus;
 struct driver;
 
+/* The most unit ids a victron_gx bus's `units` lists (a GX answers unit ids 1..247). */
+#define CONFIG_GX_MAX_UNITS 247
+
+/*
+ * The keys of a bus in mode victron_gx (a Victron GX's Modbus TCP server, doc/victron.md);
+ * refused on every other bus. Strings owned by the config.
+ */
+struct config_gx {
+    /* `units`: poll the devices at these unit ids (1..247, no repeats, in file order); none
+     * (n_units 0): find them by a scan. Unit 0 is refused: the GX takes it for 100. */
+    unsigned char units[CONFIG_GX_MAX_UNITS];
+    size_t n_units;
+    char *register_table; /* `register_table`: an attributes.csv read at start; NULL: the
+                             build's own table */
+    /* `write:` given: the allow-listed registers whose rail is configured become HA
+     * controls (number, select, switch); absent (false): read-only, the default. The rails
+     * soc (0..100 %), mode (the register's codes) and switch (0/1) need no limit. */
+    bool write;
+    double ac_current_max_a; /* `write.ac_current_max_a`, A, 0 < x <= 1000; 0: absent */
+    double dc_current_max_a; /* `write.dc_current_max_a`, A, 0 < x <= 10000; 0: absent */
+    unsigned dc_cells;       /* `write.dc_voltage_profile` 4s, 8s or 16s: LiFePO4 cells in
+                                series; 0: absent */
+    double ac_voltage;       /* `write.ac_voltage`, V per phase: 120 or 230; 0: absent */
+    /* Where the bus keeps its scan cache: the directory of `state_file` when the file names
+     * one, else NULL: $STATE_DIRECTORY (systemd's StateDirectory=) at run time, or none. */
+    char *state_dir;
+};
+
 /* One entry of a bus's `packs:`. Strings are owned by the config (freed by config_free). */
 struct config_pack {
     char *name;  /* HA device/unique_id prefix, [A-Za-z0-9_-], 1..64 chars, unique among the
@@ -78,10 +106,13 @@ struct config_bus {
                                   this long after the last bit */
     bool echo;                 /* `echo`, default false: the adapter hears its own
                                   transmission; discard it (checked byte for byte) */
-    struct config_pack *packs; /* n_packs (>= 1) entries of config.packs, in file order */
+    struct config_pack *packs; /* n_packs (>= 1) entries of config.packs, in file order; a
+                                  victron_gx bus has one, made by the loader: the GX itself,
+                                  named as the bus, address 100 */
     size_t n_packs;
     int line; /* 1-based position of the bus (`bus:` key or buses item) */
     int column;
+    struct config_gx gx; /* mode victron_gx only (zero otherwise) */
 };
 
 /* `mqtt:` section. */

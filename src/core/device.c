@@ -31,6 +31,8 @@ int device_setup(struct device *p, const char *name, const struct driver *driver
 
 void device_teardown(struct device *p)
 {
+    if (p->driver && p->driver->teardown)
+        p->driver->teardown(p);
     free(p->values);
     if (p->bus_state_owned)
         free(p->bus_state);

@@ -12,6 +12,9 @@
 #include "log.h"
 #include "regmap.h"
 
+struct ha_style;
+struct inbox;
+
 /* Availability of a pack as HA sees it. */
 enum device_avail {
     DEVICE_UNKNOWN, /* not polled yet: published as offline */
@@ -66,6 +69,12 @@ struct device {
     struct log_throttle throttle;                         /* failure logging */
     struct device_optional optional[DEVICE_MAX_OPTIONAL]; /* by the driver's own numbering */
     double *values; /* scratch: n_defs readings of the current poll */
+    /* How Home Assistant sees the device when it is not a battery pack (a GX's devices,
+     * ha.h struct ha_style), with the style's own data; NULL: a pack's discovery. Set before
+     * the device reaches the publisher, constant from then on. */
+    const struct ha_style *ha_style;
+    const void *ha_ctx;
+    struct inbox *inbox; /* where commands for it go (inbox.h; HA command topics), or NULL */
 };
 
 /*

@@ -376,7 +376,8 @@ static int packs_bus_setup(struct device *packs, size_t n)
         rc = packs[i].driver->bus_setup(line, m);
     }
     if (!line || rc < 0)
-        log_msg(LOG_LVL_ERROR, "out of memory setting up the packs' lines");
+        log_msg(LOG_LVL_ERROR, "cannot set up the packs' lines (out of memory, or as logged "
+                               "above)");
     free(line);
     return line ? rc : -1;
 }
@@ -443,10 +444,36 @@ static struct energy_store *state_open(const struct config *cfg)
     return s;
 }
 
+/* --dry-run's bus loop for a driver that runs its bus (a GX): one cycle, no sleeping. */
+static double dry_now(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static bool dry_sleep(void *ctx, double until)
+{
+    (void)ctx;
+    (void)until;
+    return true;
+}
+
+static bool dry_stopping(void *ctx)
+{
+    (void)ctx;
+    return false;
+}
+
+static void dry_kick(void *ctx)
+{
+    (void)ctx;
+}
+
 /* --dry-run: the publisher's own code, run by the main thread: each pack's outcome is
  * posted, then processed and printed before the next pack is polled. */
 static int run_dry(const struct config *cfg, struct device *packs)
 {
+    const struct bus_loop dry_loop = {dry_now, dry_sleep, dry_stopping, dry_kick, true, NULL};
     struct sink out = {stdout_publish, NULL, NULL};
     char client_id[128], bank[64];
     struct publisher *b;
@@ -466,7 +493,10 @@ static int run_dry(const struct config *cfg, struct device *packs)
     publisher_set_sink(b, out);
     publisher_on_connect(b);
     for (size_t i = 0; i < cfg->n_packs; i++) {
-        poller_poll_pack(&packs[i], b, 0);
+        if (packs[i].driver->bus_run)
+            packs[i].driver->bus_run(&packs[i], b, &dry_loop);
+        else
+            poller_poll_pack(&packs[i], b, 0);
         publisher_service(b);
     }
     fflush(stdout);

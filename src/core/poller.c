@@ -150,6 +150,49 @@ bool poller_stopping(struct poller *pl)
     return stop;
 }
 
+/* ---- a bus its driver runs (driver.h bus_run) ---- */
+
+static double poller_bus_now(void *ctx)
+{
+    struct poller *pl = ((struct poller_bus *)ctx)->pl;
+
+    return poller_now() - ((double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9);
+}
+
+/* Until `until` (in poller_bus_now's time), a stop, or a kick. */
+static bool poller_bus_sleep(void *ctx, double until)
+{
+    struct poller_bus *bus = ctx;
+    struct poller *pl = bus->pl;
+    double abs_until = until + ((double)pl->t0.tv_sec + pl->t0.tv_nsec / 1e9);
+    struct timespec ts = poller_ts(abs_until);
+    bool stop;
+
+    pthread_mutex_lock(&pl->lock);
+    while (!pl->stop && !bus->kicked && abs_until > poller_now())
+        if (pthread_cond_timedwait(&pl->wake, &pl->lock, &ts) == ETIMEDOUT)
+            break;
+    bus->kicked = false;
+    stop = pl->stop;
+    pthread_mutex_unlock(&pl->lock);
+    return stop;
+}
+
+static bool poller_bus_stopping(void *ctx)
+{
+    return poller_stopping(((struct poller_bus *)ctx)->pl);
+}
+
+static void poller_bus_kick(void *ctx)
+{
+    struct poller_bus *bus = ctx;
+
+    pthread_mutex_lock(&bus->pl->lock);
+    bus->kicked = true;
+    pthread_cond_broadcast(&bus->pl->wake);
+    pthread_mutex_unlock(&bus->pl->lock);
+}
+
 static void *poller_bus_thread(void *arg)
 {
     struct poller_bus *bus = arg;
@@ -160,6 +203,12 @@ static void *poller_bus_thread(void *arg)
     double next = poller_now();
 
     beat_attach(&bus->beat);
+    if (bus->packs[0]->driver->bus_run) {
+        const struct bus_loop loop = {poller_bus_now,  poller_bus_sleep, poller_bus_stopping,
+                                      poller_bus_kick, pl->once,         bus};
+        bus->packs[0]->driver->bus_run(bus->packs[0], pl->pub, &loop);
+        goto done;
+    }
     if (cb->listen && bus->packs[0]->link->read_only) {
         /* (Simulated packs have no master to listen to: they are polled.) */
         poller_listen(bus);

@@ -25,6 +25,7 @@ struct poller_bus {
      * reallocates `packs` as it finds packs). */
     const struct config_bus *cb;
     const char *port;
+    bool kicked; /* under pl->lock: a driver that runs its bus has work (bus_loop kick) */
 };
 
 struct poller {

@@ -156,6 +156,8 @@ struct device_identity {
     char model[33];    /* e.g. "LP4V2-48V-100AH" */
     char firmware[33]; /* e.g. "V03R04" */
     char serial[33];   /* e.g. "LP4V2SIM00000001" */
+    char name[65];     /* the device's own name, UTF-8 (a GX device's custom name), or "":
+                          the HA device is then named by its configuration */
 };
 
 /*

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crc.h"
 #include "link_impl.h"
 #include "sim.h"
 
@@ -30,6 +31,41 @@ static enum result sim_open(struct link *l)
     return RESULT_OK;
 }
 
+/*
+ * A personality served over TCP only (a GX: Modbus TCP) on a line of RTU ADUs: the request goes
+ * to the pack as the MBAP frame a Modbus TCP link would send (transaction 1), and its reply
+ * comes back as the RTU ADU it stands for, with its CRC.
+ */
+static enum result sim_exchange_mbap(struct link_sim *s, const uint8_t *req, size_t n, uint8_t *rsp,
+                                     size_t cap, size_t *len)
+{
+    struct link *l = &s->base;
+    uint8_t adu[7 + 256], out[7 + 260];
+    size_t pdu = n - 2, got;
+
+    if (n < 4 || pdu + 6 > sizeof(adu))
+        return link_fail(l, RESULT_LENGTH, "not a Modbus RTU request");
+    adu[0] = 0;
+    adu[1] = 1;
+    adu[2] = adu[3] = 0;
+    adu[4] = (uint8_t)(pdu >> 8);
+    adu[5] = (uint8_t)pdu;
+    memcpy(adu + 6, req, pdu);
+    s->packs[0].requests++;
+    got = s->proto->reply(&s->packs[0], adu, pdu + 6, out, sizeof(out));
+    if (got < 8 || got - 6 + 2 > cap)
+        return link_fail(l, RESULT_TIMEOUT, "no reply (the simulated %s stays silent)",
+                         s->proto->name);
+    s->packs[0].replies++;
+    memcpy(rsp, out + 6, got - 6);
+    uint16_t crc = crc16_modbus(rsp, got - 6);
+    rsp[got - 6] = (uint8_t)crc;
+    rsp[got - 5] = (uint8_t)(crc >> 8);
+    *len = got - 4;
+    l->what[0] = '\0';
+    return RESULT_OK;
+}
+
 static enum result sim_exchange(struct link *l, const uint8_t *req, size_t n, uint8_t *rsp,
                                 size_t cap, size_t *len, link_frame_len_fn frame_len, double now_s)
 {
@@ -41,6 +77,12 @@ static enum result sim_exchange(struct link *l, const uint8_t *req, size_t n, ui
 
     (void)frame_len;
     link_trace(l, "tx", req, n);
+    if (s->proto->tcp_only) {
+        enum result r = sim_exchange_mbap(s, req, n, rsp, cap, len);
+        if (r == RESULT_OK)
+            link_trace(l, "rx", rsp, *len);
+        return r;
+    }
     if ((fr != FRAME_OK && fr != FRAME_BAD_REPLY) || flen != n)
         return link_fail(l, RESULT_TIMEOUT, "no reply (the simulated %s pack cannot frame it)",
                          s->proto->name);

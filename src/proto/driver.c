@@ -7,7 +7,8 @@
 /* ---- the table ------------------------------------------------------------------------- */
 
 const struct driver *const drivers[] = {
-    &lp4v2_driver, &eg4_legacy_driver, &pylontech_driver, &lp4_ascii_driver, NULL,
+    &lp4v2_driver,     &eg4_legacy_driver, &pylontech_driver,
+    &lp4_ascii_driver, &victron_gx_driver, NULL,
 };
 
 const struct driver *driver_find(const char *mode, bool *listen)

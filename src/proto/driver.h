@@ -11,7 +11,24 @@
 #include "result.h"
 
 struct device;
+struct publisher;
 struct sniff_proto;
+
+/*
+ * What the daemon lends a driver that runs its bus itself (driver.bus_run): the clock, the
+ * sleep between polls and the stop. Every function takes ctx; sleep_until and stopping are
+ * called by the bus thread only, kick by any thread.
+ */
+struct bus_loop {
+    double (*now)(void *ctx); /* monotonic s (the time base of the device's posts) */
+    /* Sleep until monotonic `until`, a stop request or a kick. Returns true if stopping. */
+    bool (*sleep_until)(void *ctx, double until);
+    bool (*stopping)(void *ctx); /* true once a stop was requested */
+    /* Wake sleep_until now (something waits for the bus thread: a command). */
+    void (*kick)(void *ctx);
+    bool once; /* one cycle (--once, --dry-run), then return */
+    void *ctx;
+};
 
 /* What a device is, for Home Assistant and for the totals: bank totals add battery packs
  * only. */
@@ -84,7 +101,8 @@ struct driver {
     const char *const *retired_sensor_keys;
 
     /* ---- polling ---- */
-    /* required: read device d once and decode into values[n_defs] (NaN = unknown). now_s is
+    /* required (unless bus_run): read device d once and decode into values[n_defs] (NaN =
+     * unknown). now_s is
      * the monotonic time (simulated lines step to it). Returns RESULT_OK or the cause; on
      * failure nothing in values may be published. */
     enum result (*poll)(struct device *d, double *values, double now_s);
@@ -94,6 +112,13 @@ struct driver {
      * bus_state (a device whose bus_state_owned is set frees it at teardown). 0, or -1
      * when out of memory. */
     int (*bus_setup)(struct device **devices, size_t n);
+    /* optional: the driver runs the bus of configured device d itself (a Victron GX: one
+     * device configured, the GX, whose devices the driver finds, adds to the publisher with
+     * publisher_add_pack() and polls), posting every outcome to pub, until loop says stop
+     * (or after one cycle with loop->once). Replaces poll for the poller; poll may be NULL. */
+    void (*bus_run)(struct device *d, struct publisher *pub, const struct bus_loop *loop);
+    /* optional: free what the driver hung off device d (device_teardown calls it first). */
+    void (*teardown)(struct device *d);
 
     /* ---- listening (sniff, passive mode): framer, pairing, decoding of heard frames ---- */
     const struct sniff_proto *sniff;
@@ -127,5 +152,8 @@ extern const struct driver pylontech_driver;
 
 /* EG4 LifePower4 ASCII protocol (CID1 0x4A, 9600 baud, addresses 1..15). */
 extern const struct driver lp4_ascii_driver;
+
+/* Victron GX devices over Modbus TCP (victron_gx_driver.c, doc/victron.md). */
+extern const struct driver victron_gx_driver;
 
 #endif

@@ -164,6 +164,8 @@ static void ha_state_set(struct ha_state *s, size_t i, double v)
     const struct reading_def *d = &s->defs[i];
     json_t *cur = s->vals[i];
 
+    if (d->src == SRC_STRING)
+        return; /* ha_state_set_text() */
     if (isnan(v)) {
         if (!json_is_null(cur))
             ha_state_replace(s, i, json_null());
@@ -171,7 +173,13 @@ static void ha_state_set(struct ha_state *s, size_t i, double v)
     }
     if (d->q == Q_ENUM) {
         const char *text = NULL;
-        for (size_t k = 0; d->options && d->options[k]; k++)
+        char unknown[32];
+        /* A code the table does not know, as a driver gives it: -(code + 1). */
+        if (v < 0) {
+            snprintf(unknown, sizeof(unknown), "unknown (%.0f)", -v - 1);
+            text = unknown;
+        }
+        for (size_t k = 0; v >= 0 && d->options && d->options[k]; k++)
             if (k == (size_t)v)
                 text = d->options[k];
         if (!text)
@@ -220,6 +228,26 @@ const char *ha_state_format(struct ha_state *s, const double *values)
     s->buf[need] = '\0';
     s->formatted = true;
     return s->buf;
+}
+
+int ha_state_set_text(struct ha_state *s, size_t i, const char *text)
+{
+    json_t *v;
+
+    if (i >= s->n)
+        return -1;
+    if (!text) {
+        if (!json_is_null(s->vals[i]))
+            ha_state_replace(s, i, json_null());
+        return 0;
+    }
+    if (json_is_string(s->vals[i]) && strcmp(json_string_value(s->vals[i]), text) == 0)
+        return 0;
+    /* The reading's text is UTF-8 (reading_text): anything else is not published. */
+    if (!(v = json_string(text)))
+        return -1;
+    ha_state_replace(s, i, v);
+    return 0;
 }
 
 const char *ha_state_text(const struct ha_state *s)

@@ -7,6 +7,8 @@
 
 #include "reading.h"
 
+struct device;
+
 /* Everything an entity config of one pack refers to. */
 struct ha_pack_ctx {
     const char *pack;                 /* device identifier and unique_id prefix (pack name) */
@@ -19,6 +21,29 @@ struct ha_pack_ctx {
     const char *device_name;          /* HA device name */
     const char *manufacturer;         /* HA device manufacturer */
     const char *model;                /* HA device model when the identity has none */
+    const char *prefix;               /* the discovery prefix (mqtt.discovery_prefix) */
+    const char *base;                 /* the base topic (mqtt.base_topic) */
+};
+
+/*
+ * How Home Assistant sees a device that is not a battery pack (a GX's devices: ha_victron.h),
+ * set on the device (device.h ha_style). The publisher announces such a device config by
+ * config: n_configs(p) of them, which may differ from its readings (a register that is a
+ * control announces its control, and removes the sensor it was before). States, availability
+ * and commands use the device's own topics: <base>/<device>/state, <base>/<device>/availability,
+ * <base>/<device>/<key>/set.
+ */
+struct ha_style {
+    /* How many configs device p announces (configs and removals). */
+    size_t (*n_configs)(const struct device *p);
+    /*
+     * Config k of p: its discovery topic into topic[cap] and its payload, malloc'd ("" for an
+     * empty retained removal), into *payload. ctx holds the device's topics and identity as
+     * the publisher has them. Returns 0; 1 when k publishes nothing (yet: a GX device before
+     * its serial is known); -1 when out of memory.
+     */
+    int (*config)(const struct device *p, const struct ha_pack_ctx *ctx, size_t k, char *topic,
+                  size_t cap, char **payload);
 };
 
 /*
@@ -46,8 +71,9 @@ char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_de
 /*
  * The state message of a device: a JSON object with one member per reading, in table
  * order: numbers rounded to the reading's precision, 0/1 for binary readings, the option
- * text for enums, null for NaN (HA shows unknown). The object and its output buffer are
- * kept between polls and updated in place, so a poll costs no allocation.
+ * text for enums ("unknown (n)" for a value -(n + 1): a code n the table does not know), null
+ * for NaN (HA shows unknown); the text of string readings (ha_state_set_text()). The object and its
+ * output buffer are kept between polls and updated in place, so a poll costs no allocation.
  */
 struct ha_state;
 
@@ -60,6 +86,13 @@ struct ha_state *ha_state_new(const struct reading_def *defs, size_t n);
  * serialises calls on one state. NULL when out of memory.
  */
 const char *ha_state_format(struct ha_state *s, const double *values);
+
+/*
+ * The text of string reading i (SRC_STRING: its value is never a number) for the next
+ * ha_state_format(): `text` (UTF-8, copied), or NULL for null. String readings keep their text
+ * across formats (ha_state_format() leaves them alone). Returns 0, or -1 when out of memory.
+ */
+int ha_state_set_text(struct ha_state *s, size_t i, const char *text);
 
 /* The text of the last ha_state_format(), or NULL before the first. */
 const char *ha_state_text(const struct ha_state *s);

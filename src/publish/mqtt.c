@@ -179,7 +179,12 @@ static void mqtt_on_message(struct mosquitto *mosq, void *ud, const struct mosqu
     struct mqtt *m = ud;
 
     (void)mosq;
-    if (strcmp(msg->topic, m->ha_status_topic) != 0 || !m->cb.on_ha_online)
+    if (strcmp(msg->topic, m->ha_status_topic) != 0) {
+        if (m->cb.on_message && msg->payloadlen >= 0)
+            m->cb.on_message(m->ud, msg->topic, msg->payload, (size_t)msg->payloadlen);
+        return;
+    }
+    if (!m->cb.on_ha_online)
         return;
     /* A retained birth arrives right after subscribing, when everything has just been
      * published: only a live birth message means that HA restarted. */
@@ -610,9 +615,22 @@ static bool mqtt_sink_ready(void *ctx)
     return mqtt_ready(ctx);
 }
 
+int mqtt_subscribe(struct mqtt *m, const char *topic)
+{
+    if (!m->session)
+        return -1;
+    m->mids_used++;
+    return mosquitto_subscribe(m->mosq, NULL, topic, 1) == MOSQ_ERR_SUCCESS ? 0 : -1;
+}
+
+static int mqtt_sink_subscribe(void *ctx, const char *topic)
+{
+    return mqtt_subscribe(ctx, topic);
+}
+
 struct sink mqtt_sink(struct mqtt *m)
 {
-    struct sink s = {mqtt_sink_publish, mqtt_sink_ready, m};
+    struct sink s = {mqtt_sink_publish, mqtt_sink_ready, m, mqtt_sink_subscribe};
     return s;
 }
 

@@ -27,6 +27,9 @@ struct mqtt_callbacks {
     /* The session that on_connect opened has ended (connection lost, or refused by the
      * broker later); not called at the clean stop. May be NULL. */
     void (*on_disconnect)(void *ud);
+    /* optional: a message on a topic the owner subscribed to (mqtt_subscribe()), payload
+     * payload[0..len) (not NUL-terminated). */
+    void (*on_message)(void *ud, const char *topic, const void *payload, size_t len);
 };
 
 struct mqtt;
@@ -59,7 +62,11 @@ struct mqtt *mqtt_new(const struct config_mqtt *cfg, const char *client_id, cons
  */
 void mqtt_run(struct mqtt *m);
 
-/* Sink over this client: mqtt_publish() and mqtt_ready(). */
+/* Subscribe to topic (a filter) with QoS 1 in the current session. Returns 0, or -1 without
+ * a session or when the library refused it. A new session needs it again. */
+int mqtt_subscribe(struct mqtt *m, const char *topic);
+
+/* Sink over this client: mqtt_publish(), mqtt_ready() and mqtt_subscribe(). */
 struct sink mqtt_sink(struct mqtt *m);
 
 /*

@@ -16,6 +16,7 @@
 #include "bank.h"
 #include "energy.h"
 #include "ha.h"
+#include "inbox.h"
 #include "log.h"
 #include "outputs.h"
 
@@ -31,6 +32,7 @@ struct pub_entity {
     const char *name;
     const struct reading_def *defs;
     size_t n_defs;
+    const struct device *dev;   /* the device (NULL: the bank): its ha_style, when it has one */
     const char *model;          /* HA device model when the identity has none */
     const char *manufacturer;   /* HA device manufacturer */
     const char *label;          /* HA device name: "<label> <name>" */
@@ -47,7 +49,7 @@ struct pub_entity {
     bool retire_due;  /* retired topics from retire_at on */
     size_t retire_at; /* index in retired[] */
     bool disc_due;    /* discovery configs from disc_at on */
-    size_t disc_at;   /* index in defs[] */
+    size_t disc_at;   /* index in defs[] (or in the style's configs) */
     bool avail_due;
     bool state_due; /* published if the device is online then */
 };
@@ -69,7 +71,10 @@ struct pub_mailbox {
     struct device_identity id;
     unsigned long failed[RESULT_COUNT]; /* the pack's failed polls by cause, at the newest post */
     unsigned long stray;                /* stray bytes on its line, at the newest post */
-    atomic_bool dirty;                  /* something was posted since the publisher last took it */
+    char **texts;       /* n_defs: new texts of string readings, NULL where none (or NULL) */
+    bool texts_pending; /* texts holds some */
+    bool rediscover;    /* the device's discovery changed (ha_style): publish it again */
+    atomic_bool dirty;  /* something was posted since the publisher last took it */
 };
 
 struct pub_pack {
@@ -77,8 +82,9 @@ struct pub_pack {
     struct pub_pack *next;  /* in b->packs (publisher thread) or b->added (add_lock) */
     const struct device *p; /* the pack: its name, readings table and driver only */
     struct pub_mailbox mb;
-    double *post_buf; /* the posting bus thread's: readings are copied here first */
-    double *take_buf; /* the publisher's: swapped with mb.good when taken */
+    double *post_buf;  /* the posting bus thread's: readings are copied here first */
+    double *take_buf;  /* the publisher's: swapped with mb.good when taken */
+    char **take_texts; /* the publisher's: swapped with mb.texts when taken (all NULL) */
     /* The rest: publisher thread only. */
     struct bank_member member;                  /* the pack's readings as the bank finds them */
     bool in_bank;                               /* a battery pack: counted in the bank */
@@ -114,6 +120,8 @@ struct publisher {
     size_t n_bank;                 /* of which battery packs, the bank's members */
     bool status_due;               /* the status topic's "online" */
     bool due; /* something may be due (pub_flush() clears it when all is out) */
+    char command_filter[TOPIC_MAX]; /* "<base>/+/+/set" when a bus writes, else "" */
+    struct log_throttle command_complain;
     struct log_throttle raw_complain;
     unsigned long raw_dropped_seen;
     struct outputs *out;     /* JSON lines, HTTP (NULL: none) */
@@ -163,10 +171,20 @@ static void pub_entity_free(struct pub_entity *d)
     free(d->values);
 }
 
+/* Free the texts of a text table of n readings (and the table). */
+static void pub_texts_free(char **t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        free(t[i]);
+    free(t);
+}
+
 static void pub_pack_free(struct pub_pack *bp)
 {
     if (!bp)
         return;
+    pub_texts_free(bp->mb.texts, bp->ent.n_defs);
+    pub_texts_free(bp->take_texts, bp->ent.n_defs);
     pub_entity_free(&bp->ent);
     pthread_mutex_destroy(&bp->mb.lock);
     energy_destroy(&bp->energy);
@@ -198,6 +216,16 @@ static struct pub_pack *pub_pack_new(struct publisher *b, const struct device *p
     bp->ent.retired = p->driver->retired_sensor_keys;
     bp->ent.expire_after = pub_expire_after(p->bus ? p->bus : &b->cfg->bus);
     bp->in_bank = p->driver->kind == DEVICE_BATTERY;
+    bp->ent.dev = p;
+    for (size_t i = 0; i < p->n_defs && !bp->mb.texts; i++)
+        if (p->defs[i].src == SRC_STRING) {
+            bp->mb.texts = calloc(p->n_defs, sizeof(char *));
+            bp->take_texts = calloc(p->n_defs, sizeof(char *));
+            if (!bp->mb.texts || !bp->take_texts) {
+                pub_pack_free(bp);
+                return NULL;
+            }
+        }
     if (pub_entity_init(&bp->ent, b->base, p->name, p->defs, p->n_defs) < 0 || !bp->mb.good ||
         !bp->post_buf || !bp->take_buf) {
         pub_pack_free(bp);
@@ -259,6 +287,10 @@ struct publisher *publisher_new(const struct config *cfg, struct device *packs, 
         return NULL;
     }
     publisher_format_status_topic(b->status_topic, sizeof(b->status_topic), cfg, client_id);
+    b->command_complain.remind_every = 60;
+    for (size_t k = 0; k < cfg->n_buses; k++)
+        if (cfg->buses[k].gx.write)
+            snprintf(b->command_filter, sizeof(b->command_filter), "%s/+/+/set", b->base);
     for (size_t i = 0; i < n; i++) {
         struct pub_pack *bp = pub_pack_new(b, &packs[i]);
         if (!bp) {
@@ -405,6 +437,38 @@ void publisher_post_identity(struct publisher *b, struct device *p)
     pub_poke(b);
 }
 
+void publisher_post_text(struct publisher *b, struct device *p, size_t i, const char *text)
+{
+    struct pub_pack *bp = p->publisher_slot;
+    char *copy, *old;
+
+    /* A string reading gave the pack its text tables (pub_pack_new): mb.texts itself is
+     * swapped by the publisher, under the lock. */
+    if (!bp || i >= p->n_defs || p->defs[i].src != SRC_STRING || !text || !(copy = strdup(text)))
+        return;
+    pthread_mutex_lock(&bp->mb.lock);
+    old = bp->mb.texts[i];
+    bp->mb.texts[i] = copy;
+    bp->mb.texts_pending = true;
+    pthread_mutex_unlock(&bp->mb.lock);
+    free(old);
+    atomic_store(&bp->mb.dirty, true);
+    pub_poke(b);
+}
+
+void publisher_post_rediscover(struct publisher *b, struct device *p)
+{
+    struct pub_pack *bp = p->publisher_slot;
+
+    if (!bp)
+        return;
+    pthread_mutex_lock(&bp->mb.lock);
+    bp->mb.rediscover = true;
+    pthread_mutex_unlock(&bp->mb.lock);
+    atomic_store(&bp->mb.dirty, true);
+    pub_poke(b);
+}
+
 void publisher_post_raw(struct publisher *b, const char *name, const char *json)
 {
     size_t tlen = (size_t)snprintf(NULL, 0, "%s/%s/raw", b->base, name) + 1;
@@ -477,19 +541,46 @@ static const char *pub_next_retired(const struct pub_entity *d, size_t *at)
     return NULL;
 }
 
+/* The discovery configs d announces: one per reading, or the style's. */
+static size_t pub_n_configs(const struct pub_entity *d)
+{
+    return d->dev && d->dev->ha_style ? d->dev->ha_style->n_configs(d->dev) : d->n_defs;
+}
+
 static bool pub_discovery_one(struct publisher *b, struct pub_entity *d, size_t i)
 {
     const char *prefix = b->cfg->mqtt.discovery_prefix;
     bool bank = d == &b->bank;
     char devname[128], topic[TOPIC_MAX];
     struct ha_pack_ctx ctx = {
-        d->name,         d->state_topic,  b->status_topic,           d->avail_topic,
-        &d->id,          d->expire_after, bank ? "bms2mqtt" : "eg4", devname,
-        d->manufacturer, d->model,
+        .pack = d->name,
+        .state_topic = d->state_topic,
+        .pub_topic = b->status_topic,
+        .avail_topic = d->avail_topic,
+        .id = &d->id,
+        .expire_after = d->expire_after,
+        .uid_suffix = bank ? "bms2mqtt" : "eg4",
+        .device_name = devname,
+        .manufacturer = d->manufacturer,
+        .model = d->model,
+        .prefix = prefix,
+        .base = b->base,
     };
-    const struct reading_def *r = &d->defs[i];
 
     snprintf(devname, sizeof(devname), "%s %s", d->label, d->name);
+    if (d->dev && d->dev->ha_style) {
+        char *payload = NULL;
+        int rc = d->dev->ha_style->config(d->dev, &ctx, i, topic, sizeof(topic), &payload);
+        if (rc < 0) {
+            log_msg(LOG_LVL_ERROR, "%s: out of memory building discovery", d->name);
+            return false;
+        }
+        if (rc == 0)
+            pub_pub(b, topic, payload, 1, true);
+        free(payload);
+        return true;
+    }
+    const struct reading_def *r = &d->defs[i];
     char *cfg = ha_discovery_config(&ctx, r);
     if (!cfg) {
         log_msg(LOG_LVL_ERROR, "%s: out of memory building discovery", d->name);
@@ -522,7 +613,7 @@ static bool pub_entity_flush(struct publisher *b, struct pub_entity *d)
         d->retire_at++;
     }
     while (d->disc_due) {
-        if (d->disc_at >= d->n_defs) {
+        if (d->disc_at >= pub_n_configs(d)) {
             d->disc_due = false;
             break;
         }
@@ -606,7 +697,53 @@ static void pub_all_due(struct publisher *b, bool retire)
 
 void publisher_on_connect(struct publisher *b)
 {
+    /* Commands first: none is lost between the session's start and the subscription. */
+    if (b->command_filter[0] && b->sink.subscribe &&
+        b->sink.subscribe(b->sink.ctx, b->command_filter) != 0)
+        log_msg(LOG_LVL_WARNING, "mqtt: cannot subscribe to %s: commands will not arrive",
+                b->command_filter);
     pub_all_due(b, true);
+}
+
+void publisher_command(struct publisher *b, const char *topic, const void *payload, size_t len)
+{
+    size_t base = strlen(b->base), n = strlen(topic);
+    const char *dev = topic + base + 1, *slash;
+    struct inbox_cmd c = {0};
+    struct pub_pack *bp;
+    int def;
+
+    /* <base>/<device>/<key>/set */
+    if (n < base + 6 || strncmp(topic, b->base, base) != 0 || topic[base] != '/' ||
+        strcmp(topic + n - 4, "/set") != 0 || !(slash = strchr(dev, '/')) || slash >= topic + n - 4)
+        return;
+    for (bp = b->packs; bp; bp = bp->next)
+        if (strlen(bp->ent.name) == (size_t)(slash - dev) &&
+            strncmp(bp->ent.name, dev, (size_t)(slash - dev)) == 0)
+            break;
+    char key[READING_KEY_MAX + 1];
+    size_t klen = (size_t)(topic + n - 4 - (slash + 1));
+    if (!bp || !bp->p->inbox || klen > READING_KEY_MAX) {
+        log_msg(LOG_LVL_INFO, "command on %s: no device takes commands there; ignored", topic);
+        return;
+    }
+    memcpy(key, slash + 1, klen);
+    key[klen] = '\0';
+    def = reading_find(bp->ent.defs, bp->ent.n_defs, key);
+    if (def < 0 || len >= sizeof(c.value) || memchr(payload, '\0', len)) {
+        log_msg(LOG_LVL_WARNING, "command on %s: %s; ignored", topic,
+                def < 0 ? "no such reading" : "not a value (too long, or a NUL in it)");
+        return;
+    }
+    c.dev = (struct device *)bp->p;
+    c.def = (size_t)def;
+    memcpy(c.value, payload, len);
+    c.value[len] = '\0';
+    if (inbox_push(bp->p->inbox, &c) != 0 && log_complain(&b->command_complain, "full"))
+        log_msg(LOG_LVL_WARNING,
+                "command on %s dropped: %d commands wait for bus %s already (is the GX "
+                "answering?)",
+                topic, INBOX_MAX, bp->p->bus ? bp->p->bus->name : "?");
 }
 
 void publisher_on_ha_online(struct publisher *b)
@@ -773,12 +910,26 @@ static void pub_output(struct publisher *b, struct pub_pack *bp, enum result r)
         outputs_outcome(b->out, &oc);
 }
 
+/* New texts of string readings, taken: into the state (published with the next state). */
+static void pub_texts(struct publisher *b, struct pub_pack *bp)
+{
+    for (size_t i = 0; i < bp->ent.n_defs; i++) {
+        if (!bp->take_texts[i])
+            continue;
+        if (ha_state_set_text(bp->ent.state, i, bp->take_texts[i]) < 0)
+            log_msg(LOG_LVL_ERROR, "%s: out of memory keeping a text", bp->ent.name);
+        free(bp->take_texts[i]);
+        bp->take_texts[i] = NULL;
+    }
+    pub_state_due(b, &bp->ent);
+}
+
 /* Take pack bp's mailbox and process what it holds: identity first (the discovery of the
  * first outcome carries it), then the newest good poll, then a failure that followed it. */
 static void pub_take(struct publisher *b, struct pub_pack *bp)
 {
     struct device_identity id;
-    bool good, id_new;
+    bool good, id_new, texts = false, rediscover;
     double t = 0;
     unsigned long posts;
     enum result cause;
@@ -796,6 +947,15 @@ static void pub_take(struct publisher *b, struct pub_pack *bp)
     if (id_new)
         id = bp->mb.id;
     bp->mb.id_pending = false;
+    rediscover = bp->mb.rediscover;
+    bp->mb.rediscover = false;
+    if (bp->mb.texts_pending) {
+        char **taken = bp->mb.texts;
+        bp->mb.texts = bp->take_texts;
+        bp->take_texts = taken;
+        bp->mb.texts_pending = false;
+        texts = true;
+    }
     posts = bp->mb.posts;
     bp->failures = bp->mb.failures;
     cause = bp->mb.cause;
@@ -806,6 +966,10 @@ static void pub_take(struct publisher *b, struct pub_pack *bp)
 
     if (id_new)
         pub_identity(b, bp, &id);
+    if (rediscover && bp->ent.announced)
+        pub_discovery_due(b, &bp->ent);
+    if (texts)
+        pub_texts(b, bp);
     if (posts == bp->posts_seen)
         return;
     bp->posts_seen = posts;

@@ -61,6 +61,8 @@
  *   <base>/<pack>/availability          "online"/"offline", retained
  *   <base>/<pack>/state                 JSON of every reading, once per poll
  *   <base>/<name>/raw                   register reads that are no reading (listening)
+ *   <base>/<device>/<key>/set           commands (a GX's controls), subscribed when a bus
+ *                                       writes
  *   <prefix>/<component>/<pack>_<key>/config   discovery, retained
  * A device's discovery is published at its first outcome, good or bad (so that its device
  * block carries the identity read with its first good poll), and always before its first
@@ -137,6 +139,17 @@ void publisher_post_failed(struct publisher *b, struct device *p, enum result ca
 void publisher_post_identity(struct publisher *b, struct device *p);
 
 /*
+ * The text of string reading i of device p (SRC_STRING, UTF-8) changed to `text`: copied into
+ * its mailbox (the newest text of each reading waits there); the publisher puts it in the
+ * device's state and publishes the state. Only the bus thread that polls p may call it.
+ */
+void publisher_post_text(struct publisher *b, struct device *p, size_t i, const char *text);
+
+/* Device p's discovery changed beyond its identity (ha.h ha_style: a GX device's enum met a
+ * code its table does not know): the publisher publishes it again. Only p's bus thread. */
+void publisher_post_rediscover(struct publisher *b, struct device *p);
+
+/*
  * Publish json (not retained, QoS 0) on <base>/<name>/raw: register reads that are not a
  * device's block, by absolute address. Best effort: dropped when PUBLISHER_RAW_MAX wait
  * already, or when there is no session. Any thread.
@@ -179,6 +192,16 @@ void publisher_on_connect(struct publisher *b);
 /* Home Assistant (re)started: publish the status, discovery, availability and latest
  * states again (not the retired topics). */
 void publisher_on_ha_online(struct publisher *b);
+
+/*
+ * A message arrived on a command topic, <base>/<device>/<key>/set (subscribed at each
+ * session's start, as "<base>/+/+/set", when some bus writes: config_gx.write): hand it to
+ * the device's bus thread (inbox.h) as "set reading <key> to payload[0..len)". Nothing is
+ * checked but the topic: the bus thread checks the value against its rails before anything
+ * reaches the wire. A topic of no device that takes commands, an unknown key, a payload of
+ * INBOX_VALUE_MAX bytes or more, or a full inbox is logged and dropped. Owner thread.
+ */
+void publisher_command(struct publisher *b, const char *topic, const void *payload, size_t len);
 
 /* The latest p->polls and p->failures posted for pack p (0 and 0 before any post). */
 void publisher_pack_outcomes(const struct publisher *b, const struct device *p,

@@ -79,6 +79,13 @@ static void pt_on_ha_online(void *ud)
     publisher_on_ha_online(t->pub);
 }
 
+static void pt_on_message(void *ud, const char *topic, const void *payload, size_t len)
+{
+    struct pubthread *t = ud;
+
+    publisher_command(t->pub, topic, payload, len);
+}
+
 static bool pt_on_work(void *ud)
 {
     struct pubthread *t = ud;
@@ -100,7 +107,8 @@ static void pt_set_state(struct pubthread *t, enum pubthread_state s)
 static void *pt_thread(void *arg)
 {
     struct pubthread *t = arg;
-    const struct mqtt_callbacks cb = {pt_on_connect, pt_on_ha_online, pt_on_work, pt_on_disconnect};
+    const struct mqtt_callbacks cb = {pt_on_connect, pt_on_ha_online, pt_on_work, pt_on_disconnect,
+                                      pt_on_message};
     struct once *ledger = NULL;
     struct mqtt *m;
 
