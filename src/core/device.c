@@ -19,6 +19,7 @@ int device_setup(struct device *p, const char *name, const struct driver *driver
     p->need_identity = true;
     p->throttle.remind_every = 360;
     p->bus = bus;
+    p->kind = driver->kind;
     p->values = malloc(p->n_defs * sizeof(*p->values));
     if (!p->values)
         return -1;

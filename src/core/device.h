@@ -48,6 +48,8 @@ struct device {
     const struct reading_def *defs; /* reading table of the pack's protocol */
     size_t n_defs;
     const struct driver *driver;    /* its protocol */
+    enum device_kind kind;          /* what it is: driver->kind, or per device where the driver
+                                       reads several kinds (a GX: by service) */
     const struct config_bus *bus;   /* its bus's settings (poll period, timeout, offline_after) */
     struct link *link;              /* the line of its bus (shared by the devices on it) */
     unsigned cell_count;            /* cells per pack where the protocol does not say (legacy) */

@@ -604,13 +604,21 @@ static int run_daemon(const struct config *cfg, struct device *packs, bool once)
     }
     if (!(pt = pubthread_start(cfg, pub, cid, packs, cfg->n_packs, once)))
         goto out;
-    log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s), %s %s, broker %s:%d, client id %s",
-            BMS_VERSION, cfg->n_packs, cfg->n_buses == 1 ? "mode" : "buses",
-            cfg->n_buses == 1 ? cfg->bus.mode : "(several)", cfg->mqtt.host, cfg->mqtt.port, cid);
-    for (size_t i = 0; cfg->n_buses > 1 && i < cfg->n_buses; i++)
-        log_msg(LOG_LVL_NOTICE, "bus %s: mode %s, %zu pack(s) on %s", cfg->buses[i].name,
-                cfg->buses[i].mode, cfg->buses[i].n_packs,
-                cfg->buses[i].port ? cfg->buses[i].port : "their own ports");
+    size_t n_gx = 0; /* GX buses: their one configured device is the GX */
+    for (size_t i = 0; i < cfg->n_buses; i++)
+        n_gx += cfg->buses[i].driver && cfg->buses[i].driver->bus_run;
+    log_msg(LOG_LVL_NOTICE, "bms2mqtt %s: %zu pack(s)%s, %s %s, broker %s:%d, client id %s",
+            BMS_VERSION, cfg->n_packs - n_gx, n_gx ? " and a GX bus or more" : "",
+            cfg->n_buses == 1 ? "mode" : "buses", cfg->n_buses == 1 ? cfg->bus.mode : "(several)",
+            cfg->mqtt.host, cfg->mqtt.port, cid);
+    for (size_t i = 0; cfg->n_buses > 1 && i < cfg->n_buses; i++) {
+        const struct config_bus *cb = &cfg->buses[i];
+        if (cb->driver && cb->driver->bus_run) /* a GX: its devices are found by scanning */
+            log_msg(LOG_LVL_NOTICE, "bus %s: mode %s on %s", cb->name, cb->mode, cb->port);
+        else
+            log_msg(LOG_LVL_NOTICE, "bus %s: mode %s, %zu pack(s) on %s", cb->name, cb->mode,
+                    cb->n_packs, cb->port ? cb->port : "their own ports");
+    }
     if (pthread_create(&sig_thread, NULL, signal_thread, &d) != 0)
         goto out_stop;
     sig_started = true;

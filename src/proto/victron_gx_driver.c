@@ -13,6 +13,7 @@
 #include "modbus_rtu.h"
 #include "publisher.h"
 #include "victron_gx.h"
+#include "victron_names.h"
 
 #define GX_UNIT            100 /* the GX's own services (device instance 0) */
 #define GX_SERIAL_REG      800 /* system /Serial, string[6] */
@@ -236,6 +237,7 @@ static struct gx_child *gx_child_new(struct gx *gx, uint8_t unit, const struct v
     c->dev.owned_name = strdup(name);
     c->dev.name = c->dev.owned_name;
     c->dev.driver = &victron_gx_driver;
+    c->dev.kind = victron_service_kind(svc->name);
     c->dev.defs = svc->map.defs;
     c->dev.n_defs = svc->map.n_defs;
     c->dev.slave = unit;
@@ -748,6 +750,14 @@ static void gx_run(struct device *d, struct publisher *pub, const struct bus_loo
 
 /* The GX's state: the register table (the bus's register_table, or the build's), the scan
  * cache's path. -1 (logged) when the table cannot be loaded. */
+/* A remark of the parser on the build's embedded register table (victron_load_opts.warn). */
+static void gx_builtin_note(void *ctx, const char *msg)
+{
+    const struct device *d = ctx;
+
+    log_msg(LOG_LVL_INFO, "bus %s: built-in register table: %s", d->bus->name, msg);
+}
+
 static int gx_bus_setup(struct device **devices, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -763,9 +773,13 @@ static int gx_bus_setup(struct device **devices, size_t n)
         gx->phases = 1;
         gx->complain.remind_every = 60;
         inbox_init(&gx->inbox);
-        rc = gx->cfg->register_table ? victron_table_load_file(gx->cfg->register_table, NULL,
-                                                               &gx->table, err, sizeof(err))
-                                     : victron_table_builtin(NULL, &gx->table, err, sizeof(err));
+        /* What the build's own copy of Victron's file holds is no fault the user can mend
+         * (its line 730 gives a code twice): noted at info. A file of the user's own warns. */
+        const struct victron_load_opts builtin = {gx_builtin_note, d};
+        rc = gx->cfg->register_table
+                 ? victron_table_load_file(gx->cfg->register_table, NULL, &gx->table, err,
+                                           sizeof(err))
+                 : victron_table_builtin(&builtin, &gx->table, err, sizeof(err));
         d->bus_state = gx; /* freed by gx_teardown, not by device_teardown's free() */
         gx->hself.gx_name = d->name;
         pthread_mutex_init(&gx->hself.lock, NULL);

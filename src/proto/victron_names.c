@@ -202,3 +202,41 @@ bool victron_name_from_desc(const char *desc, char *out, size_t cap)
         out[--o] = '\0';
     return o > 0 && strcmp(out, "RESERVED") != 0;
 }
+
+enum device_kind victron_service_kind(const char *service)
+{
+    static const struct {
+        const char *service;
+        enum device_kind kind;
+    } kinds[] = {
+        {"battery", DEVICE_BATTERY},
+        {"vebus", DEVICE_INVERTER},
+        {"inverter", DEVICE_INVERTER},
+        {"multi", DEVICE_INVERTER},
+        {"acsystem", DEVICE_INVERTER},
+        {"charger", DEVICE_INVERTER},
+        {"solarcharger", DEVICE_SOLAR_CHARGER},
+        {"pvinverter", DEVICE_SOLAR_CHARGER},
+        {"grid", DEVICE_METER},
+        {"acload", DEVICE_METER},
+        {"genset", DEVICE_METER},
+        {"dcgenset", DEVICE_METER},
+        {"dcload", DEVICE_METER},
+        {"dcsource", DEVICE_METER},
+        {"dcsystem", DEVICE_METER},
+        {"alternator", DEVICE_METER},
+        {"evcharger", DEVICE_METER},
+        {"fuelcell", DEVICE_METER},
+        {"dcdc", DEVICE_METER},
+        {"system", DEVICE_SYSTEM},
+        {"settings", DEVICE_SYSTEM},
+        {"hub4", DEVICE_SYSTEM},
+        {"platform", DEVICE_SYSTEM},
+        {"generator", DEVICE_SYSTEM},
+    };
+
+    for (size_t i = 0; service && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strcmp(kinds[i].service, service) == 0)
+            return kinds[i].kind;
+    return DEVICE_OTHER;
+}

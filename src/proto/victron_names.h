@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "driver.h"
 #include "victron_table.h"
 
 /*
@@ -23,6 +24,15 @@ size_t victron_make_key(const char *service, const char *path, const char *suffi
 /* A name from the words of `path` ("/Dc/0/Voltage" -> "Dc 0 voltage"; words in capitals or
  * with digits keep their case), into out[0..cap); "Register" when the path has no word. */
 void victron_name_from_path(const char *service, const char *path, char *out, size_t cap);
+
+/*
+ * What a device of service type `service` is (driver.h): battery (battery monitors and BMSes
+ * on the GX), inverter (vebus, inverter, multi, acsystem, charger), solar_charger
+ * (solarcharger, pvinverter), meter (grid, acload, genset, dcload, dcsource, dcsystem,
+ * dcgenset, alternator, evcharger, fuelcell, dcdc), system (system, settings, hub4, platform,
+ * generator), other (tanks, sensors and the rest).
+ */
+enum device_kind victron_service_kind(const char *service);
 
 /* The description of register `reg` of `service` in descs[0..n) (sorted by service, then
  * register), or NULL. */

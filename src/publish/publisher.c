@@ -215,6 +215,8 @@ static struct pub_pack *pub_pack_new(struct publisher *b, const struct device *p
     bp->ent.label = p->driver->label;
     bp->ent.retired = p->driver->retired_sensor_keys;
     bp->ent.expire_after = pub_expire_after(p->bus ? p->bus : &b->cfg->bus);
+    /* The bank adds the packs of battery drivers (BMSes read by the daemon); a GX's battery
+     * service reports a bank the GX already totals (often these same packs): not added. */
     bp->in_bank = p->driver->kind == DEVICE_BATTERY;
     bp->ent.dev = p;
     for (size_t i = 0; i < p->n_defs && !bp->mb.texts; i++)

@@ -57,7 +57,7 @@ int snap_add(struct snap *s, const struct device *p)
     d->name = p->name;
     d->bus = p->bus && p->bus->name ? p->bus->name : "bus";
     d->protocol = p->driver->name;
-    d->kind = device_kind_name(p->driver->kind);
+    d->kind = device_kind_name(p->kind);
     d->port = p->link ? p->link->port : "";
     d->defs = p->defs;
     d->n_defs = p->n_defs;
