@@ -102,6 +102,7 @@ depends=$(dpkg-deb -f "$deb" Depends)
 echo "  Depends: $depends"
 check "Depends has the libraries and systemd-sysusers" \
     bash -c '[[ $1 == *libmosquitto1* && $1 == *libmodbus5* && $1 == *libsystemd0* &&
+               $1 == *libmicrohttpd12* &&
                $1 == *"systemd | systemd-standalone-sysusers"* ]]' _ "$depends"
 
 # 4. Maintainer scripts.
