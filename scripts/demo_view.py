@@ -5,6 +5,30 @@ import sys
 import time
 
 announced = set()
+last_shown = {}  # device -> time its state was last printed (other devices than packs)
+
+
+def other_device(now, dev, s, cfgs):
+    """A few of the readings HA shows by default, every 30 s a device (a GX's devices)."""
+    t = time.monotonic()
+    if t - last_shown.get(dev, -1e9) < 30:
+        return
+    last_shown[dev] = t
+    shown = []
+    for _, cfg in cfgs.values():
+        if cfg.get("enabled_by_default") is False or "value_template" not in cfg:
+            continue
+        key = cfg["value_template"].split("value_json.")[-1].split()[0].strip("}|")
+        v = s.get(key)
+        if v is None or isinstance(v, (list, dict)):
+            continue
+        shown.append("%s %s%s" % (cfg.get("name") or key, v,
+                                   (" " + cfg["unit_of_measurement"])
+                                   if cfg.get("unit_of_measurement") else ""))
+        if len(shown) == 5:
+            break
+    if shown:  # (some services show nothing by default: ESS, platform)
+        print(f"{now} {dev}: " + "; ".join(shown), flush=True)
 
 
 def main():
@@ -18,7 +42,8 @@ def main():
             if not payload:
                 continue
             cfg = json.loads(payload)
-            pack = cfg.get("device", {}).get("identifiers", ["?"])[0]
+            # The device whose state carries it: <base>/<device>/state.
+            pack = cfg.get("state_topic", "?/?").split("/")[1]
             configs.setdefault(pack, {})[cfg["unique_id"]] = (parts[1], cfg)
         elif parts[-1] == "status" and parts[1] == "bridge":
             print(f"{now} bridge {parts[2]} is {payload}", flush=True)
@@ -45,6 +70,12 @@ def main():
                       f"cells {s.get('cell_voltage_min')}..{s.get('cell_voltage_max')} V  "
                       f"charged {s.get('energy_charged_kwh')} kWh, discharged "
                       f"{s.get('energy_discharged_kwh')} kWh", flush=True)
+                continue
+            if "pack_voltage" not in s:
+                other_device(now, pack, s, configs.get(pack, {}))
+                continue
+            if s.get("pack_voltage") is None:
+                print(f"{now} {pack}: no reading", flush=True)
                 continue
             cells = [s.get(f"cell_{i:02d}_voltage") for i in range(1, 17)]
             cells = [c for c in cells if c is not None]

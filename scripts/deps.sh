@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
-# deps.sh - install the Debian 12 packages bms2mqtt needs to build, test and run its demo,
-# make its man pages (pandoc), test its HTTP outputs (promtool from prometheus, headless
-# chromium) and build and check its Debian package (scripts/check_package.sh).
+# deps.sh - install the Debian 12 packages bms2mqtt needs to build and run its demo; with
+# --test also what its tests need: the sanitizers' and fuzzers' compilers, pandoc for the man
+# pages, promtool (prometheus) and headless chromium for the HTTP outputs, and what builds and
+# checks its Debian package (scripts/check_package.sh).
 # Runs apt-get as root (directly, or through sudo). Does nothing if all are present.
+# Usage: scripts/deps.sh [--test]
 set -euo pipefail
 
 PACKAGES=(
     build-essential pkg-config meson ninja-build
     libmodbus-dev libmosquitto-dev libssl-dev libyaml-dev libjansson-dev libcmocka-dev
-    libsystemd-dev
+    libsystemd-dev libmicrohttpd-dev
     mosquitto mosquitto-clients openssl python3
-    clang libclang-rt-14-dev
-    pandoc man-db
-    debhelper dpkg-dev lintian systemd
-    libtsan2
-    libmicrohttpd-dev prometheus chromium
 )
+if [ "${1:-}" = --test ]; then
+    PACKAGES+=(
+        clang libclang-rt-14-dev libtsan2
+        pandoc man-db
+        debhelper dpkg-dev lintian systemd
+        prometheus chromium
+    )
+elif [ $# -gt 0 ]; then
+    echo "usage: scripts/deps.sh [--test]" >&2
+    exit 2
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

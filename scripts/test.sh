@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 build=${1:-build}
 shift || true
-scripts/deps.sh
+scripts/deps.sh --test
 
 if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Dwerror=true "$@" >/dev/null
