@@ -64,6 +64,11 @@ git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done |
     tar --null -T - -cf - | tar -xf - -C "$src"
 
+# Victron's register files lie in ../shared beside the tree, as on a developer's machine: the
+# package build embeds them the same way (without them it reads the GX's core set alone, and
+# its unit tests check that instead).
+[ -d ../shared/protocols/victron ] && ln -s "$(cd ../shared && pwd)" "$tmp/src/shared"
+
 # 1. Build.
 if (cd "$src" && dpkg-buildpackage -us -uc -b) >"$tmp/build.log" 2>&1; then
     ok "dpkg-buildpackage -us -uc -b ($(($(date +%s) - start)) s)"
@@ -73,6 +78,7 @@ else
     finish
 fi
 grep -E '^ *[0-9]+/[0-9]+ .*(OK|FAIL|SKIP)|^Ok:|^Fail:' "$tmp/build.log" | tail -n 3
+grep -m 1 'Victron files embedded' "$tmp/build.log"
 deb=$(ls "$tmp"/src/bms2mqtt_*.deb 2>/dev/null | grep -v dbgsym | head -n 1)
 changes=$(ls "$tmp"/src/bms2mqtt_*.changes | head -n 1)
 [ -n "$deb" ] || { bad "no .deb was built"; finish; }

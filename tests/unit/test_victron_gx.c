@@ -21,6 +21,7 @@
 #include "link.h"
 #include "publisher.h"
 #include "sim.h"
+#include "victron_table.h"
 
 struct rec {
     char **topic, **payload;
@@ -162,18 +163,36 @@ static json_t *state_of(const struct stack *s, size_t from, const char *device)
     return json_loads(p, 0, NULL);
 }
 
+/* Whether this build embeds Victron's attributes.csv (false: the overlay's core set alone, as
+ * in a build from the source tree without ../shared, such as the Debian package's). */
+static bool full_table(void)
+{
+    struct victron_table *t;
+    char err[256];
+
+    assert_int_equal(victron_table_builtin(&(struct victron_load_opts){0}, &t, err, sizeof(err)),
+                     0);
+    bool full = t->from_csv;
+    victron_table_free(t);
+    return full;
+}
+
 /* One scan, then polls of at most 8 requests (the first reads every block); every device
- * found is published, the GX's serial as text, nothing reads 65535. */
+ * found is published, the GX's serial as text, nothing reads 65535. With the core set alone
+ * the table has no platform service (7 devices), and it knows no register between its own, so
+ * it cannot read across them: one block per run of known registers, 27 in all. */
 static void test_gx_polls_in_eight_requests(void **state)
 {
     static struct stack s;
+    const bool full = full_table();
+    const json_int_t most = full ? 8 : 27;
 
     (void)state;
     stack_up(&s, "");
     stack_run(&s, 12);
     json_t *gx = state_of(&s, 0, "gx");
-    assert_int_equal(json_integer_value(json_object_get(gx, "devices")), 8);
-    assert_true(json_integer_value(json_object_get(gx, "requests")) <= 8);
+    assert_int_equal(json_integer_value(json_object_get(gx, "devices")), full ? 8 : 7);
+    assert_true(json_integer_value(json_object_get(gx, "requests")) <= most);
     assert_true(json_integer_value(json_object_get(gx, "scan_requests")) > 100);
     json_decref(gx);
     /* Each poll's request count, from every GX state: the first reads every block. */
@@ -183,9 +202,9 @@ static void test_gx_polls_in_eight_requests(void **state)
             json_t *j = json_loads(s.rec.payload[i], 0, NULL);
             json_int_t n = json_integer_value(json_object_get(j, "requests"));
             if (polls++ == 0)
-                assert_true(n >= 8 && n <= 20);
+                assert_true(n >= 8 && n <= (full ? 20 : most));
             else
-                assert_true(n >= 1 && n <= 8);
+                assert_true(n >= 1 && n <= most);
             json_decref(j);
         }
     assert_int_equal(polls, 12);
