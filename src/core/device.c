@@ -42,3 +42,8 @@ void device_teardown(struct device *p)
     p->map_state = NULL;
     p->values = NULL;
 }
+
+const char *device_noun(const struct device *p)
+{
+    return p->kind == DEVICE_BATTERY ? "pack" : "device";
+}

@@ -88,6 +88,10 @@ struct device {
 int device_setup(struct device *p, const char *name, const struct driver *driver, uint8_t slave,
                  const struct config *cfg, const struct config_bus *bus);
 
+/* What log lines call device p: "pack" for a battery pack, "device" for any other kind (a GX's
+ * inverter, meter, system...). A static string. */
+const char *device_noun(const struct device *p);
+
 /* Free what device_setup() and a simulated pack allocated. */
 void device_teardown(struct device *p);
 

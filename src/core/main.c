@@ -397,8 +397,8 @@ static void packs_report(const struct device *packs, size_t n)
             off += (size_t)snprintf(causes + off, sizeof(causes) - off, "%s%s %lu",
                                     off ? ", " : " (", result_name(r), p->errors[r]);
         }
-        log_msg(LOG_LVL_NOTICE, "pack %s: %lu polls, %lu failed%s%s", p->name, p->polls, failed,
-                causes, off ? ")" : "");
+        log_msg(LOG_LVL_NOTICE, "%s %s: %lu polls, %lu failed%s%s", device_noun(p), p->name,
+                p->polls, failed, causes, off ? ")" : "");
     }
 }
 

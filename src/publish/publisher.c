@@ -876,8 +876,8 @@ static void pub_failed(struct publisher *b, struct pub_pack *bp, enum result cau
     pub_announce(b, &bp->ent);
     const struct config_bus *bus = bp->p->bus ? bp->p->bus : &b->cfg->bus;
     if (bp->failures >= (unsigned)bus->offline_after && bp->ent.avail != DEVICE_OFFLINE) {
-        log_msg(LOG_LVL_WARNING, "pack %s: offline after %u failed polls in a row (%s)",
-                bp->ent.name, bp->failures, result_name(cause));
+        log_msg(LOG_LVL_WARNING, "%s %s: offline after %u failed polls in a row (%s)",
+                device_noun(bp->p), bp->ent.name, bp->failures, result_name(cause));
         pub_set_avail(b, &bp->ent, DEVICE_OFFLINE);
     }
     pub_bank_round(b, bp);
