@@ -70,16 +70,21 @@ static void notifier_format(const struct pubthread_status *st, const char *stuck
  * the stuck bus ("" when none). */
 static void notifier_watchdog(struct notifier *n, char *what, size_t len)
 {
-    double age = 0;
-    bool stuck = poller_stuck(n->pl, (double)n->watchdog_usec / 1e6, what, len, &age);
+    double age = 0, min_s = (double)n->watchdog_usec / 1e6;
+    bool stuck = poller_stuck(n->pl, min_s, what, len, &age);
 
+    if (!stuck && n->pt && pubthread_stuck(n->pt, min_s, &age)) {
+        stuck = true;
+        snprintf(what, len, "the MQTT publisher thread");
+    }
     if (stuck && !n->stuck)
         log_msg(LOG_LVL_ERROR,
                 "watchdog: %s has shown no sign of life for %.0f s (stuck in a call); "
                 "no more watchdog pings: the service manager will restart bms2mqtt",
                 what, age);
     else if (!stuck && n->stuck)
-        log_msg(LOG_LVL_NOTICE, "watchdog: every bus is alive again; pings resume");
+        log_msg(LOG_LVL_NOTICE,
+                "watchdog: every bus and the publisher thread are alive again; pings resume");
     n->stuck = stuck;
     if (!stuck) {
         what[0] = '\0';

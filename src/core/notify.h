@@ -36,8 +36,9 @@ struct notifier;
  *     publisher thread last saw), with the bus that is stuck, if one is;
  *   - when systemd's watchdog is on (WatchdogSec=, i.e. WATCHDOG_USEC), sends WATCHDOG=1
  *     every half of WATCHDOG_USEC, but only while no bus thread is stuck (poller_stuck(),
- *     with WATCHDOG_USEC as the least time a bus may show no sign of life): a stuck bus
- *     stops the pings, logged once as an error, and systemd restarts the daemon.
+ *     with WATCHDOG_USEC as the least time a bus may show no sign of life) and the MQTT
+ *     publisher thread is not either (pubthread_stuck(), the same least time): a stuck
+ *     thread stops the pings, logged once as an error, and systemd restarts the daemon.
  * pl and pt must outlive the notifier. Returns the notifier, or NULL when there is nothing
  * to do (no NOTIFY_SOCKET) or its thread could not start (logged).
  */

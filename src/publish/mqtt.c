@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "beat.h"
 #include "log.h"
 #include "mqtt_tls.h"
 
@@ -26,6 +27,10 @@
 #define MQTT_STOP_WAIT_S       5  /* at most this long to deliver what is queued at exit */
 #define MQTT_CAUSE_MAX         MQTT_TLS_WHY_MAX
 #define MQTT_MIDS              65536 /* MQTT message ids are 16 bits */
+/* mosquitto_connect_async() resolves the broker's name in the calling thread; with no name
+ * server answering, glibc's resolver takes timeout x attempts x servers: 5 x 2 x 3 = 30 s at
+ * its defaults (resolv.conf(5)). */
+#define MQTT_RESOLVE_MAX_S 30
 
 /* Everything here belongs to the owner thread (mqtt.h): no locks, no atomics but `stop`. */
 struct mqtt {
@@ -323,7 +328,10 @@ static void mqtt_backoff_wait(struct mqtt *m, int s)
         struct pollfd pfd = {m->wake_fd, POLLIN, 0};
         if (left <= 0)
             return;
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) > 0)
+        beat_sleep_until(beat_clock_ms() + (int64_t)(left * 1000) + 1);
+        int ready = poll(&pfd, 1, (int)(left * 1000) + 1);
+        beat();
+        if (ready > 0)
             mqtt_owner_work(m);
     }
 }
@@ -393,7 +401,10 @@ static int mqtt_step(struct mqtt *m, double deadline)
         if (left_ms < timeout_ms)
             timeout_ms = (int)left_ms + 1;
     }
-    if (poll(pfd, 2, timeout_ms) < 0 && errno != EINTR) {
+    beat_sleep_until(beat_clock_ms() + timeout_ms);
+    int ready = poll(pfd, 2, timeout_ms);
+    beat();
+    if (ready < 0 && errno != EINTR) {
         mqtt_why(m->why_net, "poll: %s", strerror(errno));
         return MOSQ_ERR_ERRNO;
     }
@@ -439,7 +450,10 @@ static bool mqtt_drain(struct mqtt *m, double deadline, bool (*done)(struct mqtt
                              0};
         if (sock < 0 || left <= 0)
             return false;
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
+        beat_sleep_until(beat_clock_ms() + (int64_t)(left * 1000) + 1);
+        int ready = poll(&pfd, 1, (int)(left * 1000) + 1);
+        beat();
+        if (ready < 0 && errno != EINTR)
             return false;
         if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
             mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS)
@@ -505,8 +519,12 @@ static int mqtt_connection(struct mqtt *m, bool *had_session)
     m->qos0_queued = 0; /* a new connection drops the QoS 0 messages of the last one */
     mosquitto_log_callback_set(m->mosq, mqtt_on_log);
     errno = 0;
+    /* The broker's name is resolved in this call, in this thread: the watchdog allows the
+     * resolver its worst case (MQTT_RESOLVE_MAX_S). */
+    beat_sleep_until(beat_clock_ms() + MQTT_RESOLVE_MAX_S * 1000);
     rc = mosquitto_connect_async(m->mosq, m->cfg->host, m->cfg->port, m->cfg->keepalive);
     err = errno;
+    beat();
     /* A TLS connection's first write may have met the refusal already (a refused TCP
      * connection shows up on a later read only). */
     if (rc == MOSQ_ERR_ERRNO || rc == MOSQ_ERR_EAI)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "beat.h"
 #include "log.h"
 #include "mqtt.h"
 #include "once.h"
@@ -35,6 +36,7 @@ struct pubthread {
     bool session;                   /* a session was up */
     struct pubthread_status status; /* as of the thread's last look */
     struct mqtt *m;                 /* the client, while mqtt_run() runs (this thread's) */
+    struct beat beat;               /* the thread's signs of life (mqtt_run() beats) */
 };
 
 /* Note the devices' availability and the broker's session for pubthread_status(): a copy
@@ -112,6 +114,7 @@ static void *pt_thread(void *arg)
     struct once *ledger = NULL;
     struct mqtt *m;
 
+    beat_attach(&t->beat);
     m = mqtt_new(&t->cfg->mqtt, t->client_id, publisher_status_topic(t->pub), "offline",
                  publisher_wake_fd(t->pub), &t->stop, &cb, t);
     /* --once delivers each pack's state with QoS 1 and checks that the broker has it. */
@@ -134,6 +137,7 @@ static void *pt_thread(void *arg)
     publisher_set_sink(t->pub, (struct sink){0});
     once_free(ledger);
     mqtt_free(m);
+    beat_set(&t->beat, INT64_MAX); /* ended: never stuck */
     return NULL;
 }
 
@@ -161,6 +165,7 @@ struct pubthread *pubthread_start(const struct config *cfg, struct publisher *b,
     t->n = n;
     t->once = once;
     atomic_init(&t->stop, false);
+    beat_set(&t->beat, beat_clock_ms());
     pthread_mutex_init(&t->lock, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -225,4 +230,12 @@ int pubthread_stop(struct pubthread *t, bool report)
     rc = t->once_rc;
     pt_free(t);
     return rc;
+}
+
+bool pubthread_stuck(const struct pubthread *t, double min_s, double *age_s)
+{
+    double age = (double)beat_age_ms(&t->beat, beat_clock_ms()) / 1000.0;
+
+    *age_s = age;
+    return age > min_s;
 }

@@ -50,6 +50,15 @@ struct pubthread_status {
 void pubthread_status(struct pubthread *t, struct pubthread_status *out);
 
 /*
+ * Whether the publisher thread is stuck in a call: it has shown no sign of life (a wait on
+ * the broker's socket begun or ended, the owner's work done) for more than min_s seconds
+ * beyond the waits it planned (each wait's own timeout; resolving the broker's name, at most
+ * 30 s). *age_s receives how long ago that was (s; negative inside a planned wait). Any thread
+ * (one atomic load). Used by the service watchdog (notify.h).
+ */
+bool pubthread_stuck(const struct pubthread *t, double min_s, double *age_s);
+
+/*
  * Stop the thread: it takes what the bus threads posted last (they must have ended),
  * publishes it, then the clean stop of mqtt_run() ("offline", queued messages written and
  * acknowledged within 5 s, DISCONNECT); hands the energy counters to the store

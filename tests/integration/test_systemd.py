@@ -265,8 +265,8 @@ class SystemdTest(StackTest):
 
         mark = n.mark()
         os.unlink(stall_file)
-        self.expect_line(d, r"watchdog: every bus is alive again; pings resume", 10,
-                         "the recovery is logged")
+        self.expect_line(d, r"watchdog: every bus and the publisher thread are alive again; "
+                         r"pings resume", 10, "the recovery is logged")
         self.expect_notify(n, lambda f: f.get("WATCHDOG") == "1", 5, "WATCHDOG=1 again",
                            since=mark)
         self.expect_states(cap, [pack_name(2)], 1, 10, since=cap.mark())
@@ -274,6 +274,42 @@ class SystemdTest(StackTest):
         self.assertIsNotNone(d.wait_line(r"pack %s: \d+ polls, \d+ failed \(timeout"
                                          % pack_name(1), 1, polls_line),
                              "pack 1's timeouts are counted" + self.diag())
+
+    def test_stuck_publisher_stops_the_pings(self):
+        """The publisher thread hangs in its work (stall_link.c wraps publisher_service):
+        the pings stop once it has shown no sign of life for WATCHDOG_USEC (2 s), the log
+        and STATUS= say so; they resume, and states flow again, when the call returns."""
+        self.start_broker()
+        cap = self.start_capture()
+        sim = self.start_sim(1)
+        cfg = self.write_config(harness.config_text(self.broker.port,
+                                                    [(pack_name(1), sim.port(1), "0x40")]))
+        stall_file = os.path.join(self.dir, "stall-publisher")
+        n = self.notify_socket()
+        d = self.start_daemon(cfg, binary=STALL, env=self.env(
+            NOTIFY_SOCKET=n.path, WATCHDOG_USEC=2000000, BMS_STALL_PUBLISHER_FILE=stall_file))
+        self.expect_notify(n, lambda f: f.get("STATUS") == "1 pack online, 0 offline; "
+                           "broker connected", 15, "STATUS with the pack online")
+        self.expect_states(cap, [pack_name(1)], 1, 10)
+
+        open(stall_file, "w").close()
+        t_stall = time.monotonic()
+        line = self.expect_line(d, r"watchdog: the MQTT publisher thread has shown no sign of "
+                                r"life for \d+ s", 15, "the stuck publisher is logged")
+        self.assertIn("error:", line.string)
+        self.assertGreater(time.monotonic() - t_stall, 2, "logged before WATCHDOG_USEC passed")
+        mark = n.mark()
+        late = n.wait_for(lambda f: "WATCHDOG" in f, 2.5, mark)
+        self.assertIsNone(late, "WATCHDOG=1 while the publisher is stuck" + self.diag())
+
+        mark = n.mark()
+        os.unlink(stall_file)
+        self.expect_line(d, r"watchdog: every bus and the publisher thread are alive again; "
+                         r"pings resume", 10, "the recovery is logged")
+        self.expect_notify(n, lambda f: f.get("WATCHDOG") == "1", 5, "WATCHDOG=1 again",
+                           since=mark)
+        self.expect_states(cap, [pack_name(1)], 1, 10, since=cap.mark())
+        self.assertEqual(d.stop(), 0, "exit status" + self.diag())
 
     # --- the journal -------------------------------------------------------------------
     def start_journal_daemon(self, cfg, journal_stream=None, args=()):
