@@ -1555,9 +1555,10 @@ int main(int argc, char **argv)
         }
     }
     out_line("READY");
-    log_msg(LOG_LVL_INFO, "%u pack(s) on %u pty(s), %s, %u baud, turnaround %.2f ms%s", npacks,
-            nports, opt.proto->name, opt.baud, (double)turnaround_ns / (double)NS_PER_MS,
-            opt.master_ms ? ", bus master" : "");
+    log_msg(LOG_LVL_INFO, "%u %s on %u %s, %s, %u baud, turnaround %.2f ms%s", npacks,
+            opt.proto == &sim_proto_victron_gx ? "GX(es)" : "pack(s)", nports,
+            opt.tcp ? "TCP listener(s)" : "pty(s)", opt.proto->name, opt.baud,
+            (double)turnaround_ns / (double)NS_PER_MS, opt.master_ms ? ", bus master" : "");
 
     bool stdin_open = true;
     while (!stop_signal && !quit_requested) {

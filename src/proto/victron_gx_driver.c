@@ -748,8 +748,6 @@ static void gx_run(struct device *d, struct publisher *pub, const struct bus_loo
     link_close(d->link);
 }
 
-/* The GX's state: the register table (the bus's register_table, or the build's), the scan
- * cache's path. -1 (logged) when the table cannot be loaded. */
 /* A remark of the parser on the build's embedded register table (victron_load_opts.warn). */
 static void gx_builtin_note(void *ctx, const char *msg)
 {
@@ -757,6 +755,9 @@ static void gx_builtin_note(void *ctx, const char *msg)
 
     log_msg(LOG_LVL_INFO, "bus %s: built-in register table: %s", d->bus->name, msg);
 }
+
+/* The GX's state: the register table (the bus's register_table, or the build's), the scan
+ * cache's path. -1 (logged) when the table cannot be loaded. */
 
 static int gx_bus_setup(struct device **devices, size_t n)
 {
