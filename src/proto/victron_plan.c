@@ -127,7 +127,8 @@ int victron_plan_build(const struct victron_unit_service *devs, size_t n, struct
     }
     if (!(p->devs = malloc((n ? n : 1) * sizeof(*devs))))
         goto fail;
-    memcpy(p->devs, devs, n * sizeof(*devs));
+    if (n)
+        memcpy(p->devs, devs, n * sizeof(*devs));
     p->n_devs = n;
     if (!(p->entries = vp_copy(p, &nd, &na)))
         goto fail;
