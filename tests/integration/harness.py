@@ -181,6 +181,10 @@ class Broker:
                 f.write("user %s\n" % pwd.getpwuid(os.getuid()).pw_name)
             f.write("allow_anonymous true\n")
             f.write("persistence false\n")
+            # The capture subscribes with QoS 1 to everything: a daemon's discovery burst
+            # (a GX, a dozen packs: over a thousand configs) must not overflow its queue
+            # (1000 by default; "Outgoing messages are being dropped") on a slow machine.
+            f.write("max_queued_messages 1000000\n")
             f.write("log_dest stderr\n")
             if os.environ.get("IT_BROKER_DEBUG"):
                 f.write("log_type all\n")   # every packet, for chasing a failure
