@@ -1171,10 +1171,20 @@ int victron_table_from(const struct victron_embedded *e, const struct victron_lo
                                err, cap);
 }
 
+static void vt_builtin_note(void *ctx, const char *msg)
+{
+    (void)ctx;
+    log_msg(LOG_LVL_INFO, "built-in register table: %s", msg);
+}
+
 int victron_table_builtin(const struct victron_load_opts *opts, struct victron_table **out,
                           char *err, size_t cap)
 {
-    return victron_table_from(&victron_embedded, opts, out, err, cap);
+    struct victron_load_opts o = opts ? *opts : (struct victron_load_opts){0};
+
+    if (!o.warn)
+        o.warn = vt_builtin_note;
+    return victron_table_from(&victron_embedded, &o, out, err, cap);
 }
 
 const struct victron_service *victron_table_service(const struct victron_table *t, const char *name)

@@ -153,7 +153,9 @@ int victron_table_core(const struct victron_load_opts *opts, struct victron_tabl
 
 /*
  * The table of an embedded build `e`: its attributes.csv parsed, or the core set when the
- * build had none. victron_table_builtin() does it for the build's own victron_embedded.
+ * build had none. victron_table_builtin() does it for the build's own victron_embedded; its
+ * parser's remarks, without opts->warn, are logged at info ("built-in register table: ..."):
+ * what the build's copy of Victron's file holds is no fault a user can mend.
  * Returns 0 or -1 (err as above: an embedded CSV the parser refuses is an error).
  */
 int victron_table_from(const struct victron_embedded *e, const struct victron_load_opts *opts,

@@ -622,13 +622,6 @@ static void gx_refresh(struct gx_dev *dev)
     }
 }
 
-/* A remark of the parser on the build's embedded register table: at info. */
-static void sim_gx_builtin_note(void *ctx, const char *msg)
-{
-    (void)ctx;
-    log_msg(LOG_LVL_INFO, "gx: built-in register table: %s", msg);
-}
-
 /* ---- setup ---- */
 
 static int gx_start(const char **why)
@@ -650,10 +643,8 @@ static int gx_start(const char **why)
         *why = "--day-length below 1 s or --start-hour outside 0..24";
         return -1;
     }
-    /* The build's own copy of Victron's file: its remarks are no fault of the user's. */
-    const struct victron_load_opts builtin = {sim_gx_builtin_note, NULL};
     int rc = sim_gx_table ? victron_table_load_file(sim_gx_table, NULL, &gx.t, err, sizeof(err))
-                          : victron_table_builtin(&builtin, &gx.t, err, sizeof(err));
+                          : victron_table_builtin(NULL, &gx.t, err, sizeof(err));
     if (rc < 0) {
         snprintf(msg, sizeof(msg), "register table: %s", err);
         *why = msg;
