@@ -47,3 +47,26 @@ const char *device_noun(const struct device *p)
 {
     return p->kind == DEVICE_BATTERY ? "pack" : "device";
 }
+
+bool device_optional_due(struct device_optional *o)
+{
+    if (o->refused < DEVICE_REFUSALS_BEFORE_BACKOFF)
+        return true;
+    if (++o->skipped < DEVICE_REFUSED_ASK_EVERY)
+        return false;
+    o->skipped = 0;
+    return true;
+}
+
+int device_optional_note(struct device_optional *o, enum result r)
+{
+    if (r == RESULT_OK) {
+        bool was_off = o->refused >= DEVICE_REFUSALS_BEFORE_BACKOFF;
+        o->refused = 0;
+        o->skipped = 0;
+        return was_off ? 1 : 0;
+    }
+    if (r != RESULT_REFUSED && r != RESULT_TIMEOUT)
+        return 0;
+    return ++o->refused == DEVICE_REFUSALS_BEFORE_BACKOFF ? -1 : 0;
+}

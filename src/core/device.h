@@ -38,6 +38,17 @@ struct device_optional {
     unsigned skipped; /* polls it was not asked since its last try, while backed off */
 };
 
+/* Whether the optional command o tracks is asked this poll: always until it was refused or
+ * unanswered DEVICE_REFUSALS_BEFORE_BACKOFF times in a row, then every
+ * DEVICE_REFUSED_ASK_EVERY-th poll (counted here). */
+bool device_optional_due(struct device_optional *o);
+
+/* Count outcome r of the command o tracks: an answer ends a backoff; a refusal
+ * (RESULT_REFUSED: a return code, an exception) or silence (RESULT_TIMEOUT) counts towards
+ * one; anything else (a damaged reply) changes nothing. Returns 1 when r ends a backoff, -1
+ * when r begins one, 0 otherwise (the caller logs the first two). */
+int device_optional_note(struct device_optional *o, enum result r);
+
 /*
  * A device on a bus. The poller thread of its bus owns all of it but the constant fields (name,
  * readings table, driver, bus), which the publisher reads too; the publisher gets everything

@@ -78,6 +78,16 @@ int reading_find(const struct reading_def *defs, size_t n, const char *key)
     return -1;
 }
 
+const char *reading_option(const struct reading_def *d, double v)
+{
+    if (!(v >= 0) || !d->options)
+        return NULL;
+    for (size_t k = 0; d->options[k]; k++)
+        if (k == (size_t)v)
+            return d->options[k];
+    return NULL;
+}
+
 int reading_cell_stats(const int32_t *cells_mv, size_t n, struct cell_stats *st)
 {
     size_t lo = 0, hi = 0;

@@ -196,6 +196,11 @@ struct reading_set {
 /* Index of `key` in defs[0..n), or -1. */
 int reading_find(const struct reading_def *defs, size_t n, const char *key);
 
+/* The label of enum reading d's value v (an option index, reading_decode()), or NULL when v
+ * is NaN, negative (a code the table does not know, as a driver gives it: -(code + 1)) or
+ * past d's options. */
+const char *reading_option(const struct reading_def *d, double v);
+
 /* True if d is read from registers (its src is neither SRC_DERIVED nor SRC_RESERVED). */
 bool reading_from_registers(const struct reading_def *d);
 

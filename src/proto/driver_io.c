@@ -27,14 +27,7 @@ char *drv_what(struct device *p)
 /* Whether optional command k of p is asked in this poll (see DEVICE_REFUSED_ASK_EVERY). */
 bool drv_optional_due(struct device *p, unsigned k)
 {
-    struct device_optional *o = &p->optional[k];
-
-    if (o->refused < DEVICE_REFUSALS_BEFORE_BACKOFF)
-        return true;
-    if (++o->skipped < DEVICE_REFUSED_ASK_EVERY)
-        return false;
-    o->skipped = 0;
-    return true;
+    return device_optional_due(&p->optional[k]);
 }
 
 /* The outcome r of optional command k (command code cmd, `what` it reads) of p. A return code
@@ -42,24 +35,16 @@ bool drv_optional_due(struct device *p, unsigned k)
  * a damaged reply is neither. */
 void drv_optional_done(struct device *p, unsigned k, uint8_t cmd, const char *what, enum result r)
 {
-    struct device_optional *o = &p->optional[k];
+    int turn = device_optional_note(&p->optional[k], r);
 
-    if (r == RESULT_OK) {
-        if (o->refused >= DEVICE_REFUSALS_BEFORE_BACKOFF)
-            log_msg(LOG_LVL_NOTICE, "pack %s: command 0x%02x (%s) answers again", p->name, cmd,
-                    what);
-        o->refused = 0;
-        o->skipped = 0;
-        return;
-    }
-    if (r != RESULT_REFUSED && r != RESULT_TIMEOUT)
-        return;
-    if (++o->refused == DEVICE_REFUSALS_BEFORE_BACKOFF)
+    if (turn > 0)
+        log_msg(LOG_LVL_NOTICE, "pack %s: command 0x%02x (%s) answers again", p->name, cmd, what);
+    else if (turn < 0)
         log_msg(LOG_LVL_NOTICE,
                 "pack %s: command 0x%02x (%s) %s %u times in a row (%s); its readings are unknown; "
                 "asking again every %uth poll",
-                p->name, cmd, what, r == RESULT_TIMEOUT ? "unanswered" : "refused", o->refused,
-                drv_what(p), DEVICE_REFUSED_ASK_EVERY);
+                p->name, cmd, what, r == RESULT_TIMEOUT ? "unanswered" : "refused",
+                (unsigned)DEVICE_REFUSALS_BEFORE_BACKOFF, drv_what(p), DEVICE_REFUSED_ASK_EVERY);
 }
 
 /* ---- ASCII frames ---------------------------------------------------------------------- */

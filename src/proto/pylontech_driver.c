@@ -80,30 +80,17 @@ static unsigned pylontech_group_ask(struct device *p, struct pylontech_group *g,
     return (unsigned)n;
 }
 
-/* Whether the all-modules request o stands for is asked this cycle (refusal backoff). */
-static bool pylontech_group_due(struct device_optional *o)
-{
-    if (o->refused < DEVICE_REFUSALS_BEFORE_BACKOFF)
-        return true;
-    if (++o->skipped < DEVICE_REFUSED_ASK_EVERY)
-        return false;
-    o->skipped = 0;
-    return true;
-}
-
 /* The outcome r of the all-modules request cmd of g. */
 static void pylontech_group_done(struct device *p, struct pylontech_group *g,
                                  struct device_optional *o, uint8_t cmd, enum result r)
 {
-    if (r == RESULT_OK) {
-        if (o->refused >= DEVICE_REFUSALS_BEFORE_BACKOFF)
-            log_msg(LOG_LVL_NOTICE,
-                    "pylontech group master 0x%02x answers 0x%02x for all "
-                    "modules again",
-                    g->master, cmd);
-        o->refused = 0;
-    } else if ((r == RESULT_REFUSED || r == RESULT_TIMEOUT) &&
-               ++o->refused == DEVICE_REFUSALS_BEFORE_BACKOFF) {
+    int turn = device_optional_note(o, r);
+
+    if (turn > 0) {
+        log_msg(LOG_LVL_NOTICE,
+                "pylontech group master 0x%02x answers 0x%02x for all modules again", g->master,
+                cmd);
+    } else if (turn < 0) {
         log_msg(LOG_LVL_NOTICE,
                 "pylontech group master 0x%02x does not answer requests for all modules (0x%02x "
                 "INFO 0xFF: %s); asking each module on its own, and the master again every %uth "
@@ -134,14 +121,14 @@ static void pylontech_group_fetch(struct device *p, struct pylontech_group *g, d
     g->n_analog = g->n_alarm = 0;
     memset(g->analog_fresh, 0, sizeof(g->analog_fresh));
     memset(g->alarm_fresh, 0, sizeof(g->alarm_fresh));
-    if (pylontech_group_due(&g->analog)) {
+    if (device_optional_due(&g->analog)) {
         unsigned n = pylontech_group_ask(p, g, PYLONTECH_CMD_ANALOG, now_s, &r);
         pylontech_group_done(p, g, &g->analog, PYLONTECH_CMD_ANALOG, r);
         g->n_analog = n ? pylontech_group_whole(g, n, PYLONTECH_CMD_ANALOG) : 0;
         for (unsigned k = 0; k < g->n_analog; k++)
             g->analog_fresh[k] = true;
     }
-    if (g->n_analog && pylontech_group_due(&g->alarm)) {
+    if (g->n_analog && device_optional_due(&g->alarm)) {
         unsigned n = pylontech_group_ask(p, g, PYLONTECH_CMD_ALARM, now_s, &r);
         pylontech_group_done(p, g, &g->alarm, PYLONTECH_CMD_ALARM, r);
         g->n_alarm = n ? pylontech_group_whole(g, n, PYLONTECH_CMD_ALARM) : 0;

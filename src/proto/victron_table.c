@@ -1024,13 +1024,30 @@ static struct victron_table *table_new(const char *source)
     return t;
 }
 
+/* The end of a load: with `ok`, ld's items built into the table and handed to *out; the
+ * table dropped otherwise. ld's work arrays are freed either way. Returns 0 or -1 (err set). */
+static int load_finish(struct load *ld, bool ok, struct victron_table **out)
+{
+    int rc = -1;
+
+    if (ok && build_table(ld) == 0) {
+        *out = ld->t;
+        ld->t = NULL;
+        rc = 0;
+    }
+    free(ld->items);
+    free(ld->services);
+    victron_table_free(ld->t);
+    return rc;
+}
+
 int victron_table_parse(const char *text, size_t len, const char *file,
                         const struct victron_load_opts *opts, struct victron_table **out, char *err,
                         size_t cap)
 {
     struct load ld = {
         .file = file ? file : "attributes.csv", .opts = opts, .err = err, .errcap = cap};
-    int rc = -1;
+    bool ok = false;
 
     *out = NULL;
     if (cap)
@@ -1059,16 +1076,9 @@ int victron_table_parse(const char *text, size_t len, const char *file,
         fail(&ld, 0, "out of memory");
         goto out;
     }
-    if (build_table(&ld) < 0)
-        goto out;
-    *out = ld.t;
-    ld.t = NULL;
-    rc = 0;
+    ok = true;
 out:
-    free(ld.items);
-    free(ld.services);
-    victron_table_free(ld.t);
-    return rc;
+    return load_finish(&ld, ok, out);
 }
 
 int victron_table_load_file(const char *path, const struct victron_load_opts *opts,
@@ -1120,7 +1130,7 @@ int victron_table_core(const struct victron_load_opts *opts, struct victron_tabl
 {
     struct load ld = {.file = "core set", .opts = opts, .err = err, .errcap = cap};
     char scale[40];
-    int rc = -1;
+    bool ok = false;
 
     *out = NULL;
     if (cap)
@@ -1142,16 +1152,9 @@ int victron_table_core(const struct victron_load_opts *opts, struct victron_tabl
         fail(&ld, 0, "out of memory");
         goto out;
     }
-    if (build_table(&ld) < 0)
-        goto out;
-    *out = ld.t;
-    ld.t = NULL;
-    rc = 0;
+    ok = true;
 out:
-    free(ld.items);
-    free(ld.services);
-    victron_table_free(ld.t);
-    return rc;
+    return load_finish(&ld, ok, out);
 }
 
 int victron_table_from(const struct victron_embedded *e, const struct victron_load_opts *opts,

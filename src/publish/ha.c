@@ -18,11 +18,10 @@ int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *co
     return snprintf(buf, len, "%s/%s/%s_%s/config", prefix, component, pack, key);
 }
 
-/* "sensor.<pack>_<key>" with the characters HA allows in an object id. */
-static void ha_default_entity_id(char *buf, size_t len, const char *component, const char *pack,
-                                 const char *key)
+void ha_default_entity_id(char *buf, size_t len, const char *component, const char *device,
+                          const char *key)
 {
-    int n = snprintf(buf, len, "%s.%s_%s", component, pack, key);
+    int n = snprintf(buf, len, "%s.%s_%s", component, device, key);
     size_t start = strlen(component) + 1;
 
     for (size_t i = start; n > 0 && i < (size_t)n && i < len; i++) {
@@ -172,16 +171,13 @@ static void ha_state_set(struct ha_state *s, size_t i, double v)
         return;
     }
     if (d->q == Q_ENUM) {
-        const char *text = NULL;
+        const char *text = reading_option(d, v);
         char unknown[32];
         /* A code the table does not know, as a driver gives it: -(code + 1). */
         if (v < 0) {
             snprintf(unknown, sizeof(unknown), "unknown (%.0f)", -v - 1);
             text = unknown;
         }
-        for (size_t k = 0; v >= 0 && d->options && d->options[k]; k++)
-            if (k == (size_t)v)
-                text = d->options[k];
         if (!text)
             ha_state_replace(s, i, json_null());
         else if (!json_is_string(cur) || strcmp(json_string_value(cur), text) != 0)

@@ -68,6 +68,12 @@ int ha_discovery_topic(char *buf, size_t len, const char *prefix, const char *co
  */
 char *ha_discovery_config(const struct ha_pack_ctx *ctx, const struct reading_def *d);
 
+/* HA's default_entity_id "<component>.<device>_<key>" (e.g. "sensor.pack1_soc") into buf
+ * (len bytes, cut if longer), with every character of the object id that HA does not allow
+ * (all but ASCII letters and digits) as '_' and letters in lower case. */
+void ha_default_entity_id(char *buf, size_t len, const char *component, const char *device,
+                          const char *key);
+
 /*
  * The state message of a device: a JSON object with one member per reading, in table
  * order: numbers rounded to the reading's precision, 0/1 for binary readings, the option

@@ -2,7 +2,6 @@
 /* ha_victron.c - Home Assistant discovery of a Victron GX and its devices (jansson). */
 #include "ha_victron.h"
 
-#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,19 +88,6 @@ static const char *hv_serial(const struct device *p, const struct ha_pack_ctx *c
     if (h->serial)
         return h->serial;
     return ctx->id ? ctx->id->serial : "";
-}
-
-/* "<component>.<device>_<key>" with the characters HA allows in an object id. */
-static void hv_entity_id(char *buf, size_t len, const char *component, const char *device,
-                         const char *key)
-{
-    int n = snprintf(buf, len, "%s.%s_%s", component, device, key);
-    size_t start = strlen(component) + 1;
-
-    for (size_t i = start; n > 0 && i < (size_t)n && i < len; i++) {
-        unsigned char ch = (unsigned char)buf[i];
-        buf[i] = isalnum(ch) ? (char)tolower(ch) : '_';
-    }
 }
 
 static void hv_set_str(json_t *o, const char *k, const char *v)
@@ -251,7 +237,7 @@ static char *hv_entity(const struct device *p, const struct ha_pack_ctx *ctx, si
     json_t *cfg, *avail;
     char *text;
 
-    hv_entity_id(eid, sizeof(eid), component, p->name, d->key);
+    ha_default_entity_id(eid, sizeof(eid), component, p->name, d->key);
     snprintf(tmpl, sizeof(tmpl), "{{ value_json.%s }}", d->key);
     avail = json_pack("[{s:s}]", "topic", ctx->pub_topic);
     if (h->svc) {

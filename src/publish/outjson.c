@@ -27,11 +27,7 @@ void outjson_value(struct textbuf *t, const struct reading_def *d, double v)
         return;
     }
     if (d->q == Q_ENUM) {
-        const char *text = NULL;
-        for (size_t k = 0; d->options && d->options[k]; k++)
-            if (k == (size_t)v)
-                text = d->options[k];
-        tb_json_string(t, text);
+        tb_json_string(t, reading_option(d, v));
         return;
     }
     if (quantity_is_binary(d->q) || d->precision == 0) {

@@ -68,10 +68,7 @@ static void page_value(struct textbuf *t, const struct reading_def *d, double v)
         return;
     }
     if (d->q == Q_ENUM) {
-        const char *text = NULL;
-        for (size_t k = 0; d->options && d->options[k]; k++)
-            if (k == (size_t)v)
-                text = d->options[k];
+        const char *text = reading_option(d, v);
         tb_html(t, text ? text : "unknown");
         return;
     }
